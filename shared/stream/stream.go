@@ -1,0 +1,165 @@
+package stream
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+)
+
+// Sentinel checkpoint values, as the KCL writes them in the lease table.
+const (
+	TrimHorizon = "TRIM_HORIZON"
+	Latest      = "LATEST"
+	AtTimestamp = "AT_TIMESTAMP"
+	ShardEnd    = "SHARD_END"
+)
+
+// Position is a place in a shard: a Kinesis sequence number and, for user
+// records packed in a KPL aggregate, the index of the user record inside it
+// (the sub-sequence number). A checkpoint Position means "every user record
+// up to and including this one is done". Seq may also hold one of the
+// sentinels TrimHorizon, Latest, AtTimestamp or ShardEnd.
+type Position struct {
+	Seq    string
+	SubSeq int64
+}
+
+// IsSentinel reports whether p names no record but a sentinel.
+func (p Position) IsSentinel() bool {
+	switch p.Seq {
+	case TrimHorizon, Latest, AtTimestamp, ShardEnd, "":
+		return true
+	}
+	return false
+}
+
+// String renders p as "seq" or "seq/sub" when sub is non-zero.
+func (p Position) String() string {
+	if p.SubSeq == 0 {
+		return p.Seq
+	}
+	return p.Seq + "/" + strconv.FormatInt(p.SubSeq, 10)
+}
+
+// After reports whether p is strictly after q. Both must be record
+// positions (not sentinels); sequence numbers are compared as decimal
+// integers of arbitrary length.
+func (p Position) After(q Position) bool {
+	if c := CompareSeq(p.Seq, q.Seq); c != 0 {
+		return c > 0
+	}
+	return p.SubSeq > q.SubSeq
+}
+
+// CompareSeq compares two decimal sequence numbers of any length: -1, 0 or 1.
+func CompareSeq(a, b string) int {
+	a = strings.TrimLeft(a, "0")
+	b = strings.TrimLeft(b, "0")
+	switch {
+	case len(a) < len(b):
+		return -1
+	case len(a) > len(b):
+		return 1
+	}
+	return strings.Compare(a, b)
+}
+
+// Record is one user record: a plain Kinesis record, or one user record
+// taken out of a KPL aggregate (Aggregated true, SubSequenceNumber its index).
+type Record struct {
+	ShardID                     string
+	SequenceNumber              string
+	SubSequenceNumber           int64
+	Aggregated                  bool
+	PartitionKey                string
+	ExplicitHashKey             string
+	Data                        []byte
+	ApproximateArrivalTimestamp time.Time
+	EncryptionType              string
+}
+
+// Position is where r stands in its shard.
+func (r *Record) Position() Position {
+	return Position{Seq: r.SequenceNumber, SubSeq: r.SubSequenceNumber}
+}
+
+// EventID is the record's eventID in a handler event: "shardId:seq" as
+// Lambda writes it, and "shardId:seq:sub" for a user record that came out of
+// a KPL aggregate, so that every user record has an identifier of its own.
+func (r *Record) EventID() string {
+	if !r.Aggregated {
+		return r.ShardID + ":" + r.SequenceNumber
+	}
+	return r.ShardID + ":" + r.SequenceNumber + ":" + strconv.FormatInt(r.SubSequenceNumber, 10)
+}
+
+// ItemIdentifier is what a handler returns in batchItemFailures for r: its
+// sequence number, with ":sub" for a de-aggregated user record. A bare
+// sequence number is accepted too (see dispatch).
+func (r *Record) ItemIdentifier() string {
+	if !r.Aggregated {
+		return r.SequenceNumber
+	}
+	return r.SequenceNumber + ":" + strconv.FormatInt(r.SubSequenceNumber, 10)
+}
+
+// ParseEventID splits an eventID made by Record.EventID (or by Lambda) into
+// the shard id and the position.
+func ParseEventID(id string) (shardID string, pos Position, aggregated bool, err error) {
+	parts := strings.Split(id, ":")
+	if len(parts) < 2 || len(parts) > 3 || parts[0] == "" || parts[1] == "" {
+		return "", Position{}, false, fmt.Errorf("eventID %q: want shardId:sequenceNumber[:subSequenceNumber]", id)
+	}
+	pos.Seq = parts[1]
+	if len(parts) == 3 {
+		sub, err := strconv.ParseInt(parts[2], 10, 64)
+		if err != nil || sub < 0 {
+			return "", Position{}, false, fmt.Errorf("eventID %q: sub-sequence number %q is not a non-negative integer", id, parts[2])
+		}
+		pos.SubSeq = sub
+		aggregated = true
+	}
+	return parts[0], pos, aggregated, nil
+}
+
+// Handler is the AWS Lambda Kinesis handler signature. Shardline calls a
+// handler serially within a shard and concurrently across shards.
+type Handler func(context.Context, events.KinesisEvent) (events.KinesisEventResponse, error)
+
+// Source is what an event says about where its records came from.
+type Source struct {
+	StreamARN         string // eventSourceARN
+	Region            string // awsRegion
+	InvokeIdentityARN string // invokeIdentityArn
+}
+
+// Event builds the Lambda Kinesis event for recs, field by field as Lambda's
+// event source mapping writes it.
+func Event(src Source, recs []Record) events.KinesisEvent {
+	ev := events.KinesisEvent{Records: make([]events.KinesisEventRecord, len(recs))}
+	for i := range recs {
+		r := &recs[i]
+		ev.Records[i] = events.KinesisEventRecord{
+			AwsRegion:         src.Region,
+			EventID:           r.EventID(),
+			EventName:         "aws:kinesis:record",
+			EventSource:       "aws:kinesis",
+			EventSourceArn:    src.StreamARN,
+			EventVersion:      "1.0",
+			InvokeIdentityArn: src.InvokeIdentityARN,
+			Kinesis: events.KinesisRecord{
+				ApproximateArrivalTimestamp: events.SecondsEpochTime{Time: r.ApproximateArrivalTimestamp},
+				Data:                        r.Data,
+				EncryptionType:              r.EncryptionType,
+				PartitionKey:                r.PartitionKey,
+				SequenceNumber:              r.SequenceNumber,
+				KinesisSchemaVersion:        "1.0",
+			},
+		}
+	}
+	return ev
+}
