@@ -1,0 +1,117 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/shardline/shardline/shared/lease"
+	"github.com/shardline/shardline/shared/shards"
+)
+
+// shardStatus is one row of `poller status`.
+type shardStatus struct {
+	ShardID       string   `json:"shardId"`
+	State         string   `json:"state"` // open, closed, or gone (trimmed)
+	Parents       []string `json:"parents,omitempty"`
+	Owner         string   `json:"owner,omitempty"`
+	Checkpoint    string   `json:"checkpoint,omitempty"`
+	SubSequence   int64    `json:"subSequenceNumber,omitempty"`
+	LeaseCounter  int64    `json:"leaseCounter"`
+	HasLease      bool     `json:"hasLease"`
+	OwnerSwitches int64    `json:"ownerSwitchesSinceCheckpoint,omitempty"`
+}
+
+func runStatus(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	var c commonSettings
+	var asJSON bool
+	fs := newFlagSet("status", stdout)
+	c.register(fs, true)
+	fs.BoolVar(&asJSON, "json", false, "print JSON (one array) for scripts")
+	if err := parse(fs, args, getenv); err != nil {
+		return err
+	}
+	if err := c.validate(true); err != nil {
+		return err
+	}
+	clients, err := c.clients(ctx)
+	if err != nil {
+		return err
+	}
+	list, err := shards.List(ctx, clients.Kinesis, c.streamName)
+	if err != nil {
+		return fmt.Errorf("stream %s: %w", c.streamName, explain(err))
+	}
+	leases, err := lease.NewTable(clients.DynamoDB, c.appName).List(ctx)
+	if err != nil {
+		return fmt.Errorf("lease table %s: %w", c.appName, explain(err))
+	}
+	rows := statusRows(list, leases)
+	if asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rows)
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "SHARD\tSTATE\tPARENTS\tOWNER\tCHECKPOINT\tCOUNTER")
+	for _, r := range rows {
+		cp := r.Checkpoint
+		if r.SubSequence != 0 {
+			cp += fmt.Sprintf("/%d", r.SubSequence)
+		}
+		if !r.HasLease {
+			cp = "(no lease)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\n", r.ShardID, r.State, dash(strings.Join(r.Parents, ",")), dash(r.Owner), cp, r.LeaseCounter)
+	}
+	return tw.Flush()
+}
+
+func statusRows(list []shards.Shard, leases []lease.Lease) []shardStatus {
+	byKey := map[string]lease.Lease{}
+	for _, l := range leases {
+		byKey[l.Key] = l
+	}
+	seen := map[string]bool{}
+	var rows []shardStatus
+	for _, s := range list {
+		seen[s.ID] = true
+		r := shardStatus{ShardID: s.ID, State: "open", Parents: s.Parents}
+		if s.Closed {
+			r.State = "closed"
+		}
+		if l, ok := byKey[s.ID]; ok {
+			fill(&r, l)
+		}
+		rows = append(rows, r)
+	}
+	for _, l := range leases {
+		if !seen[l.Key] {
+			r := shardStatus{ShardID: l.Key, State: "gone", Parents: l.ParentShardIDs}
+			fill(&r, l)
+			rows = append(rows, r)
+		}
+	}
+	sort.Slice(rows, func(i, j int) bool { return rows[i].ShardID < rows[j].ShardID })
+	return rows
+}
+
+func fill(r *shardStatus, l lease.Lease) {
+	r.HasLease = true
+	r.Owner = l.Owner
+	r.Checkpoint = l.Checkpoint.Seq
+	r.SubSequence = l.Checkpoint.SubSeq
+	r.LeaseCounter = l.Counter
+	r.OwnerSwitches = l.OwnerSwitchesSinceCheckpoint
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}

@@ -1,0 +1,140 @@
+package coordinator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+
+	"github.com/shardline/shardline/shared/dispatch"
+	"github.com/shardline/shardline/shared/stream"
+)
+
+// KinesisAPI lists the Kinesis calls a worker makes.
+type KinesisAPI interface {
+	DescribeStreamSummary(context.Context, *kinesis.DescribeStreamSummaryInput, ...func(*kinesis.Options)) (*kinesis.DescribeStreamSummaryOutput, error)
+	ListShards(context.Context, *kinesis.ListShardsInput, ...func(*kinesis.Options)) (*kinesis.ListShardsOutput, error)
+	GetShardIterator(context.Context, *kinesis.GetShardIteratorInput, ...func(*kinesis.Options)) (*kinesis.GetShardIteratorOutput, error)
+	GetRecords(context.Context, *kinesis.GetRecordsInput, ...func(*kinesis.Options)) (*kinesis.GetRecordsOutput, error)
+}
+
+// DynamoDBAPI lists the DynamoDB calls the lease table makes.
+type DynamoDBAPI interface {
+	DescribeTable(context.Context, *dynamodb.DescribeTableInput, ...func(*dynamodb.Options)) (*dynamodb.DescribeTableOutput, error)
+	CreateTable(context.Context, *dynamodb.CreateTableInput, ...func(*dynamodb.Options)) (*dynamodb.CreateTableOutput, error)
+	Scan(context.Context, *dynamodb.ScanInput, ...func(*dynamodb.Options)) (*dynamodb.ScanOutput, error)
+	GetItem(context.Context, *dynamodb.GetItemInput, ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error)
+	PutItem(context.Context, *dynamodb.PutItemInput, ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error)
+	UpdateItem(context.Context, *dynamodb.UpdateItemInput, ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error)
+	DeleteItem(context.Context, *dynamodb.DeleteItemInput, ...func(*dynamodb.Options)) (*dynamodb.DeleteItemOutput, error)
+}
+
+var (
+	_ KinesisAPI  = (*kinesis.Client)(nil)
+	_ DynamoDBAPI = (*dynamodb.Client)(nil)
+)
+
+// Config sets a worker up. Zero values take the defaults named; New
+// validates the rest with errors that name the setting.
+type Config struct {
+	AppName    string // lease table name (required)
+	StreamName string // required
+	WorkerID   string // lease owner name; default host-pid-random
+
+	// InitialPosition is where shards without a checkpoint start:
+	// TRIM_HORIZON, LATEST (default) or AT_TIMESTAMP with InitialTimestamp.
+	InitialPosition  string
+	InitialTimestamp time.Time
+
+	CheckpointInterval time.Duration // least time between checkpoint writes per shard; default 1s
+	FailoverTime       time.Duration // a lease not renewed for this long may be taken; default 10s
+	MaxLeases          int           // most shards this worker holds; 0 = no limit
+	ShardSyncInterval  time.Duration // how often ListShards is compared with the leases; default 10s
+
+	BatchSize         int           // most records per handler call; default 100
+	MaxBatchingWindow time.Duration // wait up to this long to fill a batch; default 0
+
+	Handler          stream.Handler // required
+	FunctionARN      string         // lambdacontext.InvokedFunctionArn for in-process handlers
+	MaxRetryAttempts int            // retries of a failing batch; -1 = until MaxRecordAge (use -1 for the default)
+	MaxRecordAge     time.Duration  // <= 0: never give up on age
+	BisectOnError    bool
+	OnFailure        dispatch.Destination
+
+	RetryWaitTime    time.Duration // Kinesis read retry wait; default 100ms
+	RetryMaxAttempts int           // Kinesis read retries before back-off; default 3
+	Region           string        // awsRegion in events
+
+	Kinesis  KinesisAPI  // required
+	DynamoDB DynamoDBAPI // required
+	Logger   *slog.Logger
+}
+
+func (c *Config) fill() error {
+	var errs []error
+	if c.AppName == "" {
+		errs = append(errs, errors.New("app-name is required"))
+	}
+	if c.StreamName == "" {
+		errs = append(errs, errors.New("stream-name is required"))
+	}
+	if c.Handler == nil {
+		errs = append(errs, errors.New("a handler is required"))
+	}
+	if c.Kinesis == nil || c.DynamoDB == nil {
+		errs = append(errs, errors.New("coordinator: Kinesis and DynamoDB clients are required"))
+	}
+	if c.WorkerID == "" {
+		c.WorkerID = DefaultWorkerID()
+	}
+	switch c.InitialPosition {
+	case "":
+		c.InitialPosition = stream.Latest
+	case stream.Latest, stream.TrimHorizon:
+	case stream.AtTimestamp:
+		if c.InitialTimestamp.IsZero() {
+			errs = append(errs, errors.New("initial-timestamp is required with initial-position AT_TIMESTAMP"))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("initial-position %q: allowed TRIM_HORIZON, LATEST, AT_TIMESTAMP", c.InitialPosition))
+	}
+	def := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	def(&c.CheckpointInterval, time.Second)
+	def(&c.FailoverTime, 10*time.Second)
+	def(&c.ShardSyncInterval, 10*time.Second)
+	for name, d := range map[string]time.Duration{
+		"checkpoint-interval": c.CheckpointInterval, "failover-time": c.FailoverTime,
+		"shard-sync-interval": c.ShardSyncInterval,
+	} {
+		if d < 0 {
+			errs = append(errs, fmt.Errorf("%s %s: must be positive", name, d))
+		}
+	}
+	if c.MaxLeases < 0 {
+		errs = append(errs, fmt.Errorf("max-leases %d: must be 0 (no limit) or more", c.MaxLeases))
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return errors.Join(errs...)
+}
+
+// DefaultWorkerID is host-pid-random, unique per process.
+func DefaultWorkerID() string {
+	host, _ := os.Hostname()
+	host = strings.ReplaceAll(host, ":", "-")
+	if host == "" {
+		host = "worker"
+	}
+	return fmt.Sprintf("%s-%d-%s", host, os.Getpid(), randomHex(4))
+}

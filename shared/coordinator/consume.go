@@ -1,0 +1,225 @@
+package coordinator
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+
+	"github.com/shardline/shardline/shared/checkpoint"
+	"github.com/shardline/shardline/shared/dispatch"
+	"github.com/shardline/shardline/shared/fetch"
+	"github.com/shardline/shardline/shared/kpl"
+	"github.com/shardline/shardline/shared/stream"
+)
+
+type consumeResult struct {
+	ended bool
+	err   error // the shard had to stop; the worker stops too
+}
+
+// consume is one shard's goroutine: read, de-aggregate, drop what the
+// checkpoint says is done, dispatch, checkpoint; at the end of the shard
+// write SHARD_END; when drained, flush and release; when the lease is lost,
+// return without writing.
+func (w *Worker) consume(h *held, st *shardStats) consumeResult {
+	l := h.lease
+	log := w.log.With("shard", l.Key)
+	start := l.Checkpoint
+	if start.Seq == "" {
+		start.Seq = w.cfg.InitialPosition
+	}
+	var resume *stream.Position // records at or before it are done
+	if !start.IsSentinel() {
+		resume = &start
+	}
+	st.setCheckpoint(l.Checkpoint)
+
+	fail := func(err error) consumeResult {
+		log.Error("shard stopped", "error", err)
+		w.flushAndRelease(h, nil, log)
+		return consumeResult{err: err}
+	}
+	hr, err := kpl.ParseHashRange(l.StartingHashKey, l.EndingHashKey)
+	if err != nil {
+		log.Warn("lease has an unreadable hash range; records are not filtered by it", "error", err)
+		hr = kpl.HashRange{}
+	}
+	reader, err := fetch.New(w.cfg.Kinesis, fetch.Config{
+		StreamName: w.cfg.StreamName, ShardID: l.Key, Start: start, Timestamp: w.cfg.InitialTimestamp,
+		RetryWaitTime: w.cfg.RetryWaitTime, RetryMaxAttempts: w.cfg.RetryMaxAttempts, Logger: log,
+	})
+	if err != nil {
+		return fail(err)
+	}
+	disp, err := dispatch.New(dispatch.Config{
+		Handler: w.cfg.Handler, Source: w.source, FunctionARN: w.cfg.FunctionARN,
+		BatchSize: w.cfg.BatchSize, MaxRetryAttempts: w.cfg.MaxRetryAttempts, MaxRecordAge: w.cfg.MaxRecordAge,
+		BisectOnError: w.cfg.BisectOnError, OnFailure: w.cfg.OnFailure, Logger: log,
+	})
+	if err != nil {
+		return fail(err)
+	}
+	tracker := checkpoint.New(w.cfg.CheckpointInterval, l.Checkpoint, time.Now())
+	var cpErr error
+	done := func(p stream.Position) {
+		tracker.Done(p)
+		st.addDone()
+		if pos, due := tracker.Due(time.Now()); due && cpErr == nil {
+			if err := h.checkpoint(h.ctx, w.table, pos, nil); err != nil {
+				cpErr = err
+				return
+			}
+			tracker.Written(pos, time.Now())
+			st.setCheckpoint(pos)
+		}
+	}
+	log.Info("shard started", "from", start.String())
+	var recs []stream.Record
+	for {
+		b, err := w.read(h, reader, hr, resume, &recs, st)
+		if err != nil {
+			if lost := h.lost(); lost != nil {
+				log.Warn("lease lost; shard stopped without writing", "cause", lost)
+				return consumeResult{}
+			}
+			if h.fetchCtx.Err() != nil {
+				break // draining
+			}
+			return fail(err)
+		}
+		if len(recs) > 0 {
+			err := disp.Deliver(h.ctx, h.stop, recs, done)
+			st.setDispatch(disp.Stats())
+			if lost := h.lost(); lost != nil {
+				log.Warn("lease lost; shard stopped without writing", "cause", lost)
+				return consumeResult{}
+			}
+			if errors.Is(err, dispatch.ErrStopping) {
+				break
+			}
+			if err != nil {
+				return fail(err)
+			}
+		}
+		if cpErr != nil && !errors.Is(cpErr, context.Canceled) {
+			log.Warn("checkpoint write failed; will retry", "error", cpErr)
+			cpErr = nil
+		}
+		if b.End {
+			children := make([]string, 0, len(b.Children))
+			for _, c := range b.Children {
+				children = append(children, aws.ToString(c.ShardId))
+			}
+			end := stream.Position{Seq: stream.ShardEnd}
+			if err := w.writeRetrying(h, log, func(ctx context.Context) error {
+				return h.checkpoint(ctx, w.table, end, children)
+			}); err != nil {
+				log.Warn("lease lost before SHARD_END was written", "error", err)
+				return consumeResult{}
+			}
+			st.setCheckpoint(end)
+			log.Info("shard ended", "children", children)
+			w.flushAndRelease(h, nil, log)
+			return consumeResult{ended: true}
+		}
+	}
+	var final *stream.Position
+	if p, ok := tracker.Pending(); ok {
+		final = &p
+		st.setCheckpoint(p)
+	}
+	w.flushAndRelease(h, final, log)
+	return consumeResult{}
+}
+
+// read fetches the next batch into recs, de-aggregated and with the records
+// the checkpoint covers dropped. With MaxBatchingWindow it keeps reading
+// until the batch is full, the window passes or the shard ends.
+func (w *Worker) read(h *held, r *fetch.Reader, hr kpl.HashRange, resume *stream.Position, recs *[]stream.Record, st *shardStats) (fetch.Batch, error) {
+	*recs = (*recs)[:0]
+	deadline := time.Now().Add(w.cfg.MaxBatchingWindow)
+	for {
+		b, err := r.Next(h.fetchCtx)
+		if err != nil {
+			return b, err
+		}
+		var ks kpl.Stats
+		for i := range b.Records {
+			var s kpl.Stats
+			*recs, s = kpl.Deaggregate(*recs, h.lease.Key, &b.Records[i], hr)
+			ks.Add(s)
+		}
+		if resume != nil {
+			kept := (*recs)[:0]
+			for _, rec := range *recs {
+				if rec.Position().After(*resume) {
+					kept = append(kept, rec)
+				}
+			}
+			*recs = kept
+		}
+		st.addRead(ks, b.MillisBehindLatest)
+		if ks.DroppedOutOfRange > 0 {
+			w.log.Debug("user records outside the shard's hash range dropped", "shard", h.lease.Key, "count", ks.DroppedOutOfRange)
+		}
+		if ks.Malformed > 0 {
+			w.log.Warn("malformed KPL aggregates delivered as they are", "shard", h.lease.Key, "count", ks.Malformed)
+		}
+		if b.End || w.cfg.MaxBatchingWindow <= 0 || len(*recs) >= w.cfg.BatchSize || !time.Now().Before(deadline) {
+			return b, nil
+		}
+	}
+}
+
+// writeRetrying retries a lease write through transient faults until it
+// succeeds or the lease is lost (then it returns the cause).
+func (w *Worker) writeRetrying(h *held, log *slog.Logger, fn func(context.Context) error) error {
+	wait := 100 * time.Millisecond
+	for {
+		err := fn(h.ctx)
+		if err == nil {
+			return nil
+		}
+		if lost := h.lost(); lost != nil {
+			return lost
+		}
+		log.Warn("lease write failed; retrying", "error", Explain(err), "wait", wait)
+		select {
+		case <-h.ctx.Done():
+			return context.Cause(h.ctx)
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 5*time.Second)
+	}
+}
+
+// flushAndRelease writes the final checkpoint (if any) and releases the
+// lease, so another worker can take it at once. A lost lease writes nothing.
+// It gives up after 15 s; the lease then expires after the failover time.
+func (w *Worker) flushAndRelease(h *held, final *stream.Position, log *slog.Logger) {
+	if h.lost() != nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(h.ctx, 15*time.Second)
+	defer cancel()
+	wait := 100 * time.Millisecond
+	for {
+		err := h.release(ctx, w.table, final)
+		if err == nil || h.lost() != nil {
+			return
+		}
+		if ctx.Err() != nil {
+			log.Warn("release failed; the lease will expire after the failover time", "error", Explain(err))
+			return
+		}
+		log.Warn("release failed; retrying", "error", Explain(err), "wait", wait)
+		select {
+		case <-ctx.Done():
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 2*time.Second)
+	}
+}

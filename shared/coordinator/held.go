@@ -1,0 +1,110 @@
+package coordinator
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/shardline/shardline/shared/lease"
+	"github.com/shardline/shardline/shared/stream"
+)
+
+// errStopping is the cause of a shard's fetch context when the worker drains.
+var errStopping = errors.New("worker stopping")
+
+// held is a lease this worker holds and the contexts of its consumer. Every
+// write to the lease goes through write, one at a time, so each carries the
+// counter the previous one returned.
+type held struct {
+	mu        sync.Mutex
+	lease     lease.Lease
+	lastRenew time.Time
+
+	ctx         context.Context // cancelled (with the cause) when the lease is lost
+	cancel      context.CancelCauseFunc
+	fetchCtx    context.Context // also cancelled when the worker drains
+	fetchCancel context.CancelCauseFunc
+	stop        chan struct{}
+	stopOnce    sync.Once
+}
+
+func newHeld(work context.Context, l lease.Lease) *held {
+	h := &held{lease: l, lastRenew: time.Now(), stop: make(chan struct{})}
+	h.ctx, h.cancel = context.WithCancelCause(work)
+	h.fetchCtx, h.fetchCancel = context.WithCancelCause(h.ctx)
+	return h
+}
+
+// stopFetching asks the consumer to drain: finish the batch in flight,
+// checkpoint, release.
+func (h *held) stopFetching() {
+	h.stopOnce.Do(func() {
+		close(h.stop)
+		h.fetchCancel(errStopping)
+	})
+}
+
+// lost reports why the lease is no longer ours, or nil.
+func (h *held) lost() error {
+	if h.ctx.Err() == nil {
+		return nil
+	}
+	return context.Cause(h.ctx)
+}
+
+// write applies one fenced write. On ErrLeaseLost the consumer is cancelled
+// with that cause and no later write is attempted.
+func (h *held) write(ctx context.Context, fn func(context.Context, lease.Lease) (lease.Lease, error)) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if err := h.lost(); err != nil {
+		return err
+	}
+	l, err := fn(ctx, h.lease)
+	if errors.Is(err, lease.ErrLeaseLost) {
+		h.cancel(lease.ErrLeaseLost)
+		return err
+	}
+	if err != nil {
+		return err
+	}
+	h.lease = l
+	h.lastRenew = time.Now()
+	return nil
+}
+
+// renew moves the counter on; past the failover time without a successful
+// renewal the lease is given up as expired (another worker may have it).
+func (h *held) renew(ctx context.Context, t *lease.Table, failover time.Duration) {
+	err := h.write(ctx, t.Renew)
+	if err == nil || errors.Is(err, lease.ErrLeaseLost) || h.lost() != nil {
+		return
+	}
+	h.mu.Lock()
+	stale := time.Since(h.lastRenew) >= failover
+	h.mu.Unlock()
+	if stale {
+		h.cancel(ErrLeaseExpired)
+	}
+}
+
+// checkpoint writes pos (fenced).
+func (h *held) checkpoint(ctx context.Context, t *lease.Table, pos stream.Position, children []string) error {
+	return h.write(ctx, func(ctx context.Context, l lease.Lease) (lease.Lease, error) {
+		return t.Checkpoint(ctx, l, pos, children)
+	})
+}
+
+// release writes pos (if not nil) and gives the lease up.
+func (h *held) release(ctx context.Context, t *lease.Table, pos *stream.Position) error {
+	return h.write(ctx, func(ctx context.Context, l lease.Lease) (lease.Lease, error) {
+		if err := t.Release(ctx, l, pos); err != nil {
+			return lease.Lease{}, err
+		}
+		h.cancel(errReleased)
+		return l, nil
+	})
+}
+
+var errReleased = errors.New("lease released")

@@ -1,0 +1,101 @@
+package coordinator
+
+import (
+	"maps"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/shardline/shardline/shared/dispatch"
+	"github.com/shardline/shardline/shared/kpl"
+	"github.com/shardline/shardline/shared/stream"
+)
+
+// ShardStats is one shard's progress as this worker saw it.
+type ShardStats struct {
+	ShardID            string
+	Checkpoint         stream.Position // last written
+	KinesisRecords     int64           // records read from Kinesis
+	UserRecords        int64           // after de-aggregation, before the hash-range filter
+	Malformed          int64           // aggregates delivered whole because they were damaged
+	DroppedOutOfRange  int64           // user records outside the shard's hash range
+	Done               int64           // handler batches (or parts) reported done
+	MillisBehindLatest int64
+	LastRead           time.Time
+	Dispatch           dispatch.Stats
+}
+
+// Totals adds up every shard's stats.
+type Totals struct {
+	Shards            int
+	KinesisRecords    int64
+	UserRecords       int64
+	Records           int64 // records handed to the handler (retries count again)
+	Batches           int64
+	Failures          int64
+	GivenUp           int64
+	Malformed         int64
+	DroppedOutOfRange int64
+}
+
+type shardStats struct {
+	mu sync.Mutex
+	s  ShardStats
+}
+
+func (s *shardStats) update(fn func(*ShardStats)) {
+	s.mu.Lock()
+	fn(&s.s)
+	s.mu.Unlock()
+}
+
+func (s *shardStats) addDone() { s.update(func(x *ShardStats) { x.Done++ }) }
+func (s *shardStats) setCheckpoint(p stream.Position) {
+	s.update(func(x *ShardStats) { x.Checkpoint = p })
+}
+func (s *shardStats) setDispatch(d dispatch.Stats) {
+	s.update(func(x *ShardStats) { x.Dispatch = d })
+}
+func (s *shardStats) addRead(k kpl.Stats, behind int64) {
+	s.update(func(x *ShardStats) {
+		x.KinesisRecords += int64(k.Records)
+		x.UserRecords += int64(k.UserRecords)
+		x.Malformed += int64(k.Malformed)
+		x.DroppedOutOfRange += int64(k.DroppedOutOfRange)
+		x.MillisBehindLatest = behind
+		x.LastRead = time.Now()
+	})
+}
+
+// Stats returns a snapshot of every shard this worker has read, by shard id.
+func (w *Worker) Stats() []ShardStats {
+	w.mu.Lock()
+	all := slices.Collect(maps.Values(w.stats))
+	w.mu.Unlock()
+	out := make([]ShardStats, 0, len(all))
+	for _, s := range all {
+		s.mu.Lock()
+		out = append(out, s.s)
+		s.mu.Unlock()
+	}
+	slices.SortFunc(out, func(a, b ShardStats) int { return strings.Compare(a.ShardID, b.ShardID) })
+	return out
+}
+
+// Totals adds up Stats.
+func (w *Worker) Totals() Totals {
+	var t Totals
+	for _, s := range w.Stats() {
+		t.Shards++
+		t.KinesisRecords += s.KinesisRecords
+		t.UserRecords += s.UserRecords
+		t.Records += s.Dispatch.Records
+		t.Batches += s.Dispatch.Batches
+		t.Failures += s.Dispatch.Failures
+		t.GivenUp += s.Dispatch.GivenUp
+		t.Malformed += s.Malformed
+		t.DroppedOutOfRange += s.DroppedOutOfRange
+	}
+	return t
+}

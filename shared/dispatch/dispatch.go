@@ -1,0 +1,302 @@
+package dispatch
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-lambda-go/lambdacontext"
+
+	"github.com/shardline/shardline/shared/stream"
+)
+
+// ErrStopping is returned by Deliver when stop was closed before every
+// record was done; the records not reported done are still to do.
+var ErrStopping = errors.New("stopping")
+
+// GiveUpError says a batch could not be handled and there is no on-failure
+// destination: the shard must stop rather than skip it.
+type GiveUpError struct {
+	ShardID  string
+	First    stream.Position
+	Last     stream.Position
+	Attempts int
+	Reason   string
+	Err      error // the last handler error, if any
+}
+
+func (e *GiveUpError) Error() string {
+	msg := fmt.Sprintf("shard %s: gave up on records %s..%s after %d attempts (%s) and no on-failure destination is set",
+		e.ShardID, e.First, e.Last, e.Attempts, e.Reason)
+	if e.Err != nil {
+		msg += ": " + e.Err.Error()
+	}
+	return msg
+}
+
+func (e *GiveUpError) Unwrap() error { return e.Err }
+
+// Failure describes records given up, for an on-failure destination.
+type Failure struct {
+	ShardID   string
+	Records   []stream.Record
+	Attempts  int
+	Reason    string // "retry attempts exhausted" or "record age exceeded"
+	LastError string
+	Time      time.Time
+}
+
+// Destination receives records given up. Send must not return before the
+// failure is stored: the records are checkpointed past after it returns.
+type Destination interface {
+	Send(ctx context.Context, f Failure) error
+}
+
+// Config sets a dispatcher up. The zero value of each optional field takes
+// the default named.
+type Config struct {
+	Handler stream.Handler // required
+	Source  stream.Source  // fills the event's source fields
+	// FunctionARN fills lambdacontext.InvokedFunctionArn for in-process
+	// handlers.
+	FunctionARN string
+	BatchSize   int // most records per call, 1–10000; default 100
+	// MaxRetryAttempts is how many times a failing batch is retried; -1
+	// (or any negative number) retries until MaxRecordAge gives up.
+	// The zero value means 0 retries: use -1 for "forever".
+	MaxRetryAttempts int
+	MaxRecordAge     time.Duration // give up on records older than this; <= 0: never
+	BisectOnError    bool
+	OnFailure        Destination   // nil: a batch given up stops the shard
+	RetryBackoff     time.Duration // first wait between handler retries; default 100ms
+	MaxRetryBackoff  time.Duration // default 10s
+	Logger           *slog.Logger
+	Now              func() time.Time // default time.Now
+}
+
+// Stats counts what a dispatcher did; read it with Dispatcher.Stats.
+type Stats struct {
+	Batches, Records, Failures, Retries, GivenUp int64
+}
+
+// Dispatcher calls a handler for one shard at a time. Use one per shard; it
+// is not safe for concurrent use.
+type Dispatcher struct {
+	cfg   Config
+	log   *slog.Logger
+	stats Stats
+}
+
+// New validates cfg and fills its defaults.
+func New(cfg Config) (*Dispatcher, error) {
+	if cfg.Handler == nil {
+		return nil, errors.New("dispatch: a handler is required")
+	}
+	if cfg.BatchSize == 0 {
+		cfg.BatchSize = 100
+	}
+	if cfg.BatchSize < 1 || cfg.BatchSize > 10000 {
+		return nil, fmt.Errorf("batch-size %d: allowed 1–10000", cfg.BatchSize)
+	}
+	if cfg.RetryBackoff <= 0 {
+		cfg.RetryBackoff = 100 * time.Millisecond
+	}
+	if cfg.MaxRetryBackoff <= 0 {
+		cfg.MaxRetryBackoff = 10 * time.Second
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Dispatcher{cfg: cfg, log: log}, nil
+}
+
+// Stats returns the counts so far.
+func (d *Dispatcher) Stats() Stats { return d.stats }
+
+// Deliver hands recs, in order, to the handler in batches of at most
+// BatchSize. After each record is handled (or given up to the on-failure
+// destination) it calls done with the position of the last record done, in
+// increasing order. The handler's context derives from ctx. Deliver returns
+// nil when every record is done, ErrStopping when stop was closed between
+// batches or during a back-off, ctx's cause when ctx ends, or a
+// *GiveUpError when a batch had to be given up with nowhere to send it.
+func (d *Dispatcher) Deliver(ctx context.Context, stop <-chan struct{}, recs []stream.Record, done func(stream.Position)) error {
+	for len(recs) > 0 {
+		if stopped(stop) {
+			return ErrStopping
+		}
+		n := min(len(recs), d.cfg.BatchSize)
+		if err := d.deliverBatch(ctx, stop, recs[:n], done); err != nil {
+			return err
+		}
+		recs = recs[n:]
+	}
+	return nil
+}
+
+// deliverBatch runs one batch to completion: success, give-up, or stop.
+func (d *Dispatcher) deliverBatch(ctx context.Context, stop <-chan struct{}, batch []stream.Record, done func(stream.Position)) error {
+	attempts := 0
+	for {
+		failed, err := d.call(ctx, batch)
+		if err == nil && failed < 0 {
+			done(batch[len(batch)-1].Position())
+			return nil
+		}
+		if cerr := context.Cause(ctx); cerr != nil {
+			return cerr
+		}
+		if failed > 0 { // records before the lowest failed item are done
+			done(batch[failed-1].Position())
+			batch = batch[failed:]
+		}
+		d.stats.Failures++
+		attempts++
+		reason := ""
+		switch {
+		case d.cfg.MaxRecordAge > 0 && d.cfg.Now().Sub(batch[0].ApproximateArrivalTimestamp) > d.cfg.MaxRecordAge:
+			reason = "record age exceeded"
+		case d.cfg.MaxRetryAttempts >= 0 && attempts > d.cfg.MaxRetryAttempts:
+			reason = "retry attempts exhausted"
+		}
+		if reason == "" && d.cfg.BisectOnError && len(batch) > 1 {
+			// Each half gets its own retries; splitting is not a retry.
+			half := len(batch) / 2
+			d.log.Info("bisecting failing batch", "records", len(batch), "error", err)
+			if err := d.deliverBatch(ctx, stop, batch[:half], done); err != nil {
+				return err
+			}
+			return d.deliverBatch(ctx, stop, batch[half:], done)
+		}
+		if reason != "" {
+			return d.giveUp(ctx, batch, attempts, reason, err, done)
+		}
+		wait := backoff(d.cfg.RetryBackoff, attempts-1, d.cfg.MaxRetryBackoff)
+		d.log.Warn("handler failed; retrying", "records", len(batch), "first", batch[0].Position().String(),
+			"attempt", attempts, "wait", wait, "error", errText(err, failed))
+		d.stats.Retries++
+		if err := wait4(ctx, stop, wait); err != nil {
+			return err
+		}
+	}
+}
+
+func errText(err error, failed int) string {
+	if err != nil {
+		return err.Error()
+	}
+	return fmt.Sprintf("batchItemFailures from item %d", failed)
+}
+
+func (d *Dispatcher) giveUp(ctx context.Context, batch []stream.Record, attempts int, reason string, herr error, done func(stream.Position)) error {
+	first, last := batch[0].Position(), batch[len(batch)-1].Position()
+	if d.cfg.OnFailure == nil {
+		return &GiveUpError{ShardID: batch[0].ShardID, First: first, Last: last, Attempts: attempts, Reason: reason, Err: herr}
+	}
+	f := Failure{ShardID: batch[0].ShardID, Records: batch, Attempts: attempts, Reason: reason, Time: d.cfg.Now()}
+	if herr != nil {
+		f.LastError = herr.Error()
+	}
+	if err := d.cfg.OnFailure.Send(ctx, f); err != nil {
+		return fmt.Errorf("send records %s..%s of %s to the on-failure destination: %w", first, last, f.ShardID, err)
+	}
+	d.log.Warn("records given up and sent to the on-failure destination", "records", len(batch), "first", first.String(),
+		"last", last.String(), "reason", reason)
+	d.stats.GivenUp += int64(len(batch))
+	done(last)
+	return nil
+}
+
+// call invokes the handler once and returns the index of the lowest failed
+// record (-1 when all succeeded; 0 when the whole batch failed).
+func (d *Dispatcher) call(ctx context.Context, batch []stream.Record) (int, error) {
+	d.stats.Batches++
+	d.stats.Records += int64(len(batch))
+	ev := stream.Event(d.cfg.Source, batch)
+	lc := &lambdacontext.LambdaContext{AwsRequestID: requestID(), InvokedFunctionArn: d.cfg.FunctionARN}
+	resp, err := d.cfg.Handler(lambdacontext.NewContext(ctx, lc), ev)
+	if err != nil {
+		return 0, err
+	}
+	return FailedIndex(batch, resp), nil
+}
+
+// FailedIndex applies a handler's response to batch as Lambda does: -1
+// when nothing failed; otherwise the index of the lowest failed item, where
+// an item is named by its ItemIdentifier (a sequence number, or
+// "seq:sub" for a de-aggregated user record; a bare sequence number names
+// its first user record in the batch). An empty or unknown identifier fails
+// the whole batch (0).
+func FailedIndex(batch []stream.Record, resp events.KinesisEventResponse) int {
+	if len(resp.BatchItemFailures) == 0 {
+		return -1
+	}
+	lowest := len(batch)
+	for _, f := range resp.BatchItemFailures {
+		i := indexOf(batch, f.ItemIdentifier)
+		if i < 0 {
+			return 0
+		}
+		lowest = min(lowest, i)
+	}
+	return lowest
+}
+
+func indexOf(batch []stream.Record, id string) int {
+	if id == "" {
+		return -1
+	}
+	for i := range batch {
+		r := &batch[i]
+		if r.SequenceNumber == id || (r.Aggregated && r.ItemIdentifier() == id) {
+			return i
+		}
+	}
+	return -1
+}
+
+func stopped(stop <-chan struct{}) bool {
+	select {
+	case <-stop:
+		return true
+	default:
+		return false
+	}
+}
+
+func wait4(ctx context.Context, stop <-chan struct{}, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	case <-stop:
+		return ErrStopping
+	case <-t.C:
+		return nil
+	}
+}
+
+func backoff(base time.Duration, n int, max time.Duration) time.Duration {
+	d := base
+	for i := 0; i < n && d < max; i++ {
+		d *= 2
+	}
+	return min(d, max)
+}
+
+func requestID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:])
+}

@@ -1,0 +1,263 @@
+package fetch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+
+	"github.com/shardline/shardline/shared/stream"
+)
+
+// Batch is what one read gave.
+type Batch struct {
+	Records            []types.Record
+	MillisBehindLatest int64
+	// End is true when the shard is closed and every record was returned;
+	// Children then lists the shards that continue it.
+	End      bool
+	Children []types.ChildShard
+}
+
+// Config describes one shard's reader. The zero value of each optional
+// field takes the default named.
+type Config struct {
+	StreamName string
+	ShardID    string
+	// Start is the checkpoint (the reader starts AT it; the caller drops
+	// what was done) or a sentinel: TRIM_HORIZON, LATEST, AT_TIMESTAMP.
+	Start     stream.Position
+	Timestamp time.Time // for AT_TIMESTAMP
+
+	RetryWaitTime    time.Duration // wait before retrying a throttled call; default 100ms
+	RetryMaxAttempts int           // throttled retries at RetryWaitTime before back-off; default 3
+	MaxBackoff       time.Duration // back-off cap; default 10s
+	Limit            int32         // records per GetRecords, 1–10000; default 10000
+	// BusyInterval is the least time between two GetRecords calls while
+	// the reader is behind; IdleInterval while it has caught up. Kinesis
+	// allows 5 calls per second per shard, shared by all consumers.
+	BusyInterval time.Duration // default 200ms
+	IdleInterval time.Duration // default 500ms
+	Logger       *slog.Logger
+}
+
+// kinesisAPI lists the Kinesis calls a reader makes.
+type kinesisAPI interface {
+	GetShardIterator(context.Context, *kinesis.GetShardIteratorInput, ...func(*kinesis.Options)) (*kinesis.GetShardIteratorOutput, error)
+	GetRecords(context.Context, *kinesis.GetRecordsInput, ...func(*kinesis.Options)) (*kinesis.GetRecordsOutput, error)
+}
+
+var _ kinesisAPI = (*kinesis.Client)(nil)
+
+// Reader reads one shard. It is not safe for concurrent use.
+type Reader struct {
+	client   kinesisAPI
+	cfg      Config
+	log      *slog.Logger
+	iterator *string
+	lastSeq  string // last sequence number returned
+	nextCall time.Time
+	ended    bool
+}
+
+// New returns a reader for cfg.ShardID, validating cfg.
+func New(client kinesisAPI, cfg Config) (*Reader, error) {
+	if cfg.StreamName == "" || cfg.ShardID == "" {
+		return nil, errors.New("fetch: stream name and shard id are required")
+	}
+	switch cfg.Start.Seq {
+	case "":
+		return nil, fmt.Errorf("fetch %s: no start position", cfg.ShardID)
+	case stream.ShardEnd:
+		return nil, fmt.Errorf("fetch %s: shard already ended", cfg.ShardID)
+	case stream.AtTimestamp:
+		if cfg.Timestamp.IsZero() {
+			return nil, fmt.Errorf("fetch %s: AT_TIMESTAMP needs a timestamp", cfg.ShardID)
+		}
+	}
+	if cfg.RetryWaitTime <= 0 {
+		cfg.RetryWaitTime = 100 * time.Millisecond
+	}
+	if cfg.RetryMaxAttempts <= 0 {
+		cfg.RetryMaxAttempts = 3
+	}
+	if cfg.MaxBackoff <= 0 {
+		cfg.MaxBackoff = 10 * time.Second
+	}
+	if cfg.Limit <= 0 || cfg.Limit > 10000 {
+		cfg.Limit = 10000
+	}
+	if cfg.BusyInterval <= 0 {
+		cfg.BusyInterval = 200 * time.Millisecond
+	}
+	if cfg.IdleInterval <= 0 {
+		cfg.IdleInterval = 500 * time.Millisecond
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Reader{client: client, cfg: cfg, log: log}, nil
+}
+
+// ErrShardEnded is returned by Next after a Batch with End.
+var ErrShardEnded = errors.New("shard ended")
+
+// Next returns the next batch of records, waiting as the read limits
+// require. Throttling, expired iterators and transient faults are handled
+// here; the errors returned are the context's cause or faults no retry can
+// mend (the stream or shard is gone, access is denied, a bad argument).
+func (r *Reader) Next(ctx context.Context) (Batch, error) {
+	if r.ended {
+		return Batch{}, ErrShardEnded
+	}
+	var fails, throttles int
+	for {
+		if err := sleepUntil(ctx, r.nextCall); err != nil {
+			return Batch{}, err
+		}
+		if r.iterator == nil {
+			it, err := r.getIterator(ctx)
+			if err != nil {
+				wait, ferr := r.classify(err, &fails, &throttles)
+				if ferr != nil {
+					return Batch{}, ferr
+				}
+				r.nextCall = time.Now().Add(wait)
+				continue
+			}
+			r.iterator = it
+		}
+		out, err := r.client.GetRecords(ctx, &kinesis.GetRecordsInput{ShardIterator: r.iterator, Limit: aws.Int32(r.cfg.Limit)})
+		if err != nil {
+			var expired *types.ExpiredIteratorException
+			if errors.As(err, &expired) {
+				r.log.Info("shard iterator expired; getting a new one", "after", r.lastSeq)
+				r.iterator = nil
+				continue
+			}
+			wait, ferr := r.classify(err, &fails, &throttles)
+			if ferr != nil {
+				return Batch{}, ferr
+			}
+			r.nextCall = time.Now().Add(wait)
+			continue
+		}
+		b := Batch{Records: out.Records, MillisBehindLatest: aws.ToInt64(out.MillisBehindLatest)}
+		if n := len(out.Records); n > 0 {
+			r.lastSeq = aws.ToString(out.Records[n-1].SequenceNumber)
+		}
+		r.iterator = out.NextShardIterator
+		if r.iterator == nil {
+			r.ended = true
+			b.End = true
+			b.Children = out.ChildShards
+			return b, nil
+		}
+		interval := r.cfg.BusyInterval
+		if len(out.Records) == 0 || b.MillisBehindLatest == 0 {
+			interval = r.cfg.IdleInterval
+		}
+		r.nextCall = time.Now().Add(interval)
+		return b, nil
+	}
+}
+
+func (r *Reader) getIterator(ctx context.Context) (*string, error) {
+	in := &kinesis.GetShardIteratorInput{StreamName: aws.String(r.cfg.StreamName), ShardId: aws.String(r.cfg.ShardID)}
+	switch {
+	case r.lastSeq != "":
+		in.ShardIteratorType = types.ShardIteratorTypeAfterSequenceNumber
+		in.StartingSequenceNumber = aws.String(r.lastSeq)
+	case r.cfg.Start.Seq == stream.TrimHorizon:
+		in.ShardIteratorType = types.ShardIteratorTypeTrimHorizon
+	case r.cfg.Start.Seq == stream.Latest:
+		in.ShardIteratorType = types.ShardIteratorTypeLatest
+	case r.cfg.Start.Seq == stream.AtTimestamp:
+		in.ShardIteratorType = types.ShardIteratorTypeAtTimestamp
+		in.Timestamp = aws.Time(r.cfg.Timestamp)
+	default:
+		in.ShardIteratorType = types.ShardIteratorTypeAtSequenceNumber
+		in.StartingSequenceNumber = aws.String(r.cfg.Start.Seq)
+	}
+	out, err := r.client.GetShardIterator(ctx, in)
+	if err != nil {
+		return nil, err
+	}
+	return out.ShardIterator, nil
+}
+
+// classify decides what to do after a failed call: how long to wait before
+// the next try, or a fatal error.
+func (r *Reader) classify(err error, fails, throttles *int) (time.Duration, error) {
+	if IsFatal(err) {
+		return 0, fmt.Errorf("read %s: %w", r.cfg.ShardID, err)
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return 0, err
+	}
+	if IsThrottle(err) {
+		*throttles++
+		if *throttles <= r.cfg.RetryMaxAttempts {
+			r.log.Debug("read throttled; retrying", "attempt", *throttles, "wait", r.cfg.RetryWaitTime)
+			return r.cfg.RetryWaitTime, nil
+		}
+		wait := backoff(r.cfg.RetryWaitTime, *throttles-r.cfg.RetryMaxAttempts, r.cfg.MaxBackoff)
+		r.log.Warn("read still throttled after the retry attempts; backing off", "attempts", *throttles, "wait", wait, "error", err)
+		return wait, nil
+	}
+	*fails++
+	wait := backoff(r.cfg.RetryWaitTime, *fails, r.cfg.MaxBackoff)
+	r.log.Warn("read failed; retrying", "attempt", *fails, "wait", wait, "error", err)
+	return wait, nil
+}
+
+// backoff doubles base n times, capped at max.
+func backoff(base time.Duration, n int, max time.Duration) time.Duration {
+	d := base
+	for i := 0; i < n && d < max; i++ {
+		d *= 2
+	}
+	return min(d, max)
+}
+
+// IsThrottle reports whether err is Kinesis asking the caller to slow down.
+func IsThrottle(err error) bool {
+	var pt *types.ProvisionedThroughputExceededException
+	var le *types.LimitExceededException
+	var kt *types.KMSThrottlingException
+	return errors.As(err, &pt) || errors.As(err, &le) || errors.As(err, &kt)
+}
+
+// IsFatal reports whether err is one no retry can mend.
+func IsFatal(err error) bool {
+	var nf *types.ResourceNotFoundException
+	var ia *types.InvalidArgumentException
+	var ad *types.AccessDeniedException
+	var kd *types.KMSDisabledException
+	var ks *types.KMSInvalidStateException
+	var kn *types.KMSNotFoundException
+	var ka *types.KMSAccessDeniedException
+	return errors.As(err, &nf) || errors.As(err, &ia) || errors.As(err, &ad) ||
+		errors.As(err, &kd) || errors.As(err, &ks) || errors.As(err, &kn) || errors.As(err, &ka)
+}
+
+func sleepUntil(ctx context.Context, t time.Time) error {
+	d := time.Until(t)
+	if d <= 0 {
+		return context.Cause(ctx)
+	}
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	case <-timer.C:
+		return nil
+	}
+}

@@ -1,0 +1,139 @@
+package lease
+
+import (
+	"fmt"
+	"strconv"
+
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+)
+
+func str(s string) types.AttributeValue { return &types.AttributeValueMemberS{Value: s} }
+
+func num(n int64) types.AttributeValue {
+	return &types.AttributeValueMemberN{Value: strconv.FormatInt(n, 10)}
+}
+
+func keyOf(key string) map[string]types.AttributeValue {
+	return map[string]types.AttributeValue{attrKey: str(key)}
+}
+
+// encode renders l as a KCL 2.x lease item.
+func encode(l Lease) map[string]types.AttributeValue {
+	item := map[string]types.AttributeValue{
+		attrKey:           str(l.Key),
+		attrCounter:       num(l.Counter),
+		attrCheckpoint:    str(l.Checkpoint.Seq),
+		attrCheckpointSub: num(l.Checkpoint.SubSeq),
+		attrOwnerSwitches: num(l.OwnerSwitchesSinceCheckpoint),
+	}
+	if l.Owner != "" {
+		item[attrOwner] = str(l.Owner)
+	}
+	if len(l.ParentShardIDs) > 0 {
+		item[attrParents] = &types.AttributeValueMemberSS{Value: l.ParentShardIDs}
+	}
+	if len(l.ChildShardIDs) > 0 {
+		item[attrChildren] = &types.AttributeValueMemberSS{Value: l.ChildShardIDs}
+	}
+	if l.StartingHashKey != "" {
+		item[attrStartHash] = str(l.StartingHashKey)
+	}
+	if l.EndingHashKey != "" {
+		item[attrEndHash] = str(l.EndingHashKey)
+	}
+	return item
+}
+
+// decode reads a lease item, tolerating the attributes other KCL versions
+// add (they are ignored).
+func decode(item map[string]types.AttributeValue) (Lease, error) {
+	var l Lease
+	var err error
+	if l.Key, err = getS(item, attrKey, true); err != nil {
+		return Lease{}, err
+	}
+	wrap := func(err error) error { return fmt.Errorf("lease %s: %w", l.Key, err) }
+	if l.Owner, err = getS(item, attrOwner, false); err != nil {
+		return Lease{}, wrap(err)
+	}
+	if l.Counter, err = getN(item, attrCounter); err != nil {
+		return Lease{}, wrap(err)
+	}
+	if l.Checkpoint.Seq, err = getS(item, attrCheckpoint, false); err != nil {
+		return Lease{}, wrap(err)
+	}
+	if l.Checkpoint.SubSeq, err = getN(item, attrCheckpointSub); err != nil {
+		return Lease{}, wrap(err)
+	}
+	if l.OwnerSwitchesSinceCheckpoint, err = getN(item, attrOwnerSwitches); err != nil {
+		return Lease{}, wrap(err)
+	}
+	if l.ParentShardIDs, err = getSS(item, attrParents); err != nil {
+		return Lease{}, wrap(err)
+	}
+	if l.ChildShardIDs, err = getSS(item, attrChildren); err != nil {
+		return Lease{}, wrap(err)
+	}
+	if l.StartingHashKey, err = getS(item, attrStartHash, false); err != nil {
+		return Lease{}, wrap(err)
+	}
+	if l.EndingHashKey, err = getS(item, attrEndHash, false); err != nil {
+		return Lease{}, wrap(err)
+	}
+	return l, nil
+}
+
+func getS(item map[string]types.AttributeValue, name string, required bool) (string, error) {
+	v, ok := item[name]
+	if !ok {
+		if required {
+			return "", fmt.Errorf("attribute %s is missing", name)
+		}
+		return "", nil
+	}
+	switch v := v.(type) {
+	case *types.AttributeValueMemberS:
+		return v.Value, nil
+	case *types.AttributeValueMemberNULL:
+		return "", nil
+	}
+	return "", fmt.Errorf("attribute %s is %T, want a string (S)", name, v)
+}
+
+func getN(item map[string]types.AttributeValue, name string) (int64, error) {
+	v, ok := item[name]
+	if !ok {
+		return 0, nil
+	}
+	n, isN := v.(*types.AttributeValueMemberN)
+	if !isN {
+		return 0, fmt.Errorf("attribute %s is %T, want a number (N)", name, v)
+	}
+	i, err := strconv.ParseInt(n.Value, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("attribute %s = %q: want an integer", name, n.Value)
+	}
+	return i, nil
+}
+
+func getSS(item map[string]types.AttributeValue, name string) ([]string, error) {
+	v, ok := item[name]
+	if !ok {
+		return nil, nil
+	}
+	switch v := v.(type) {
+	case *types.AttributeValueMemberSS:
+		return v.Value, nil
+	case *types.AttributeValueMemberL: // some writers store a list
+		out := make([]string, 0, len(v.Value))
+		for _, e := range v.Value {
+			s, ok := e.(*types.AttributeValueMemberS)
+			if !ok {
+				return nil, fmt.Errorf("attribute %s holds %T, want strings", name, e)
+			}
+			out = append(out, s.Value)
+		}
+		return out, nil
+	}
+	return nil, fmt.Errorf("attribute %s is %T, want a string set (SS)", name, v)
+}

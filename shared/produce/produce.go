@@ -1,0 +1,266 @@
+package produce
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+
+	"github.com/shardline/shardline/shared/kpl"
+	"github.com/shardline/shardline/shared/shards"
+)
+
+// kinesisAPI lists the Kinesis calls a producer makes.
+type kinesisAPI interface {
+	ListShards(context.Context, *kinesis.ListShardsInput, ...func(*kinesis.Options)) (*kinesis.ListShardsOutput, error)
+	PutRecords(context.Context, *kinesis.PutRecordsInput, ...func(*kinesis.Options)) (*kinesis.PutRecordsOutput, error)
+}
+
+var _ kinesisAPI = (*kinesis.Client)(nil)
+
+// Producer puts user records on one stream. It is not safe for concurrent use.
+type Producer struct {
+	client    kinesisAPI
+	stream    string
+	aggregate int // user records per Kinesis record; <= 1: no aggregation
+	shards    []openShard
+	// Stats
+	UserRecords    int64 // user records accepted by Kinesis
+	KinesisRecords int64 // Kinesis records accepted
+	Retries        int64 // entries sent again (throttled or mis-landed)
+}
+
+type openShard struct {
+	id    string
+	hr    kpl.HashRange
+	start string
+}
+
+// New returns a producer; aggregate is how many user records to pack in one
+// Kinesis record (0 or 1: none).
+func New(ctx context.Context, client kinesisAPI, streamName string, aggregate int) (*Producer, error) {
+	p := &Producer{client: client, stream: streamName, aggregate: aggregate}
+	if aggregate > 1 {
+		if err := p.refresh(ctx); err != nil {
+			return nil, err
+		}
+	}
+	return p, nil
+}
+
+func (p *Producer) refresh(ctx context.Context) error {
+	list, err := shards.List(ctx, p.client, p.stream)
+	if err != nil {
+		return err
+	}
+	p.shards = p.shards[:0]
+	for _, s := range list {
+		if s.Closed {
+			continue
+		}
+		hr, err := kpl.ParseHashRange(s.StartingHashKey, s.EndingHashKey)
+		if err != nil {
+			return fmt.Errorf("shard %s: %w", s.ID, err)
+		}
+		p.shards = append(p.shards, openShard{id: s.ID, hr: hr, start: s.StartingHashKey})
+	}
+	if len(p.shards) == 0 {
+		return fmt.Errorf("stream %s has no open shards", p.stream)
+	}
+	sort.Slice(p.shards, func(i, j int) bool { return p.shards[i].hr.Start.Cmp(p.shards[j].hr.Start) < 0 })
+	return nil
+}
+
+// shardFor returns the index of the open shard whose range holds the key.
+func (p *Producer) shardFor(r kpl.UserRecord) int {
+	key := r.ExplicitHashKey
+	if key == "" {
+		key = kpl.PartitionKeyHash(r.PartitionKey)
+	}
+	for i, s := range p.shards {
+		if s.hr.Contains(key) {
+			return i
+		}
+	}
+	return 0
+}
+
+// entry is one Kinesis record to put and the user records it carries.
+type entry struct {
+	put   types.PutRecordsRequestEntry
+	users []kpl.UserRecord
+	shard string // predicted shard ("" without aggregation)
+}
+
+// Put sends recs and returns when Kinesis accepted every one of them.
+func (p *Producer) Put(ctx context.Context, recs []kpl.UserRecord) error {
+	entries, err := p.pack(recs)
+	if err != nil {
+		return err
+	}
+	wait := 100 * time.Millisecond
+	for len(entries) > 0 {
+		n, size := 0, 0
+		for n < len(entries) && n < 500 {
+			sz := len(entries[n].put.Data) + len(aws.ToString(entries[n].put.PartitionKey))
+			if n > 0 && size+sz > 5<<20 {
+				break
+			}
+			size += sz
+			n++
+		}
+		batch := entries[:n]
+		in := &kinesis.PutRecordsInput{StreamName: aws.String(p.stream), Records: make([]types.PutRecordsRequestEntry, n)}
+		for i := range batch {
+			in.Records[i] = batch[i].put
+		}
+		out, err := p.client.PutRecords(ctx, in)
+		if err != nil {
+			if ctx.Err() != nil {
+				return context.Cause(ctx)
+			}
+			var nf *types.ResourceNotFoundException
+			if errors.As(err, &nf) {
+				return fmt.Errorf("put records to %s: %w", p.stream, err)
+			}
+			if err := sleep(ctx, wait); err != nil {
+				return err
+			}
+			wait = min(2*wait, 5*time.Second)
+			continue
+		}
+		var again []entry
+		var misplaced []kpl.UserRecord
+		for i, r := range out.Records {
+			if r.ErrorCode != nil {
+				again = append(again, batch[i])
+				continue
+			}
+			if batch[i].shard != "" && aws.ToString(r.ShardId) != batch[i].shard {
+				misplaced = append(misplaced, p.outside(ctx, batch[i].users, aws.ToString(r.ShardId))...)
+			}
+			p.KinesisRecords++
+			p.UserRecords += int64(len(batch[i].users))
+		}
+		entries = append(again, entries[n:]...)
+		if len(misplaced) > 0 {
+			p.UserRecords -= int64(len(misplaced))
+			more, err := p.pack(misplaced)
+			if err != nil {
+				return err
+			}
+			entries = append(entries, more...)
+			p.Retries += int64(len(misplaced))
+		}
+		if len(again) > 0 {
+			p.Retries += int64(len(again))
+			if err := sleep(ctx, wait); err != nil {
+				return err
+			}
+			wait = min(2*wait, 5*time.Second)
+		} else {
+			wait = 100 * time.Millisecond
+		}
+	}
+	return nil
+}
+
+// outside refreshes the shard map after an aggregate landed on a shard it
+// was not meant for and returns its user records that the landing shard's
+// consumer will drop as outside its hash range.
+func (p *Producer) outside(ctx context.Context, users []kpl.UserRecord, landed string) []kpl.UserRecord {
+	if err := p.refresh(ctx); err != nil {
+		return nil
+	}
+	for _, s := range p.shards {
+		if s.id != landed {
+			continue
+		}
+		var out []kpl.UserRecord
+		for _, u := range users {
+			key := u.ExplicitHashKey
+			if key == "" {
+				key = kpl.PartitionKeyHash(u.PartitionKey)
+			}
+			if !s.hr.Contains(key) {
+				out = append(out, u)
+			}
+		}
+		return out
+	}
+	return nil
+}
+
+// pack turns user records into Kinesis records: one each, or aggregates of
+// up to p.aggregate records of one shard.
+func (p *Producer) pack(recs []kpl.UserRecord) ([]entry, error) {
+	if p.aggregate <= 1 {
+		out := make([]entry, len(recs))
+		for i, r := range recs {
+			out[i] = entry{put: types.PutRecordsRequestEntry{Data: r.Data, PartitionKey: aws.String(r.PartitionKey)}, users: recs[i : i+1]}
+			if r.ExplicitHashKey != "" {
+				out[i].put.ExplicitHashKey = aws.String(r.ExplicitHashKey)
+			}
+		}
+		return out, nil
+	}
+	groups := make([][]kpl.UserRecord, len(p.shards))
+	for _, r := range recs {
+		i := p.shardFor(r)
+		groups[i] = append(groups[i], r)
+	}
+	var out []entry
+	agg := kpl.NewAggregator(0)
+	for si, g := range groups {
+		flush := func(users []kpl.UserRecord) error {
+			pk, ehk := agg.PartitionKey(), agg.ExplicitHashKey()
+			data, err := agg.Flush()
+			if err != nil {
+				return err
+			}
+			e := entry{put: types.PutRecordsRequestEntry{Data: data, PartitionKey: aws.String(pk)}, users: users, shard: p.shards[si].id}
+			if ehk != "" {
+				e.put.ExplicitHashKey = aws.String(ehk)
+			}
+			out = append(out, e)
+			return nil
+		}
+		first := 0
+		for i, r := range g {
+			if agg.Len() >= p.aggregate || !agg.Add(r) {
+				if agg.Len() == 0 {
+					return nil, fmt.Errorf("record with partition key %q is larger than a Kinesis record allows", r.PartitionKey)
+				}
+				if err := flush(g[first:i]); err != nil {
+					return nil, err
+				}
+				first = i
+				if !agg.Add(r) {
+					return nil, fmt.Errorf("record with partition key %q is larger than a Kinesis record allows", r.PartitionKey)
+				}
+			}
+		}
+		if agg.Len() > 0 {
+			if err := flush(g[first:]); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return out, nil
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	case <-t.C:
+		return nil
+	}
+}
