@@ -33,7 +33,7 @@ func Main(args []string, getenv func(string) string, stdout, stderr io.Writer) i
 	defer cancel()
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
-	defer signal.Stop(sigs)
+	defer func() { signal.Stop(sigs); close(sigs) }()
 	go func() {
 		s, ok := <-sigs
 		if !ok {

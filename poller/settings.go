@@ -28,8 +28,14 @@ func envName(flagName string) string {
 // command line from its environment variable. A flag beats its variable.
 func parse(fs *flag.FlagSet, args []string, getenv func(string) string) error {
 	fs.SetOutput(io.Discard)
+	// The flag package calls Usage on every parse error: print it for -h only.
+	usage := fs.Usage
+	fs.Usage = func() {}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
+			if usage != nil {
+				usage()
+			}
 			return err
 		}
 		return usagef("%v", err)

@@ -160,14 +160,8 @@ func (d *Dispatcher) deliverBatch(ctx context.Context, stop <-chan struct{}, bat
 		}
 		d.stats.Failures++
 		attempts++
-		reason := ""
-		switch {
-		case d.cfg.MaxRecordAge > 0 && d.cfg.Now().Sub(batch[0].ApproximateArrivalTimestamp) > d.cfg.MaxRecordAge:
-			reason = "record age exceeded"
-		case d.cfg.MaxRetryAttempts >= 0 && attempts > d.cfg.MaxRetryAttempts:
-			reason = "retry attempts exhausted"
-		}
-		if reason == "" && d.cfg.BisectOnError && len(batch) > 1 {
+		tooOld := d.cfg.MaxRecordAge > 0 && d.cfg.Now().Sub(batch[0].ApproximateArrivalTimestamp) > d.cfg.MaxRecordAge
+		if !tooOld && d.cfg.BisectOnError && len(batch) > 1 {
 			// Each half gets its own retries; splitting is not a retry.
 			half := len(batch) / 2
 			d.log.Info("bisecting failing batch", "records", len(batch), "error", err)
@@ -176,8 +170,11 @@ func (d *Dispatcher) deliverBatch(ctx context.Context, stop <-chan struct{}, bat
 			}
 			return d.deliverBatch(ctx, stop, batch[half:], done)
 		}
-		if reason != "" {
-			return d.giveUp(ctx, batch, attempts, reason, err, done)
+		switch {
+		case tooOld:
+			return d.giveUp(ctx, batch, attempts, "record age exceeded", err, done)
+		case d.cfg.MaxRetryAttempts >= 0 && attempts > d.cfg.MaxRetryAttempts:
+			return d.giveUp(ctx, batch, attempts, "retry attempts exhausted", err, done)
 		}
 		wait := backoff(d.cfg.RetryBackoff, attempts-1, d.cfg.MaxRetryBackoff)
 		d.log.Warn("handler failed; retrying", "records", len(batch), "first", batch[0].Position().String(),
@@ -222,11 +219,25 @@ func (d *Dispatcher) call(ctx context.Context, batch []stream.Record) (int, erro
 	d.stats.Records += int64(len(batch))
 	ev := stream.Event(d.cfg.Source, batch)
 	lc := &lambdacontext.LambdaContext{AwsRequestID: requestID(), InvokedFunctionArn: d.cfg.FunctionARN}
-	resp, err := d.cfg.Handler(lambdacontext.NewContext(ctx, lc), ev)
+	resp, err := d.safeCall(lambdacontext.NewContext(ctx, lc), ev)
 	if err != nil {
 		return 0, err
 	}
 	return FailedIndex(batch, resp), nil
+}
+
+// PanicError is a handler panic, turned into a failed batch as Lambda does.
+type PanicError struct{ Value any }
+
+func (e *PanicError) Error() string { return fmt.Sprintf("handler panicked: %v", e.Value) }
+
+func (d *Dispatcher) safeCall(ctx context.Context, ev events.KinesisEvent) (resp events.KinesisEventResponse, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = &PanicError{Value: v}
+		}
+	}()
+	return d.cfg.Handler(ctx, ev)
 }
 
 // FailedIndex applies a handler's response to batch as Lambda does: -1

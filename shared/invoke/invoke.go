@@ -71,16 +71,25 @@ func Handler(client lambdaAPI, function string) stream.Handler {
 			}
 			return events.KinesisEventResponse{}, fe
 		}
-		var resp events.KinesisEventResponse
 		p := bytes.TrimSpace(out.Payload)
 		if len(p) == 0 || string(p) == "null" {
-			return resp, nil // an empty or null answer is success
+			return events.KinesisEventResponse{}, nil // an empty or null answer is success
 		}
-		if err := json.Unmarshal(p, &resp); err != nil {
+		var answer struct {
+			events.KinesisEventResponse
+			ErrorType    string `json:"errorType"`
+			ErrorMessage string `json:"errorMessage"`
+		}
+		if err := json.Unmarshal(p, &answer); err != nil {
 			// Lambda treats an answer it cannot read as a failed batch.
 			return events.KinesisEventResponse{}, fmt.Errorf("function %s answered %q: not a KinesisEventResponse: %w", function, truncate(p), err)
 		}
-		return resp, nil
+		if answer.ErrorType != "" || answer.ErrorMessage != "" {
+			// The runtime interface emulator reports a function error
+			// with status 200 and no X-Amz-Function-Error header.
+			return events.KinesisEventResponse{}, &FunctionError{Function: function, Kind: "Unhandled", Type: answer.ErrorType, Message: answer.ErrorMessage}
+		}
+		return answer.KinesisEventResponse, nil
 	}
 }
 

@@ -1,0 +1,728 @@
+package dispatch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-lambda-go/lambdacontext"
+
+	"github.com/shardline/shardline/shared/stream"
+)
+
+const testShard = "shardId-000000000006"
+
+var t0 = time.Date(2026, 1, 2, 15, 4, 5, 0, time.UTC)
+
+// recs returns n plain records with sequence numbers 1000, 1001, ….
+func recs(n int) []stream.Record {
+	out := make([]stream.Record, n)
+	for i := range out {
+		out[i] = stream.Record{
+			ShardID:                     testShard,
+			SequenceNumber:              fmt.Sprint(1000 + i),
+			PartitionKey:                fmt.Sprintf("pk-%d", i),
+			Data:                        []byte(fmt.Sprintf("data-%d", i)),
+			ApproximateArrivalTimestamp: t0,
+		}
+	}
+	return out
+}
+
+// aggregated returns user records: seq 2000 subs 0..2, then seq 2001 subs 0..1.
+func aggregated() []stream.Record {
+	var out []stream.Record
+	for _, a := range []struct {
+		seq  string
+		subs int
+	}{{"2000", 3}, {"2001", 2}} {
+		for s := range a.subs {
+			out = append(out, stream.Record{ShardID: testShard, SequenceNumber: a.seq, SubSequenceNumber: int64(s), Aggregated: true})
+		}
+	}
+	return out
+}
+
+func failures(ids ...string) events.KinesisEventResponse {
+	var resp events.KinesisEventResponse
+	for _, id := range ids {
+		resp.BatchItemFailures = append(resp.BatchItemFailures, events.KinesisBatchItemFailure{ItemIdentifier: id})
+	}
+	return resp
+}
+
+func TestFailedIndex(t *testing.T) {
+	plain := recs(5)
+	agg := aggregated()
+	tests := []struct {
+		name  string
+		batch []stream.Record
+		resp  events.KinesisEventResponse
+		want  int
+	}{
+		{"none", plain, events.KinesisEventResponse{}, -1},
+		{"empty list", plain, events.KinesisEventResponse{BatchItemFailures: []events.KinesisBatchItemFailure{}}, -1},
+		{"one", plain, failures("1002"), 2},
+		{"first", plain, failures("1000"), 0},
+		{"lowest of several", plain, failures("1004", "1001", "1003"), 1},
+		{"unknown id fails the whole batch", plain, failures("1003", "9999"), 0},
+		{"empty id fails the whole batch", plain, failures("1003", ""), 0},
+		{"seq:sub", agg, failures("2000:2"), 2},
+		{"seq:sub of the second aggregate", agg, failures("2001:1"), 4},
+		{"bare seq names the aggregate's first user record", agg, failures("2001"), 3},
+		{"bare seq and seq:sub, lowest wins", agg, failures("2001", "2000:1"), 1},
+		{"seq:sub past the aggregate is unknown", agg, failures("2000:3"), 0},
+		{"seq:sub on a plain record is unknown", plain, failures("1002:0"), 0},
+		{"eventID instead of item id is unknown", plain, failures(testShard + ":1002"), 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := FailedIndex(tt.batch, tt.resp); got != tt.want {
+				t.Errorf("FailedIndex = %d, want %d", got, tt.want)
+			}
+		})
+	}
+}
+
+// fakeHandler answers each call with the next scripted answer (the last
+// one repeats) and records the sequence numbers of every batch it saw.
+type fakeHandler struct {
+	answers []func(ctx context.Context, ev events.KinesisEvent) (events.KinesisEventResponse, error)
+	calls   [][]string
+	ctxs    []context.Context
+}
+
+func (f *fakeHandler) handle(ctx context.Context, ev events.KinesisEvent) (events.KinesisEventResponse, error) {
+	var ids []string
+	for _, r := range ev.Records {
+		id := r.Kinesis.SequenceNumber
+		if parts := strings.Split(r.EventID, ":"); len(parts) == 3 {
+			id += ":" + parts[2]
+		}
+		ids = append(ids, id)
+	}
+	f.calls = append(f.calls, ids)
+	f.ctxs = append(f.ctxs, ctx)
+	if len(f.answers) == 0 {
+		return events.KinesisEventResponse{}, nil
+	}
+	a := f.answers[min(len(f.calls), len(f.answers))-1]
+	return a(ctx, ev)
+}
+
+func ok() func(context.Context, events.KinesisEvent) (events.KinesisEventResponse, error) {
+	return func(context.Context, events.KinesisEvent) (events.KinesisEventResponse, error) {
+		return events.KinesisEventResponse{}, nil
+	}
+}
+
+func fail(err error) func(context.Context, events.KinesisEvent) (events.KinesisEventResponse, error) {
+	return func(context.Context, events.KinesisEvent) (events.KinesisEventResponse, error) {
+		return events.KinesisEventResponse{}, err
+	}
+}
+
+func partial(ids ...string) func(context.Context, events.KinesisEvent) (events.KinesisEventResponse, error) {
+	return func(context.Context, events.KinesisEvent) (events.KinesisEventResponse, error) {
+		return failures(ids...), nil
+	}
+}
+
+// doneLog records done positions and checks that they increase.
+type doneLog struct {
+	t   *testing.T
+	got []stream.Position
+}
+
+func (d *doneLog) done(p stream.Position) {
+	d.t.Helper()
+	if n := len(d.got); n > 0 && !p.After(d.got[n-1]) {
+		d.t.Errorf("done(%v) after done(%v): want increasing positions", p, d.got[n-1])
+	}
+	d.got = append(d.got, p)
+}
+
+func seqs(rs []stream.Record) []string {
+	out := make([]string, len(rs))
+	for i := range rs {
+		out[i] = rs[i].ItemIdentifier()
+	}
+	return out
+}
+
+func positions(rs ...stream.Record) []stream.Position {
+	out := make([]stream.Position, len(rs))
+	for i := range rs {
+		out[i] = rs[i].Position()
+	}
+	return out
+}
+
+func newDispatcher(t *testing.T, cfg Config) *Dispatcher {
+	t.Helper()
+	if cfg.RetryBackoff == 0 {
+		cfg.RetryBackoff = time.Nanosecond
+	}
+	if cfg.MaxRetryBackoff == 0 {
+		cfg.MaxRetryBackoff = time.Nanosecond
+	}
+	d, err := New(cfg)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	return d
+}
+
+func equalCalls(got, want [][]string) bool {
+	return slices.EqualFunc(got, want, func(a, b []string) bool { return slices.Equal(a, b) })
+}
+
+func TestNew(t *testing.T) {
+	h := func(context.Context, events.KinesisEvent) (events.KinesisEventResponse, error) {
+		return events.KinesisEventResponse{}, nil
+	}
+	tests := []struct {
+		name    string
+		cfg     Config
+		wantErr string
+	}{
+		{"no handler", Config{}, "handler"},
+		{"batch size too big", Config{Handler: h, BatchSize: 10001}, "batch-size 10001"},
+		{"batch size negative", Config{Handler: h, BatchSize: -1}, "batch-size -1"},
+		{"defaults", Config{Handler: h}, ""},
+		{"largest batch", Config{Handler: h, BatchSize: 10000}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := New(tt.cfg)
+			switch {
+			case tt.wantErr == "" && err != nil:
+				t.Errorf("New: %v, want no error", err)
+			case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
+				t.Errorf("New error = %v, want one containing %q", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestDeliverBatches(t *testing.T) {
+	all := recs(250)
+	h := &fakeHandler{}
+	d := newDispatcher(t, Config{Handler: h.handle, BatchSize: 100})
+	dl := &doneLog{t: t}
+	if err := d.Deliver(context.Background(), nil, all, dl.done); err != nil {
+		t.Fatalf("Deliver: %v", err)
+	}
+	want := [][]string{seqs(all[:100]), seqs(all[100:200]), seqs(all[200:])}
+	if !equalCalls(h.calls, want) {
+		t.Errorf("handler saw %d batches of sizes %v, want sizes 100, 100, 50 in order", len(h.calls), lens(h.calls))
+	}
+	if got, want := dl.got, positions(all[99], all[199], all[249]); !slices.Equal(got, want) {
+		t.Errorf("done = %v, want %v", got, want)
+	}
+	if got, want := d.Stats(), (Stats{Batches: 3, Records: 250}); got != want {
+		t.Errorf("Stats = %+v, want %+v", got, want)
+	}
+}
+
+func lens(calls [][]string) []int {
+	out := make([]int, len(calls))
+	for i, c := range calls {
+		out[i] = len(c)
+	}
+	return out
+}
+
+func TestDeliverEmpty(t *testing.T) {
+	h := &fakeHandler{}
+	d := newDispatcher(t, Config{Handler: h.handle})
+	dl := &doneLog{t: t}
+	if err := d.Deliver(context.Background(), nil, nil, dl.done); err != nil {
+		t.Fatalf("Deliver: %v", err)
+	}
+	if len(h.calls) != 0 || len(dl.got) != 0 {
+		t.Errorf("calls = %v, done = %v; want none", h.calls, dl.got)
+	}
+}
+
+func TestDeliverRetries(t *testing.T) {
+	errBoom := errors.New("boom")
+	five := recs(5)
+	agg := aggregated()
+	tests := []struct {
+		name      string
+		recs      []stream.Record
+		answers   []func(context.Context, events.KinesisEvent) (events.KinesisEventResponse, error)
+		wantCalls [][]string
+		wantDone  []stream.Position
+	}{
+		{
+			name:      "partial failure resumes at the failed item",
+			recs:      five,
+			answers:   []func(context.Context, events.KinesisEvent) (events.KinesisEventResponse, error){partial("1002"), ok()},
+			wantCalls: [][]string{seqs(five), seqs(five[2:])},
+			wantDone:  positions(five[1], five[4]),
+		},
+		{
+			name:      "partial failure at the first item reports nothing done",
+			recs:      five,
+			answers:   []func(context.Context, events.KinesisEvent) (events.KinesisEventResponse, error){partial("1000", "1003"), ok()},
+			wantCalls: [][]string{seqs(five), seqs(five)},
+			wantDone:  positions(five[4]),
+		},
+		{
+			name:      "partial failures twice",
+			recs:      five,
+			answers:   []func(context.Context, events.KinesisEvent) (events.KinesisEventResponse, error){partial("1004", "1001"), partial("1003"), ok()},
+			wantCalls: [][]string{seqs(five), seqs(five[1:]), seqs(five[3:])},
+			wantDone:  positions(five[0], five[2], five[4]),
+		},
+		{
+			name:      "partial failure inside an aggregate",
+			recs:      agg,
+			answers:   []func(context.Context, events.KinesisEvent) (events.KinesisEventResponse, error){partial("2000:2"), ok()},
+			wantCalls: [][]string{seqs(agg), seqs(agg[2:])},
+			wantDone:  positions(agg[1], agg[4]),
+		},
+		{
+			name:      "bare sequence number of an aggregate resumes at its first user record",
+			recs:      agg,
+			answers:   []func(context.Context, events.KinesisEvent) (events.KinesisEventResponse, error){partial("2001"), ok()},
+			wantCalls: [][]string{seqs(agg), seqs(agg[3:])},
+			wantDone:  positions(agg[2], agg[4]),
+		},
+		{
+			name:      "unknown item id retries the whole batch",
+			recs:      five,
+			answers:   []func(context.Context, events.KinesisEvent) (events.KinesisEventResponse, error){partial("1003", "nope"), ok()},
+			wantCalls: [][]string{seqs(five), seqs(five)},
+			wantDone:  positions(five[4]),
+		},
+		{
+			name:      "handler error retries the whole batch",
+			recs:      five,
+			answers:   []func(context.Context, events.KinesisEvent) (events.KinesisEventResponse, error){fail(errBoom), fail(errBoom), ok()},
+			wantCalls: [][]string{seqs(five), seqs(five), seqs(five)},
+			wantDone:  positions(five[4]),
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := &fakeHandler{answers: tt.answers}
+			d := newDispatcher(t, Config{Handler: h.handle, MaxRetryAttempts: -1})
+			dl := &doneLog{t: t}
+			if err := d.Deliver(context.Background(), nil, tt.recs, dl.done); err != nil {
+				t.Fatalf("Deliver: %v", err)
+			}
+			if !equalCalls(h.calls, tt.wantCalls) {
+				t.Errorf("handler calls = %v, want %v", h.calls, tt.wantCalls)
+			}
+			if !slices.Equal(dl.got, tt.wantDone) {
+				t.Errorf("done = %v, want %v", dl.got, tt.wantDone)
+			}
+		})
+	}
+}
+
+// fakeDestination records what it is sent, and what was done by then.
+type fakeDestination struct {
+	dl       *doneLog
+	sent     []Failure
+	doneThen []int // len(dl.got) at each Send
+	err      error
+}
+
+func (f *fakeDestination) Send(_ context.Context, fl Failure) error {
+	f.sent = append(f.sent, fl)
+	f.doneThen = append(f.doneThen, len(f.dl.got))
+	return f.err
+}
+
+func TestDeliverGiveUp(t *testing.T) {
+	errBoom := errors.New("boom")
+	five := recs(5)
+	tests := []struct {
+		name        string
+		cfg         Config
+		answer      func(context.Context, events.KinesisEvent) (events.KinesisEventResponse, error)
+		now         time.Time
+		wantCalls   int
+		wantFirst   int // index of the first record given up
+		wantReason  string
+		wantAtts    int
+		wantLastErr string
+	}{
+		{
+			name:        "retry attempts exhausted",
+			cfg:         Config{MaxRetryAttempts: 2},
+			answer:      fail(errBoom),
+			now:         t0,
+			wantCalls:   3,
+			wantFirst:   0,
+			wantReason:  "retry attempts exhausted",
+			wantAtts:    3,
+			wantLastErr: "boom",
+		},
+		{
+			name:       "no retries",
+			cfg:        Config{MaxRetryAttempts: 0},
+			answer:     fail(errBoom),
+			now:        t0,
+			wantCalls:  1,
+			wantReason: "retry attempts exhausted", wantAtts: 1, wantLastErr: "boom",
+		},
+		{
+			name:       "retry attempts exhausted after a partial failure",
+			cfg:        Config{MaxRetryAttempts: 1},
+			answer:     partial("1002"),
+			now:        t0,
+			wantCalls:  2,
+			wantFirst:  2,
+			wantReason: "retry attempts exhausted", wantAtts: 2,
+		},
+		{
+			name:       "record age exceeded",
+			cfg:        Config{MaxRetryAttempts: -1, MaxRecordAge: time.Minute},
+			answer:     fail(errBoom),
+			now:        t0.Add(time.Minute + time.Millisecond),
+			wantCalls:  1,
+			wantReason: "record age exceeded", wantAtts: 1, wantLastErr: "boom",
+		},
+	}
+	for _, tt := range tests {
+		for _, withDest := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/destination=%v", tt.name, withDest), func(t *testing.T) {
+				h := &fakeHandler{answers: []func(context.Context, events.KinesisEvent) (events.KinesisEventResponse, error){tt.answer}}
+				dl := &doneLog{t: t}
+				cfg := tt.cfg
+				cfg.Handler = h.handle
+				cfg.Now = func() time.Time { return tt.now }
+				var dest *fakeDestination
+				if withDest {
+					dest = &fakeDestination{dl: dl}
+					cfg.OnFailure = dest
+				}
+				d := newDispatcher(t, cfg)
+				err := d.Deliver(context.Background(), nil, five, dl.done)
+				if got := len(h.calls); got != tt.wantCalls {
+					t.Errorf("handler called %d times, want %d", got, tt.wantCalls)
+				}
+				var before []stream.Position
+				if tt.wantFirst > 0 {
+					before = positions(five[tt.wantFirst-1])
+				}
+				if !withDest {
+					var ge *GiveUpError
+					if !errors.As(err, &ge) {
+						t.Fatalf("Deliver = %v, want a *GiveUpError", err)
+					}
+					if got, want := ge.First, five[tt.wantFirst].Position(); got != want {
+						t.Errorf("GiveUpError.First = %v, want %v", got, want)
+					}
+					if got, want := ge.Last, five[4].Position(); got != want {
+						t.Errorf("GiveUpError.Last = %v, want %v", got, want)
+					}
+					if got, want := ge.ShardID, testShard; got != want {
+						t.Errorf("GiveUpError.ShardID = %q, want %q", got, want)
+					}
+					if got, want := ge.Attempts, tt.wantAtts; got != want {
+						t.Errorf("GiveUpError.Attempts = %d, want %d", got, want)
+					}
+					if got, want := ge.Reason, tt.wantReason; got != want {
+						t.Errorf("GiveUpError.Reason = %q, want %q", got, want)
+					}
+					if tt.wantLastErr != "" && !errors.Is(err, errBoom) {
+						t.Errorf("errors.Is(%v, errBoom) = false, want true", err)
+					}
+					if !strings.Contains(err.Error(), testShard) {
+						t.Errorf("error %q does not name the shard", err)
+					}
+					// done never passes a record that was not handled.
+					if !slices.Equal(dl.got, before) {
+						t.Errorf("done = %v, want %v", dl.got, before)
+					}
+					return
+				}
+				if err != nil {
+					t.Fatalf("Deliver = %v, want nil", err)
+				}
+				if len(dest.sent) != 1 {
+					t.Fatalf("destination got %d failures, want 1", len(dest.sent))
+				}
+				f := dest.sent[0]
+				if got, want := seqs(f.Records), seqs(five[tt.wantFirst:]); !slices.Equal(got, want) {
+					t.Errorf("sent records %v, want %v", got, want)
+				}
+				if f.ShardID != testShard || f.Reason != tt.wantReason || f.Attempts != tt.wantAtts ||
+					f.LastError != tt.wantLastErr || !f.Time.Equal(tt.now) {
+					t.Errorf("sent %+v, want shard %s reason %q attempts %d lastError %q time %v",
+						f, testShard, tt.wantReason, tt.wantAtts, tt.wantLastErr, tt.now)
+				}
+				if got, want := dest.doneThen[0], len(before); got != want {
+					t.Errorf("done called %d times before Send, want %d (Send comes before done)", got, want)
+				}
+				if got, want := dl.got, append(before, five[4].Position()); !slices.Equal(got, want) {
+					t.Errorf("done = %v, want %v", got, want)
+				}
+				if got, want := d.Stats().GivenUp, int64(5-tt.wantFirst); got != want {
+					t.Errorf("Stats.GivenUp = %d, want %d", got, want)
+				}
+			})
+		}
+	}
+}
+
+func TestDeliverDestinationFails(t *testing.T) {
+	errStore := errors.New("disk full")
+	h := &fakeHandler{answers: []func(context.Context, events.KinesisEvent) (events.KinesisEventResponse, error){fail(errors.New("boom"))}}
+	dl := &doneLog{t: t}
+	dest := &fakeDestination{dl: dl, err: errStore}
+	d := newDispatcher(t, Config{Handler: h.handle, OnFailure: dest})
+	err := d.Deliver(context.Background(), nil, recs(3), dl.done)
+	if !errors.Is(err, errStore) {
+		t.Errorf("Deliver = %v, want it to wrap %v", err, errStore)
+	}
+	if len(dl.got) != 0 {
+		t.Errorf("done = %v after a failed Send, want none", dl.got)
+	}
+}
+
+func TestDeliverRecordAgeNotReached(t *testing.T) {
+	errBoom := errors.New("boom")
+	h := &fakeHandler{answers: []func(context.Context, events.KinesisEvent) (events.KinesisEventResponse, error){fail(errBoom), fail(errBoom), ok()}}
+	dl := &doneLog{t: t}
+	all := recs(3)
+	d := newDispatcher(t, Config{Handler: h.handle, MaxRetryAttempts: -1, MaxRecordAge: time.Minute,
+		Now: func() time.Time { return t0.Add(time.Minute) }}) // exactly the age: not older
+	if err := d.Deliver(context.Background(), nil, all, dl.done); err != nil {
+		t.Fatalf("Deliver: %v", err)
+	}
+	if got, want := len(h.calls), 3; got != want {
+		t.Errorf("handler called %d times, want %d", got, want)
+	}
+	if got, want := dl.got, positions(all[2]); !slices.Equal(got, want) {
+		t.Errorf("done = %v, want %v", got, want)
+	}
+	if got, want := d.Stats(), (Stats{Batches: 3, Records: 9, Failures: 2, Retries: 2}); got != want {
+		t.Errorf("Stats = %+v, want %+v", got, want)
+	}
+}
+
+func TestDeliverBisect(t *testing.T) {
+	all := recs(4)
+	poison := all[2].SequenceNumber
+	h := &fakeHandler{answers: []func(context.Context, events.KinesisEvent) (events.KinesisEventResponse, error){
+		func(_ context.Context, ev events.KinesisEvent) (events.KinesisEventResponse, error) {
+			for _, r := range ev.Records {
+				if r.Kinesis.SequenceNumber == poison {
+					return events.KinesisEventResponse{}, errors.New("poison")
+				}
+			}
+			return events.KinesisEventResponse{}, nil
+		},
+	}}
+	dl := &doneLog{t: t}
+	dest := &fakeDestination{dl: dl}
+	d := newDispatcher(t, Config{Handler: h.handle, BisectOnError: true, MaxRetryAttempts: 1, OnFailure: dest})
+	if err := d.Deliver(context.Background(), nil, all, dl.done); err != nil {
+		t.Fatalf("Deliver: %v", err)
+	}
+	wantCalls := [][]string{
+		seqs(all),      // fails: split
+		seqs(all[:2]),  // ok
+		seqs(all[2:]),  // fails: split
+		seqs(all[2:3]), // fails: one record, retried
+		seqs(all[2:3]), // fails: given up
+		seqs(all[3:]),  // ok
+	}
+	if !equalCalls(h.calls, wantCalls) {
+		t.Errorf("handler calls = %v, want %v", h.calls, wantCalls)
+	}
+	if len(dest.sent) != 1 || !slices.Equal(seqs(dest.sent[0].Records), seqs(all[2:3])) {
+		t.Errorf("destination got %+v, want only record %s", dest.sent, poison)
+	}
+	if got, want := dl.got, positions(all[1], all[2], all[3]); !slices.Equal(got, want) {
+		t.Errorf("done = %v, want %v", got, want)
+	}
+}
+
+func TestDeliverBisectWithoutDestinationStops(t *testing.T) {
+	all := recs(4)
+	h := &fakeHandler{answers: []func(context.Context, events.KinesisEvent) (events.KinesisEventResponse, error){
+		func(_ context.Context, ev events.KinesisEvent) (events.KinesisEventResponse, error) {
+			for _, r := range ev.Records {
+				if r.Kinesis.SequenceNumber == all[2].SequenceNumber {
+					return events.KinesisEventResponse{}, errors.New("poison")
+				}
+			}
+			return events.KinesisEventResponse{}, nil
+		},
+	}}
+	dl := &doneLog{t: t}
+	d := newDispatcher(t, Config{Handler: h.handle, BisectOnError: true, MaxRetryAttempts: 0})
+	err := d.Deliver(context.Background(), nil, all, dl.done)
+	var ge *GiveUpError
+	if !errors.As(err, &ge) {
+		t.Fatalf("Deliver = %v, want a *GiveUpError", err)
+	}
+	for _, p := range dl.got {
+		if !all[2].Position().After(p) {
+			t.Errorf("done(%v) passes the failed record %v", p, all[2].Position())
+		}
+	}
+}
+
+func TestDeliverStop(t *testing.T) {
+	t.Run("closed before", func(t *testing.T) {
+		h := &fakeHandler{}
+		d := newDispatcher(t, Config{Handler: h.handle})
+		stop := make(chan struct{})
+		close(stop)
+		dl := &doneLog{t: t}
+		if err := d.Deliver(context.Background(), stop, recs(3), dl.done); !errors.Is(err, ErrStopping) {
+			t.Errorf("Deliver = %v, want ErrStopping", err)
+		}
+		if len(h.calls) != 0 || len(dl.got) != 0 {
+			t.Errorf("calls = %v, done = %v; want none", h.calls, dl.got)
+		}
+	})
+	t.Run("closed between batches", func(t *testing.T) {
+		stop := make(chan struct{})
+		h := &fakeHandler{answers: []func(context.Context, events.KinesisEvent) (events.KinesisEventResponse, error){
+			func(context.Context, events.KinesisEvent) (events.KinesisEventResponse, error) {
+				close(stop)
+				return events.KinesisEventResponse{}, nil
+			},
+			ok(),
+		}}
+		all := recs(4)
+		d := newDispatcher(t, Config{Handler: h.handle, BatchSize: 2})
+		dl := &doneLog{t: t}
+		if err := d.Deliver(context.Background(), stop, all, dl.done); !errors.Is(err, ErrStopping) {
+			t.Errorf("Deliver = %v, want ErrStopping", err)
+		}
+		if got, want := len(h.calls), 1; got != want {
+			t.Errorf("handler called %d times, want %d", got, want)
+		}
+		if got, want := dl.got, positions(all[1]); !slices.Equal(got, want) {
+			t.Errorf("done = %v, want %v", got, want)
+		}
+	})
+	t.Run("closed during back-off", func(t *testing.T) {
+		stop := make(chan struct{})
+		h := &fakeHandler{answers: []func(context.Context, events.KinesisEvent) (events.KinesisEventResponse, error){
+			func(context.Context, events.KinesisEvent) (events.KinesisEventResponse, error) {
+				close(stop)
+				return events.KinesisEventResponse{}, errors.New("boom")
+			},
+			ok(),
+		}}
+		// A back-off of an hour: only stop can end it.
+		d := newDispatcher(t, Config{Handler: h.handle, MaxRetryAttempts: -1, RetryBackoff: time.Hour, MaxRetryBackoff: time.Hour})
+		dl := &doneLog{t: t}
+		if err := d.Deliver(context.Background(), stop, recs(3), dl.done); !errors.Is(err, ErrStopping) {
+			t.Errorf("Deliver = %v, want ErrStopping", err)
+		}
+		if got, want := len(h.calls), 1; got != want {
+			t.Errorf("handler called %d times, want %d", got, want)
+		}
+		if len(dl.got) != 0 {
+			t.Errorf("done = %v, want none", dl.got)
+		}
+	})
+}
+
+func TestDeliverContextCancelled(t *testing.T) {
+	cause := errors.New("lease lost")
+	ctx, cancel := context.WithCancelCause(context.Background())
+	defer cancel(nil)
+	h := &fakeHandler{answers: []func(context.Context, events.KinesisEvent) (events.KinesisEventResponse, error){
+		func(ctx context.Context, _ events.KinesisEvent) (events.KinesisEventResponse, error) {
+			cancel(cause)
+			return events.KinesisEventResponse{}, context.Cause(ctx)
+		},
+	}}
+	d := newDispatcher(t, Config{Handler: h.handle, MaxRetryAttempts: -1})
+	dl := &doneLog{t: t}
+	if err := d.Deliver(ctx, nil, recs(3), dl.done); !errors.Is(err, cause) {
+		t.Errorf("Deliver = %v, want %v", err, cause)
+	}
+	if got, want := len(h.calls), 1; got != want {
+		t.Errorf("handler called %d times, want %d", got, want)
+	}
+	if len(dl.got) != 0 {
+		t.Errorf("done = %v, want none", dl.got)
+	}
+}
+
+type ctxKey struct{}
+
+func TestDeliverHandlerContext(t *testing.T) {
+	const arn = "arn:aws:lambda:us-east-2:123456789012:function:fn"
+	src := stream.Source{StreamARN: "arn:aws:kinesis:us-east-2:123456789012:stream/s", Region: "us-east-2"}
+	var events0 []events.KinesisEvent
+	h := &fakeHandler{answers: []func(context.Context, events.KinesisEvent) (events.KinesisEventResponse, error){
+		func(_ context.Context, ev events.KinesisEvent) (events.KinesisEventResponse, error) {
+			events0 = append(events0, ev)
+			return events.KinesisEventResponse{}, nil
+		},
+	}}
+	d := newDispatcher(t, Config{Handler: h.handle, FunctionARN: arn, Source: src, BatchSize: 1})
+	ctx := context.WithValue(context.Background(), ctxKey{}, "parent")
+	if err := d.Deliver(ctx, nil, recs(2), func(stream.Position) {}); err != nil {
+		t.Fatalf("Deliver: %v", err)
+	}
+	if got, want := len(h.ctxs), 2; got != want {
+		t.Fatalf("handler called %d times, want %d", got, want)
+	}
+	ids := map[string]bool{}
+	for i, hctx := range h.ctxs {
+		lc, ok := lambdacontext.FromContext(hctx)
+		if !ok {
+			t.Fatalf("call %d: context has no lambdacontext.LambdaContext", i)
+		}
+		if got, want := lc.InvokedFunctionArn, arn; got != want {
+			t.Errorf("call %d: InvokedFunctionArn = %q, want %q", i, got, want)
+		}
+		if lc.AwsRequestID == "" || ids[lc.AwsRequestID] {
+			t.Errorf("call %d: AwsRequestID = %q, want a new non-empty id", i, lc.AwsRequestID)
+		}
+		ids[lc.AwsRequestID] = true
+		if got, want := hctx.Value(ctxKey{}), "parent"; got != want {
+			t.Errorf("call %d: context value = %v, want %v (derived from Deliver's ctx)", i, got, want)
+		}
+	}
+	for i, ev := range events0 {
+		r := ev.Records[0]
+		if r.EventSourceArn != src.StreamARN || r.AwsRegion != src.Region || r.EventSource != "aws:kinesis" {
+			t.Errorf("event %d: source %q region %q eventSource %q, want %q %q %q",
+				i, r.EventSourceArn, r.AwsRegion, r.EventSource, src.StreamARN, src.Region, "aws:kinesis")
+		}
+	}
+}
+
+func TestBackoff(t *testing.T) {
+	tests := []struct {
+		base time.Duration
+		n    int
+		max  time.Duration
+		want time.Duration
+	}{
+		{100 * time.Millisecond, 0, 10 * time.Second, 100 * time.Millisecond},
+		{100 * time.Millisecond, 1, 10 * time.Second, 200 * time.Millisecond},
+		{100 * time.Millisecond, 3, 10 * time.Second, 800 * time.Millisecond},
+		{100 * time.Millisecond, 10, 10 * time.Second, 10 * time.Second},
+		{100 * time.Millisecond, 1000, 10 * time.Second, 10 * time.Second},
+		{20 * time.Second, 0, 10 * time.Second, 10 * time.Second},
+	}
+	for _, tt := range tests {
+		if got := backoff(tt.base, tt.n, tt.max); got != tt.want {
+			t.Errorf("backoff(%v, %d, %v) = %v, want %v", tt.base, tt.n, tt.max, got, tt.want)
+		}
+	}
+}

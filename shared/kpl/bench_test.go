@@ -1,0 +1,72 @@
+package kpl
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/shardline/shardline/shared/stream"
+)
+
+// benchRecords is 100 user records of ~100 bytes with distinct keys.
+func benchRecords() []UserRecord {
+	recs := make([]UserRecord, 100)
+	for i := range recs {
+		data := fmt.Appendf(nil, "%03d ", i)
+		for len(data) < 100 {
+			data = append(data, "lorem ipsum dolor sit amet "...)
+		}
+		recs[i] = UserRecord{PartitionKey: fmt.Sprintf("partition-%d", i), Data: data[:100]}
+	}
+	return recs
+}
+
+func BenchmarkDeaggregate(b *testing.B) {
+	agg := mustAggregate(b, benchRecords())
+	half := mustRange(b, "0", "170141183460469231731687303715884105727")
+	for _, bc := range []struct {
+		name string
+		data []byte
+		hr   HashRange
+	}{
+		{"aggregate", agg, HashRange{}},
+		{"aggregate-half-range", agg, half},
+		{"plain", agg[1:], half},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			r := carrier(bc.data)
+			var dst []stream.Record
+			b.SetBytes(int64(len(bc.data)))
+			b.ReportAllocs()
+			for b.Loop() {
+				dst, _ = Deaggregate(dst[:0], testShard, r, bc.hr)
+			}
+		})
+	}
+}
+
+func BenchmarkAggregate(b *testing.B) {
+	recs := benchRecords()
+	size := len(mustAggregate(b, recs))
+	b.Run("Aggregate", func(b *testing.B) {
+		b.SetBytes(int64(size))
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := Aggregate(recs); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("Aggregator", func(b *testing.B) {
+		var a Aggregator
+		b.SetBytes(int64(size))
+		b.ReportAllocs()
+		for b.Loop() {
+			for _, r := range recs {
+				a.Add(r)
+			}
+			if _, err := a.Flush(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
