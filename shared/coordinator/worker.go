@@ -39,8 +39,9 @@ type Worker struct {
 	ended map[string]bool // shards read to their end, never read again
 	stats map[string]*shardStats
 
-	wg      sync.WaitGroup
-	syncNow chan struct{}
+	wg       sync.WaitGroup
+	draining chan struct{}
+	syncNow  chan struct{}
 	fatal   chan error
 }
 
@@ -57,6 +58,7 @@ func New(cfg Config) (*Worker, error) {
 		held:     map[string]*held{},
 		ended:    map[string]bool{},
 		stats:    map[string]*shardStats{},
+		draining: make(chan struct{}),
 		syncNow:  make(chan struct{}, 1),
 		fatal:    make(chan error, 1),
 	}, nil
@@ -132,6 +134,7 @@ loop:
 		h.stopFetching()
 	}
 	w.mu.Unlock()
+	close(w.draining)
 	w.wg.Wait()
 	stopRenew()
 	<-renewDone
@@ -341,6 +344,10 @@ func (w *Worker) start(work context.Context, l lease.Lease) {
 		}
 	}()
 }
+
+// Draining is closed once Run has told every shard to stop: no batch starts
+// after it.
+func (w *Worker) Draining() <-chan struct{} { return w.draining }
 
 // Held lists the shards this worker holds now.
 func (w *Worker) Held() []string {
