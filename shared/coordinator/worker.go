@@ -42,7 +42,7 @@ type Worker struct {
 	wg       sync.WaitGroup
 	draining chan struct{}
 	syncNow  chan struct{}
-	fatal   chan error
+	fatal    chan error
 }
 
 // New validates cfg, fills its defaults and returns a worker.
