@@ -25,7 +25,7 @@ type consumeResult struct {
 // write SHARD_END; when drained, flush and release; when the lease is lost,
 // return without writing.
 func (w *Worker) consume(h *held, st *shardStats) consumeResult {
-	l := h.lease
+	l := h.snapshot()
 	log := w.log.With("shard", l.Key)
 	start := l.Checkpoint
 	if start.Seq == "" {
@@ -79,7 +79,7 @@ func (w *Worker) consume(h *held, st *shardStats) consumeResult {
 	log.Info("shard started", "from", start.String())
 	var recs []stream.Record
 	for {
-		b, err := w.read(h, reader, hr, resume, &recs, st)
+		b, err := w.read(h.fetchCtx, l.Key, reader, hr, resume, &recs, st)
 		if err != nil {
 			if lost := h.lost(); lost != nil {
 				log.Warn("lease lost; shard stopped without writing", "cause", lost)
@@ -138,18 +138,18 @@ func (w *Worker) consume(h *held, st *shardStats) consumeResult {
 // read fetches the next batch into recs, de-aggregated and with the records
 // the checkpoint covers dropped. With MaxBatchingWindow it keeps reading
 // until the batch is full, the window passes or the shard ends.
-func (w *Worker) read(h *held, r *fetch.Reader, hr kpl.HashRange, resume *stream.Position, recs *[]stream.Record, st *shardStats) (fetch.Batch, error) {
+func (w *Worker) read(ctx context.Context, shardID string, r *fetch.Reader, hr kpl.HashRange, resume *stream.Position, recs *[]stream.Record, st *shardStats) (fetch.Batch, error) {
 	*recs = (*recs)[:0]
 	deadline := time.Now().Add(w.cfg.MaxBatchingWindow)
 	for {
-		b, err := r.Next(h.fetchCtx)
+		b, err := r.Next(ctx)
 		if err != nil {
 			return b, err
 		}
 		var ks kpl.Stats
 		for i := range b.Records {
 			var s kpl.Stats
-			*recs, s = kpl.Deaggregate(*recs, h.lease.Key, &b.Records[i], hr)
+			*recs, s = kpl.Deaggregate(*recs, shardID, &b.Records[i], hr)
 			ks.Add(s)
 		}
 		if resume != nil {
@@ -163,10 +163,10 @@ func (w *Worker) read(h *held, r *fetch.Reader, hr kpl.HashRange, resume *stream
 		}
 		st.addRead(ks, b.MillisBehindLatest)
 		if ks.DroppedOutOfRange > 0 {
-			w.log.Debug("user records outside the shard's hash range dropped", "shard", h.lease.Key, "count", ks.DroppedOutOfRange)
+			w.log.Debug("user records outside the shard's hash range dropped", "shard", shardID, "count", ks.DroppedOutOfRange)
 		}
 		if ks.Malformed > 0 {
-			w.log.Warn("malformed KPL aggregates delivered as they are", "shard", h.lease.Key, "count", ks.Malformed)
+			w.log.Warn("malformed KPL aggregates delivered as they are", "shard", shardID, "count", ks.Malformed)
 		}
 		if b.End || w.cfg.MaxBatchingWindow <= 0 || len(*recs) >= w.cfg.BatchSize || !time.Now().Before(deadline) {
 			return b, nil

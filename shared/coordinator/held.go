@@ -36,6 +36,13 @@ func newHeld(work context.Context, l lease.Lease) *held {
 	return h
 }
 
+// snapshot returns the lease as last written.
+func (h *held) snapshot() lease.Lease {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.lease.Clone()
+}
+
 // stopFetching asks the consumer to drain: finish the batch in flight,
 // checkpoint, release.
 func (h *held) stopFetching() {

@@ -2,8 +2,6 @@ package coordinator_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"os"
@@ -14,16 +12,15 @@ import (
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
-	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
-	ktypes "github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 
 	"github.com/shardline/shardline/shared/awsconf"
 	"github.com/shardline/shardline/shared/coordinator"
 	"github.com/shardline/shardline/shared/kpl"
 	"github.com/shardline/shardline/shared/lease"
 	"github.com/shardline/shardline/shared/produce"
+	"github.com/shardline/shardline/shared/standin/standintest"
 	"github.com/shardline/shardline/shared/stream"
 )
 
@@ -38,30 +35,17 @@ type fixture struct {
 
 func newFixture(t *testing.T, shards int) *fixture {
 	t.Helper()
-	needStandins(t)
+	kinesisEP, dynamoEP := needStandins(t)
 	t.Setenv("AWS_ACCESS_KEY_ID", "local")
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "local")
-	ctx := context.Background()
-	cl, err := awsconf.Load(ctx, awsconf.Options{Region: "us-east-1", KinesisEndpoint: kinesisEP, DynamoDBEndpoint: dynamoEP})
+	cl, err := awsconf.Load(context.Background(), awsconf.Options{Region: "us-east-1", KinesisEndpoint: kinesisEP, DynamoDBEndpoint: dynamoEP})
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{t: t, stream: "s-" + suffix(), app: "app-" + suffix(), kinesis: cl.Kinesis, dynamo: cl.DynamoDB}
-	_, err = f.kinesis.CreateStream(ctx, &kinesis.CreateStreamInput{StreamName: &f.stream, ShardCount: aws.Int32(int32(shards))})
-	if err != nil {
-		t.Fatalf("create stream: %v", err)
+	return &fixture{
+		t: t, stream: standintest.NewStream(t, kinesisEP, shards), app: standintest.UniqueName(t),
+		kinesis: cl.Kinesis, dynamo: cl.DynamoDB,
 	}
-	waitFor(t, 30*time.Second, "stream ACTIVE", func() bool {
-		out, err := f.kinesis.DescribeStreamSummary(ctx, &kinesis.DescribeStreamSummaryInput{StreamName: &f.stream})
-		return err == nil && out.StreamDescriptionSummary.StreamStatus == ktypes.StreamStatusActive
-	})
-	return f
-}
-
-func suffix() string {
-	b := make([]byte, 4)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
 }
 
 // waitFor polls cond until it holds or the deadline passes.
