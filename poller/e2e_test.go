@@ -175,7 +175,20 @@ func TestKill9Resume(t *testing.T) {
 
 	args := []string{"run", "-handler", "print", "-initial-position", "TRIM_HORIZON", "-checkpoint-interval", "1s", "-worker-id", "w1"}
 	p1 := e.startPoller(t, args...)
-	waitFor(t, time.Minute, "4,000 records printed", func() bool { return countLines(p1.out.String()) >= 4000 })
+	// Kill in the steady state: records flowing and every shard
+	// checkpointed at least once.
+	waitFor(t, time.Minute, "4,000 records printed and every shard checkpointed", func() bool {
+		if countLines(p1.out.String()) < 4000 {
+			return false
+		}
+		ls := leasesOf(t, e)
+		for _, l := range ls {
+			if l.Checkpoint.IsSentinel() {
+				return false
+			}
+		}
+		return len(ls) == 4
+	})
 	if err := p1.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
