@@ -39,7 +39,11 @@ func Main(args []string, getenv func(string) string, stdout, stderr io.Writer) i
 		if !ok {
 			return
 		}
-		fmt.Fprintf(stderr, "poller: %v: draining (finishing batches in flight, checkpointing, releasing leases); signal again to exit at once\n", s)
+		what := "stopping"
+		if isRun(args) {
+			what = "draining (finishing batches in flight, checkpointing, releasing leases)"
+		}
+		fmt.Fprintf(stderr, "poller: %v: %s; signal again to exit at once\n", s, what)
 		cancel()
 		if _, ok := <-sigs; ok {
 			fmt.Fprintln(stderr, "poller: second signal: exiting now")
@@ -58,6 +62,10 @@ func Main(args []string, getenv func(string) string, stdout, stderr io.Writer) i
 		fmt.Fprintf(stderr, "poller: %v\n", err)
 		return 1
 	}
+}
+
+func isRun(args []string) bool {
+	return len(args) == 0 || args[0] == "run" || len(args[0]) > 0 && args[0][0] == '-'
 }
 
 // run dispatches to a sub-command; run is the default.

@@ -278,7 +278,8 @@ func start(ctx context.Context, sp processSpec) (*Server, error) {
 			if up {
 				// Answered, but by our process? Another one may have taken
 				// the port between choosing and binding it.
-				if ours, err := listensOn(s.PID, sp.port); err == nil && !ours {
+				// An error (the process already gone) is not ours either.
+				if ours, err := listensOn(s.PID, sp.port); err != nil || !ours {
 					up = false
 					last = fmt.Errorf("port %d answers, but pid %d does not listen on it", sp.port, s.PID)
 				}
