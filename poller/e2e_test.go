@@ -6,6 +6,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"strings"
@@ -334,5 +336,110 @@ func TestStartErrors(t *testing.T) {
 				t.Fatalf("stderr = %q, want it to contain %q", stderr, c.want)
 			}
 		})
+	}
+}
+
+// TestProduceThenPrint: `poller produce -count -aggregate` puts the word
+// lines as KPL aggregates and prints the totals; `poller run -handler
+// print` prints each of them as one JSON line.
+func TestProduceThenPrint(t *testing.T) {
+	e := newEnv(t, 2)
+	prod := e.startPoller(t, "produce", "-rate", "2000", "-numbers", "5", "-aggregate", "50", "-count", "1000")
+	if code := prod.wait(t, time.Minute); code != 0 {
+		t.Fatalf("produce exit code %d; stderr:\n%s", code, prod.errOut.String())
+	}
+	if !strings.Contains(prod.out.String(), "sent 1000 lines (5000 numbers) in") {
+		t.Fatalf("produce output lacks the summary:\n%s", prod.out.String())
+	}
+	var total int64
+	for _, line := range strings.Split(strings.SplitN(prod.out.String(), "totals of the numbers sent:\n", 2)[1], "\n") {
+		var n, c int64
+		if _, err := fmt.Sscan(line, &n, &c); err == nil {
+			total += c
+		}
+	}
+	if total != 5000 {
+		t.Fatalf("totals of the numbers sent add up to %d, want 5000", total)
+	}
+	p := e.startPoller(t, "run", "-handler", "print", "-initial-position", "TRIM_HORIZON")
+	waitFor(t, time.Minute, "1000 printed records", func() bool { return countLines(p.out.String()) >= 1000 })
+	_ = p.cmd.Process.Signal(syscall.SIGINT)
+	if code := p.wait(t, time.Minute); code != 0 {
+		t.Fatalf("poller exit code %d after SIGINT", code)
+	}
+	recs := parsePrinted(t, p.out.String())
+	if len(recs) != 1000 {
+		t.Fatalf("printed %d records, want 1000", len(recs))
+	}
+	keys := map[string]bool{}
+	subs := 0
+	for _, r := range recs {
+		if len(strings.Fields(r.Data)) != 5 {
+			t.Fatalf("record data %q: want 5 numbers", r.Data)
+		}
+		keys[r.Data+r.SequenceNumber+fmt.Sprint(r.SubSequenceNumber)] = true
+		if r.SubSequenceNumber > 0 {
+			subs++
+		}
+	}
+	if subs == 0 {
+		t.Fatal("no record has a sub-sequence number: the lines were not aggregated")
+	}
+	checkShardOrder(t, recs)
+}
+
+// TestSecondSignalExitsAtOnce: the first SIGTERM drains (here a batch is
+// stuck in a function that never answers), the second exits at once.
+func TestSecondSignalExitsAtOnce(t *testing.T) {
+	e := newEnv(t, 1)
+	called := make(chan struct{}, 100)
+	hang := make(chan struct{})
+	defer close(hang)
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		called <- struct{}{}
+		select {
+		case <-hang:
+		case <-r.Context().Done():
+		}
+	})}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = srv.Serve(l) }()
+	defer srv.Close()
+	e.put(t, 10)
+	p := e.startPoller(t, "run", "-target-function", "stuck", "-lambda-endpoint", "http://"+l.Addr().String(), "-initial-position", "TRIM_HORIZON")
+	select {
+	case <-called:
+	case <-time.After(time.Minute):
+		t.Fatalf("the function was never invoked; stderr:\n%s", p.errOut.String())
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	waitFor(t, 10*time.Second, "the drain message", func() bool { return strings.Contains(p.errOut.String(), "draining") })
+	select {
+	case <-p.done:
+		t.Fatal("the poller exited on the first signal with a batch in flight")
+	default:
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	if code := p.wait(t, 5*time.Second); code != 130 {
+		t.Fatalf("exit code after the second signal = %d, want 130", code)
+	}
+}
+
+// put writes n plain records to the test's stream.
+func (e *testEnv) put(t *testing.T, n int) {
+	t.Helper()
+	p, err := produce.New(context.Background(), e.clients.Kinesis, e.stream, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var recs []kpl.UserRecord
+	for i := range n {
+		recs = append(recs, kpl.UserRecord{PartitionKey: fmt.Sprint(i), Data: []byte(fmt.Sprint(i))})
+	}
+	if err := p.Put(context.Background(), recs); err != nil {
+		t.Fatal(err)
 	}
 }

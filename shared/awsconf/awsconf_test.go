@@ -1,0 +1,67 @@
+package awsconf
+
+import (
+	"context"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
+)
+
+func TestPerServiceRoles(t *testing.T) {
+	t.Setenv("AWS_ACCESS_KEY_ID", "local")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "local")
+	o := Options{Region: "eu-west-1", KinesisRoleARN: "arn:aws:iam::123456789012:role/reader", CloudWatchRoleARN: "arn:aws:iam::123456789012:role/metrics"}
+	c, err := Load(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	assumes := func(p aws.CredentialsProvider) bool {
+		return aws.IsCredentialsProvider(p, (*stscreds.AssumeRoleProvider)(nil))
+	}
+	if !assumes(c.Kinesis.Options().Credentials) {
+		t.Error("Kinesis client does not assume -kinesis-role-arn")
+	}
+	if assumes(c.DynamoDB.Options().Credentials) {
+		t.Error("DynamoDB client assumes a role though -dynamodb-role-arn is empty")
+	}
+	if !assumes(CloudWatchConfig(c, o).Credentials) {
+		t.Error("CloudWatch configuration does not assume -cloudwatch-role-arn")
+	}
+	if got := c.Kinesis.Options().RetryMaxAttempts; got != 1 {
+		t.Errorf("Kinesis client RetryMaxAttempts = %d, want 1 (the reader retries)", got)
+	}
+	if c.Region != "eu-west-1" {
+		t.Errorf("region = %q, want eu-west-1", c.Region)
+	}
+}
+
+func TestEndpoints(t *testing.T) {
+	t.Setenv("AWS_ACCESS_KEY_ID", "local")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "local")
+	c, err := Load(context.Background(), Options{Region: "us-east-1", KinesisEndpoint: "http://127.0.0.1:1", DynamoDBEndpoint: "http://127.0.0.1:2", LambdaEndpoint: "http://127.0.0.1:3"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, got := range map[string]*string{
+		"http://127.0.0.1:1": c.Kinesis.Options().BaseEndpoint,
+		"http://127.0.0.1:2": c.DynamoDB.Options().BaseEndpoint,
+		"http://127.0.0.1:3": c.Lambda.Options().BaseEndpoint,
+	} {
+		if aws.ToString(got) != name {
+			t.Errorf("endpoint = %q, want %q", aws.ToString(got), name)
+		}
+	}
+	if !c.DynamoDB.Options().DisableValidateResponseChecksum {
+		t.Error("DynamoDB with a local endpoint validates response checksums")
+	}
+}
+
+func TestNoRegion(t *testing.T) {
+	t.Setenv("AWS_REGION", "")
+	t.Setenv("AWS_DEFAULT_REGION", "")
+	t.Setenv("AWS_CONFIG_FILE", "/nonexistent")
+	if _, err := Load(context.Background(), Options{}); err == nil {
+		t.Fatal("Load without a region succeeded")
+	}
+}
