@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/shardline/shardline/shared/lease"
 	"github.com/shardline/shardline/shared/shards"
@@ -24,6 +25,10 @@ type shardStatus struct {
 	LeaseCounter  int64    `json:"leaseCounter"`
 	HasLease      bool     `json:"hasLease"`
 	OwnerSwitches int64    `json:"ownerSwitchesSinceCheckpoint,omitempty"`
+	// MillisBehindLatest is the lag of the owner's last read (-1: none
+	// yet), as of LastRenewal; both are absent when never renewed.
+	MillisBehindLatest *int64     `json:"millisBehindLatest,omitempty"`
+	LastRenewal        *time.Time `json:"lastRenewal,omitempty"`
 }
 
 func runStatus(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -56,8 +61,9 @@ func runStatus(ctx context.Context, args []string, getenv func(string) string, s
 		enc.SetIndent("", "  ")
 		return enc.Encode(rows)
 	}
+	now := time.Now()
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "SHARD\tSTATE\tPARENTS\tOWNER\tCHECKPOINT\tCOUNTER")
+	fmt.Fprintln(tw, "SHARD\tSTATE\tPARENTS\tOWNER\tCHECKPOINT\tLAG\tLAST RENEWAL\tCOUNTER")
 	for _, r := range rows {
 		cp := r.Checkpoint
 		if r.SubSequence != 0 {
@@ -66,7 +72,14 @@ func runStatus(ctx context.Context, args []string, getenv func(string) string, s
 		if !r.HasLease {
 			cp = "(no lease)"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\n", r.ShardID, r.State, dash(strings.Join(r.Parents, ",")), dash(r.Owner), cp, r.LeaseCounter)
+		lag, renewed := "-", "-"
+		if r.MillisBehindLatest != nil && *r.MillisBehindLatest >= 0 {
+			lag = (time.Duration(*r.MillisBehindLatest) * time.Millisecond).String()
+		}
+		if r.LastRenewal != nil {
+			renewed = fmt.Sprintf("%s (%s ago)", r.LastRenewal.Format(time.RFC3339), now.Sub(*r.LastRenewal).Round(100*time.Millisecond))
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\n", r.ShardID, r.State, dash(strings.Join(r.Parents, ",")), dash(r.Owner), cp, lag, renewed, r.LeaseCounter)
 	}
 	return tw.Flush()
 }
@@ -107,6 +120,10 @@ func fill(r *shardStatus, l lease.Lease) {
 	r.SubSequence = l.Checkpoint.SubSeq
 	r.LeaseCounter = l.Counter
 	r.OwnerSwitches = l.OwnerSwitchesSinceCheckpoint
+	if !l.LastRenewal.IsZero() {
+		t, behind := l.LastRenewal, l.MillisBehindLatest
+		r.LastRenewal, r.MillisBehindLatest = &t, &behind
+	}
 }
 
 func dash(s string) string {

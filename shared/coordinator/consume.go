@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/aws"
 
 	"github.com/shardline/shardline/shared/checkpoint"
@@ -54,8 +55,15 @@ func (w *Worker) consume(h *held, st *shardStats) consumeResult {
 	if err != nil {
 		return fail(err)
 	}
+	// Every handler call first makes sure the lease is still ours.
+	handler := func(ctx context.Context, ev events.KinesisEvent) (events.KinesisEventResponse, error) {
+		if err := h.ensureFresh(ctx, w.table, w.cfg.FailoverTime); err != nil {
+			return events.KinesisEventResponse{}, err
+		}
+		return w.cfg.Handler(ctx, ev)
+	}
 	disp, err := dispatch.New(dispatch.Config{
-		Handler: w.cfg.Handler, Source: w.source, FunctionARN: w.cfg.FunctionARN,
+		Handler: handler, Source: w.source, FunctionARN: w.cfg.FunctionARN,
 		BatchSize: w.cfg.BatchSize, MaxRetryAttempts: w.cfg.MaxRetryAttempts, MaxRecordAge: w.cfg.MaxRecordAge,
 		BisectOnError: w.cfg.BisectOnError, OnFailure: w.cfg.OnFailure, Logger: log,
 	})

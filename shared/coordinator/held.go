@@ -27,10 +27,11 @@ type held struct {
 	fetchCancel context.CancelCauseFunc
 	stop        chan struct{}
 	stopOnce    sync.Once
+	behind      func() int64 // the shard's last MillisBehindLatest, -1 unknown
 }
 
 func newHeld(work context.Context, l lease.Lease) *held {
-	h := &held{lease: l, lastRenew: time.Now(), stop: make(chan struct{})}
+	h := &held{lease: l, lastRenew: time.Now(), stop: make(chan struct{}), behind: func() int64 { return -1 }}
 	h.ctx, h.cancel = context.WithCancelCause(work)
 	h.fetchCtx, h.fetchCancel = context.WithCancelCause(h.ctx)
 	return h
@@ -84,7 +85,9 @@ func (h *held) write(ctx context.Context, fn func(context.Context, lease.Lease) 
 // renew moves the counter on; past the failover time without a successful
 // renewal the lease is given up as expired (another worker may have it).
 func (h *held) renew(ctx context.Context, t *lease.Table, failover time.Duration) {
-	err := h.write(ctx, t.Renew)
+	err := h.write(ctx, func(ctx context.Context, l lease.Lease) (lease.Lease, error) {
+		return t.Renew(ctx, l, lease.Progress{Time: time.Now(), MillisBehindLatest: h.behind()})
+	})
 	if err == nil || errors.Is(err, lease.ErrLeaseLost) || h.lost() != nil {
 		return
 	}
@@ -94,6 +97,21 @@ func (h *held) renew(ctx context.Context, t *lease.Table, failover time.Duration
 	if stale {
 		h.cancel(ErrLeaseExpired)
 	}
+}
+
+// ensureFresh is called before every handler call. When the last renewal
+// is older than half the failover time (the worker was paused, or DynamoDB
+// is failing) it renews first, so a worker whose lease was taken while it
+// was stopped learns it before calling the handler again, not after.
+func (h *held) ensureFresh(ctx context.Context, t *lease.Table, failover time.Duration) error {
+	h.mu.Lock()
+	age := time.Since(h.lastRenew)
+	h.mu.Unlock()
+	if age < failover/2 {
+		return h.lost()
+	}
+	h.renew(ctx, t, failover)
+	return h.lost()
 }
 
 // checkpoint writes pos (fenced).

@@ -50,6 +50,12 @@ func (s *shardStats) update(fn func(*ShardStats)) {
 	s.mu.Unlock()
 }
 
+func (s *shardStats) behind() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.s.MillisBehindLatest
+}
+
 func (s *shardStats) addDone() { s.update(func(x *ShardStats) { x.Done++ }) }
 func (s *shardStats) setCheckpoint(p stream.Position) {
 	s.update(func(x *ShardStats) { x.Checkpoint = p })

@@ -313,12 +313,13 @@ func (w *Worker) renewLoop(ctx context.Context) {
 func (w *Worker) start(work context.Context, l lease.Lease) {
 	h := newHeld(work, l)
 	w.mu.Lock()
-	w.held[l.Key] = h
 	st := w.stats[l.Key]
 	if st == nil {
-		st = &shardStats{s: ShardStats{ShardID: l.Key}}
+		st = &shardStats{s: ShardStats{ShardID: l.Key, MillisBehindLatest: -1}}
 		w.stats[l.Key] = st
 	}
+	h.behind = st.behind
+	w.held[l.Key] = h
 	w.mu.Unlock()
 	w.wg.Add(1)
 	go func() {

@@ -117,6 +117,7 @@ func (r *Reader) Next(ctx context.Context) (Batch, error) {
 		return Batch{}, ErrShardEnded
 	}
 	var fails, throttles int
+	renewed := false
 	for {
 		if err := sleepUntil(ctx, r.nextCall); err != nil {
 			return Batch{}, err
@@ -136,9 +137,17 @@ func (r *Reader) Next(ctx context.Context) (Batch, error) {
 		out, err := r.client.GetRecords(ctx, &kinesis.GetRecordsInput{ShardIterator: r.iterator, Limit: aws.Int32(r.cfg.Limit)})
 		if err != nil {
 			var expired *types.ExpiredIteratorException
-			if errors.As(err, &expired) {
+			var invalid *types.InvalidArgumentException
+			switch {
+			case errors.As(err, &expired):
 				r.log.Info("shard iterator expired; getting a new one", "after", r.lastSeq)
 				r.iterator = nil
+				continue
+			case errors.As(err, &invalid) && !renewed:
+				// An iterator the server no longer knows (it restarted):
+				// one new iterator before the error counts as fatal.
+				r.log.Warn("shard iterator refused; getting a new one", "after", r.lastSeq, "error", err)
+				r.iterator, renewed = nil, true
 				continue
 			}
 			wait, ferr := r.classify(err, &fails, &throttles)

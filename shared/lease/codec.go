@@ -3,6 +3,7 @@ package lease
 import (
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 )
@@ -79,6 +80,17 @@ func decode(item map[string]types.AttributeValue) (Lease, error) {
 	}
 	if l.EndingHashKey, err = getS(item, attrEndHash, false); err != nil {
 		return Lease{}, wrap(err)
+	}
+	if l.MillisBehindLatest, err = getN(item, attrBehind); err != nil {
+		return Lease{}, wrap(err)
+	}
+	renewed, err := getS(item, attrLastRenewal, false)
+	if err != nil {
+		return Lease{}, wrap(err)
+	}
+	if renewed != "" {
+		// Display only: a malformed value is ignored, not an error.
+		l.LastRenewal, _ = time.Parse(time.RFC3339Nano, renewed)
 	}
 	return l, nil
 }

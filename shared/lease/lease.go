@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/shardline/shardline/shared/stream"
 )
@@ -27,6 +28,19 @@ type Lease struct {
 	ChildShardIDs                []string
 	StartingHashKey              string
 	EndingHashKey                string
+
+	// Shardline's additions, for `poller status` (KCL ignores them): the
+	// owner's wall-clock time of its last renewal (zero when none was
+	// recorded) and how far behind the tip its last read was (-1: no read
+	// yet).
+	LastRenewal        time.Time
+	MillisBehindLatest int64
+}
+
+// Progress is what a renewal records besides moving the counter.
+type Progress struct {
+	Time               time.Time
+	MillisBehindLatest int64 // -1 when unknown
 }
 
 // Ended reports whether the shard was read to its end.

@@ -26,6 +26,9 @@ const (
 	attrChildren      = "childShardIds"
 	attrStartHash     = "startingHashKey"
 	attrEndHash       = "endingHashKey"
+	// Shardline's own, ignored by the KCL.
+	attrLastRenewal = "lastRenewal"
+	attrBehind      = "millisBehindLatest"
 )
 
 // dynamoAPI lists the DynamoDB calls the lease table makes.
@@ -160,9 +163,14 @@ func (t *Table) Take(ctx context.Context, l Lease, owner string) (Lease, error) 
 	return out, nil
 }
 
-// Renew moves l's counter on, proving its holder is alive.
-func (t *Table) Renew(ctx context.Context, l Lease) (Lease, error) {
-	out, err := t.write(ctx, l, update{}, false)
+// Renew moves l's counter on, proving its holder is alive, and records
+// the holder's progress for `status`.
+func (t *Table) Renew(ctx context.Context, l Lease, p Progress) (Lease, error) {
+	u := update{set: map[string]types.AttributeValue{
+		attrLastRenewal: str(p.Time.UTC().Format(time.RFC3339Nano)),
+		attrBehind:      num(p.MillisBehindLatest),
+	}}
+	out, err := t.write(ctx, l, u, false)
 	if err != nil {
 		return Lease{}, fmt.Errorf("renew lease %s: %w", l.Key, err)
 	}

@@ -29,6 +29,11 @@ type Producer struct {
 	stream    string
 	aggregate int // user records per Kinesis record; <= 1: no aggregation
 	shards    []openShard
+	// ByKey packs only records of one partition key into an aggregate.
+	// Such an aggregate always lands on its key's shard, even while the
+	// shard map is stale after a reshard, so nothing is sent twice and
+	// each key's records stay in order. Set it before the first Put.
+	ByKey bool
 	// Stats
 	UserRecords    int64 // user records accepted by Kinesis
 	KinesisRecords int64 // Kinesis records accepted
@@ -209,21 +214,37 @@ func (p *Producer) pack(recs []kpl.UserRecord) ([]entry, error) {
 		}
 		return out, nil
 	}
-	groups := make([][]kpl.UserRecord, len(p.shards))
+	type group struct {
+		shard string // predicted shard; "" when grouped by key
+		recs  []kpl.UserRecord
+	}
+	var groups []*group
+	index := map[string]*group{}
 	for _, r := range recs {
-		i := p.shardFor(r)
-		groups[i] = append(groups[i], r)
+		k, shard := r.PartitionKey, ""
+		if !p.ByKey {
+			shard = p.shards[p.shardFor(r)].id
+			k = shard
+		}
+		g := index[k]
+		if g == nil {
+			g = &group{shard: shard}
+			index[k] = g
+			groups = append(groups, g)
+		}
+		g.recs = append(g.recs, r)
 	}
 	var out []entry
 	agg := kpl.NewAggregator(0)
-	for si, g := range groups {
+	for _, gr := range groups {
+		g := gr.recs
 		flush := func(users []kpl.UserRecord) error {
 			pk, ehk := agg.PartitionKey(), agg.ExplicitHashKey()
 			data, err := agg.Flush()
 			if err != nil {
 				return err
 			}
-			e := entry{put: types.PutRecordsRequestEntry{Data: data, PartitionKey: aws.String(pk)}, users: users, shard: p.shards[si].id}
+			e := entry{put: types.PutRecordsRequestEntry{Data: data, PartitionKey: aws.String(pk)}, users: users, shard: gr.shard}
 			if ehk != "" {
 				e.put.ExplicitHashKey = aws.String(ehk)
 			}
