@@ -72,9 +72,10 @@ func (w *Worker) consume(h *held, st *shardStats) consumeResult {
 	}
 	tracker := checkpoint.New(w.cfg.CheckpointInterval, l.Checkpoint, time.Now())
 	var cpErr error
-	done := func(p stream.Position) {
-		tracker.Done(p)
-		st.addDone()
+	// checkpointIfDue writes the position done once the interval has
+	// passed: after records are done, and after every read, so a pending
+	// checkpoint is written even when no more records come.
+	checkpointIfDue := func() {
 		if pos, due := tracker.Due(time.Now()); due && cpErr == nil {
 			if err := h.checkpoint(h.ctx, w.table, pos, nil); err != nil {
 				cpErr = err
@@ -83,6 +84,11 @@ func (w *Worker) consume(h *held, st *shardStats) consumeResult {
 			tracker.Written(pos, time.Now())
 			st.setCheckpoint(pos)
 		}
+	}
+	done := func(p stream.Position) {
+		tracker.Done(p)
+		st.addDone()
+		checkpointIfDue()
 	}
 	log.Info("shard started", "from", start.String())
 	var recs []stream.Record
@@ -112,10 +118,15 @@ func (w *Worker) consume(h *held, st *shardStats) consumeResult {
 				return fail(err)
 			}
 		}
-		if cpErr != nil && !errors.Is(cpErr, context.Canceled) {
-			log.Warn("checkpoint write failed; will retry", "error", cpErr)
+		if cpErr != nil {
+			if lost := h.lost(); lost != nil {
+				log.Warn("lease lost; shard stopped without writing", "cause", lost)
+				return consumeResult{}
+			}
+			log.Warn("checkpoint write failed; will retry", "error", Explain(cpErr))
 			cpErr = nil
 		}
+		checkpointIfDue()
 		if b.End {
 			children := make([]string, 0, len(b.Children))
 			for _, c := range b.Children {

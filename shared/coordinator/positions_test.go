@@ -224,3 +224,18 @@ func TestHandlerErrorNeverCheckpointsPast(t *testing.T) {
 		t.Fatalf("%d records reported handled, want 0 of %d", c.count(), len(want))
 	}
 }
+
+// TestIdleCheckpoint: when records stop coming, the last one done is still
+// checkpointed once the interval has passed, while the worker runs (not
+// only at shutdown).
+func TestIdleCheckpoint(t *testing.T) {
+	f := newFixture(t, 1)
+	f.put(1, 10, 0, 0)
+	c := &collector{}
+	f.start(c.handle, func(cfg *coordinator.Config) { cfg.CheckpointInterval = time.Second })
+	waitFor(t, time.Minute, "10 records", func() bool { return c.count() >= 10 })
+	last := c.snapshot()[9].pos
+	waitFor(t, 10*time.Second, "the checkpoint at the last record while idle", func() bool {
+		return f.leases()["shardId-000000000000"].Checkpoint == last
+	})
+}

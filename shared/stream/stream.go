@@ -29,8 +29,12 @@ type Position struct {
 }
 
 // IsSentinel reports whether p names no record but a sentinel.
-func (p Position) IsSentinel() bool {
-	switch p.Seq {
+func (p Position) IsSentinel() bool { return IsSentinelSeq(p.Seq) }
+
+// IsSentinelSeq reports whether a checkpoint value is a sentinel (or empty)
+// rather than a sequence number.
+func IsSentinelSeq(seq string) bool {
+	switch seq {
 	case TrimHorizon, Latest, AtTimestamp, ShardEnd, "":
 		return true
 	}
