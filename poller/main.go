@@ -16,6 +16,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/shardline/shardline/shared/config"
 	"io"
 	"os"
 	"os/signal"
@@ -51,7 +52,7 @@ func Main(args []string, getenv func(string) string, stdout, stderr io.Writer) i
 		}
 	}()
 	err := run(ctx, args, getenv, stdout, stderr)
-	var ue *usageError
+	var ue *config.UsageError
 	switch {
 	case err == nil, errors.Is(err, flag.ErrHelp):
 		return 0
@@ -87,5 +88,5 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		fmt.Fprintln(stdout, "usage: poller [run|produce|status|reset] [flags]; poller <command> -h lists a command's flags")
 		return nil
 	}
-	return usagef("unknown command %q: allowed run, produce, status, reset", cmd)
+	return config.Usagef("unknown command %q: allowed run, produce, status, reset", cmd)
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"github.com/shardline/shardline/shared/config"
 	"io"
 	"math/rand/v2"
 	"os"
@@ -21,38 +22,38 @@ import (
 // record in the KPL format. At the end it prints how often each number was
 // sent, so a word count can be checked against it.
 func runProduce(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	var c commonSettings
+	var c config.Common
 	var rate, numbers, aggregate int
 	var count int64
-	fs := newFlagSet("produce", stdout)
-	c.register(fs, false)
+	fs := config.NewFlagSet("produce", stdout)
+	c.Register(fs, false)
 	fs.IntVar(&rate, "rate", 1000, "lines per second")
 	fs.IntVar(&numbers, "numbers", 10, "random numbers (0–9) per line")
 	fs.IntVar(&aggregate, "aggregate", 0, "user records per Kinesis record in the KPL format (0 or 1: no aggregation)")
 	fs.Int64Var(&count, "count", 0, "stop after this many lines (0: until interrupted)")
-	if err := parse(fs, args, getenv); err != nil {
+	if err := config.Parse(fs, args, getenv); err != nil {
 		return err
 	}
-	if err := c.validate(false); err != nil {
+	if err := c.Validate(false); err != nil {
 		return err
 	}
 	switch {
 	case rate < 1 || rate > 1_000_000:
-		return usagef("-rate %d: allowed 1–1000000 lines per second", rate)
+		return config.Usagef("-rate %d: allowed 1–1000000 lines per second", rate)
 	case numbers < 1 || numbers > 10000:
-		return usagef("-numbers %d: allowed 1–10000", numbers)
+		return config.Usagef("-numbers %d: allowed 1–10000", numbers)
 	case aggregate < 0 || aggregate > 10000:
-		return usagef("-aggregate %d: allowed 0–10000", aggregate)
+		return config.Usagef("-aggregate %d: allowed 0–10000", aggregate)
 	case count < 0:
-		return usagef("-count %d: allowed 0 (no limit) or more", count)
+		return config.Usagef("-count %d: allowed 0 (no limit) or more", count)
 	}
-	clients, err := c.clients(ctx)
+	clients, err := c.Clients(ctx)
 	if err != nil {
 		return err
 	}
-	p, err := produce.New(ctx, clients.Kinesis, c.streamName, aggregate)
+	p, err := produce.New(ctx, clients.Kinesis, c.StreamName, aggregate)
 	if err != nil {
-		return fmt.Errorf("cannot start: stream %s: %w", c.streamName, explain(err))
+		return fmt.Errorf("cannot start: stream %s: %w", c.StreamName, explain(err))
 	}
 	progress := newProgress(stderr)
 	totals := make([]int64, 10)
@@ -101,7 +102,7 @@ func runProduce(ctx context.Context, args []string, getenv func(string) string, 
 		}
 	}
 	progress.done(sent, p.KinesisRecords)
-	fmt.Fprintf(stdout, "sent %d lines (%d numbers) in %d Kinesis records to %s\n", sent, sent*int64(numbers), p.KinesisRecords, c.streamName)
+	fmt.Fprintf(stdout, "sent %d lines (%d numbers) in %d Kinesis records to %s\n", sent, sent*int64(numbers), p.KinesisRecords, c.StreamName)
 	type kv struct {
 		n int
 		c int64

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/shardline/shardline/shared/config"
 	"io"
 
 	"github.com/shardline/shardline/shared/lease"
@@ -14,41 +15,41 @@ import (
 // Run it with the pollers stopped: a lease still owned is refused unless
 // -force, since its owner would write over the reset.
 func runReset(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	var c commonSettings
+	var c config.Common
 	var to, shard string
 	var subSeq int64
 	var force bool
-	fs := newFlagSet("reset", stdout)
-	c.register(fs, true)
+	fs := config.NewFlagSet("reset", stdout)
+	c.Register(fs, true)
 	fs.StringVar(&to, "to", "", "new checkpoint: TRIM_HORIZON, LATEST, AT_TIMESTAMP (uses the run's -initial-timestamp) or a sequence number (required)")
 	fs.Int64Var(&subSeq, "sub-sequence-number", 0, "with a sequence number: the user record within an aggregate done last")
 	fs.StringVar(&shard, "shard", "", "only this shard (default: every lease)")
 	fs.BoolVar(&force, "force", false, "reset leases that are still owned")
-	if err := parse(fs, args, getenv); err != nil {
+	if err := config.Parse(fs, args, getenv); err != nil {
 		return err
 	}
-	if err := c.validate(true); err != nil {
+	if err := c.Validate(true); err != nil {
 		return err
 	}
 	pos := stream.Position{Seq: to, SubSeq: subSeq}
 	switch {
 	case to == "":
-		return usagef("-to (TO) is required: TRIM_HORIZON, LATEST, AT_TIMESTAMP or a sequence number")
+		return config.Usagef("-to (TO) is required: TRIM_HORIZON, LATEST, AT_TIMESTAMP or a sequence number")
 	case to == stream.ShardEnd:
-		return usagef("-to %q: allowed TRIM_HORIZON, LATEST, AT_TIMESTAMP or a sequence number", to)
+		return config.Usagef("-to %q: allowed TRIM_HORIZON, LATEST, AT_TIMESTAMP or a sequence number", to)
 	case pos.IsSentinel() && subSeq != 0:
-		return usagef("-sub-sequence-number %d: allowed only with a sequence number", subSeq)
+		return config.Usagef("-sub-sequence-number %d: allowed only with a sequence number", subSeq)
 	case !pos.IsSentinel() && !isDigits(to):
-		return usagef("-to %q: allowed TRIM_HORIZON, LATEST, AT_TIMESTAMP or a sequence number (digits)", to)
+		return config.Usagef("-to %q: allowed TRIM_HORIZON, LATEST, AT_TIMESTAMP or a sequence number (digits)", to)
 	}
-	clients, err := c.clients(ctx)
+	clients, err := c.Clients(ctx)
 	if err != nil {
 		return err
 	}
-	t := lease.NewTable(clients.DynamoDB, c.appName)
+	t := lease.NewTable(clients.DynamoDB, c.AppName)
 	leases, err := t.List(ctx)
 	if err != nil {
-		return fmt.Errorf("lease table %s: %w", c.appName, explain(err))
+		return fmt.Errorf("lease table %s: %w", c.AppName, explain(err))
 	}
 	n := 0
 	for _, l := range leases {
@@ -68,7 +69,7 @@ func runReset(ctx context.Context, args []string, getenv func(string) string, st
 		n++
 	}
 	if shard != "" && n == 0 {
-		return fmt.Errorf("no lease for shard %s in %s", shard, c.appName)
+		return fmt.Errorf("no lease for shard %s in %s", shard, c.AppName)
 	}
 	return nil
 }

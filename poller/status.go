@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/shardline/shardline/shared/config"
 	"io"
 	"sort"
 	"strings"
@@ -32,28 +33,28 @@ type shardStatus struct {
 }
 
 func runStatus(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	var c commonSettings
+	var c config.Common
 	var asJSON bool
-	fs := newFlagSet("status", stdout)
-	c.register(fs, true)
+	fs := config.NewFlagSet("status", stdout)
+	c.Register(fs, true)
 	fs.BoolVar(&asJSON, "json", false, "print JSON (one array) for scripts")
-	if err := parse(fs, args, getenv); err != nil {
+	if err := config.Parse(fs, args, getenv); err != nil {
 		return err
 	}
-	if err := c.validate(true); err != nil {
+	if err := c.Validate(true); err != nil {
 		return err
 	}
-	clients, err := c.clients(ctx)
+	clients, err := c.Clients(ctx)
 	if err != nil {
 		return err
 	}
-	list, err := shards.List(ctx, clients.Kinesis, c.streamName)
+	list, err := shards.List(ctx, clients.Kinesis, c.StreamName)
 	if err != nil {
-		return fmt.Errorf("stream %s: %w", c.streamName, explain(err))
+		return fmt.Errorf("stream %s: %w", c.StreamName, explain(err))
 	}
-	leases, err := lease.NewTable(clients.DynamoDB, c.appName).List(ctx)
+	leases, err := lease.NewTable(clients.DynamoDB, c.AppName).List(ctx)
 	if err != nil {
-		return fmt.Errorf("lease table %s: %w", c.appName, explain(err))
+		return fmt.Errorf("lease table %s: %w", c.AppName, explain(err))
 	}
 	rows := statusRows(list, leases)
 	if asJSON {

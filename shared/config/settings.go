@@ -1,4 +1,4 @@
-package main
+package config
 
 import (
 	"errors"
@@ -8,25 +8,27 @@ import (
 	"strings"
 )
 
-// usageError is a bad setting: one line naming it, the value and what is
+// UsageError is a bad setting: one line naming it, the value and what is
 // allowed. It maps to exit code 2.
-type usageError struct{ msg string }
+type UsageError struct{ msg string }
 
-func (e *usageError) Error() string { return e.msg }
+// Error is the one line.
+func (e *UsageError) Error() string { return e.msg }
 
-func usagef(format string, args ...any) error {
-	return &usageError{msg: fmt.Sprintf(format, args...)}
+// Usagef makes a UsageError.
+func Usagef(format string, args ...any) error {
+	return &UsageError{msg: fmt.Sprintf(format, args...)}
 }
 
-// envName is a flag's environment variable: upper case, dashes become
+// EnvName is a flag's environment variable: upper case, dashes become
 // underscores.
-func envName(flagName string) string {
+func EnvName(flagName string) string {
 	return strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
 }
 
-// parse parses args into fs and then fills every flag not given on the
+// Parse parses args into fs and then fills every flag not given on the
 // command line from its environment variable. A flag beats its variable.
-func parse(fs *flag.FlagSet, args []string, getenv func(string) string) error {
+func Parse(fs *flag.FlagSet, args []string, getenv func(string) string) error {
 	fs.SetOutput(io.Discard)
 	// The flag package calls Usage on every parse error: print it for -h only.
 	usage := fs.Usage
@@ -38,10 +40,10 @@ func parse(fs *flag.FlagSet, args []string, getenv func(string) string) error {
 			}
 			return err
 		}
-		return usagef("%v", err)
+		return Usagef("%v", err)
 	}
 	if fs.NArg() > 0 {
-		return usagef("unexpected argument %q", fs.Arg(0))
+		return Usagef("unexpected argument %q", fs.Arg(0))
 	}
 	given := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
@@ -50,12 +52,12 @@ func parse(fs *flag.FlagSet, args []string, getenv func(string) string) error {
 		if err != nil || given[f.Name] {
 			return
 		}
-		v := getenv(envName(f.Name))
+		v := getenv(EnvName(f.Name))
 		if v == "" {
 			return
 		}
 		if e := fs.Set(f.Name, v); e != nil {
-			err = usagef("%s=%q: %v", envName(f.Name), v, unwrapFlagErr(e))
+			err = Usagef("%s=%q: %v", EnvName(f.Name), v, unwrapFlagErr(e))
 		}
 	})
 	return err
@@ -70,15 +72,15 @@ func unwrapFlagErr(err error) error {
 	return err
 }
 
-// printDefaults writes a flag set's usage with each variable name.
-func printDefaults(w io.Writer, fs *flag.FlagSet) {
+// PrintDefaults writes a flag set's usage with each variable name.
+func PrintDefaults(w io.Writer, fs *flag.FlagSet) {
 	fs.VisitAll(func(f *flag.Flag) {
 		name, usage := flag.UnquoteUsage(f)
 		line := "  -" + f.Name
 		if name != "" {
 			line += " " + name
 		}
-		fmt.Fprintf(w, "%s  (%s)\n    \t%s", line, envName(f.Name), strings.ReplaceAll(usage, "\n", "\n    \t"))
+		fmt.Fprintf(w, "%s  (%s)\n    \t%s", line, EnvName(f.Name), strings.ReplaceAll(usage, "\n", "\n    \t"))
 		if f.DefValue != "" && f.DefValue != "0" && f.DefValue != "false" {
 			fmt.Fprintf(w, " (default %s)", f.DefValue)
 		}

@@ -1,4 +1,4 @@
-package main
+package config
 
 import (
 	"bytes"
@@ -24,18 +24,18 @@ func TestEnvName(t *testing.T) {
 		{"region", "REGION"},
 	}
 	for _, tt := range tests {
-		if got := envName(tt.flag); got != tt.want {
-			t.Errorf("envName(%q) = %q, want %q", tt.flag, got, tt.want)
+		if got := EnvName(tt.flag); got != tt.want {
+			t.Errorf("EnvName(%q) = %q, want %q", tt.flag, got, tt.want)
 		}
 	}
 }
 
-func parseRun(t *testing.T, args []string, vars map[string]string) (*runSettings, error) {
+func parseRun(t *testing.T, args []string, vars map[string]string) (*Run, error) {
 	t.Helper()
-	var s runSettings
-	fs := newFlagSet("run", io.Discard)
-	s.register(fs)
-	return &s, parse(fs, args, env(vars))
+	var s Run
+	fs := NewFlagSet("run", io.Discard)
+	s.Register(fs)
+	return &s, Parse(fs, args, env(vars))
 }
 
 func TestParsePrecedence(t *testing.T) {
@@ -43,70 +43,70 @@ func TestParsePrecedence(t *testing.T) {
 		name  string
 		args  []string
 		vars  map[string]string
-		check func(*runSettings) (got, want any)
+		check func(*Run) (got, want any)
 	}{
 		{
 			name:  "default",
-			check: func(s *runSettings) (any, any) { return s.batchSize, 100 },
+			check: func(s *Run) (any, any) { return s.BatchSize, 100 },
 		},
 		{
 			name:  "env var when the flag is absent",
 			vars:  map[string]string{"BATCH_SIZE": "7"},
-			check: func(s *runSettings) (any, any) { return s.batchSize, 7 },
+			check: func(s *Run) (any, any) { return s.BatchSize, 7 },
 		},
 		{
 			name:  "flag beats its env var",
 			args:  []string{"-batch-size", "5"},
 			vars:  map[string]string{"BATCH_SIZE": "7"},
-			check: func(s *runSettings) (any, any) { return s.batchSize, 5 },
+			check: func(s *Run) (any, any) { return s.BatchSize, 5 },
 		},
 		{
 			name:  "flag set to its default still beats the env var",
 			args:  []string{"-batch-size=100"},
 			vars:  map[string]string{"BATCH_SIZE": "7"},
-			check: func(s *runSettings) (any, any) { return s.batchSize, 100 },
+			check: func(s *Run) (any, any) { return s.BatchSize, 100 },
 		},
 		{
 			name:  "string from env",
 			vars:  map[string]string{"STREAM_NAME": "words"},
-			check: func(s *runSettings) (any, any) { return s.streamName, "words" },
+			check: func(s *Run) (any, any) { return s.StreamName, "words" },
 		},
 		{
 			name:  "string flag beats env",
 			args:  []string{"-stream-name", "flag"},
 			vars:  map[string]string{"STREAM_NAME": "env"},
-			check: func(s *runSettings) (any, any) { return s.streamName, "flag" },
+			check: func(s *Run) (any, any) { return s.StreamName, "flag" },
 		},
 		{
 			name:  "duration from env",
 			vars:  map[string]string{"CHECKPOINT_INTERVAL": "500ms"},
-			check: func(s *runSettings) (any, any) { return s.checkpointInterval, 500 * time.Millisecond },
+			check: func(s *Run) (any, any) { return s.CheckpointInterval, 500 * time.Millisecond },
 		},
 		{
 			name:  "negative duration from env",
 			vars:  map[string]string{"MAX_RECORD_AGE": "-1s"},
-			check: func(s *runSettings) (any, any) { return s.maxRecordAge, -time.Second },
+			check: func(s *Run) (any, any) { return s.MaxRecordAge, -time.Second },
 		},
 		{
 			name:  "bool from env",
 			vars:  map[string]string{"BISECT_ON_ERROR": "true"},
-			check: func(s *runSettings) (any, any) { return s.bisectOnError, true },
+			check: func(s *Run) (any, any) { return s.BisectOnError, true },
 		},
 		{
 			name:  "bool flag beats env",
 			args:  []string{"-bisect-on-error=false"},
 			vars:  map[string]string{"BISECT_ON_ERROR": "true"},
-			check: func(s *runSettings) (any, any) { return s.bisectOnError, false },
+			check: func(s *Run) (any, any) { return s.BisectOnError, false },
 		},
 		{
 			name:  "empty env var is unset",
 			vars:  map[string]string{"INITIAL_POSITION": ""},
-			check: func(s *runSettings) (any, any) { return s.initialPosition, "LATEST" },
+			check: func(s *Run) (any, any) { return s.InitialPosition, "LATEST" },
 		},
 		{
 			name:  "negative int from env",
 			vars:  map[string]string{"MAX_RETRY_ATTEMPTS": "-1"},
-			check: func(s *runSettings) (any, any) { return s.maxRetryAttempts, -1 },
+			check: func(s *Run) (any, any) { return s.MaxRetryAttempts, -1 },
 		},
 	}
 	for _, tt := range tests {
@@ -139,9 +139,9 @@ func TestParseErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := parseRun(t, tt.args, tt.vars)
-			var ue *usageError
+			var ue *UsageError
 			if !errors.As(err, &ue) {
-				t.Fatalf("parse = %v, want a *usageError", err)
+				t.Fatalf("parse = %v, want a *UsageError", err)
 			}
 			for _, p := range tt.parts {
 				if !strings.Contains(err.Error(), p) {
@@ -157,10 +157,10 @@ func TestParseErrors(t *testing.T) {
 
 func TestParseHelp(t *testing.T) {
 	var out bytes.Buffer
-	var s runSettings
-	fs := newFlagSet("run", &out)
-	s.register(fs)
-	if err := parse(fs, []string{"-h"}, env(nil)); !errors.Is(err, flag.ErrHelp) {
+	var s Run
+	fs := NewFlagSet("run", &out)
+	s.Register(fs)
+	if err := Parse(fs, []string{"-h"}, env(nil)); !errors.Is(err, flag.ErrHelp) {
 		t.Fatalf("parse -h = %v, want flag.ErrHelp", err)
 	}
 	for _, want := range []string{"-stream-name", "(STREAM_NAME)", "-batch-size", "(BATCH_SIZE)", "default 100"} {

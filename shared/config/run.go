@@ -1,0 +1,157 @@
+package config
+
+import (
+	"flag"
+	"io"
+	"log/slog"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/shardline/shardline/shared/awsconf"
+	"github.com/shardline/shardline/shared/coordinator"
+	"github.com/shardline/shardline/shared/dispatch"
+	"github.com/shardline/shardline/shared/handlers"
+	"github.com/shardline/shardline/shared/invoke"
+	"github.com/shardline/shardline/shared/stream"
+)
+
+// Run are the settings of `poller run`, as DESIGN.md names them.
+type Run struct {
+	Common
+	InitialPosition       string
+	InitialTimestamp      string
+	CheckpointInterval    time.Duration
+	Handler               string
+	TargetFunction        string
+	WorkerID              string
+	FailoverTime          time.Duration
+	MaxLeases             int
+	BatchSize             int
+	MaxBatchingWindow     time.Duration
+	ParallelizationFactor int
+	BisectOnError         bool
+	MaxRetryAttempts      int
+	MaxRecordAge          time.Duration
+	OnFailure             string
+	RetryWaitTime         time.Duration
+	RetryMaxAttempts      int
+
+	// Timestamp is InitialTimestamp parsed by Validate.
+	Timestamp time.Time
+}
+
+// Register adds the run settings to fs.
+func (s *Run) Register(fs *flag.FlagSet) {
+	s.Common.Register(fs, true)
+	fs.StringVar(&s.InitialPosition, "initial-position", stream.Latest, "where shards without a checkpoint start: TRIM_HORIZON, LATEST or AT_TIMESTAMP")
+	fs.StringVar(&s.InitialTimestamp, "initial-timestamp", "", "RFC 3339 time for AT_TIMESTAMP")
+	fs.DurationVar(&s.CheckpointInterval, "checkpoint-interval", time.Second, "least time between checkpoint writes per shard")
+	fs.StringVar(&s.Handler, "handler", "", "in-process handler: "+strings.Join(handlers.Names(), ", "))
+	fs.StringVar(&s.TargetFunction, "target-function", "", "Lambda function name or ARN to invoke with each batch, instead of -handler")
+	fs.StringVar(&s.WorkerID, "worker-id", "", "lease owner name (default host-pid-random)")
+	fs.DurationVar(&s.FailoverTime, "failover-time", 10*time.Second, "a lease whose counter has not moved for this long may be taken")
+	fs.IntVar(&s.MaxLeases, "max-leases", 0, "most shards this worker holds (0: no limit)")
+	fs.IntVar(&s.BatchSize, "batch-size", 100, "most records per handler call (1–10000)")
+	fs.DurationVar(&s.MaxBatchingWindow, "max-batching-window", 0, "wait up to this long to fill a batch")
+	fs.IntVar(&s.ParallelizationFactor, "parallelization-factor", 1, "concurrent batches per shard (this version: 1)")
+	fs.BoolVar(&s.BisectOnError, "bisect-on-error", false, "split a failing batch in two and retry each half")
+	fs.IntVar(&s.MaxRetryAttempts, "max-retry-attempts", -1, "retries of a failing batch; -1 = until the record expires")
+	fs.DurationVar(&s.MaxRecordAge, "max-record-age", -time.Second, "give up on records older than this; -1s = never")
+	fs.StringVar(&s.OnFailure, "on-failure", "", "where given-up records go: file:///path (JSON lines)")
+	fs.DurationVar(&s.RetryWaitTime, "retry-wait-time", 100*time.Millisecond, "wait between Kinesis read retries")
+	fs.IntVar(&s.RetryMaxAttempts, "retry-max-attempts", 3, "Kinesis read retries before backing off")
+}
+
+// Validate checks every setting and returns the first problem as one
+// line (a *UsageError). It sets Timestamp from InitialTimestamp.
+func (s *Run) Validate() (err error) {
+	var ts time.Time
+	defer func() { s.Timestamp = ts }()
+	if err := s.Common.Validate(true); err != nil {
+		return err
+	}
+	switch s.InitialPosition {
+	case stream.TrimHorizon, stream.Latest:
+		if s.InitialTimestamp != "" {
+			return Usagef("-initial-timestamp %q is only allowed with -initial-position AT_TIMESTAMP, not %s", s.InitialTimestamp, s.InitialPosition)
+		}
+	case stream.AtTimestamp:
+		if s.InitialTimestamp == "" {
+			return Usagef("-initial-timestamp (INITIAL_TIMESTAMP) is required with -initial-position AT_TIMESTAMP: an RFC 3339 time such as 2026-01-02T15:04:05Z")
+		}
+		t, err := time.Parse(time.RFC3339Nano, s.InitialTimestamp)
+		if err != nil {
+			return Usagef("-initial-timestamp %q: allowed an RFC 3339 time such as 2026-01-02T15:04:05Z", s.InitialTimestamp)
+		}
+		ts = t
+	default:
+		return Usagef("-initial-position %q: allowed TRIM_HORIZON, LATEST, AT_TIMESTAMP", s.InitialPosition)
+	}
+	switch {
+	case s.CheckpointInterval <= 0:
+		return Usagef("-checkpoint-interval %s: allowed a positive duration such as 1s", s.CheckpointInterval)
+	case s.Handler == "" && s.TargetFunction == "":
+		return Usagef("-handler (HANDLER) or -target-function (TARGET_FUNCTION) is required: handlers are %s", strings.Join(handlers.Names(), ", "))
+	case s.Handler != "" && s.TargetFunction != "":
+		return Usagef("-handler %q and -target-function %q: allowed one of them, not both", s.Handler, s.TargetFunction)
+	case s.FailoverTime < 300*time.Millisecond:
+		return Usagef("-failover-time %s: allowed 300ms or more", s.FailoverTime)
+	case s.MaxLeases < 0:
+		return Usagef("-max-leases %d: allowed 0 (no limit) or more", s.MaxLeases)
+	case s.BatchSize < 1 || s.BatchSize > 10000:
+		return Usagef("-batch-size %d: allowed 1–10000", s.BatchSize)
+	case s.MaxBatchingWindow < 0 || s.MaxBatchingWindow > 300*time.Second:
+		return Usagef("-max-batching-window %s: allowed 0s–300s", s.MaxBatchingWindow)
+	case s.ParallelizationFactor != 1:
+		return Usagef("-parallelization-factor %d: allowed 1 in this version", s.ParallelizationFactor)
+	case s.MaxRetryAttempts < -1 || s.MaxRetryAttempts > 10000:
+		return Usagef("-max-retry-attempts %d: allowed -1 (until the record expires) or 0–10000", s.MaxRetryAttempts)
+	case s.MaxRecordAge != -time.Second && (s.MaxRecordAge < time.Second || s.MaxRecordAge > 7*24*time.Hour):
+		return Usagef("-max-record-age %s: allowed -1s (never) or 1s–168h", s.MaxRecordAge)
+	case s.RetryWaitTime <= 0:
+		return Usagef("-retry-wait-time %s: allowed a positive duration such as 100ms", s.RetryWaitTime)
+	case s.RetryMaxAttempts < 1:
+		return Usagef("-retry-max-attempts %d: allowed 1 or more", s.RetryMaxAttempts)
+	}
+	if s.Handler != "" && !slices.Contains(handlers.Names(), s.Handler) {
+		return Usagef("-handler %q: allowed %s", s.Handler, strings.Join(handlers.Names(), ", "))
+	}
+	if s.OnFailure != "" {
+		if _, err := dispatch.ParseDestination(s.OnFailure); err != nil {
+			return Usagef("-on-failure %q: %v", s.OnFailure, err)
+		}
+	}
+	return nil
+}
+
+// NewHandler builds the handler the settings name: an in-process one from the
+// registry (writing to out), or a Lambda function through the Invoke API.
+func (s *Run) NewHandler(clients *awsconf.Clients, out io.Writer, log *slog.Logger) (stream.Handler, error) {
+	if s.TargetFunction != "" {
+		return invoke.Handler(clients.Lambda, s.TargetFunction), nil
+	}
+	h, err := handlers.New(s.Handler, handlers.Options{Out: out, Logger: log, Interval: s.CheckpointInterval})
+	if err != nil {
+		return nil, Usagef("-handler %q: %v", s.Handler, err)
+	}
+	return h, nil
+}
+
+// WorkerConfig builds the coordinator's configuration from validated settings.
+func (s *Run) WorkerConfig(clients *awsconf.Clients, h stream.Handler, log *slog.Logger) coordinator.Config {
+	var dest dispatch.Destination
+	if s.OnFailure != "" {
+		dest, _ = dispatch.ParseDestination(s.OnFailure) // checked by Validate
+	}
+	return coordinator.Config{
+		AppName: s.AppName, StreamName: s.StreamName, WorkerID: s.WorkerID,
+		InitialPosition: s.InitialPosition, InitialTimestamp: s.Timestamp,
+		CheckpointInterval: s.CheckpointInterval, FailoverTime: s.FailoverTime, MaxLeases: s.MaxLeases,
+		BatchSize: s.BatchSize, MaxBatchingWindow: s.MaxBatchingWindow,
+		Handler: h, MaxRetryAttempts: s.MaxRetryAttempts, MaxRecordAge: max(s.MaxRecordAge, 0),
+		BisectOnError: s.BisectOnError, OnFailure: dest,
+		RetryWaitTime: s.RetryWaitTime, RetryMaxAttempts: s.RetryMaxAttempts,
+		Region: clients.Region, Kinesis: clients.Kinesis, DynamoDB: clients.DynamoDB, Logger: log,
+	}
+}
