@@ -22,6 +22,7 @@ type ShardStats struct {
 	DroppedOutOfRange  int64           // user records outside the shard's hash range
 	Done               int64           // handler batches (or parts) reported done
 	MillisBehindLatest int64
+	FirstRead          time.Time
 	LastRead           time.Time
 	Dispatch           dispatch.Stats
 }
@@ -71,6 +72,9 @@ func (s *shardStats) addRead(k kpl.Stats, behind int64) {
 		x.DroppedOutOfRange += int64(k.DroppedOutOfRange)
 		x.MillisBehindLatest = behind
 		x.LastRead = time.Now()
+		if x.FirstRead.IsZero() {
+			x.FirstRead = x.LastRead
+		}
 	})
 }
 
@@ -104,4 +108,38 @@ func (w *Worker) Totals() Totals {
 		t.DroppedOutOfRange += s.DroppedOutOfRange
 	}
 	return t
+}
+
+// Summary is what a run did, as the scheduled poller function returns it.
+type Summary struct {
+	WorkerID       string    `json:"workerId"`
+	Shards         []string  `json:"shards"` // shards read
+	KinesisRecords int64     `json:"kinesisRecords"`
+	Records        int64     `json:"records"` // user records handed to the handler, retries included
+	Batches        int64     `json:"batches"`
+	Failures       int64     `json:"failures"` // failed handler calls (errors or batchItemFailures)
+	GivenUp        int64     `json:"givenUp"`  // records sent to the on-failure destination
+	FirstRead      time.Time `json:"firstRead,omitzero"`
+	LastRead       time.Time `json:"lastRead,omitzero"`
+	StoppedBecause string    `json:"stoppedBecause,omitempty"`
+}
+
+// Summary adds up what this worker did.
+func (w *Worker) Summary() Summary {
+	s := Summary{WorkerID: w.cfg.WorkerID, Shards: []string{}}
+	for _, st := range w.Stats() {
+		s.Shards = append(s.Shards, st.ShardID)
+		s.KinesisRecords += st.KinesisRecords
+		s.Records += st.Dispatch.Records
+		s.Batches += st.Dispatch.Batches
+		s.Failures += st.Dispatch.Failures
+		s.GivenUp += st.Dispatch.GivenUp
+		if !st.FirstRead.IsZero() && (s.FirstRead.IsZero() || st.FirstRead.Before(s.FirstRead)) {
+			s.FirstRead = st.FirstRead
+		}
+		if st.LastRead.After(s.LastRead) {
+			s.LastRead = st.LastRead
+		}
+	}
+	return s
 }

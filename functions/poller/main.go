@@ -1,0 +1,124 @@
+// Command poller is the scheduled poller Lambda function: an EventBridge
+// schedule invokes it; it runs Shardline's core (leases, reading,
+// de-aggregation, the handler, checkpoints) until the invocation's deadline
+// minus DEADLINE_MARGIN, then checkpoints, releases its leases and returns
+// a JSON summary. It reads the same settings as ./poller, from the
+// function's environment variables (STREAM_NAME, APP_NAME, HANDLER or
+// TARGET_FUNCTION, ...). Build with -tags lambda.norpc as bootstrap for
+// provided.al2023.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/aws/aws-lambda-go/lambdacontext"
+
+	"github.com/shardline/shardline/shared/awsconf"
+	"github.com/shardline/shardline/shared/config"
+	"github.com/shardline/shardline/shared/coordinator"
+	"github.com/shardline/shardline/shared/stream"
+)
+
+func main() {
+	f := &function{getenv: os.Getenv, stdout: os.Stdout, stderr: os.Stderr}
+	lambda.Start(f.handle)
+}
+
+// function holds what one execution environment keeps between
+// invocations: the settings, the AWS clients and the handler.
+type function struct {
+	getenv         func(string) string
+	stdout, stderr io.Writer
+
+	once     sync.Once
+	initErr  error
+	settings config.Run
+	margin   time.Duration
+	clients  *awsconf.Clients
+	handler  stream.Handler
+	log      *slog.Logger
+}
+
+// init reads and checks the settings once per execution environment.
+func (f *function) init(ctx context.Context) error {
+	fs := flag.NewFlagSet("poller-function", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	f.settings.Register(fs)
+	fs.DurationVar(&f.margin, "deadline-margin", 5*time.Second, "stop this long before the invocation's deadline")
+	if err := config.Parse(fs, nil, f.getenv); err != nil {
+		return err
+	}
+	if err := f.settings.Validate(); err != nil {
+		return err
+	}
+	if f.margin <= 0 {
+		return config.Usagef("DEADLINE_MARGIN=%s: allowed a positive duration such as 5s", f.margin)
+	}
+	lvl, _ := config.ParseLevel(f.settings.LogLevel)
+	f.log = slog.New(slog.NewJSONHandler(f.stderr, &slog.HandlerOptions{Level: lvl}))
+	var err error
+	if f.clients, err = f.settings.Clients(ctx); err != nil {
+		return err
+	}
+	f.handler, err = f.settings.NewHandler(f.clients, f.stdout, f.log)
+	return err
+}
+
+// handle is one scheduled invocation. The event (a scheduled event, or
+// anything) is not read.
+func (f *function) handle(ctx context.Context, _ json.RawMessage) (coordinator.Summary, error) {
+	f.once.Do(func() { f.initErr = f.init(ctx) })
+	if f.initErr != nil {
+		return coordinator.Summary{}, f.initErr
+	}
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		deadline = time.Now().Add(time.Minute)
+	}
+	stopAt := deadline.Add(-f.margin)
+	if time.Until(stopAt) <= 0 {
+		return coordinator.Summary{}, config.Usagef("DEADLINE_MARGIN=%s leaves no time before the deadline: make the function timeout longer than the margin", f.margin)
+	}
+	cfg := f.settings.WorkerConfig(f.clients, f.handler, f.log)
+	// Every invocation is a worker of its own: the previous one released
+	// its leases (or they expire after FAILOVER_TIME if it crashed).
+	base := f.settings.WorkerID
+	if base == "" {
+		base = lambdacontext.FunctionName
+	}
+	if lc, ok := lambdacontext.FromContext(ctx); ok {
+		cfg.WorkerID = base + "-" + lc.AwsRequestID
+		cfg.FunctionARN = lc.InvokedFunctionArn
+	}
+	w, err := coordinator.New(cfg)
+	if err != nil {
+		return coordinator.Summary{}, config.Usagef("%v", err)
+	}
+	runCtx, cancel := context.WithDeadline(ctx, stopAt)
+	defer cancel()
+	err = w.Run(runCtx)
+	sum := w.Summary()
+	sum.StoppedBecause = "deadline"
+	if err != nil {
+		sum.StoppedBecause = "error: " + err.Error()
+		f.log.Error("poller stopped", "summary", sum)
+		return sum, &RunError{Msg: err.Error()}
+	}
+	f.log.Info("poller finished", "summary", sum)
+	return sum, nil
+}
+
+// RunError is what the function reports when its run stopped with an
+// error (Lambda shows the type name as errorType).
+type RunError struct{ Msg string }
+
+func (e *RunError) Error() string { return fmt.Sprintf("poller stopped: %s", e.Msg) }
