@@ -47,6 +47,8 @@ lint: tidy-check
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	@command -v cfn-lint >/dev/null || { echo "cfn-lint is needed to check template.yaml (it is on this project's machines)"; exit 1; }
+	cfn-lint template.yaml
 
 tidy-check:
 	@$(GO) mod tidy -diff >/dev/null 2>&1 || { echo "go mod tidy would change go.mod/go.sum:"; $(GO) mod tidy -diff; exit 1; }
