@@ -1,0 +1,297 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/lambda"
+
+	"github.com/shardline/shardline/shared/coordinator"
+	"github.com/shardline/shardline/shared/kpl"
+	"github.com/shardline/shardline/shared/lambdaemu"
+	"github.com/shardline/shardline/shared/lease"
+	"github.com/shardline/shardline/shared/produce"
+	"github.com/shardline/shardline/shared/standin/standintest"
+)
+
+var bootstrap string // the function, built once by TestMain
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "poller-fn")
+	if err != nil {
+		panic(err)
+	}
+	defer os.RemoveAll(dir)
+	bootstrap, err = lambdaemu.Build(context.Background(), dir, ".")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	standintest.Main(m)
+}
+
+type syncBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuf) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// env is a stream with records, and the scheduled poller function hosted
+// on the Lambda Runtime API with the function's deadline.
+type env struct {
+	stream, app string
+	emu         *lambdaemu.Server
+	out         *syncBuf // the function's stdout: print handler lines and Lambda's log lines
+	ddbEP       string
+	put         func(n, from int)
+}
+
+func newEnv(t *testing.T, shards int, timeout time.Duration, extra ...string) *env {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("integration test: needs the stand-ins (run without -short)")
+	}
+	kin, ddb := standintest.Both(t)
+	e := &env{stream: standintest.NewStream(t, kin.Endpoint, shards), app: standintest.UniqueName(t), out: &syncBuf{}, ddbEP: ddb.Endpoint}
+	vars := append([]string{
+		"STREAM_NAME=" + e.stream, "APP_NAME=" + e.app, "HANDLER=print",
+		"KINESIS_ENDPOINT=" + kin.Endpoint, "DYNAMODB_ENDPOINT=" + ddb.Endpoint,
+		"INITIAL_POSITION=TRIM_HORIZON", "DEADLINE_MARGIN=1500ms", "FAILOVER_TIME=3s", "CHECKPOINT_INTERVAL=500ms",
+	}, extra...)
+	var err error
+	e.emu, err = lambdaemu.Start(context.Background(), lambdaemu.Function{Name: "poller", Path: bootstrap, Env: vars, Timeout: timeout, Stdout: e.out, Stderr: e.out})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = e.emu.Close() })
+	prod, err := produce.New(context.Background(), standintest.KinesisClient(kin.Endpoint), e.stream, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.put = func(n, from int) {
+		var recs []kpl.UserRecord
+		for i := from; i < from+n; i++ {
+			recs = append(recs, kpl.UserRecord{PartitionKey: fmt.Sprint("k", i%50), Data: []byte(fmt.Sprint("r", i))})
+		}
+		if err := prod.Put(context.Background(), recs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return e
+}
+
+// invoke runs the function with events/schedule.json and returns its summary.
+func (e *env) invoke(t *testing.T) coordinator.Summary {
+	t.Helper()
+	ev, err := os.ReadFile("../../events/schedule.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := lambdaemu.Client(e.emu.Endpoint).Invoke(context.Background(), &lambda.InvokeInput{FunctionName: aws.String("poller"), Payload: ev})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.FunctionError != nil {
+		t.Fatalf("function error %s: %s\nlog:\n%s", *out.FunctionError, out.Payload, tail(e.out.String()))
+	}
+	var s coordinator.Summary
+	if err := json.Unmarshal(out.Payload, &s); err != nil {
+		t.Fatalf("summary %s: %v", out.Payload, err)
+	}
+	return s
+}
+
+func tail(s string) string {
+	if len(s) > 3000 {
+		return "…" + s[len(s)-3000:]
+	}
+	return s
+}
+
+// printed counts the print handler's lines per record in the function's output.
+func (e *env) printed() map[string]int {
+	seen := map[string]int{}
+	for _, line := range strings.Split(e.out.String(), "\n") {
+		var p struct {
+			Data     string `json:"data"`
+			Sequence string `json:"sequenceNumber"`
+		}
+		if json.Unmarshal([]byte(line), &p) == nil && p.Sequence != "" {
+			seen[p.Data]++
+		}
+	}
+	return seen
+}
+
+func (e *env) leases(t *testing.T) []lease.Lease {
+	t.Helper()
+	ls, err := lease.NewTable(standintest.DynamoDBClient(e.ddbEP), e.app).List(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ls
+}
+
+// TestScheduledInvocations: the function, invoked with the scheduled event,
+// reads and checkpoints every record, returns its summary before the
+// deadline and releases its leases; the next invocation takes them at once
+// and goes on from the checkpoints. The gap between one invocation's last
+// read and the next one's first is measured.
+func TestScheduledInvocations(t *testing.T) {
+	const timeout = 5 * time.Second
+	e := newEnv(t, 2, timeout)
+	e.put(300, 0)
+	s1 := e.invoke(t)
+	if s1.StoppedBecause != "deadline" || s1.Records != 300 || len(s1.Shards) != 2 {
+		t.Fatalf("first summary %+v: want 300 records from 2 shards, stopped at the deadline", s1)
+	}
+	inv := e.emu.Invocations("poller")[0]
+	if left := inv.Deadline.Sub(inv.End); left < time.Second {
+		t.Fatalf("returned %s before the deadline, want about the 1.5s margin", left)
+	}
+	for _, l := range e.leases(t) {
+		if l.Owner != "" || l.Checkpoint.IsSentinel() {
+			t.Errorf("after the invocation lease %s: owner %q checkpoint %s; want released at a record", l.Key, l.Owner, l.Checkpoint)
+		}
+	}
+	e.put(200, 300)
+	s2 := e.invoke(t)
+	if s2.Records != 200 {
+		t.Fatalf("second summary %+v: want the 200 new records only", s2)
+	}
+	for id, n := range e.printed() {
+		if n != 1 {
+			t.Errorf("record %s printed %d times, want once", id, n)
+		}
+	}
+	if got := len(e.printed()); got != 500 {
+		t.Fatalf("%d records printed, want 500", got)
+	}
+	invs := e.emu.Invocations("poller")
+	gap := s2.FirstRead.Sub(s1.LastRead)
+	t.Logf("invocation 1: %s, %d records; invocation 2 started %s after it ended; gap between last and first read: %s (start-up to first read %s)",
+		invs[0].End.Sub(invs[0].Start).Round(time.Millisecond), s1.Records, invs[1].Start.Sub(invs[0].End).Round(time.Millisecond),
+		gap.Round(time.Millisecond), s2.FirstRead.Sub(invs[1].Start).Round(time.Millisecond))
+	if start := s2.FirstRead.Sub(invs[1].Start); start > 2*time.Second {
+		t.Fatalf("second invocation's first read came %s after its start: the released leases were not taken at once", start)
+	}
+}
+
+// TestConcurrentInvocationsSplitShards: two invocations at once share a
+// 4-shard stream through the leases, and together read every record.
+func TestConcurrentInvocationsSplitShards(t *testing.T) {
+	e := newEnv(t, 4, 8*time.Second)
+	e.put(400, 0)
+	var wg sync.WaitGroup
+	sums := make([]coordinator.Summary, 2)
+	for i := range sums {
+		wg.Go(func() { sums[i] = e.invoke(t) })
+	}
+	wg.Wait()
+	all := map[string]bool{}
+	for i, s := range sums {
+		if len(s.Shards) == 0 || len(s.Shards) == 4 {
+			t.Errorf("invocation %d read %v: want some of the 4 shards, not none or all", i, s.Shards)
+		}
+		for _, sh := range s.Shards {
+			all[sh] = true
+		}
+		t.Logf("invocation %d (%s) read %v: %d records", i, s.WorkerID, s.Shards, s.Records)
+	}
+	if len(all) != 4 {
+		t.Fatalf("together they read %d shards, want 4", len(all))
+	}
+	if got := len(e.printed()); got != 400 {
+		t.Fatalf("%d distinct records printed, want 400", got)
+	}
+}
+
+// TestCrashedInvocation: an invocation killed mid-run leaves its leases
+// owned; the next invocation takes them after FAILOVER_TIME and goes on
+// from the checkpoints: nothing is lost.
+func TestCrashedInvocation(t *testing.T) {
+	e := newEnv(t, 1, 8*time.Second)
+	e.put(100, 0)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_, _ = lambdaemu.Client(e.emu.Endpoint).Invoke(context.Background(), &lambda.InvokeInput{FunctionName: aws.String("poller"), Payload: []byte(`{}`)})
+	}()
+	// Kill the function's process once it holds the lease and has read.
+	waitFor(t, 30*time.Second, "the first invocation to read", func() bool { return len(e.printed()) >= 100 })
+	waitFor(t, 10*time.Second, "the lease to be owned", func() bool {
+		ls := e.leases(t)
+		return len(ls) == 1 && ls[0].Owner != ""
+	})
+	for _, p := range e.emu.Processes("poller") {
+		_ = syscall.Kill(p.PID, syscall.SIGKILL)
+	}
+	<-done
+	e.put(50, 100)
+	start := time.Now()
+	s := e.invoke(t)
+	if s.Records < 50 {
+		t.Fatalf("summary %+v: want at least the 50 new records", s)
+	}
+	if wait := s.FirstRead.Sub(start); wait < 3*time.Second {
+		t.Fatalf("the crashed invocation's lease was read again after %s, before FAILOVER_TIME (3s)", wait)
+	} else {
+		t.Logf("crashed invocation's lease taken; first read %s after the next invocation started", wait.Round(time.Millisecond))
+	}
+	if got := len(e.printed()); got != 150 {
+		t.Fatalf("%d distinct records printed, want 150", got)
+	}
+}
+
+// TestBadSettings: a missing setting fails the invocation with a one-line
+// error naming it, as errorType UsageError.
+func TestBadSettings(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs the built function")
+	}
+	emu, err := lambdaemu.Start(context.Background(), lambdaemu.Function{Name: "poller", Path: bootstrap, Env: []string{"APP_NAME=my-app", "HANDLER=print", "AWS_REGION=us-east-1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer emu.Close()
+	out, err := lambdaemu.Client(emu.Endpoint).Invoke(context.Background(), &lambda.InvokeInput{FunctionName: aws.String("poller"), Payload: []byte(`{}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var body struct{ ErrorType, ErrorMessage string }
+	_ = json.Unmarshal(out.Payload, &body)
+	if out.FunctionError == nil || body.ErrorType != "UsageError" || !strings.Contains(body.ErrorMessage, "STREAM_NAME") {
+		t.Fatalf("answer %s (function error %v): want a UsageError naming STREAM_NAME", out.Payload, aws.ToString(out.FunctionError))
+	}
+}
+
+func waitFor(t *testing.T, limit time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", limit, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
