@@ -89,6 +89,8 @@ func (f *function) handle(ctx context.Context, _ json.RawMessage) (coordinator.S
 		return coordinator.Summary{}, config.Usagef("DEADLINE_MARGIN=%s leaves no time before the deadline: make the function timeout longer than the margin", f.margin)
 	}
 	cfg := f.settings.WorkerConfig(f.clients, f.handler, f.log)
+	// The drain (final checkpoints, releases) must end within the margin.
+	cfg.DrainTimeout = max(f.margin*3/4, 500*time.Millisecond)
 	// Every invocation is a worker of its own: the previous one released
 	// its leases (or they expire after FAILOVER_TIME if it crashed).
 	base := f.settings.WorkerID

@@ -56,6 +56,10 @@ type Config struct {
 	FailoverTime       time.Duration // a lease not renewed for this long may be taken; default 10s
 	MaxLeases          int           // most shards this worker holds; 0 = no limit
 	ShardSyncInterval  time.Duration // how often ListShards is compared with the leases; default 10s
+	// DrainTimeout bounds each shard's final checkpoint and release when
+	// the worker stops (default 15s); the scheduled function sets it from
+	// its deadline margin.
+	DrainTimeout time.Duration
 
 	BatchSize         int           // most records per handler call; default 100
 	MaxBatchingWindow time.Duration // wait up to this long to fill a batch; default 0
@@ -112,9 +116,10 @@ func (c *Config) fill() error {
 	def(&c.CheckpointInterval, time.Second)
 	def(&c.FailoverTime, 10*time.Second)
 	def(&c.ShardSyncInterval, 10*time.Second)
+	def(&c.DrainTimeout, 15*time.Second)
 	for name, d := range map[string]time.Duration{
 		"checkpoint-interval": c.CheckpointInterval, "failover-time": c.FailoverTime,
-		"shard-sync-interval": c.ShardSyncInterval,
+		"shard-sync-interval": c.ShardSyncInterval, "drain-timeout": c.DrainTimeout,
 	} {
 		if d < 0 {
 			errs = append(errs, fmt.Errorf("%s %s: must be positive", name, d))

@@ -77,7 +77,10 @@ func (w *Worker) consume(h *held, st *shardStats) consumeResult {
 	// checkpoint is written even when no more records come.
 	checkpointIfDue := func() {
 		if pos, due := tracker.Due(time.Now()); due && cpErr == nil {
-			if err := h.checkpoint(h.ctx, w.table, pos, nil); err != nil {
+			// Bounded: a failed write is tried again at the next interval.
+			ctx, cancel := context.WithTimeout(h.ctx, w.cfg.FailoverTime/2)
+			defer cancel()
+			if err := h.checkpoint(ctx, w.table, pos, nil); err != nil {
 				cpErr = err
 				return
 			}
@@ -217,12 +220,13 @@ func (w *Worker) writeRetrying(h *held, log *slog.Logger, fn func(context.Contex
 
 // flushAndRelease writes the final checkpoint (if any) and releases the
 // lease, so another worker can take it at once. A lost lease writes nothing.
-// It gives up after 15 s; the lease then expires after the failover time.
+// It gives up after DrainTimeout; the lease then expires after the failover
+// time and the next owner starts from the last checkpoint written.
 func (w *Worker) flushAndRelease(h *held, final *stream.Position, log *slog.Logger) {
 	if h.lost() != nil {
 		return
 	}
-	ctx, cancel := context.WithTimeout(h.ctx, 15*time.Second)
+	ctx, cancel := context.WithTimeout(h.ctx, w.cfg.DrainTimeout)
 	defer cancel()
 	wait := 100 * time.Millisecond
 	for {

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 
@@ -22,8 +23,9 @@ import (
 	"github.com/shardline/shardline/shared/stream"
 )
 
-// Settings of the fault tests: a short failover time so that an outage of
-// 2 × failoverTime lets every lease expire, and frequent checkpoints.
+// Settings of the fault tests: a short failover time, so that an outage of
+// 2 × faultFailover outlasts the leases (another worker could take them),
+// and frequent checkpoints.
 const (
 	faultFailover   = 3 * time.Second
 	faultCheckpoint = 200 * time.Millisecond
@@ -40,9 +42,8 @@ type faultProxy struct {
 	cut   bool
 	conns map[net.Conn]struct{}
 
-	refused  atomic.Int64 // connections closed at once while cut
-	proxied  atomic.Int64 // connections let through
-	wg       sync.WaitGroup
+	refused atomic.Int64 // connections closed at once while cut
+	wg      sync.WaitGroup
 }
 
 // newFaultProxy starts a proxy to target (host:port), closed when the test
@@ -99,7 +100,6 @@ func (p *faultProxy) handle(c net.Conn) {
 	}
 	p.conns[c], p.conns[up] = struct{}{}, struct{}{}
 	p.mu.Unlock()
-	p.proxied.Add(1)
 
 	var once sync.Once
 	closeBoth := func() {
@@ -297,12 +297,21 @@ type faultRun struct {
 	c    *collector
 	r    *running
 	prod *faultProducer
+
+	mu    sync.Mutex
+	calls []time.Time // when each handler call began
 }
 
 func startFaultRun(t *testing.T, f *fixture, mod func(*coordinator.Config)) *faultRun {
 	t.Helper()
 	fr := &faultRun{t: t, f: f, c: &collector{}}
-	fr.r = f.start(fr.c.handle, func(cfg *coordinator.Config) {
+	handle := func(ctx context.Context, ev events.KinesisEvent) (events.KinesisEventResponse, error) {
+		fr.mu.Lock()
+		fr.calls = append(fr.calls, time.Now())
+		fr.mu.Unlock()
+		return fr.c.handle(ctx, ev)
+	}
+	fr.r = f.start(handle, func(cfg *coordinator.Config) {
 		cfg.FailoverTime = faultFailover
 		cfg.CheckpointInterval = faultCheckpoint
 		cfg.ShardSyncInterval = time.Second
@@ -369,6 +378,19 @@ func (fr *faultRun) finish(since time.Time) {
 	}
 }
 
+// callsBetween lists the handler calls that began in [from, to).
+func (fr *faultRun) callsBetween(from, to time.Time) []time.Time {
+	fr.mu.Lock()
+	defer fr.mu.Unlock()
+	var out []time.Time
+	for _, c := range fr.calls {
+		if !c.Before(from) && c.Before(to) {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
 func distinctIDs(recs []got) map[string]bool {
 	m := make(map[string]bool, len(recs))
 	for _, r := range recs {
@@ -420,9 +442,16 @@ func TestDynamoDBOutage(t *testing.T) {
 	fr := startFaultRun(t, f, func(cfg *coordinator.Config) { cfg.Kinesis, cfg.DynamoDB = kc, dc })
 
 	proxy.Cut()
+	cut := time.Now()
 	holdOutage(t, proxy, 2*faultFailover)
 	proxy.Restore()
 	restored := time.Now()
+	// No lease could be renewed since the cut: from the failover time on,
+	// another worker could have taken them, so no batch may start.
+	if late := fr.callsBetween(cut.Add(faultFailover), restored); len(late) > 0 {
+		t.Errorf("%d handler calls began while DynamoDB was cut and the leases could not be renewed for longer than the failover time %s (first %s after the cut)",
+			len(late), faultFailover, late[0].Sub(cut).Round(time.Millisecond))
+	}
 	fr.finish(restored)
 }
 
@@ -436,7 +465,15 @@ func TestKinesisOutage(t *testing.T) {
 	fr := startFaultRun(t, f, func(cfg *coordinator.Config) { cfg.Kinesis, cfg.DynamoDB = kc, dc })
 
 	proxy.Cut()
+	before := f.leases()
 	holdOutage(t, proxy, 2*faultFailover)
+	// DynamoDB was there all along: the worker kept its leases renewed.
+	for k, l := range f.leases() {
+		if b := before[k]; l.Owner != fr.r.w.WorkerID() || l.Owner != b.Owner || l.Counter <= b.Counter {
+			t.Errorf("lease %s after the Kinesis outage: owner %q counter %d, want still %q and renewed (counter > %d)",
+				k, l.Owner, l.Counter, b.Owner, b.Counter)
+		}
+	}
 	proxy.Restore()
 	restored := time.Now()
 	fr.finish(restored)
@@ -509,3 +546,52 @@ func faultFreePort(t *testing.T) int {
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
+// TestDrainDuringDynamoDBOutage: a worker told to stop while DynamoDB does
+// not answer cannot write its last checkpoints or release its leases; it
+// must give up within the drain timeout (15 s by default) rather than
+// hang, and the next worker continues from the checkpoints once the
+// leases expire: nothing lost. (It once took ~2 minutes: lease writes held
+// the lease's lock through the SDK's whole retry sequence.)
+func TestDrainDuringDynamoDBOutage(t *testing.T) {
+	const drainLimit = 15*time.Second + faultFailover + 7*time.Second
+	kinesisEP, dynamoEP := needStandins(t)
+	f := newFixture(t, 2)
+	proxy := newFaultProxy(t, hostPort(t, dynamoEP))
+	kc, dc := clientsVia(t, kinesisEP, proxy.URL())
+	fr := startFaultRun(t, f, func(cfg *coordinator.Config) { cfg.Kinesis, cfg.DynamoDB = kc, dc })
+
+	proxy.Cut()
+	holdOutage(t, proxy, time.Second)
+	began := time.Now()
+	fr.r.cancel()
+	var runErr error
+	select {
+	case runErr = <-fr.r.done:
+		close(fr.r.done)
+	case <-time.After(5 * time.Minute):
+		t.Fatal("Run did not return within 5 minutes of the drain")
+	}
+	took := time.Since(began)
+	t.Logf("drain during the outage: Run returned %v after %s", runErr, took.Round(100*time.Millisecond))
+	if took > drainLimit {
+		t.Errorf("Run returned %s after the drain began with DynamoDB down, want within %s", took.Round(100*time.Millisecond), drainLimit)
+	}
+	proxy.Restore()
+
+	// A second worker takes the leases over once they expire and carries
+	// on from the checkpoints.
+	want := fr.prod.finish(t)
+	c2 := &collector{}
+	r2 := f.start(c2.handle, func(cfg *coordinator.Config) {
+		cfg.FailoverTime = faultFailover
+		cfg.CheckpointInterval = faultCheckpoint
+	})
+	all := func() []got { return append(fr.c.snapshot(), c2.snapshot()...) }
+	waitFor(t, 2*time.Minute, fmt.Sprintf("all %d records delivered", len(want)), func() bool {
+		return len(distinctIDs(all())) >= len(want)
+	})
+	if err := r2.stop(t); err != nil {
+		t.Fatalf("second worker's Run: %v", err)
+	}
+	checkAtLeastOnce(t, all(), want)
+}

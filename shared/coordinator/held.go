@@ -17,7 +17,8 @@ var errStopping = errors.New("worker stopping")
 // write to the lease goes through write, one at a time, so each carries the
 // counter the previous one returned.
 type held struct {
-	mu        sync.Mutex
+	writing   chan struct{} // a one-slot lock for writes that a context can abandon
+	mu        sync.Mutex    // guards lease and lastRenew
 	lease     lease.Lease
 	lastRenew time.Time
 
@@ -31,7 +32,10 @@ type held struct {
 }
 
 func newHeld(work context.Context, l lease.Lease) *held {
-	h := &held{lease: l, lastRenew: time.Now(), stop: make(chan struct{}), behind: func() int64 { return -1 }}
+	h := &held{
+		writing: make(chan struct{}, 1), lease: l, lastRenew: time.Now(),
+		stop: make(chan struct{}), behind: func() int64 { return -1 },
+	}
 	h.ctx, h.cancel = context.WithCancelCause(work)
 	h.fetchCtx, h.fetchCancel = context.WithCancelCause(h.ctx)
 	return h
@@ -62,14 +66,19 @@ func (h *held) lost() error {
 }
 
 // write applies one fenced write. On ErrLeaseLost the consumer is cancelled
-// with that cause and no later write is attempted.
+// with that cause and no later write is attempted. Waiting for an earlier
+// write ends with ctx, so every caller's deadline covers the wait too.
 func (h *held) write(ctx context.Context, fn func(context.Context, lease.Lease) (lease.Lease, error)) error {
-	h.mu.Lock()
-	defer h.mu.Unlock()
+	select {
+	case h.writing <- struct{}{}:
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
+	defer func() { <-h.writing }()
 	if err := h.lost(); err != nil {
 		return err
 	}
-	l, err := fn(ctx, h.lease)
+	l, err := fn(ctx, h.snapshot())
 	if errors.Is(err, lease.ErrLeaseLost) {
 		h.cancel(lease.ErrLeaseLost)
 		return err
@@ -77,24 +86,30 @@ func (h *held) write(ctx context.Context, fn func(context.Context, lease.Lease) 
 	if err != nil {
 		return err
 	}
+	h.mu.Lock()
 	h.lease = l
 	h.lastRenew = time.Now()
+	h.mu.Unlock()
 	return nil
 }
 
-// renew moves the counter on; past the failover time without a successful
-// renewal the lease is given up as expired (another worker may have it).
+// renew moves the counter on. Another worker may take the lease once
+// failover has passed since the last renewal that succeeded, so the attempt
+// is bounded by that moment, and past it the lease is given up as expired
+// (the consumer stops without writing).
 func (h *held) renew(ctx context.Context, t *lease.Table, failover time.Duration) {
-	err := h.write(ctx, func(ctx context.Context, l lease.Lease) (lease.Lease, error) {
+	h.mu.Lock()
+	expires := h.lastRenew.Add(failover)
+	h.mu.Unlock()
+	rctx, cancel := context.WithDeadline(ctx, expires)
+	defer cancel()
+	err := h.write(rctx, func(ctx context.Context, l lease.Lease) (lease.Lease, error) {
 		return t.Renew(ctx, l, lease.Progress{Time: time.Now(), MillisBehindLatest: h.behind()})
 	})
-	if err == nil || errors.Is(err, lease.ErrLeaseLost) || h.lost() != nil {
+	if err == nil || errors.Is(err, lease.ErrLeaseLost) || h.lost() != nil || ctx.Err() != nil {
 		return
 	}
-	h.mu.Lock()
-	stale := time.Since(h.lastRenew) >= failover
-	h.mu.Unlock()
-	if stale {
+	if !time.Now().Before(expires) {
 		h.cancel(ErrLeaseExpired)
 	}
 }

@@ -36,6 +36,9 @@ const kclDeadWorker = "ip-10-0-0-1.ec2.internal:5a2b1c"
 // the KCL's DynamoDBLeaseSerializer (amazon-kinesis-client 2.x/3.x),
 // including attributes Shardline does not use (pendingCheckpoint*,
 // throughputKBps), so the lease package's own encoding proves nothing here.
+// Cases: plain records; a child checkpoint inside a KPL aggregate
+// (checkpointSubSequenceNumber k: delivery resumes at user record k+1); and
+// a parent the KCL worker was still reading when it died.
 func TestContinuesKCLLeaseTable(t *testing.T) {
 	tests := []struct {
 		name      string
@@ -49,76 +52,13 @@ func TestContinuesKCLLeaseTable(t *testing.T) {
 			testContinuesKCLLeaseTable(t, tt.aggregate)
 		})
 	}
+	t.Run("parent checkpointed mid-shard", testContinuesKCLParent)
 }
 
 func testContinuesKCLLeaseTable(t *testing.T, aggregate int) {
-	const keys = 8 // one key space for every put, so record ids never repeat
 	f := newFixture(t, 1)
-	ctx := context.Background()
-
-	// A 1-shard stream: 30 records, then a split at the midpoint, then 40
-	// more, which land on the two children.
-	f.put(keys, 30, 0, 0)
-	before := kclListShards(t, f)
-	if len(before) != 1 {
-		t.Fatalf("new stream has %d shards, want 1", len(before))
-	}
-	parent := before[0]
-	lo, _ := new(big.Int).SetString(parent.StartingHashKey, 10)
-	hi, _ := new(big.Int).SetString(parent.EndingHashKey, 10)
-	midKey := new(big.Int).Rsh(new(big.Int).Add(new(big.Int).Add(lo, hi), big.NewInt(1)), 1).String()
-	if _, err := f.kinesis.SplitShard(ctx, &kinesis.SplitShardInput{
-		StreamName: aws.String(f.stream), ShardToSplit: aws.String(parent.ID), NewStartingHashKey: aws.String(midKey),
-	}); err != nil {
-		t.Fatalf("SplitShard: %v", err)
-	}
-	waitCtx, cancel := context.WithTimeout(ctx, time.Minute)
-	defer cancel()
-	if err := standin.WaitStreamActive(waitCtx, f.kinesis, f.stream); err != nil {
-		t.Fatal(err)
-	}
-	f.put(keys, 40, 30, aggregate)
-
-	list := kclListShards(t, f)
-	var children []shards.Shard
-	for _, s := range list {
-		switch {
-		case s.ID == parent.ID:
-			if !s.Closed {
-				t.Fatalf("parent %s is still open after the split", s.ID)
-			}
-			parent = s
-		case slices.Equal(s.Parents, []string{parent.ID}):
-			children = append(children, s)
-		default:
-			t.Fatalf("unexpected shard %+v after splitting %s", s, parent.ID)
-		}
-	}
-	if len(children) != 2 {
-		t.Fatalf("split of %s gave %d children, want 2: %+v", parent.ID, len(children), list)
-	}
-
-	// What is on the shards, read straight from Kinesis.
-	parentRecs, ended := kclReadShard(t, f, parent)
-	if !ended || len(parentRecs) != 30 {
-		t.Fatalf("parent %s: %d records, ended %v; want 30 and ended", parent.ID, len(parentRecs), ended)
-	}
-	childRecs := map[string][]stream.Record{}
-	total := 0
-	for _, c := range children {
-		recs, _ := kclReadShard(t, f, c)
-		if len(recs) < 4 {
-			t.Fatalf("child %s holds %d of the 40 records, want at least 4 on each child", c.ID, len(recs))
-		}
-		if aggregate > 0 && !recs[0].Aggregated {
-			t.Fatalf("child %s: first record not from a KPL aggregate", c.ID)
-		}
-		childRecs[c.ID] = recs
-		total += len(recs)
-	}
-	if total != 40 {
-		t.Fatalf("children hold %d user records, want the 40 put after the split", total)
-	}
+	ks := kclSplitStream(t, f, aggregate)
+	parent, children, childRecs := ks.parent, ks.children, ks.childRecs
 
 	// The checkpoints the KCL application had written. Plain records: one
 	// child in its middle, the other at its first record. Aggregated: one
@@ -176,7 +116,9 @@ func testContinuesKCLLeaseTable(t *testing.T, aggregate int) {
 	// The lease table, as the KCL creates and writes it.
 	kclCreateLeaseTable(t, f.dynamo, f.app)
 	s := func(v string) dtypes.AttributeValue { return &dtypes.AttributeValueMemberS{Value: v} }
-	n := func(v int64) dtypes.AttributeValue { return &dtypes.AttributeValueMemberN{Value: strconv.FormatInt(v, 10)} }
+	n := func(v int64) dtypes.AttributeValue {
+		return &dtypes.AttributeValueMemberN{Value: strconv.FormatInt(v, 10)}
+	}
 	ss := func(v ...string) dtypes.AttributeValue { return &dtypes.AttributeValueMemberSS{Value: v} }
 	const parentCounter = 4711
 	items := []map[string]dtypes.AttributeValue{{
@@ -215,11 +157,7 @@ func testContinuesKCLLeaseTable(t *testing.T, aggregate int) {
 		}
 		items = append(items, item)
 	}
-	for _, item := range items {
-		if _, err := f.dynamo.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(f.app), Item: item}); err != nil {
-			t.Fatalf("PutItem %v: %v", item["leaseKey"], err)
-		}
-	}
+	kclPutItems(t, f, items)
 
 	// Shardline takes over with TRIM_HORIZON: the checkpoints must win.
 	c := &collector{}
@@ -243,7 +181,7 @@ func testContinuesKCLLeaseTable(t *testing.T, aggregate int) {
 		t.Errorf("leases of %s taken after %s, want only once they expired (failover time %s)", kclDeadWorker, d, failover)
 	}
 	// Records written after the take-over follow on.
-	more := f.put(keys, 10, 70, aggregate)
+	more := f.put(kclKeys, 10, 70, aggregate)
 	want = append(want, more...)
 	waitFor(t, time.Minute, fmt.Sprintf("%d records", len(want)), func() bool { return c.count() >= len(want) })
 	if err := r.stop(t); err != nil {
@@ -303,6 +241,196 @@ func testContinuesKCLLeaseTable(t *testing.T, aggregate int) {
 			t.Errorf("parent lease %s, want it as the KCL left it (owner %s, counter %d, SHARD_END)", l.String(), kclDeadWorker, parentCounter)
 		}
 	}
+}
+
+// testContinuesKCLParent: the KCL worker died while reading the parent (its
+// lease checkpointed part-way, held by the dead worker) after its shard sync
+// had created the children's leases (TRIM_HORIZON, no owner). The parent is
+// taken over once expired and read from its checkpoint to its end; only
+// then are the children read, from their start.
+func testContinuesKCLParent(t *testing.T) {
+	f := newFixture(t, 1)
+	ks := kclSplitStream(t, f, 0)
+	parent, children := ks.parent, ks.children
+	cp := ks.parentRecs[14].Position()
+	var want []string
+	for _, r := range ks.parentRecs[15:] {
+		want = append(want, string(r.Data))
+	}
+	for _, c := range children {
+		for _, r := range ks.childRecs[c.ID] {
+			want = append(want, string(r.Data))
+		}
+	}
+
+	kclCreateLeaseTable(t, f.dynamo, f.app)
+	s := func(v string) dtypes.AttributeValue { return &dtypes.AttributeValueMemberS{Value: v} }
+	n := func(v int64) dtypes.AttributeValue {
+		return &dtypes.AttributeValueMemberN{Value: strconv.FormatInt(v, 10)}
+	}
+	items := []map[string]dtypes.AttributeValue{{
+		"leaseKey":                     s(parent.ID),
+		"leaseOwner":                   s(kclDeadWorker),
+		"leaseCounter":                 n(77),
+		"checkpoint":                   s(cp.Seq),
+		"checkpointSubSequenceNumber":  n(0),
+		"ownerSwitchesSinceCheckpoint": n(0),
+		"startingHashKey":              s(parent.StartingHashKey),
+		"endingHashKey":                s(parent.EndingHashKey),
+	}}
+	for _, c := range children {
+		items = append(items, map[string]dtypes.AttributeValue{
+			"leaseKey":                     s(c.ID),
+			"leaseCounter":                 n(0),
+			"checkpoint":                   s("TRIM_HORIZON"),
+			"checkpointSubSequenceNumber":  n(0),
+			"ownerSwitchesSinceCheckpoint": n(0),
+			"parentShardId":                &dtypes.AttributeValueMemberSS{Value: []string{parent.ID}},
+			"startingHashKey":              s(c.StartingHashKey),
+			"endingHashKey":                s(c.EndingHashKey),
+		})
+	}
+	kclPutItems(t, f, items)
+
+	c := &collector{}
+	const failover = 2 * time.Second
+	began := time.Now()
+	r := f.start(c.handle, func(cfg *coordinator.Config) {
+		cfg.InitialPosition = stream.Latest // a checkpoint beats it; TRIM_HORIZON children too
+		cfg.FailoverTime = failover
+		cfg.ShardSyncInterval = time.Second
+	})
+	waitFor(t, time.Minute, "the first record", func() bool { return c.count() > 0 })
+	if d := time.Since(began); d < failover {
+		t.Errorf("first record after %s, want the dead worker's lease taken only once expired (failover time %s)", d, failover)
+	}
+	more := f.put(kclKeys, 10, 70, 0)
+	want = append(want, more...)
+	waitFor(t, time.Minute, fmt.Sprintf("%d records", len(want)), func() bool { return c.count() >= len(want) })
+	if err := r.stop(t); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+
+	recs := c.snapshot()
+	assertIDs(t, recs, want)
+	checkOrder(t, recs)
+	if recs[0].shard != parent.ID || recs[0].pos != ks.parentRecs[15].Position() {
+		t.Errorf("first record delivered: %s at %s, want the parent's first after the KCL checkpoint %s: %s",
+			recs[0].shard, recs[0].pos, cp, ks.parentRecs[15].Position())
+	}
+	lastParent, firstChild := -1, len(recs)
+	for i, g := range recs {
+		if g.shard == parent.ID {
+			lastParent = i
+		} else if i < firstChild {
+			firstChild = i
+		}
+	}
+	if lastParent > firstChild {
+		t.Errorf("a child record delivered (at %d) before the parent's last (at %d)", firstChild, lastParent)
+	}
+	ls := f.leases()
+	if l, ok := ls[parent.ID]; ok && l.Checkpoint.Seq != stream.ShardEnd {
+		t.Errorf("parent lease %s, want SHARD_END (or cleaned up)", l.String())
+	}
+	for _, ch := range children {
+		if l := ls[ch.ID]; l.Owner != "" || l.Checkpoint.IsSentinel() {
+			t.Errorf("child lease %s, want released and checkpointed", l.String())
+		}
+	}
+}
+
+// kclPutItems writes lease items with the raw DynamoDB API.
+func kclPutItems(t *testing.T, f *fixture, items []map[string]dtypes.AttributeValue) {
+	t.Helper()
+	for _, item := range items {
+		if _, err := f.dynamo.PutItem(context.Background(), &dynamodb.PutItemInput{TableName: aws.String(f.app), Item: item}); err != nil {
+			t.Fatalf("PutItem %v: %v", item["leaseKey"], err)
+		}
+	}
+}
+
+// kclKeys is the number of partition keys of every put in these tests, so
+// that record ids ("key-k:n", n = i/kclKeys) never repeat.
+const kclKeys = 8
+
+// kclStream is a stream that had one shard, split at the midpoint: 30
+// plain records on the parent, 40 on the children (aggregated if asked).
+type kclStream struct {
+	parent     shards.Shard
+	children   []shards.Shard
+	parentRecs []stream.Record
+	childRecs  map[string][]stream.Record
+}
+
+func kclSplitStream(t *testing.T, f *fixture, aggregate int) kclStream {
+	t.Helper()
+	ctx := context.Background()
+
+	// A 1-shard stream: 30 records, then a split at the midpoint, then 40
+	// more, which land on the two children.
+	f.put(kclKeys, 30, 0, 0)
+	before := kclListShards(t, f)
+	if len(before) != 1 {
+		t.Fatalf("new stream has %d shards, want 1", len(before))
+	}
+	parent := before[0]
+	lo, _ := new(big.Int).SetString(parent.StartingHashKey, 10)
+	hi, _ := new(big.Int).SetString(parent.EndingHashKey, 10)
+	midKey := new(big.Int).Rsh(new(big.Int).Add(new(big.Int).Add(lo, hi), big.NewInt(1)), 1).String()
+	if _, err := f.kinesis.SplitShard(ctx, &kinesis.SplitShardInput{
+		StreamName: aws.String(f.stream), ShardToSplit: aws.String(parent.ID), NewStartingHashKey: aws.String(midKey),
+	}); err != nil {
+		t.Fatalf("SplitShard: %v", err)
+	}
+	waitCtx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if err := standin.WaitStreamActive(waitCtx, f.kinesis, f.stream); err != nil {
+		t.Fatal(err)
+	}
+	f.put(kclKeys, 40, 30, aggregate)
+
+	list := kclListShards(t, f)
+	var children []shards.Shard
+	for _, s := range list {
+		switch {
+		case s.ID == parent.ID:
+			if !s.Closed {
+				t.Fatalf("parent %s is still open after the split", s.ID)
+			}
+			parent = s
+		case slices.Equal(s.Parents, []string{parent.ID}):
+			children = append(children, s)
+		default:
+			t.Fatalf("unexpected shard %+v after splitting %s", s, parent.ID)
+		}
+	}
+	if len(children) != 2 {
+		t.Fatalf("split of %s gave %d children, want 2: %+v", parent.ID, len(children), list)
+	}
+
+	// What is on the shards, read straight from Kinesis.
+	parentRecs, ended := kclReadShard(t, f, parent)
+	if !ended || len(parentRecs) != 30 {
+		t.Fatalf("parent %s: %d records, ended %v; want 30 and ended", parent.ID, len(parentRecs), ended)
+	}
+	childRecs := map[string][]stream.Record{}
+	total := 0
+	for _, c := range children {
+		recs, _ := kclReadShard(t, f, c)
+		if len(recs) < 4 {
+			t.Fatalf("child %s holds %d of the 40 records, want at least 4 on each child", c.ID, len(recs))
+		}
+		if aggregate > 0 && !recs[0].Aggregated {
+			t.Fatalf("child %s: first record not from a KPL aggregate", c.ID)
+		}
+		childRecs[c.ID] = recs
+		total += len(recs)
+	}
+	if total != 40 {
+		t.Fatalf("children hold %d user records, want the 40 put after the split", total)
+	}
+	return kclStream{parent: parent, children: children, parentRecs: parentRecs, childRecs: childRecs}
 }
 
 // kclListShards lists the fixture's stream.

@@ -303,9 +303,13 @@ func (w *Worker) renewLoop(ctx context.Context) {
 		w.mu.Lock()
 		hs := slices.Collect(maps.Values(w.held))
 		w.mu.Unlock()
+		// Concurrently: one slow lease must not hold the others' renewals
+		// past their failover time.
+		var wg sync.WaitGroup
 		for _, h := range hs {
-			h.renew(ctx, w.table, w.cfg.FailoverTime)
+			wg.Go(func() { h.renew(ctx, w.table, w.cfg.FailoverTime) })
 		}
+		wg.Wait()
 	}
 }
 
