@@ -75,6 +75,11 @@ func decode(item map[string]types.AttributeValue) (Lease, error) {
 	if l.ChildShardIDs, err = getSS(item, attrChildren); err != nil {
 		return Lease{}, wrap(err)
 	}
+	if len(l.ChildShardIDs) == 0 { // as some KCL 2.x versions named it
+		if l.ChildShardIDs, err = getSS(item, "childShardId"); err != nil {
+			return Lease{}, wrap(err)
+		}
+	}
 	if l.StartingHashKey, err = getS(item, attrStartHash, false); err != nil {
 		return Lease{}, wrap(err)
 	}

@@ -214,3 +214,20 @@ func TestDecodeErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestDecodeSingularChildShardID: some KCL 2.x versions wrote the children
+// as childShardId; they are read as ChildShardIDs.
+func TestDecodeSingularChildShardID(t *testing.T) {
+	item := map[string]types.AttributeValue{
+		"leaseKey":     &types.AttributeValueMemberS{Value: "shardId-000000000000"},
+		"checkpoint":   &types.AttributeValueMemberS{Value: "SHARD_END"},
+		"childShardId": &types.AttributeValueMemberSS{Value: []string{"shardId-000000000001", "shardId-000000000002"}},
+	}
+	l, err := decode(item)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := len(l.ChildShardIDs); got != 2 {
+		t.Fatalf("ChildShardIDs = %v, want the two children", l.ChildShardIDs)
+	}
+}
