@@ -23,6 +23,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+	"github.com/aws/smithy-go"
 
 	"github.com/shardline/shardline/shared/kpl"
 	"github.com/shardline/shardline/shared/lease"
@@ -114,7 +115,6 @@ type chaos struct {
 	tail *chaosTailer
 	mon  *leaseMonitor
 	prod *chaosProducer
-	stop context.CancelFunc
 	bg   sync.WaitGroup
 
 	pollers []*chaosPoller
@@ -143,13 +143,11 @@ type chaosEvent struct {
 }
 
 type pauseRecord struct {
-	id           string
-	shards       []string
-	offStop      int64 // file size once the process was stopped
-	offCont      int64 // file size just before SIGCONT
-	errOffCont   int   // its stderr length just before SIGCONT
-	staleRecords map[string]int
-	staleRuns    map[string]int
+	id         string
+	shards     []string
+	offStop    int64 // file size once the process was stopped
+	offCont    int64 // file size just before SIGCONT
+	errOffCont int   // its stderr length just before SIGCONT
 }
 
 func newChaos(t *testing.T, e *testEnv) *chaos {
@@ -157,10 +155,14 @@ func newChaos(t *testing.T, e *testEnv) *chaos {
 	if dir == "" {
 		dir = t.TempDir()
 	} else {
-		dir = filepath.Join(dir, time.Now().Format("20060102-150405"))
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			t.Fatal(err)
 		}
+		d, err := os.MkdirTemp(dir, time.Now().Format("20060102-150405-*"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		dir = d
 	}
 	path := filepath.Join(dir, "combined.jsonl")
 	out, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND|os.O_TRUNC, 0o644)
@@ -172,7 +174,7 @@ func newChaos(t *testing.T, e *testEnv) *chaos {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	c := &chaos{t: t, e: e, dir: dir, out: out, stop: cancel,
+	c := &chaos{t: t, e: e, dir: dir, out: out,
 		tail: newChaosTailer(in),
 		mon:  &leaseMonitor{table: lease.NewTable(e.clients.DynamoDB, e.app), endedAt: map[string]time.Time{}, endedKids: map[string][]string{}},
 	}
@@ -229,8 +231,12 @@ func (c *chaos) startPoller(id string) *chaosPoller {
 	go func() { _ = cmd.Wait(); close(p.done) }()
 	cp := &chaosPoller{id: id, p: p, state: "running", errFile: errFile}
 	t.Cleanup(func() {
-		_ = syscall.Kill(cmd.Process.Pid, syscall.SIGKILL) // also ends a stopped process
-		<-p.done
+		select {
+		case <-p.done: // exited and reaped: its pid is no longer ours
+		default:
+			_ = syscall.Kill(cmd.Process.Pid, syscall.SIGKILL) // also ends a stopped process
+			<-p.done
+		}
 		_ = errFile.Close()
 		if t.Failed() {
 			t.Logf("poller %s (pid %d) stderr:\n%s", id, cmd.Process.Pid, tail(p.errOut.String(), 6000))
@@ -414,7 +420,7 @@ func (c *chaos) kill9() {
 		t.Fatal(err)
 	}
 	victim.state = "killed"
-	ev := c.event(fmt.Sprintf("kill -9 %s (held %s)", victim.id, strings.Join(held, ", ")), "its shards printed again")
+	ev := c.event(fmt.Sprintf("kill -9 %s (held %s)", victim.id, sids(held...)), "its shards printed again")
 	select {
 	case <-victim.p.done:
 	case <-time.After(30 * time.Second):
@@ -462,24 +468,25 @@ func (c *chaos) pause() {
 		t.Fatalf("no poller holds a lease to pause")
 	}
 	pid := victim.p.cmd.Process.Pid
+	stopped := time.Now()
 	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
 	victim.state = "paused"
-	hold := 5 * chaosFailover / 2
-	ev := c.event(fmt.Sprintf("SIGSTOP %s for %s (held %s)", victim.id, hold, strings.Join(held, ", ")), "its shards printed by others")
 	c.waitUntil(10*time.Second, victim.id+" stopped", func() (bool, string) {
 		s := processState(pid)
 		return s == "T", "state " + s
 	})
-	// Once it is stopped nothing it writes can land after this offset.
+	// Once it is stopped nothing it writes can land after this offset, and
+	// the leases it holds are those the table names it the owner of.
 	offStop := c.size()
-	// Whatever it owned when it stopped (a take may have been in flight).
-	for _, k := range owned(c.leases(), victim.id) {
-		if !slices.Contains(held, k) {
-			held = append(held, k)
-		}
+	held = owned(c.leases(), victim.id)
+	if len(held) == 0 {
+		t.Fatalf("%s held no lease once stopped", victim.id)
 	}
+	hold := 5 * chaosFailover / 2
+	ev := c.event(fmt.Sprintf("SIGSTOP %s for %s (held %s)", victim.id, hold, sids(held...)), "its shards printed by others")
+	ev.at = stopped
 	c.paused = &pauseRecord{id: victim.id, shards: held, offStop: offStop}
 	c.pace(ev.at.Add(hold))
 	// The others must have taken its shards over (and printed them) before
@@ -538,14 +545,36 @@ func lostLogged(logs, shard string) bool {
 }
 
 // openShards lists the stream's shards, open first by hash range.
+// listShards lists the stream's shards, retrying transient errors
+// (kinesis-mock now and then closes a kept-alive connection as a request
+// goes out on it, and the Kinesis client does not retry by itself).
 func (c *chaos) listShards() []shards.Shard {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	list, err := shards.List(ctx, c.e.clients.Kinesis, c.e.stream)
-	if err != nil {
-		c.t.Fatal(err)
+	c.t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		list, err := shards.List(ctx, c.e.clients.Kinesis, c.e.stream)
+		cancel()
+		if err == nil {
+			return list
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatal(err)
+		}
+		c.t.Logf("list shards (will retry): %v", err)
+		time.Sleep(200 * time.Millisecond) // retry back-off
 	}
-	return list
+}
+
+// closed reports whether every shard of ids is closed.
+func (c *chaos) closed(ids ...string) bool {
+	n := 0
+	for _, s := range c.listShards() {
+		if s.Closed && slices.Contains(ids, s.ID) {
+			n++
+		}
+	}
+	return n == len(ids)
 }
 
 type shardRange struct {
@@ -580,7 +609,7 @@ func (c *chaos) openRanges() []shardRange {
 // reshard calls a Kinesis control-plane operation, retrying while the
 // stand-in limits or the stream is updating, then waits until the stream is
 // ACTIVE again.
-func (c *chaos) reshard(what string, call func(context.Context) error) {
+func (c *chaos) reshard(what string, call func(context.Context) error, done func() bool) {
 	t := c.t
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -591,10 +620,19 @@ func (c *chaos) reshard(what string, call func(context.Context) error) {
 		}
 		var limit *types.LimitExceededException
 		var inUse *types.ResourceInUseException
-		if !errors.As(err, &limit) && !errors.As(err, &inUse) || ctx.Err() != nil {
+		var api smithy.APIError
+		switch {
+		case done(): // the call went through but its answer was lost
+		case ctx.Err() != nil:
+			t.Fatalf("%s: %v", what, err)
+		case errors.As(err, &limit), errors.As(err, &inUse), !errors.As(err, &api): // retry
+			t.Logf("%s (will retry): %v", what, err)
+			time.Sleep(200 * time.Millisecond) // retry back-off
+			continue
+		default:
 			t.Fatalf("%s: %v", what, err)
 		}
-		time.Sleep(200 * time.Millisecond) // retry back-off
+		break
 	}
 	if err := standin.WaitStreamActive(ctx, c.e.clients.Kinesis, c.e.stream); err != nil {
 		t.Fatalf("after %s: %v", what, err)
@@ -634,7 +672,7 @@ func (c *chaos) split() {
 			NewStartingHashKey: aws.String(mid.String()),
 		})
 		return err
-	})
+	}, func() bool { return c.closed(parent.s.ID) })
 	off := c.size()
 	var kids []string
 	for _, s := range c.listShards() {
@@ -646,7 +684,7 @@ func (c *chaos) split() {
 		t.Fatalf("split %s: children %v, want 2", parent.s.ID, kids)
 	}
 	c.splitParent, c.splitKids = parent.s.ID, kids
-	ev := c.event(fmt.Sprintf("split %s at its midpoint into %s (%d of our keys each side at least)", parent.s.ID, strings.Join(kids, ", "), best), "both children printed")
+	ev := c.event(fmt.Sprintf("split %s into %s (%d+ keys a side)", sids(parent.s.ID), sids(kids...), best), "both children printed")
 	c.waitPrintedAgain(ev, kids, off, 2*time.Minute)
 }
 
@@ -681,7 +719,7 @@ func (c *chaos) merge() {
 			AdjacentShardToMerge: aws.String(b.s.ID),
 		})
 		return err
-	})
+	}, func() bool { return c.closed(a.s.ID, b.s.ID) })
 	off := c.size()
 	parents := []string{a.s.ID, b.s.ID}
 	for _, s := range c.listShards() {
@@ -695,7 +733,7 @@ func (c *chaos) merge() {
 		t.Fatalf("merge %v: no child shard listed", parents)
 	}
 	c.mergeParent = parents
-	ev := c.event(fmt.Sprintf("merge %s + %s into %s", a.s.ID, b.s.ID, c.mergeKid), "the merged shard printed")
+	ev := c.event(fmt.Sprintf("merge %s into %s", sids(a.s.ID, b.s.ID), sids(c.mergeKid)), "the merged shard printed")
 	c.waitPrintedAgain(ev, []string{c.mergeKid}, off, 2*time.Minute)
 }
 
@@ -708,7 +746,7 @@ func (c *chaos) finish() {
 		t.Fatalf("producer: %v", err)
 	}
 	produced := c.prod.records()
-	ev := c.event(fmt.Sprintf("producer stopped after %d records", len(produced)), "every record delivered")
+	ev := c.event(fmt.Sprintf("producer stopped (%d records)", len(produced)), "every record delivered")
 	limit := max(3*time.Minute, c.prod.elapsed())
 	next := 0
 	c.waitUntil(limit, "every produced record in the output", func() (bool, string) {
@@ -758,9 +796,19 @@ func (c *chaos) finish() {
 // closed parents and the children with their parents.
 func (c *chaos) checkStatus() {
 	t := c.t
-	p := c.e.startPoller(t, "status", "-json")
-	if code := p.wait(t, time.Minute); code != 0 {
-		t.Fatalf("status exit code %d; stderr:\n%s", code, p.errOut.String())
+	var p *proc
+	for attempt := 1; ; attempt++ {
+		p = c.e.startPoller(t, "status", "-json")
+		code := p.wait(t, time.Minute)
+		if code == 0 {
+			break
+		}
+		// A transient fault of a stand-in (a dropped connection) is
+		// retried, twice.
+		if attempt == 3 {
+			t.Fatalf("status exit code %d; stderr:\n%s", code, p.errOut.String())
+		}
+		t.Logf("status exit code %d (will retry): %s", code, p.errOut.String())
 	}
 	var rows []shardStatus
 	if err := json.Unmarshal([]byte(p.out.String()), &rows); err != nil {
@@ -804,8 +852,11 @@ func (c *chaos) checkStatus() {
 			t.Errorf("status does not list the child %s", id)
 		case !slices.Equal(got, parents):
 			t.Errorf("status: child %s has parents %v, want %v", id, r.Parents, parents)
-		case !r.HasLease:
-			t.Errorf("status: child %s has no lease", id)
+		case r.State == "open" && !r.HasLease:
+			t.Errorf("status: open child %s has no lease", id)
+		case r.HasLease && r.State == "closed" && r.Checkpoint != stream.ShardEnd:
+			// A child that was itself merged away, still with its lease.
+			t.Errorf("status: closed child %s checkpoint %s, want SHARD_END", id, r.Checkpoint)
 		}
 	}
 	if r := byID[c.mergeKid]; r.State != "open" {
@@ -818,62 +869,73 @@ func (c *chaos) checkStatus() {
 	}
 }
 
-// audit checks the combined output and logs the figures.
-func (c *chaos) audit() {
-	t := c.t
-	c.tail.readAll()
-	lines, corrupt := c.tail.snapshot()
-	produced := c.prod.records()
+// chaosEdge is a parent shard and one of its children.
+type chaosEdge struct{ parent, child string }
+
+// chaosFigures is what the audit counts in the combined output.
+type chaosFigures struct {
+	produced, delivered, distinct int
+	lost, dups, unexpected        int
+	violations                    int // per-key first deliveries out of counter order
+	lineage, keyPairs             int // keys first printed on a child before their parent's last line
+	lostEx, violEx, lineEx        []string
+	shardLineage                  []string // children first printed before a parent's last line
+	silent                        []string // parents or children that printed nothing
+}
+
+// auditLines counts lost, duplicated and out-of-order records in lines
+// (in file order), and checks each edge: per key, the child's first line
+// after the parent's last.
+func auditLines(lines []chaosLine, produced []string, edges []chaosEdge) chaosFigures {
+	f := chaosFigures{produced: len(produced), delivered: len(lines)}
 	isProduced := make(map[string]bool, len(produced))
 	for _, d := range produced {
 		isProduced[d] = true
 	}
 	count := map[string]int{}
-	unexpected := 0
 	for _, l := range lines {
 		count[l.data]++
 		if !isProduced[l.data] {
-			unexpected++
+			f.unexpected++
 		}
 	}
-	lost, dups := 0, 0
-	var lostEx []string
+	f.distinct = len(count)
 	for _, d := range produced {
 		if count[d] == 0 {
-			lost++
-			if len(lostEx) < 5 {
-				lostEx = append(lostEx, d)
+			f.lost++
+			if len(f.lostEx) < 5 {
+				f.lostEx = append(f.lostEx, d)
 			}
 		}
 	}
 	for _, n := range count {
-		dups += max(n-1, 0)
+		f.dups += max(n-1, 0)
 	}
 
 	// Per key, first deliveries in counter order.
 	maxFirst := map[string]int{}
 	first := map[string]bool{}
-	violations := 0
-	var violEx []string
 	for _, l := range lines {
 		if l.key == "" || first[l.data] {
 			continue
 		}
 		first[l.data] = true
 		if m, ok := maxFirst[l.key]; ok && l.n < m {
-			violations++
-			if len(violEx) < 5 {
-				violEx = append(violEx, fmt.Sprintf("%s first delivered after %s:%d (%s at offset %d)", l.data, l.key, m, l.shard, l.off))
+			f.violations++
+			if len(f.violEx) < 5 {
+				f.violEx = append(f.violEx, fmt.Sprintf("%s first delivered after %s:%d (%s at offset %d)", l.data, l.key, m, l.shard, l.off))
 			}
 			continue
 		}
 		maxFirst[l.key] = max(maxFirst[l.key], l.n)
 	}
 
-	// Children after parents, per key and per shard.
+	// Children after parents, per key ("" for the whole shard).
 	lastOf := map[[2]string]int64{}  // (shard, key) → offset of the last line
 	firstOf := map[[2]string]int64{} // (shard, key) → offset of the first line
+	keys := map[string]bool{}
 	for _, l := range lines {
+		keys[l.key] = true
 		for _, k := range []string{l.key, ""} {
 			id := [2]string{l.shard, k}
 			if _, ok := firstOf[id]; !ok {
@@ -882,44 +944,56 @@ func (c *chaos) audit() {
 			lastOf[id] = l.off
 		}
 	}
-	type edge struct{ parent, child string }
-	edges := []edge{}
-	for _, k := range c.splitKids {
-		edges = append(edges, edge{c.splitParent, k})
-	}
-	for _, p := range c.mergeParent {
-		edges = append(edges, edge{p, c.mergeKid})
-	}
-	lineage, keyPairs := 0, 0
-	var lineEx []string
 	for _, ed := range edges {
-		if _, ok := firstOf[[2]string{ed.child, ""}]; !ok {
-			t.Errorf("child %s of %s printed nothing", ed.child, ed.parent)
+		cf, ok1 := firstOf[[2]string{ed.child, ""}]
+		pl, ok2 := lastOf[[2]string{ed.parent, ""}]
+		if !ok1 {
+			f.silent = append(f.silent, "child "+ed.child)
 		}
-		if _, ok := lastOf[[2]string{ed.parent, ""}]; !ok {
-			t.Errorf("parent %s printed nothing", ed.parent)
+		if !ok2 {
+			f.silent = append(f.silent, "parent "+ed.parent)
 		}
-		for i := range chaosKeys {
-			k := chaosKey(i)
+		if ok1 && ok2 && cf < pl {
+			f.shardLineage = append(f.shardLineage, fmt.Sprintf("%s first printed at offset %d, before its parent %s was last printed (offset %d)", ed.child, cf, ed.parent, pl))
+		}
+		for k := range keys {
+			if k == "" {
+				continue
+			}
 			pl, ok1 := lastOf[[2]string{ed.parent, k}]
 			cf, ok2 := firstOf[[2]string{ed.child, k}]
 			if !ok1 || !ok2 {
 				continue
 			}
-			keyPairs++
+			f.keyPairs++
 			if cf < pl {
-				lineage++
-				if len(lineEx) < 5 {
-					lineEx = append(lineEx, fmt.Sprintf("key %s: child %s first at offset %d, parent %s last at %d", k, ed.child, cf, ed.parent, pl))
+				f.lineage++
+				if len(f.lineEx) < 5 {
+					f.lineEx = append(f.lineEx, fmt.Sprintf("key %s: child %s first at offset %d, parent %s last at %d", k, ed.child, cf, ed.parent, pl))
 				}
 			}
 		}
-		if cf, pl := firstOf[[2]string{ed.child, ""}], lastOf[[2]string{ed.parent, ""}]; cf < pl {
-			t.Errorf("shard %s was first printed (offset %d) before its parent %s was last printed (offset %d)", ed.child, cf, ed.parent, pl)
-		}
 	}
+	return f
+}
+
+// audit checks the combined output and logs the figures.
+func (c *chaos) audit() {
+	t := c.t
+	c.tail.readAll()
+	lines, corrupt := c.tail.snapshot()
+	produced := c.prod.records()
+	var edges []chaosEdge
+	for _, k := range c.splitKids {
+		edges = append(edges, chaosEdge{c.splitParent, k})
+	}
+	for _, p := range c.mergeParent {
+		edges = append(edges, chaosEdge{p, c.mergeKid})
+	}
+	f := auditLines(lines, produced, edges)
 
 	// The parents' leases ended at SHARD_END naming their children.
+	var endedSeen []string
 	for _, ed := range edges {
 		kids, seen := c.mon.ended(ed.parent)
 		switch {
@@ -927,21 +1001,23 @@ func (c *chaos) audit() {
 			t.Errorf("lease %s ended at SHARD_END with children %v, want %s among them", ed.parent, kids, ed.child)
 		case !seen && !c.endedLogged(ed.parent):
 			t.Errorf("lease %s never seen at SHARD_END (and no poller logged 'shard ended' for it)", ed.parent)
+		case !seen:
+			endedSeen = append(endedSeen, sids(ed.parent)+" (log only)")
+		case !slices.Contains(endedSeen, sids(ed.parent)):
+			endedSeen = append(endedSeen, sids(ed.parent))
 		}
 	}
 
 	// The paused poller after SIGCONT.
 	pr := c.paused
-	staleRecords, staleRuns := c.staleAfterCont(lines)
-	for _, k := range pr.shards {
-		if staleRuns[k] > 1 || staleRecords[k] > chaosBatchSize {
-			t.Errorf("after SIGCONT, %s printed %d records of %s in %d runs: more than one batch", pr.id, staleRecords[k], k, staleRuns[k])
-		}
-	}
+	staleRecords, staleRuns := staleAfterCont(lines, pr.shards, pr.offStop, pr.offCont)
 	totalStale, totalRuns := 0, 0
 	for _, k := range pr.shards {
 		totalStale += staleRecords[k]
 		totalRuns += staleRuns[k]
+		if staleRuns[k] > 1 || staleRecords[k] > chaosBatchSize {
+			t.Errorf("after SIGCONT, %s printed %d records of %s in %d runs: more than one batch", pr.id, staleRecords[k], k, staleRuns[k])
+		}
 	}
 
 	// The table.
@@ -951,37 +1027,44 @@ func (c *chaos) audit() {
 		c.events[len(c.events)-1].at.Sub(c.events[0].at).Round(time.Second), float64(len(produced))/elapsed.Seconds(),
 		elapsed.Round(time.Second), c.prod.puts, c.prod.maxPut.Round(time.Millisecond))
 	row := func(k string, v any) { fmt.Fprintf(&b, "  %-44s %v\n", k, v) }
-	row("produced", len(produced))
-	row("delivered (lines)", len(lines))
-	row("distinct delivered", len(count))
-	row("lost (produced, never delivered)", lost)
-	row("duplicated (extra deliveries)", dups)
-	row("delivered but not produced", unexpected)
+	row("produced", f.produced)
+	row("delivered (lines)", f.delivered)
+	row("distinct delivered", f.distinct)
+	row("lost (produced, never delivered)", f.lost)
+	row("duplicated (extra deliveries)", f.dups)
+	row("delivered but not produced", f.unexpected)
 	row("corrupt lines (torn write at kill -9)", corrupt)
-	row("per-key order violations", violations)
-	row("reshard lineage violations (key pairs)", fmt.Sprintf("%d of %d", lineage, keyPairs))
-	row("paused poller: stale records after SIGCONT", fmt.Sprintf("%d in %d batch(es) (shards %v)", totalStale, totalRuns, pr.shards))
-	fmt.Fprintf(&b, "  %-58s %-12s %s\n", "event", "recovered", "when")
+	row("per-key order violations", f.violations)
+	row("reshard: keys on a child before parent's end", fmt.Sprintf("%d of %d key pairs", f.lineage, f.keyPairs))
+	row("reshard: parent leases seen at SHARD_END", strings.Join(endedSeen, ", "))
+	row("paused poller: printed after SIGCONT", fmt.Sprintf("%d records in %d batch(es) (held %s)", totalStale, totalRuns, sids(pr.shards...)))
+	fmt.Fprintf(&b, "  %-36s %-10s %s\n", "event", "recovered", "when")
 	for _, ev := range c.events {
 		rec := "-"
 		if ev.recovered >= 0 {
 			rec = ev.recovered.Round(10 * time.Millisecond).String()
 		}
-		fmt.Fprintf(&b, "  %-58s %-12s %s\n", ev.name, rec, ev.what)
+		fmt.Fprintf(&b, "  %-36s %-10s %s\n", ev.name, rec, ev.what)
 	}
 	t.Log(b.String())
 
-	if lost > 0 {
-		t.Errorf("%d records lost, e.g. %v", lost, lostEx)
+	if f.lost > 0 {
+		t.Errorf("%d records lost, e.g. %v", f.lost, f.lostEx)
 	}
-	if violations > 0 {
-		t.Errorf("%d per-key order violations, e.g.\n  %s", violations, strings.Join(violEx, "\n  "))
+	if f.violations > 0 {
+		t.Errorf("%d per-key order violations, e.g.\n  %s", f.violations, strings.Join(f.violEx, "\n  "))
 	}
-	if lineage > 0 {
-		t.Errorf("%d keys printed on a child before their parent's last delivery, e.g.\n  %s", lineage, strings.Join(lineEx, "\n  "))
+	if f.lineage > 0 {
+		t.Errorf("%d keys printed on a child before their parent's last delivery, e.g.\n  %s", f.lineage, strings.Join(f.lineEx, "\n  "))
 	}
-	if unexpected > 0 {
-		t.Errorf("%d delivered records were never produced", unexpected)
+	for _, m := range f.shardLineage {
+		t.Errorf("shard %s", m)
+	}
+	for _, m := range f.silent {
+		t.Errorf("%s printed nothing", m)
+	}
+	if f.unexpected > 0 {
+		t.Errorf("%d delivered records were never produced", f.unexpected)
 	}
 }
 
@@ -1004,10 +1087,9 @@ func (c *chaos) endedLogged(shard string) bool {
 // the record right after its own last line before SIGSTOP, and any batch
 // after that continues the chain. It returns the records of that chain and
 // the number of separate runs (contiguous in the file) they form.
-func (c *chaos) staleAfterCont(lines []chaosLine) (records, runs map[string]int) {
-	pr := c.paused
+func staleAfterCont(lines []chaosLine, held []string, offStop, offCont int64) (records, runs map[string]int) {
 	records, runs = map[string]int{}, map[string]int{}
-	for _, k := range pr.shards {
+	for _, k := range held {
 		var all []stream.Position
 		var lastP *stream.Position
 		var maxBefore stream.Position
@@ -1017,11 +1099,11 @@ func (c *chaos) staleAfterCont(lines []chaosLine) (records, runs map[string]int)
 				continue
 			}
 			all = append(all, l.pos)
-			if l.off < pr.offStop {
+			if l.off < offStop {
 				p := l.pos
 				lastP = &p
 			}
-			if l.off < pr.offCont && (maxBefore.Seq == "" || l.pos.After(maxBefore)) {
+			if l.off < offCont && (maxBefore.Seq == "" || l.pos.After(maxBefore)) {
 				maxBefore = l.pos
 			}
 		}
@@ -1044,7 +1126,7 @@ func (c *chaos) staleAfterCont(lines []chaosLine) (records, runs map[string]int)
 		prevStale := false
 		for i := range lines {
 			l := &lines[i]
-			if l.off < pr.offCont {
+			if l.off < offCont {
 				continue
 			}
 			if l.shard == k && l.pos == expect && !l.pos.After(maxBefore) {
@@ -1062,6 +1144,19 @@ func (c *chaos) staleAfterCont(lines []chaosLine) (records, runs map[string]int)
 		}
 	}
 	return records, runs
+}
+
+// sids shortens shard ids for the event table: shardId-000000000004 → s4.
+func sids(ids ...string) string {
+	out := make([]string, len(ids))
+	for i, id := range ids {
+		n := strings.TrimLeft(strings.TrimPrefix(id, "shardId-"), "0")
+		if n == "" {
+			n = "0"
+		}
+		out[i] = "s" + n
+	}
+	return strings.Join(out, "+")
 }
 
 func chaosKey(i int) string { return fmt.Sprintf("k%02d", i) }
@@ -1084,7 +1179,15 @@ type chaosProducer struct {
 }
 
 func (c *chaos) startProducer() *chaosProducer {
-	p, err := produce.New(context.Background(), c.e.clients.Kinesis, c.e.stream, chaosAggregate)
+	var p *produce.Producer
+	var err error
+	for range 3 { // New lists the shards: retry a dropped connection
+		if p, err = produce.New(context.Background(), c.e.clients.Kinesis, c.e.stream, chaosAggregate); err == nil {
+			break
+		}
+		c.t.Logf("new producer (will retry): %v", err)
+		time.Sleep(200 * time.Millisecond) // retry back-off
+	}
 	if err != nil {
 		c.t.Fatal(err)
 	}
@@ -1357,4 +1460,63 @@ func (m *leaseMonitor) ended(key string) ([]string, bool) {
 	defer m.mu.Unlock()
 	_, ok := m.endedAt[key]
 	return m.endedKids[key], ok
+}
+
+// TestChaosAudit checks the audit itself on a made-up output: it must see
+// a lost record, duplicates, a key out of order, a child read before its
+// parent ended, and the paused poller's stale batches.
+func TestChaosAudit(t *testing.T) {
+	var lines []chaosLine
+	add := func(shard string, seq int, data string) int64 {
+		off := int64(len(lines) * 100)
+		l := chaosLine{off: off, shard: shard, pos: stream.Position{Seq: strconv.Itoa(1000 + seq)}, data: data}
+		l.key, _, _ = strings.Cut(data, ":")
+		l.n, _ = strconv.Atoi(data[len(l.key)+1:])
+		lines = append(lines, l)
+		return off
+	}
+	// The paused poller printed A 1–3, the others took A over from its
+	// checkpoint at 1 and read on to 6; after SIGCONT it printed 4–5 once
+	// more, then (a second batch, after another shard's line) 6.
+	add("A", 1, "k00:0")
+	add("A", 2, "k00:1")
+	add("A", 3, "k00:2")
+	offStop := add("A", 2, "k00:1")
+	add("A", 3, "k00:2")
+	add("A", 4, "k00:3")
+	add("A", 5, "k00:4")
+	add("A", 6, "k00:5")
+	offCont := add("B", 2, "k01:1") // k01:1 first …
+	add("A", 4, "k00:3")
+	add("A", 5, "k00:4")
+	add("B", 1, "k01:0") // … then k01:0: out of order
+	add("A", 6, "k00:5")
+	add("A", 7, "k00:6")
+	// C is split into D: D's first k02 line comes before C's last.
+	add("C", 1, "k02:0")
+	add("D", 1, "k02:2")
+	add("C", 2, "k02:1")
+	produced := []string{"k00:0", "k00:1", "k00:2", "k00:3", "k00:4", "k00:5", "k00:6", "k01:0", "k01:1", "k02:0", "k02:1", "k02:2", "k03:0"}
+
+	f := auditLines(lines, produced, []chaosEdge{{"C", "D"}})
+	if f.lost != 1 || f.lostEx[0] != "k03:0" {
+		t.Errorf("lost = %d %v, want 1 [k03:0]", f.lost, f.lostEx)
+	}
+	if f.dups != 5 {
+		t.Errorf("duplicates = %d, want 5", f.dups)
+	}
+	if f.violations != 2 { // k01:0 after k01:1, k02:1 after k02:2
+		t.Errorf("order violations = %d, want 2: %v", f.violations, f.violEx)
+	}
+	if f.lineage != 1 || f.keyPairs != 1 || len(f.shardLineage) != 1 {
+		t.Errorf("lineage = %d of %d, shard-wide %v; want 1 of 1 and one", f.lineage, f.keyPairs, f.shardLineage)
+	}
+	records, runs := staleAfterCont(lines, []string{"A"}, offStop, offCont)
+	if records["A"] != 3 || runs["A"] != 2 {
+		t.Errorf("stale after SIGCONT: %d records in %d runs, want 3 in 2", records["A"], runs["A"])
+	}
+	records, runs = staleAfterCont(lines[:12], []string{"A"}, offStop, offCont)
+	if records["A"] != 2 || runs["A"] != 1 {
+		t.Errorf("stale after SIGCONT (first batch only): %d records in %d runs, want 2 in 1", records["A"], runs["A"])
+	}
 }
