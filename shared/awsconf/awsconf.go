@@ -39,8 +39,9 @@ type Clients struct {
 	Lambda   *lambda.Client
 }
 
-// Load builds the clients. The Kinesis client does not retry by itself:
-// the reader applies retry-wait-time and retry-max-attempts. DynamoDB
+// Load builds the clients. The Kinesis client retries only broken
+// connections by itself: the reader applies retry-wait-time and
+// retry-max-attempts to throttling. DynamoDB
 // throttling is retried by the SDK with jittered exponential back-off.
 func Load(ctx context.Context, o Options) (*Clients, error) {
 	opts := []func(*config.LoadOptions) error{
@@ -66,7 +67,14 @@ func Load(ctx context.Context, o Options) (*Clients, error) {
 		if o.KinesisEndpoint != "" {
 			k.BaseEndpoint = aws.String(o.KinesisEndpoint)
 		}
-		k.RetryMaxAttempts = 1
+		// Only a dropped or refused connection is retried here (a quick
+		// second try); throttling and service errors go to the reader, which
+		// applies retry-wait-time and retry-max-attempts.
+		k.Retryer = retry.NewStandard(func(s *retry.StandardOptions) {
+			s.MaxAttempts = 3
+			s.MaxBackoff = 200 * time.Millisecond
+			s.Retryables = []retry.IsErrorRetryable{retry.RetryableConnectionError{}}
+		})
 	})
 	c.DynamoDB = dynamodb.NewFromConfig(dc, func(d *dynamodb.Options) {
 		if o.DynamoDBEndpoint != "" {

@@ -2,10 +2,13 @@ package awsconf
 
 import (
 	"context"
+	"errors"
+	"net"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
+	"github.com/aws/smithy-go"
 )
 
 func TestPerServiceRoles(t *testing.T) {
@@ -28,8 +31,15 @@ func TestPerServiceRoles(t *testing.T) {
 	if !assumes(CloudWatchConfig(c, o).Credentials) {
 		t.Error("CloudWatch configuration does not assume -cloudwatch-role-arn")
 	}
-	if got := c.Kinesis.Options().RetryMaxAttempts; got != 1 {
-		t.Errorf("Kinesis client RetryMaxAttempts = %d, want 1 (the reader retries)", got)
+	// The SDK retries a broken connection, never a throttle: the reader
+	// applies retry-wait-time and retry-max-attempts to those.
+	r := c.Kinesis.Options().Retryer
+	throttle := &smithy.GenericAPIError{Code: "ProvisionedThroughputExceededException"}
+	if r.IsErrorRetryable(throttle) {
+		t.Error("the Kinesis client's own retryer retries throttling")
+	}
+	if !r.IsErrorRetryable(&net.OpError{Op: "dial", Err: errors.New("connection refused")}) {
+		t.Error("the Kinesis client's own retryer does not retry a refused connection")
 	}
 	if c.Region != "eu-west-1" {
 		t.Errorf("region = %q, want eu-west-1", c.Region)
