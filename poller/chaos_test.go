@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/shardline/shardline/shared/testwait"
 	"io"
 	"math/big"
 	"os"
@@ -222,7 +223,7 @@ func (c *chaos) startPoller(id string) *chaosPoller {
 		"AWS_REGION=us-east-1", "AWS_ACCESS_KEY_ID=local", "AWS_SECRET_ACCESS_KEY=local",
 		"KINESIS_ENDPOINT="+e.kinesisEP, "DYNAMODB_ENDPOINT="+e.dynamoEP,
 		"APP_NAME="+e.app, "STREAM_NAME="+e.stream)
-	p := &proc{cmd: cmd, out: &lockedBuffer{}, errOut: &lockedBuffer{}, done: make(chan struct{})}
+	p := &proc{cmd: cmd, out: &testwait.Buffer{}, errOut: &testwait.Buffer{}, done: make(chan struct{})}
 	cmd.Stdout = c.out // the same O_APPEND file for every poller
 	cmd.Stderr = io.MultiWriter(p.errOut, errFile)
 	if err := cmd.Start(); err != nil {

@@ -2,16 +2,15 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/shardline/shardline/shared/testwait"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -64,26 +63,9 @@ func newEnv(t *testing.T, shards int) *testEnv {
 // proc is a poller process.
 type proc struct {
 	cmd    *exec.Cmd
-	out    *lockedBuffer
-	errOut *lockedBuffer
+	out    *testwait.Buffer
+	errOut *testwait.Buffer
 	done   chan struct{}
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // startPoller runs the poller with args and the stand-ins' settings in its
@@ -95,7 +77,7 @@ func (e *testEnv) startPoller(t *testing.T, args ...string) *proc {
 		"AWS_REGION=us-east-1", "AWS_ACCESS_KEY_ID=local", "AWS_SECRET_ACCESS_KEY=local",
 		"KINESIS_ENDPOINT="+e.kinesisEP, "DYNAMODB_ENDPOINT="+e.dynamoEP,
 		"APP_NAME="+e.app, "STREAM_NAME="+e.stream)
-	p := &proc{cmd: cmd, out: &lockedBuffer{}, errOut: &lockedBuffer{}, done: make(chan struct{})}
+	p := &proc{cmd: cmd, out: &testwait.Buffer{}, errOut: &testwait.Buffer{}, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = p.out, p.errOut
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -127,17 +109,6 @@ func tail(s string, n int) string {
 		return "…" + s[len(s)-n:]
 	}
 	return s
-}
-
-func waitFor(t *testing.T, limit time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", limit, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 // printed is one line of the print handler.
@@ -179,7 +150,7 @@ func TestKill9Resume(t *testing.T) {
 	p1 := e.startPoller(t, args...)
 	// Kill in the steady state: records flowing and every shard
 	// checkpointed at least once.
-	waitFor(t, time.Minute, "4,000 records printed and every shard checkpointed", func() bool {
+	testwait.Until(t, time.Minute, "4,000 records printed and every shard checkpointed", func() bool {
 		if countLines(p1.out.String()) < 4000 {
 			return false
 		}
@@ -209,7 +180,7 @@ func TestKill9Resume(t *testing.T) {
 	if err := <-prodErr; err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 2*time.Minute, "every record", func() bool {
+	testwait.Until(t, 2*time.Minute, "every record", func() bool {
 		return len(uniqueIDs(parsePrinted(t, p2.out.String()), before)) >= total
 	})
 	if err := p2.cmd.Process.Signal(syscall.SIGTERM); err != nil {
@@ -362,7 +333,7 @@ func TestProduceThenPrint(t *testing.T) {
 		t.Fatalf("totals of the numbers sent add up to %d, want 5000", total)
 	}
 	p := e.startPoller(t, "run", "-handler", "print", "-initial-position", "TRIM_HORIZON")
-	waitFor(t, time.Minute, "1000 printed records", func() bool { return countLines(p.out.String()) >= 1000 })
+	testwait.Until(t, time.Minute, "1000 printed records", func() bool { return countLines(p.out.String()) >= 1000 })
 	_ = p.cmd.Process.Signal(syscall.SIGINT)
 	if code := p.wait(t, time.Minute); code != 0 {
 		t.Fatalf("poller exit code %d after SIGINT", code)
@@ -416,7 +387,7 @@ func TestSecondSignalExitsAtOnce(t *testing.T) {
 		t.Fatalf("the function was never invoked; stderr:\n%s", p.errOut.String())
 	}
 	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	waitFor(t, 10*time.Second, "the drain message", func() bool { return strings.Contains(p.errOut.String(), "draining") })
+	testwait.Until(t, 10*time.Second, "the drain message", func() bool { return strings.Contains(p.errOut.String(), "draining") })
 	select {
 	case <-p.done:
 		t.Fatal("the poller exited on the first signal with a batch in flight")
@@ -451,9 +422,9 @@ func TestStatusAndReset(t *testing.T) {
 	e := newEnv(t, 2)
 	e.put(t, 30)
 	p := e.startPoller(t, "run", "-handler", "print", "-initial-position", "TRIM_HORIZON", "-worker-id", "w-status", "-failover-time", "1500ms")
-	waitFor(t, time.Minute, "30 records", func() bool { return countLines(p.out.String()) >= 30 })
+	testwait.Until(t, time.Minute, "30 records", func() bool { return countLines(p.out.String()) >= 30 })
 	var rows []shardStatus
-	waitFor(t, 30*time.Second, "status with renewals and checkpoints", func() bool {
+	testwait.Until(t, 30*time.Second, "status with renewals and checkpoints", func() bool {
 		s := e.startPoller(t, "status", "-json")
 		if s.wait(t, time.Minute) != 0 {
 			t.Fatalf("status failed: %s", s.errOut.String())
@@ -499,5 +470,5 @@ func TestStatusAndReset(t *testing.T) {
 		t.Fatalf("reset exit %d: %s", code, r.errOut.String())
 	}
 	again := e.startPoller(t, "run", "-handler", "print", "-initial-position", "LATEST")
-	waitFor(t, time.Minute, "the 30 records again", func() bool { return countLines(again.out.String()) >= 30 })
+	testwait.Until(t, time.Minute, "the 30 records again", func() bool { return countLines(again.out.String()) >= 30 })
 }

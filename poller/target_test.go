@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/shardline/shardline/shared/testwait"
 	"os"
 	"path/filepath"
 	"testing"
@@ -99,7 +100,7 @@ func TestTargetFunction(t *testing.T) {
 		}
 		return n
 	}
-	waitFor(t, time.Minute, "every record handled", func() bool { return len(handled()) == len(want) })
+	testwait.Until(t, time.Minute, "every record handled", func() bool { return len(handled()) == len(want) })
 	for _, id := range want {
 		if n := handled()[id]; n != 1 {
 			t.Errorf("record %s handled %d times, want 1", id, n)

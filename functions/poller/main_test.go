@@ -1,10 +1,10 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/shardline/shardline/shared/testwait"
 	"os"
 	"strings"
 	"sync"
@@ -39,29 +39,12 @@ func TestMain(m *testing.M) {
 	standintest.Main(m)
 }
 
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // env is a stream with records, and the scheduled poller function hosted
 // on the Lambda Runtime API with the function's deadline.
 type env struct {
 	stream, app string
 	emu         *lambdaemu.Server
-	out         *syncBuf // the function's stdout: print handler lines and Lambda's log lines
+	out         *testwait.Buffer // the function's stdout: print handler lines and Lambda's log lines
 	ddbEP       string
 	put         func(n, from int)
 }
@@ -72,7 +55,7 @@ func newEnv(t *testing.T, shards int, timeout time.Duration, extra ...string) *e
 		t.Skip("integration test: needs the stand-ins (run without -short)")
 	}
 	kin, ddb := standintest.Both(t)
-	e := &env{stream: standintest.NewStream(t, kin.Endpoint, shards), app: standintest.UniqueName(t), out: &syncBuf{}, ddbEP: ddb.Endpoint}
+	e := &env{stream: standintest.NewStream(t, kin.Endpoint, shards), app: standintest.UniqueName(t), out: &testwait.Buffer{}, ddbEP: ddb.Endpoint}
 	vars := append([]string{
 		"STREAM_NAME=" + e.stream, "APP_NAME=" + e.app, "HANDLER=print",
 		"KINESIS_ENDPOINT=" + kin.Endpoint, "DYNAMODB_ENDPOINT=" + ddb.Endpoint,
@@ -238,8 +221,8 @@ func TestCrashedInvocation(t *testing.T) {
 		_, _ = lambdaemu.Client(e.emu.Endpoint).Invoke(context.Background(), &lambda.InvokeInput{FunctionName: aws.String("poller"), Payload: []byte(`{}`)})
 	}()
 	// Kill the function's process once it holds the lease and has read.
-	waitFor(t, 30*time.Second, "the first invocation to read", func() bool { return len(e.printed()) >= 100 })
-	waitFor(t, 10*time.Second, "the lease to be owned", func() bool {
+	testwait.Until(t, 30*time.Second, "the first invocation to read", func() bool { return len(e.printed()) >= 100 })
+	testwait.Until(t, 10*time.Second, "the lease to be owned", func() bool {
 		ls := e.leases(t)
 		return len(ls) == 1 && ls[0].Owner != ""
 	})
@@ -282,16 +265,5 @@ func TestBadSettings(t *testing.T) {
 	_ = json.Unmarshal(out.Payload, &body)
 	if out.FunctionError == nil || body.ErrorType != "UsageError" || !strings.Contains(body.ErrorMessage, "STREAM_NAME") {
 		t.Fatalf("answer %s (function error %v): want a UsageError naming STREAM_NAME", out.Payload, aws.ToString(out.FunctionError))
-	}
-}
-
-func waitFor(t *testing.T, limit time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", limit, what)
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }

@@ -1,13 +1,12 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/shardline/shardline/shared/testwait"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,23 +18,6 @@ import (
 	"github.com/shardline/shardline/shared/kpl"
 	"github.com/shardline/shardline/shared/lambdaemu"
 )
-
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // TestWordCountFunction: the built bootstrap, hosted as Lambda hosts it,
 // answers each events/ Kinesis file with success (an empty response) and
@@ -58,7 +40,7 @@ func TestWordCountFunction(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.file, func(t *testing.T) {
-			out := &syncBuf{}
+			out := &testwait.Buffer{}
 			emu, err := lambdaemu.Start(ctx, lambdaemu.Function{Name: "wordcount", Path: bin, Timeout: 5 * time.Second, Stdout: out, Stderr: out})
 			if err != nil {
 				t.Fatal(err)

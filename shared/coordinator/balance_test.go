@@ -2,6 +2,7 @@ package coordinator_test
 
 import (
 	"context"
+	"github.com/shardline/shardline/shared/testwait"
 	"slices"
 	"testing"
 	"time"
@@ -47,27 +48,27 @@ func TestBalancing(t *testing.T) {
 		return func(c *coordinator.Config) { c.WorkerID, c.FailoverTime = id, failover }
 	}
 	a := f.start(c.handle, cfg("a"))
-	waitFor(t, 30*time.Second, "a alone holds 4", func() bool { return slices.Equal(counts(a), []int{4}) })
+	testwait.Until(t, 30*time.Second, "a alone holds 4", func() bool { return slices.Equal(counts(a), []int{4}) })
 
 	joined := time.Now()
 	b := f.start(c.handle, cfg("b"))
-	waitFor(t, settle+2*time.Second, "a and b hold 2 each", func() bool { return slices.Equal(counts(a, b), []int{2, 2}) })
+	testwait.Until(t, settle+2*time.Second, "a and b hold 2 each", func() bool { return slices.Equal(counts(a, b), []int{2, 2}) })
 	t.Logf("second worker balanced after %s", time.Since(joined).Round(10*time.Millisecond))
 
 	joined = time.Now()
 	cw := f.start(c.handle, cfg("c"))
-	waitFor(t, settle+2*time.Second, "a, b, c at 1 or 2 each", func() bool { return balanced(counts(a, b, cw), 4) })
+	testwait.Until(t, settle+2*time.Second, "a, b, c at 1 or 2 each", func() bool { return balanced(counts(a, b, cw), 4) })
 	t.Logf("third worker balanced after %s: %v", time.Since(joined).Round(10*time.Millisecond), counts(a, b, cw))
 
 	left := time.Now()
 	if err := b.stop(t); err != nil {
 		t.Fatalf("b: %v", err)
 	}
-	waitFor(t, settle+2*time.Second, "a and c hold 2 each after b left", func() bool { return slices.Equal(counts(a, cw), []int{2, 2}) })
+	testwait.Until(t, settle+2*time.Second, "a and c hold 2 each after b left", func() bool { return slices.Equal(counts(a, cw), []int{2, 2}) })
 	t.Logf("after a worker left, balanced in %s", time.Since(left).Round(10*time.Millisecond))
 
 	want := p.finish(t)
-	waitFor(t, time.Minute, "every record", func() bool {
+	testwait.Until(t, time.Minute, "every record", func() bool {
 		seen := map[string]bool{}
 		for _, g := range c.snapshot() {
 			seen[g.id] = true
@@ -111,9 +112,9 @@ func TestMaxLeases(t *testing.T) {
 	f := newFixture(t, 4)
 	c := &collector{}
 	a := f.start(c.handle, func(c *coordinator.Config) { c.WorkerID, c.MaxLeases = "a", 1 })
-	waitFor(t, 30*time.Second, "a holds 1", func() bool { return len(a.w.Held()) == 1 })
+	testwait.Until(t, 30*time.Second, "a holds 1", func() bool { return len(a.w.Held()) == 1 })
 	b := f.start(c.handle, func(c *coordinator.Config) { c.WorkerID, c.MaxLeases, c.FailoverTime = "b", 2, 1500*time.Millisecond })
-	waitFor(t, 30*time.Second, "b holds 2", func() bool { return len(b.w.Held()) == 2 })
+	testwait.Until(t, 30*time.Second, "b holds 2", func() bool { return len(b.w.Held()) == 2 })
 	// Several more rounds: neither goes past its limit.
 	deadline := time.Now().Add(3 * time.Second)
 	for time.Now().Before(deadline) {
@@ -143,7 +144,7 @@ func TestDeadOwnerExpires(t *testing.T) {
 	// by a ghost owner that never renews.
 	c1 := &collector{}
 	r1 := f.start(c1.handle, nil)
-	waitFor(t, time.Minute, "40 records", func() bool { return c1.count() >= 40 })
+	testwait.Until(t, time.Minute, "40 records", func() bool { return c1.count() >= 40 })
 	r1.stop(t)
 	table := lease.NewTable(f.dynamo, f.app)
 	for _, l := range f.leases() {
@@ -156,13 +157,13 @@ func TestDeadOwnerExpires(t *testing.T) {
 	c2 := &collector{}
 	start := time.Now()
 	r2 := f.start(c2.handle, func(c *coordinator.Config) { c.WorkerID, c.FailoverTime = "b", failover })
-	waitFor(t, 30*time.Second, "b holds both", func() bool { return len(r2.w.Held()) == 2 })
+	testwait.Until(t, 30*time.Second, "b holds both", func() bool { return len(r2.w.Held()) == 2 })
 	took := time.Since(start)
 	if took < failover {
 		t.Fatalf("ghost's leases taken after %s, before the failover time %s", took, failover)
 	}
 	t.Logf("dead owner's leases taken after %s (failover %s)", took.Round(10*time.Millisecond), failover)
-	waitFor(t, time.Minute, "20 records", func() bool { return c2.count() >= 20 })
+	testwait.Until(t, time.Minute, "20 records", func() bool { return c2.count() >= 20 })
 	r2.stop(t)
 	assertIDs(t, c2.snapshot(), more)
 }

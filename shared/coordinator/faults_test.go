@@ -3,6 +3,7 @@ package coordinator_test
 import (
 	"context"
 	"fmt"
+	"github.com/shardline/shardline/shared/testwait"
 	"io"
 	"net"
 	"net/url"
@@ -321,7 +322,7 @@ func startFaultRun(t *testing.T, f *fixture, mod func(*coordinator.Config)) *fau
 	})
 	fr.prod = startFaultProducer(t, f, 20, 10, 100*time.Millisecond)
 	// Records flowing on both shards, checkpoints being written.
-	waitFor(t, 90*time.Second, "records flowing on both shards", func() bool {
+	testwait.Until(t, 90*time.Second, "records flowing on both shards", func() bool {
 		if fr.c.count() < 100 {
 			return false
 		}
@@ -344,9 +345,9 @@ func (fr *faultRun) finish(since time.Time) {
 	t := fr.t
 	t.Helper()
 	n := fr.prod.count()
-	waitFor(t, time.Minute, "100 more records put after the fault", func() bool { return fr.prod.count() >= n+100 })
+	testwait.Until(t, time.Minute, "100 more records put after the fault", func() bool { return fr.prod.count() >= n+100 })
 	want := fr.prod.finish(t)
-	waitFor(t, 2*time.Minute, fmt.Sprintf("all %d records delivered", len(want)), func() bool {
+	testwait.Until(t, 2*time.Minute, fmt.Sprintf("all %d records delivered", len(want)), func() bool {
 		return len(distinctIDs(fr.c.snapshot())) >= len(want)
 	})
 	recovered := time.Since(since)
@@ -405,7 +406,7 @@ func holdOutage(t *testing.T, p *faultProxy, d time.Duration) {
 	t.Helper()
 	began := time.Now()
 	refused := p.refused.Load()
-	waitFor(t, d+time.Minute, fmt.Sprintf("an outage of %s with the worker trying the endpoint", d), func() bool {
+	testwait.Until(t, d+time.Minute, fmt.Sprintf("an outage of %s with the worker trying the endpoint", d), func() bool {
 		return time.Since(began) >= d && p.refused.Load() > refused
 	})
 }
@@ -587,7 +588,7 @@ func TestDrainDuringDynamoDBOutage(t *testing.T) {
 		cfg.CheckpointInterval = faultCheckpoint
 	})
 	all := func() []got { return append(fr.c.snapshot(), c2.snapshot()...) }
-	waitFor(t, 2*time.Minute, fmt.Sprintf("all %d records delivered", len(want)), func() bool {
+	testwait.Until(t, 2*time.Minute, fmt.Sprintf("all %d records delivered", len(want)), func() bool {
 		return len(distinctIDs(all())) >= len(want)
 	})
 	if err := r2.stop(t); err != nil {

@@ -3,6 +3,7 @@ package coordinator_test
 import (
 	"context"
 	"fmt"
+	"github.com/shardline/shardline/shared/testwait"
 	"log/slog"
 	"os"
 	"slices"
@@ -45,18 +46,6 @@ func newFixture(t *testing.T, shards int) *fixture {
 	return &fixture{
 		t: t, stream: standintest.NewStream(t, kinesisEP, shards), app: standintest.UniqueName(t),
 		kinesis: cl.Kinesis, dynamo: cl.DynamoDB,
-	}
-}
-
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, limit time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", limit, what)
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }
 
@@ -259,7 +248,7 @@ func TestCleanRunExactlyOnce(t *testing.T) {
 	want = append(want, f.put(200, 1000, 19000, 0)...)
 	c := &collector{}
 	r := f.start(c.handle, nil)
-	waitFor(t, 2*time.Minute, "20,000 records", func() bool { return c.count() >= len(want) })
+	testwait.Until(t, 2*time.Minute, "20,000 records", func() bool { return c.count() >= len(want) })
 	if err := r.stop(t); err != nil {
 		t.Fatalf("Run: %v", err)
 	}

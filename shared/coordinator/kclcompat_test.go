@@ -3,6 +3,7 @@ package coordinator_test
 import (
 	"context"
 	"fmt"
+	"github.com/shardline/shardline/shared/testwait"
 	"math/big"
 	"slices"
 	"strconv"
@@ -168,7 +169,7 @@ func testContinuesKCLLeaseTable(t *testing.T, aggregate int) {
 		cfg.FailoverTime = failover
 		cfg.ShardSyncInterval = time.Second
 	})
-	waitFor(t, time.Minute, "the dead KCL worker's child leases taken over", func() bool {
+	testwait.Until(t, time.Minute, "the dead KCL worker's child leases taken over", func() bool {
 		ls := f.leases()
 		for _, ch := range children {
 			if ls[ch.ID].Owner != r.w.WorkerID() {
@@ -183,7 +184,7 @@ func testContinuesKCLLeaseTable(t *testing.T, aggregate int) {
 	// Records written after the take-over follow on.
 	more := f.put(kclKeys, 10, 70, aggregate)
 	want = append(want, more...)
-	waitFor(t, time.Minute, fmt.Sprintf("%d records", len(want)), func() bool { return c.count() >= len(want) })
+	testwait.Until(t, time.Minute, fmt.Sprintf("%d records", len(want)), func() bool { return c.count() >= len(want) })
 	if err := r.stop(t); err != nil {
 		t.Fatalf("Run: %v", err)
 	}
@@ -300,13 +301,13 @@ func testContinuesKCLParent(t *testing.T) {
 		cfg.FailoverTime = failover
 		cfg.ShardSyncInterval = time.Second
 	})
-	waitFor(t, time.Minute, "the first record", func() bool { return c.count() > 0 })
+	testwait.Until(t, time.Minute, "the first record", func() bool { return c.count() > 0 })
 	if d := time.Since(began); d < failover {
 		t.Errorf("first record after %s, want the dead worker's lease taken only once expired (failover time %s)", d, failover)
 	}
 	more := f.put(kclKeys, 10, 70, 0)
 	want = append(want, more...)
-	waitFor(t, time.Minute, fmt.Sprintf("%d records", len(want)), func() bool { return c.count() >= len(want) })
+	testwait.Until(t, time.Minute, fmt.Sprintf("%d records", len(want)), func() bool { return c.count() >= len(want) })
 	if err := r.stop(t); err != nil {
 		t.Fatalf("Run: %v", err)
 	}

@@ -2,6 +2,7 @@ package coordinator_test
 
 import (
 	"errors"
+	"github.com/shardline/shardline/shared/testwait"
 	"testing"
 	"time"
 
@@ -49,7 +50,7 @@ func TestResumeMidAggregate(t *testing.T) {
 	}
 	c2 := &collector{}
 	r2 := f.start(c2.handle, nil)
-	waitFor(t, time.Minute, "the other 23 records", func() bool { return c2.count() >= 23 })
+	testwait.Until(t, time.Minute, "the other 23 records", func() bool { return c2.count() >= 23 })
 	r2.stop(t)
 	again := c2.snapshot()
 	if len(again) != 23 {
@@ -70,7 +71,7 @@ func TestInitialPositions(t *testing.T) {
 		want := f.put(10, 50, 0, 0)
 		c := &collector{}
 		r := f.start(c.handle, nil)
-		waitFor(t, time.Minute, "50 records", func() bool { return c.count() >= 50 })
+		testwait.Until(t, time.Minute, "50 records", func() bool { return c.count() >= 50 })
 		r.stop(t)
 		if got := len(c.snapshot()); got != len(want) {
 			t.Fatalf("got %d records, want %d", got, len(want))
@@ -83,7 +84,7 @@ func TestInitialPositions(t *testing.T) {
 		r := f.start(c.handle, func(c *coordinator.Config) { c.InitialPosition = stream.Latest })
 		waitReading(t, r, 2)
 		after := f.put(10, 20, 50, 0)
-		waitFor(t, time.Minute, "20 records", func() bool { return c.count() >= 20 })
+		testwait.Until(t, time.Minute, "20 records", func() bool { return c.count() >= 20 })
 		r.stop(t)
 		assertIDs(t, c.snapshot(), after)
 	})
@@ -91,13 +92,13 @@ func TestInitialPositions(t *testing.T) {
 		f := newFixture(t, 2)
 		f.put(10, 50, 0, 0)
 		ts := time.Now()
-		waitFor(t, time.Second, "the clock to move on", func() bool { return time.Since(ts) > 50*time.Millisecond })
+		testwait.Until(t, time.Second, "the clock to move on", func() bool { return time.Since(ts) > 50*time.Millisecond })
 		after := f.put(10, 30, 50, 0)
 		c := &collector{}
 		r := f.start(c.handle, func(c *coordinator.Config) {
 			c.InitialPosition, c.InitialTimestamp = stream.AtTimestamp, ts
 		})
-		waitFor(t, time.Minute, "30 records", func() bool { return c.count() >= 30 })
+		testwait.Until(t, time.Minute, "30 records", func() bool { return c.count() >= 30 })
 		waitReading(t, r, 2)
 		r.stop(t)
 		assertIDs(t, c.snapshot(), after)
@@ -107,7 +108,7 @@ func TestInitialPositions(t *testing.T) {
 		f.put(10, 40, 0, 0)
 		c1 := &collector{}
 		r1 := f.start(c1.handle, nil) // TRIM_HORIZON
-		waitFor(t, time.Minute, "40 records", func() bool { return c1.count() >= 40 })
+		testwait.Until(t, time.Minute, "40 records", func() bool { return c1.count() >= 40 })
 		r1.stop(t)
 		// Each later run starts from the checkpoints, whatever its
 		// initial position: not from the start, not from "now".
@@ -117,7 +118,7 @@ func TestInitialPositions(t *testing.T) {
 			next += 25
 			c := &collector{}
 			r := f.start(c.handle, func(c *coordinator.Config) { c.InitialPosition = pos })
-			waitFor(t, time.Minute, "25 records", func() bool { return c.count() >= 25 })
+			testwait.Until(t, time.Minute, "25 records", func() bool { return c.count() >= 25 })
 			waitReading(t, r, 2)
 			r.stop(t)
 			assertIDs(t, c.snapshot(), more)
@@ -129,7 +130,7 @@ func TestInitialPositions(t *testing.T) {
 // at least once (so a LATEST iterator exists).
 func waitReading(t *testing.T, r *running, n int) {
 	t.Helper()
-	waitFor(t, time.Minute, "every shard read once", func() bool {
+	testwait.Until(t, time.Minute, "every shard read once", func() bool {
 		read := 0
 		for _, s := range r.w.Stats() {
 			if !s.LastRead.IsZero() {
@@ -180,7 +181,7 @@ func TestPartialBatchFailure(t *testing.T) {
 				return nil, nil
 			}
 			r := f.start(c.handle, func(cfg *coordinator.Config) { cfg.BatchSize = 20 })
-			waitFor(t, time.Minute, "40 records", func() bool { return c.count() >= 40 })
+			testwait.Until(t, time.Minute, "40 records", func() bool { return c.count() >= 40 })
 			r.stop(t)
 			if firstOfRetry != want[5] {
 				t.Fatalf("retry started at %q, want the failed item %q", firstOfRetry, want[5])
@@ -233,9 +234,9 @@ func TestIdleCheckpoint(t *testing.T) {
 	f.put(1, 10, 0, 0)
 	c := &collector{}
 	f.start(c.handle, func(cfg *coordinator.Config) { cfg.CheckpointInterval = time.Second })
-	waitFor(t, time.Minute, "10 records", func() bool { return c.count() >= 10 })
+	testwait.Until(t, time.Minute, "10 records", func() bool { return c.count() >= 10 })
 	last := c.snapshot()[9].pos
-	waitFor(t, 10*time.Second, "the checkpoint at the last record while idle", func() bool {
+	testwait.Until(t, 10*time.Second, "the checkpoint at the last record while idle", func() bool {
 		return f.leases()["shardId-000000000000"].Checkpoint == last
 	})
 }

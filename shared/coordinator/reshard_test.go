@@ -3,6 +3,7 @@ package coordinator_test
 import (
 	"context"
 	"fmt"
+	"github.com/shardline/shardline/shared/testwait"
 	"math/big"
 	"sync"
 	"testing"
@@ -104,7 +105,7 @@ func (f *fixture) openShards() []shards.Shard {
 
 func (f *fixture) waitActive() {
 	f.t.Helper()
-	waitFor(f.t, 30*time.Second, "stream ACTIVE", func() bool {
+	testwait.Until(f.t, 30*time.Second, "stream ACTIVE", func() bool {
 		out, err := f.kinesis.DescribeStreamSummary(context.Background(), &kinesis.DescribeStreamSummaryInput{StreamName: &f.stream})
 		return err == nil && out.StreamDescriptionSummary.StreamStatus == ktypes.StreamStatusActive
 	})
@@ -133,7 +134,7 @@ func TestReshardWhileConsuming(t *testing.T) {
 	ctx := context.Background()
 	step := func(what string, fn func() error) {
 		n := p.count()
-		waitFor(t, time.Minute, "records before "+what, func() bool { return p.count() >= n+200 && c.count() >= n })
+		testwait.Until(t, time.Minute, "records before "+what, func() bool { return p.count() >= n+200 && c.count() >= n })
 		if err := fn(); err != nil {
 			t.Fatalf("%s: %v", what, err)
 		}
@@ -164,9 +165,9 @@ func TestReshardWhileConsuming(t *testing.T) {
 		return err
 	})
 	n := p.count()
-	waitFor(t, time.Minute, "records after the reshards", func() bool { return p.count() >= n+200 })
+	testwait.Until(t, time.Minute, "records after the reshards", func() bool { return p.count() >= n+200 })
 	want := p.finish(t)
-	waitFor(t, 2*time.Minute, fmt.Sprintf("all %d records", len(want)), func() bool { return c.count() >= len(want) })
+	testwait.Until(t, 2*time.Minute, fmt.Sprintf("all %d records", len(want)), func() bool { return c.count() >= len(want) })
 	recs := c.snapshot()
 	assertIDs(t, recs, want)
 	checkOrder(t, recs) // per shard and per key, across the reshards
@@ -203,7 +204,7 @@ func TestReshardWhileConsuming(t *testing.T) {
 	}
 	// Ended leases are cleaned up once their children have started; the
 	// ones left are ended (SHARD_END) or open shards' leases.
-	waitFor(t, 30*time.Second, "ended leases cleaned up", func() bool {
+	testwait.Until(t, 30*time.Second, "ended leases cleaned up", func() bool {
 		ended := 0
 		for _, l := range f.leases() {
 			if l.Checkpoint.Seq == stream.ShardEnd {

@@ -31,8 +31,8 @@ const (
 	attrBehind      = "millisBehindLatest"
 )
 
-// dynamoAPI lists the DynamoDB calls the lease table makes.
-type dynamoAPI interface {
+// DynamoDBAPI lists the DynamoDB calls the lease table makes.
+type DynamoDBAPI interface {
 	DescribeTable(context.Context, *dynamodb.DescribeTableInput, ...func(*dynamodb.Options)) (*dynamodb.DescribeTableOutput, error)
 	CreateTable(context.Context, *dynamodb.CreateTableInput, ...func(*dynamodb.Options)) (*dynamodb.CreateTableOutput, error)
 	Scan(context.Context, *dynamodb.ScanInput, ...func(*dynamodb.Options)) (*dynamodb.ScanOutput, error)
@@ -42,18 +42,18 @@ type dynamoAPI interface {
 	DeleteItem(context.Context, *dynamodb.DeleteItemInput, ...func(*dynamodb.Options)) (*dynamodb.DeleteItemOutput, error)
 }
 
-var _ dynamoAPI = (*dynamodb.Client)(nil)
+var _ DynamoDBAPI = (*dynamodb.Client)(nil)
 
 // Table is an application's lease table. It is safe for concurrent use; the
 // caller serialises writes to one lease (each write needs the counter the
 // previous one returned).
 type Table struct {
-	db   dynamoAPI
+	db   DynamoDBAPI
 	name string
 }
 
 // NewTable returns the lease table called name (the application name).
-func NewTable(db dynamoAPI, name string) *Table { return &Table{db: db, name: name} }
+func NewTable(db DynamoDBAPI, name string) *Table { return &Table{db: db, name: name} }
 
 // Name is the table's name.
 func (t *Table) Name() string { return t.name }

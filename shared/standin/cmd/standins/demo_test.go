@@ -2,33 +2,16 @@ package main
 
 import (
 	"context"
+	"github.com/shardline/shardline/shared/testwait"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 )
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // TestDemo runs `standins demo` as `make demo` does, waits for word counts,
 // interrupts it as Ctrl-C does (main maps SIGINT to cancelling ctx) and
@@ -41,7 +24,7 @@ func TestDemo(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	stdout, stderr := &syncBuffer{}, &syncBuffer{}
+	stdout, stderr := &testwait.Buffer{}, &testwait.Buffer{}
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, []string{"demo", "-poller", poller}, stdout, stderr) }()
 
