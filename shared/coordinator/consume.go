@@ -38,10 +38,27 @@ func (w *Worker) consume(h *held, st *shardStats) consumeResult {
 	}
 	st.setCheckpoint(l.Checkpoint)
 
+	tracker := checkpoint.New(w.cfg.CheckpointInterval, l.Checkpoint, time.Now())
+	// release flushes what was done and gives the lease up.
+	release := func() {
+		var final *stream.Position
+		if p, ok := tracker.Pending(); ok {
+			final = &p
+			st.setCheckpoint(p)
+		}
+		w.flushAndRelease(h, final, log)
+	}
 	fail := func(err error) consumeResult {
 		log.Error("shard stopped", "error", err)
-		w.flushAndRelease(h, nil, log)
+		release()
 		return consumeResult{err: err}
+	}
+	lost := func() (consumeResult, bool) {
+		cause := h.lost()
+		if cause != nil {
+			log.Warn("lease lost; shard stopped without writing", "cause", cause)
+		}
+		return consumeResult{}, cause != nil
 	}
 	hr, err := kpl.ParseHashRange(l.StartingHashKey, l.EndingHashKey)
 	if err != nil {
@@ -70,7 +87,6 @@ func (w *Worker) consume(h *held, st *shardStats) consumeResult {
 	if err != nil {
 		return fail(err)
 	}
-	tracker := checkpoint.New(w.cfg.CheckpointInterval, l.Checkpoint, time.Now())
 	var cpErr error
 	// checkpointIfDue writes the position done once the interval has
 	// passed: after records are done, and after every read, so a pending
@@ -98,9 +114,8 @@ func (w *Worker) consume(h *held, st *shardStats) consumeResult {
 	for {
 		b, err := w.read(h.fetchCtx, l.Key, reader, hr, resume, &recs, st)
 		if err != nil {
-			if lost := h.lost(); lost != nil {
-				log.Warn("lease lost; shard stopped without writing", "cause", lost)
-				return consumeResult{}
+			if res, ok := lost(); ok {
+				return res
 			}
 			if h.fetchCtx.Err() != nil {
 				break // draining
@@ -110,9 +125,8 @@ func (w *Worker) consume(h *held, st *shardStats) consumeResult {
 		if len(recs) > 0 {
 			err := disp.Deliver(h.ctx, h.stop, recs, done)
 			st.setDispatch(disp.Stats())
-			if lost := h.lost(); lost != nil {
-				log.Warn("lease lost; shard stopped without writing", "cause", lost)
-				return consumeResult{}
+			if res, ok := lost(); ok {
+				return res
 			}
 			if errors.Is(err, dispatch.ErrStopping) {
 				break
@@ -122,9 +136,8 @@ func (w *Worker) consume(h *held, st *shardStats) consumeResult {
 			}
 		}
 		if cpErr != nil {
-			if lost := h.lost(); lost != nil {
-				log.Warn("lease lost; shard stopped without writing", "cause", lost)
-				return consumeResult{}
+			if res, ok := lost(); ok {
+				return res
 			}
 			log.Warn("checkpoint write failed; will retry", "error", Explain(cpErr))
 			cpErr = nil
@@ -148,12 +161,7 @@ func (w *Worker) consume(h *held, st *shardStats) consumeResult {
 			return consumeResult{ended: true}
 		}
 	}
-	var final *stream.Position
-	if p, ok := tracker.Pending(); ok {
-		final = &p
-		st.setCheckpoint(p)
-	}
-	w.flushAndRelease(h, final, log)
+	release()
 	return consumeResult{}
 }
 
