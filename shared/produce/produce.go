@@ -10,7 +10,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+	"github.com/aws/smithy-go"
 
+	"github.com/shardline/shardline/shared/fetch"
 	"github.com/shardline/shardline/shared/kpl"
 	"github.com/shardline/shardline/shared/shards"
 )
@@ -29,6 +31,7 @@ type Producer struct {
 	stream    string
 	aggregate int // user records per Kinesis record; <= 1: no aggregation
 	shards    []openShard
+	ranges    map[string]kpl.HashRange // every listed shard, closed ones too
 	// ByKey packs only records of one partition key into an aggregate.
 	// Such an aggregate always lands on its key's shard, even while the
 	// shard map is stale after a reshard, so nothing is sent twice and
@@ -37,7 +40,7 @@ type Producer struct {
 	// Stats
 	UserRecords    int64 // user records accepted by Kinesis
 	KinesisRecords int64 // Kinesis records accepted
-	Retries        int64 // entries sent again (throttled or mis-landed)
+	Retries        int64 // throttled entries sent again, plus user records re-sent after landing outside their shard
 }
 
 type openShard struct {
@@ -64,13 +67,15 @@ func (p *Producer) refresh(ctx context.Context) error {
 		return err
 	}
 	p.shards = p.shards[:0]
+	p.ranges = make(map[string]kpl.HashRange, len(list))
 	for _, s := range list {
-		if s.Closed {
-			continue
-		}
 		hr, err := kpl.ParseHashRange(s.StartingHashKey, s.EndingHashKey)
 		if err != nil {
 			return fmt.Errorf("shard %s: %w", s.ID, err)
+		}
+		p.ranges[s.ID] = hr
+		if s.Closed {
+			continue
 		}
 		p.shards = append(p.shards, openShard{id: s.ID, hr: hr, start: s.StartingHashKey})
 	}
@@ -129,8 +134,7 @@ func (p *Producer) Put(ctx context.Context, recs []kpl.UserRecord) error {
 			if ctx.Err() != nil {
 				return context.Cause(ctx)
 			}
-			var nf *types.ResourceNotFoundException
-			if errors.As(err, &nf) {
+			if fetch.IsFatal(err) || isValidation(err) { // no retry mends these
 				return fmt.Errorf("put records to %s: %w", p.stream, err)
 			}
 			if err := sleep(ctx, wait); err != nil {
@@ -147,7 +151,11 @@ func (p *Producer) Put(ctx context.Context, recs []kpl.UserRecord) error {
 				continue
 			}
 			if batch[i].shard != "" && aws.ToString(r.ShardId) != batch[i].shard {
-				misplaced = append(misplaced, p.outside(ctx, batch[i].users, aws.ToString(r.ShardId))...)
+				out, err := p.outside(ctx, batch[i].users, aws.ToString(r.ShardId))
+				if err != nil {
+					return err
+				}
+				misplaced = append(misplaced, out...)
 			}
 			p.KinesisRecords++
 			p.UserRecords += int64(len(batch[i].users))
@@ -178,27 +186,29 @@ func (p *Producer) Put(ctx context.Context, recs []kpl.UserRecord) error {
 // outside refreshes the shard map after an aggregate landed on a shard it
 // was not meant for and returns its user records that the landing shard's
 // consumer will drop as outside its hash range.
-func (p *Producer) outside(ctx context.Context, users []kpl.UserRecord, landed string) []kpl.UserRecord {
-	if err := p.refresh(ctx); err != nil {
-		return nil
-	}
-	for _, s := range p.shards {
-		if s.id != landed {
-			continue
+func (p *Producer) outside(ctx context.Context, users []kpl.UserRecord, landed string) ([]kpl.UserRecord, error) {
+	hr, ok := p.ranges[landed]
+	if !ok {
+		if err := p.refresh(ctx); err != nil {
+			return nil, fmt.Errorf("refresh shard map of %s after a record landed on %s: %w", p.stream, landed, err)
 		}
-		var out []kpl.UserRecord
-		for _, u := range users {
-			key := u.ExplicitHashKey
-			if key == "" {
-				key = kpl.PartitionKeyHash(u.PartitionKey)
-			}
-			if !s.hr.Contains(key) {
-				out = append(out, u)
-			}
+		if hr, ok = p.ranges[landed]; !ok {
+			return nil, fmt.Errorf("record landed on shard %s, not listed in %s", landed, p.stream)
 		}
-		return out
+	} else if err := p.refresh(ctx); err != nil {
+		return nil, fmt.Errorf("refresh shard map of %s: %w", p.stream, err)
 	}
-	return nil
+	var out []kpl.UserRecord
+	for _, u := range users {
+		key := u.ExplicitHashKey
+		if key == "" {
+			key = kpl.PartitionKeyHash(u.PartitionKey)
+		}
+		if !hr.Contains(key) {
+			out = append(out, u)
+		}
+	}
+	return out, nil
 }
 
 // pack turns user records into Kinesis records: one each, or aggregates of
@@ -207,6 +217,9 @@ func (p *Producer) pack(recs []kpl.UserRecord) ([]entry, error) {
 	if p.aggregate <= 1 {
 		out := make([]entry, len(recs))
 		for i, r := range recs {
+			if len(r.Data)+len(r.PartitionKey) > kpl.MaxRecordSize {
+				return nil, fmt.Errorf("record with partition key %q is larger than a Kinesis record allows", r.PartitionKey)
+			}
 			out[i] = entry{put: types.PutRecordsRequestEntry{Data: r.Data, PartitionKey: aws.String(r.PartitionKey)}, users: recs[i : i+1]}
 			if r.ExplicitHashKey != "" {
 				out[i].put.ExplicitHashKey = aws.String(r.ExplicitHashKey)
@@ -221,7 +234,7 @@ func (p *Producer) pack(recs []kpl.UserRecord) ([]entry, error) {
 	var groups []*group
 	index := map[string]*group{}
 	for _, r := range recs {
-		k, shard := r.PartitionKey, ""
+		k, shard := r.PartitionKey+"\x00"+r.ExplicitHashKey, ""
 		if !p.ByKey {
 			shard = p.shards[p.shardFor(r)].id
 			k = shard
@@ -253,18 +266,29 @@ func (p *Producer) pack(recs []kpl.UserRecord) ([]entry, error) {
 		}
 		first := 0
 		for i, r := range g {
-			if agg.Len() >= p.aggregate || !agg.Add(r) {
-				if agg.Len() == 0 {
-					return nil, fmt.Errorf("record with partition key %q is larger than a Kinesis record allows", r.PartitionKey)
-				}
+			if agg.Len() < p.aggregate && agg.Add(r) {
+				continue
+			}
+			if agg.Len() > 0 {
 				if err := flush(g[first:i]); err != nil {
 					return nil, err
 				}
 				first = i
-				if !agg.Add(r) {
-					return nil, fmt.Errorf("record with partition key %q is larger than a Kinesis record allows", r.PartitionKey)
+				if agg.Add(r) {
+					continue
 				}
 			}
+			if len(r.Data)+len(r.PartitionKey) > kpl.MaxRecordSize {
+				return nil, fmt.Errorf("record with partition key %q is larger than a Kinesis record allows", r.PartitionKey)
+			}
+			// Too big for an aggregate's framing, not for Kinesis: send it
+			// plain, as the KPL does.
+			e := entry{put: types.PutRecordsRequestEntry{Data: r.Data, PartitionKey: aws.String(r.PartitionKey)}, users: g[i : i+1], shard: gr.shard}
+			if r.ExplicitHashKey != "" {
+				e.put.ExplicitHashKey = aws.String(r.ExplicitHashKey)
+			}
+			out = append(out, e)
+			first = i + 1
 		}
 		if agg.Len() > 0 {
 			if err := flush(g[first:]); err != nil {
@@ -273,6 +297,12 @@ func (p *Producer) pack(recs []kpl.UserRecord) ([]entry, error) {
 		}
 	}
 	return out, nil
+}
+
+// isValidation reports a request Kinesis refuses as malformed.
+func isValidation(err error) bool {
+	var ae smithy.APIError
+	return errors.As(err, &ae) && ae.ErrorCode() == "ValidationException"
 }
 
 func sleep(ctx context.Context, d time.Duration) error {
