@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
@@ -73,5 +74,41 @@ func TestNoRegion(t *testing.T) {
 	t.Setenv("AWS_CONFIG_FILE", "/nonexistent")
 	if _, err := Load(context.Background(), Options{}); err == nil {
 		t.Fatal("Load without a region succeeded")
+	}
+}
+
+// TestDynamoDBRetriesThrottling: DynamoDB throttling is retried by the SDK
+// with jittered exponential back-off, up to 10 attempts.
+func TestDynamoDBRetriesThrottling(t *testing.T) {
+	t.Setenv("AWS_ACCESS_KEY_ID", "local")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "local")
+	c, err := Load(context.Background(), Options{Region: "us-east-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := c.DynamoDB.Options().Retryer
+	for _, code := range []string{"ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded"} {
+		if !r.IsErrorRetryable(&smithy.GenericAPIError{Code: code}) {
+			t.Errorf("DynamoDB %s is not retried", code)
+		}
+	}
+	if r.IsErrorRetryable(&smithy.GenericAPIError{Code: "ConditionalCheckFailedException"}) {
+		t.Error("a failed condition (a lost lease) is retried")
+	}
+	if got := r.MaxAttempts(); got != 10 {
+		t.Errorf("MaxAttempts = %d, want 10", got)
+	}
+	// Jitter: the delays for one attempt differ between draws (below the
+	// 5 s cap; at the cap the SDK waits the cap).
+	seen := map[time.Duration]bool{}
+	for range 20 {
+		d, err := r.RetryDelay(1, &smithy.GenericAPIError{Code: "ThrottlingException"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen[d] = true
+	}
+	if len(seen) < 2 {
+		t.Error("retry delays have no jitter")
 	}
 }
