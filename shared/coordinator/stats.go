@@ -113,7 +113,8 @@ func (w *Worker) Totals() Totals {
 // Summary is what a run did, as the scheduled poller function returns it.
 type Summary struct {
 	WorkerID       string    `json:"workerId"`
-	Shards         []string  `json:"shards"` // shards read
+	Shards         []string  `json:"shards"`     // shards read
+	HeldAtStop     []string  `json:"heldAtStop"` // shards held when the run stopped
 	KinesisRecords int64     `json:"kinesisRecords"`
 	Records        int64     `json:"records"` // user records handed to the handler, retries included
 	Batches        int64     `json:"batches"`
@@ -126,7 +127,10 @@ type Summary struct {
 
 // Summary adds up what this worker did.
 func (w *Worker) Summary() Summary {
-	s := Summary{WorkerID: w.cfg.WorkerID, Shards: []string{}}
+	w.mu.Lock()
+	held := slices.Sorted(slices.Values(w.heldAtStop))
+	w.mu.Unlock()
+	s := Summary{WorkerID: w.cfg.WorkerID, Shards: []string{}, HeldAtStop: append([]string{}, held...)}
 	for _, st := range w.Stats() {
 		s.Shards = append(s.Shards, st.ShardID)
 		s.KinesisRecords += st.KinesisRecords

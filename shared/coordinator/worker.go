@@ -37,7 +37,9 @@ type Worker struct {
 	mu    sync.Mutex
 	held  map[string]*held
 	ended map[string]bool // shards read to their end, never read again
-	stats map[string]*shardStats
+	// heldAtStop lists the shards held when the drain began.
+	heldAtStop []string
+	stats      map[string]*shardStats
 
 	wg       sync.WaitGroup
 	draining chan struct{}
@@ -130,7 +132,8 @@ loop:
 	takeTick.Stop()
 
 	w.mu.Lock()
-	for _, h := range w.held {
+	for k, h := range w.held {
+		w.heldAtStop = append(w.heldAtStop, k)
 		h.stopFetching()
 	}
 	w.mu.Unlock()
