@@ -3,20 +3,26 @@
 # stand-ins under .cache/).
 GO        ?= go
 BIN       := bin
-STANDINS  := $(GO) run ./shared/standin/cmd/standins
+STANDINS  := $(BIN)/standins
 TEST_TIMEOUT ?= 15m
 
 # Lambda: provided.al2023 bootstraps, static, -tags lambda.norpc.
 ARCH      ?= arm64
 LAMBDA_GO := CGO_ENABLED=0 GOOS=linux $(GO) build -tags lambda.norpc -trimpath -ldflags='-s -w'
 
-.PHONY: all build lambda test unit lint bench fuzz demo up down env clean tidy-check \
+.PHONY: FORCE all build lambda test unit lint bench fuzz demo up down env clean tidy-check \
 	build-PollerFunction build-WordCountFunction
 
 all: build
 
 build:
 	$(GO) build -o $(BIN)/poller ./poller
+
+# The stand-ins' command, run as a binary so Ctrl-C reaches it alone.
+$(BIN)/standins: FORCE
+	@$(GO) build -o $(BIN)/standins ./shared/standin/cmd/standins
+
+FORCE:
 
 # Both functions for both architectures, under bin/lambda/<fn>/<arch>/bootstrap.
 lambda:
@@ -60,19 +66,19 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzDeaggregate -fuzztime=60s ./shared/kpl/
 
 # Local stand-ins for users: start, print the endpoints, stop.
-up:
+up: $(BIN)/standins
 	@$(STANDINS) up -streams words:4
 
-down:
+down: $(BIN)/standins
 	@$(STANDINS) down
 
-env:
+env: $(BIN)/standins
 	@$(STANDINS) env
 
 # The main job on local stand-ins: a 4-shard stream, the word producer
 # (1000 lines/s, 10 numbers each, KPL-aggregated) and a poller running
 # wordcount. Ctrl-C stops everything.
-demo: build
+demo: build $(BIN)/standins
 	@$(STANDINS) demo -poller $(BIN)/poller
 
 clean:

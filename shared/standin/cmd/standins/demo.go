@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"os/signal"
 	"strings"
 	"sync"
 	"syscall"
@@ -37,6 +38,9 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	// A closed output (a pipe through tee or less that ended) must not
+	// kill the demo halfway through stopping its processes.
+	signal.Ignore(syscall.SIGPIPE)
 	if _, err := os.Stat(*poller); err != nil {
 		return fmt.Errorf("poller binary %s: %w (run make build)", *poller, err)
 	}
@@ -112,7 +116,9 @@ func startChild(bin string, env []string, stdout, stderr io.Writer, args ...stri
 	cmd := exec.Command(bin, args...)
 	cmd.Env = env
 	cmd.Stdout, cmd.Stderr = stdout, stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// Own process group (the terminal's Ctrl-C reaches only the demo,
+	// which stops the children in order), and killed if the demo dies.
+	cmd.SysProcAttr = sysProcAttr()
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
