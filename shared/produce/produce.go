@@ -145,12 +145,14 @@ func (p *Producer) Put(ctx context.Context, recs []kpl.UserRecord) error {
 		}
 		var again []entry
 		var misplaced []kpl.UserRecord
+		stale := false
 		for i, r := range out.Records {
 			if r.ErrorCode != nil {
 				again = append(again, batch[i])
 				continue
 			}
 			if batch[i].shard != "" && aws.ToString(r.ShardId) != batch[i].shard {
+				stale = true
 				out, err := p.outside(ctx, batch[i].users, aws.ToString(r.ShardId))
 				if err != nil {
 					return err
@@ -159,6 +161,11 @@ func (p *Producer) Put(ctx context.Context, recs []kpl.UserRecord) error {
 			}
 			p.KinesisRecords++
 			p.UserRecords += int64(len(batch[i].users))
+		}
+		if stale { // once per answer, so the next records are packed right
+			if err := p.refresh(ctx); err != nil {
+				return fmt.Errorf("refresh shard map of %s: %w", p.stream, err)
+			}
 		}
 		entries = append(again, entries[n:]...)
 		if len(misplaced) > 0 {
@@ -183,9 +190,10 @@ func (p *Producer) Put(ctx context.Context, recs []kpl.UserRecord) error {
 	return nil
 }
 
-// outside refreshes the shard map after an aggregate landed on a shard it
-// was not meant for and returns its user records that the landing shard's
-// consumer will drop as outside its hash range.
+// outside returns the user records of an aggregate that landed on a shard
+// it was not meant for and that the landing shard's consumer will drop as
+// outside its hash range. It lists the shards only when the landing shard
+// is not known yet; Put refreshes the map once per answer otherwise.
 func (p *Producer) outside(ctx context.Context, users []kpl.UserRecord, landed string) ([]kpl.UserRecord, error) {
 	hr, ok := p.ranges[landed]
 	if !ok {
@@ -195,8 +203,6 @@ func (p *Producer) outside(ctx context.Context, users []kpl.UserRecord, landed s
 		if hr, ok = p.ranges[landed]; !ok {
 			return nil, fmt.Errorf("record landed on shard %s, not listed in %s", landed, p.stream)
 		}
-	} else if err := p.refresh(ctx); err != nil {
-		return nil, fmt.Errorf("refresh shard map of %s: %w", p.stream, err)
 	}
 	var out []kpl.UserRecord
 	for _, u := range users {
