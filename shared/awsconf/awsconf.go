@@ -28,6 +28,9 @@ type Options struct {
 	DynamoDBRoleARN   string
 	CloudWatchRoleARN string
 	SessionName       string // for assumed roles; default "shardline"
+	// InvokeTimeout is the longest one Lambda Invoke may take (the target
+	// function's timeout); default 15m.
+	InvokeTimeout time.Duration
 }
 
 // Clients are the service clients built from Options.

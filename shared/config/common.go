@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+	"time"
 
 	"github.com/shardline/shardline/shared/awsconf"
 )
@@ -101,10 +102,14 @@ func (c *Common) Logger(stderr io.Writer) *slog.Logger {
 }
 
 func (c *Common) Clients(ctx context.Context) (*awsconf.Clients, error) {
+	return c.clients(ctx, 0)
+}
+
+func (c *Common) clients(ctx context.Context, invokeTimeout time.Duration) (*awsconf.Clients, error) {
 	cl, err := awsconf.Load(ctx, awsconf.Options{
 		Region: c.Region, KinesisEndpoint: c.KinesisEndpoint, DynamoDBEndpoint: c.DynamoDBEndpoint,
 		LambdaEndpoint: c.LambdaEndpoint, KinesisRoleARN: c.KinesisRoleARN, DynamoDBRoleARN: c.DynamoDBRoleARN,
-		CloudWatchRoleARN: c.CloudWatchRoleARN, SessionName: sessionName(c.AppName),
+		CloudWatchRoleARN: c.CloudWatchRoleARN, SessionName: sessionName(c.AppName), InvokeTimeout: invokeTimeout,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("%w", err)

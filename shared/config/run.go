@@ -1,6 +1,7 @@
 package config
 
 import (
+	"context"
 	"flag"
 	"io"
 	"log/slog"
@@ -34,6 +35,8 @@ type Run struct {
 	MaxRetryAttempts      int
 	MaxRecordAge          time.Duration
 	OnFailure             string
+	HandlerTimeout        time.Duration
+	FunctionTimeout       time.Duration
 	RetryWaitTime         time.Duration
 	RetryMaxAttempts      int
 
@@ -59,6 +62,8 @@ func (s *Run) Register(fs *flag.FlagSet) {
 	fs.IntVar(&s.MaxRetryAttempts, "max-retry-attempts", -1, "retries of a failing batch; -1 = until the record expires")
 	fs.DurationVar(&s.MaxRecordAge, "max-record-age", -time.Second, "give up on records older than this; -1s = never")
 	fs.StringVar(&s.OnFailure, "on-failure", "", "where given-up records go: file:///path (JSON lines)")
+	fs.DurationVar(&s.HandlerTimeout, "handler-timeout", 15*time.Minute, "deadline of one handler call, on its context (the function timeout)")
+	fs.DurationVar(&s.FunctionTimeout, "function-timeout", 15*time.Minute, "how long one Invoke of -target-function may run; the SDK never re-sends an Invoke by itself")
 	fs.DurationVar(&s.RetryWaitTime, "retry-wait-time", 100*time.Millisecond, "wait between Kinesis read retries")
 	fs.IntVar(&s.RetryMaxAttempts, "retry-max-attempts", 3, "Kinesis read retries before backing off")
 }
@@ -109,6 +114,10 @@ func (s *Run) Validate() (err error) {
 		return Usagef("-max-retry-attempts %d: allowed -1 (until the record expires) or 0–10000", s.MaxRetryAttempts)
 	case s.MaxRecordAge != -time.Second && (s.MaxRecordAge < time.Second || s.MaxRecordAge > 7*24*time.Hour):
 		return Usagef("-max-record-age %s: allowed -1s (never) or 1s–168h", s.MaxRecordAge)
+	case s.HandlerTimeout < time.Second || s.HandlerTimeout > 15*time.Minute:
+		return Usagef("-handler-timeout %s: allowed 1s–15m", s.HandlerTimeout)
+	case s.FunctionTimeout < time.Second || s.FunctionTimeout > 15*time.Minute:
+		return Usagef("-function-timeout %s: allowed 1s–15m (Lambda's function timeouts)", s.FunctionTimeout)
 	case s.RetryWaitTime <= 0:
 		return Usagef("-retry-wait-time %s: allowed a positive duration such as 100ms", s.RetryWaitTime)
 	case s.RetryMaxAttempts < 1:
@@ -123,6 +132,11 @@ func (s *Run) Validate() (err error) {
 		}
 	}
 	return nil
+}
+
+// Clients builds the AWS clients; an Invoke may run for -function-timeout.
+func (s *Run) Clients(ctx context.Context) (*awsconf.Clients, error) {
+	return s.clients(ctx, s.FunctionTimeout)
 }
 
 // NewHandler builds the handler the settings name: an in-process one from the
@@ -150,7 +164,7 @@ func (s *Run) WorkerConfig(clients *awsconf.Clients, h stream.Handler, log *slog
 		CheckpointInterval: s.CheckpointInterval, FailoverTime: s.FailoverTime, MaxLeases: s.MaxLeases,
 		BatchSize: s.BatchSize, MaxBatchingWindow: s.MaxBatchingWindow,
 		Handler: h, MaxRetryAttempts: s.MaxRetryAttempts, MaxRecordAge: max(s.MaxRecordAge, 0),
-		BisectOnError: s.BisectOnError, OnFailure: dest,
+		BisectOnError: s.BisectOnError, OnFailure: dest, HandlerTimeout: s.HandlerTimeout,
 		RetryWaitTime: s.RetryWaitTime, RetryMaxAttempts: s.RetryMaxAttempts,
 		Region: clients.Region, Kinesis: clients.Kinesis, DynamoDB: clients.DynamoDB, Logger: log,
 	}

@@ -57,10 +57,23 @@ type Config struct {
 	BatchSize         int           // most records per handler call; default 100
 	MaxBatchingWindow time.Duration // wait up to this long to fill a batch; default 0
 
-	Handler          stream.Handler // required
-	FunctionARN      string         // lambdacontext.InvokedFunctionArn for in-process handlers
-	MaxRetryAttempts int            // retries of a failing batch; -1 = until MaxRecordAge (use -1 for the default)
-	MaxRecordAge     time.Duration  // <= 0: never give up on age
+	Handler     stream.Handler // required
+	FunctionARN string         // lambdacontext.InvokedFunctionArn for in-process handlers
+	// HandlerTimeout is the deadline of one handler call, on the context
+	// the handler receives (default 15m, Lambda's longest function
+	// timeout). A call that outlives it is a failed attempt.
+	HandlerTimeout time.Duration
+	// Deadline, when set, is a moment no handler call may run past (the
+	// scheduled function's own deadline less its margin): calls are cut
+	// there, a cut call is not an attempt, and its batch stays
+	// without a checkpoint for the next run.
+	Deadline time.Time
+	// MaxBatchBytes bounds a batch's size as the handler receives it
+	// (the event's JSON), besides BatchSize; default 6 MB, Lambda's
+	// synchronous invocation payload limit.
+	MaxBatchBytes    int
+	MaxRetryAttempts int           // retries of a failing batch; -1 = until MaxRecordAge (use -1 for the default)
+	MaxRecordAge     time.Duration // <= 0: never give up on age
 	BisectOnError    bool
 	OnFailure        dispatch.Destination
 
@@ -110,9 +123,14 @@ func (c *Config) fill() error {
 	def(&c.FailoverTime, 10*time.Second)
 	def(&c.ShardSyncInterval, 10*time.Second)
 	def(&c.DrainTimeout, 15*time.Second)
+	def(&c.HandlerTimeout, 15*time.Minute)
+	if c.MaxBatchBytes == 0 {
+		c.MaxBatchBytes = DefaultMaxBatchBytes
+	}
 	for name, d := range map[string]time.Duration{
 		"checkpoint-interval": c.CheckpointInterval, "failover-time": c.FailoverTime,
 		"shard-sync-interval": c.ShardSyncInterval, "drain-timeout": c.DrainTimeout,
+		"handler-timeout": c.HandlerTimeout,
 	} {
 		if d < 0 {
 			errs = append(errs, fmt.Errorf("%s %s: must be positive", name, d))
@@ -126,6 +144,10 @@ func (c *Config) fill() error {
 	}
 	return errors.Join(errs...)
 }
+
+// DefaultMaxBatchBytes is Lambda's 6 MB limit on a synchronous
+// invocation's request.
+const DefaultMaxBatchBytes = 6 * 1024 * 1024
 
 // DefaultWorkerID is host-pid-random, unique per process.
 func DefaultWorkerID() string {

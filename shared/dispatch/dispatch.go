@@ -71,11 +71,19 @@ type Config struct {
 	MaxRetryAttempts int
 	MaxRecordAge     time.Duration // give up on records older than this; <= 0: never
 	BisectOnError    bool
-	OnFailure        Destination   // nil: a batch given up stops the shard
-	RetryBackoff     time.Duration // first wait between handler retries; default 100ms
-	MaxRetryBackoff  time.Duration // default 10s
-	Logger           *slog.Logger
-	Now              func() time.Time // default time.Now
+	OnFailure        Destination // nil: a batch given up stops the shard
+	// HandlerTimeout is each call's deadline (default 15m); a call that
+	// outlives it is a failed attempt (stream.ErrHandlerTimeout).
+	HandlerTimeout time.Duration
+	// Deadline, when not zero, caps every call: a call cut by it is not an
+	// attempt and Deliver returns ErrStopping with the batch not done.
+	Deadline time.Time
+	// MaxBatchBytes bounds the encoded event of one call (default 6 MB).
+	MaxBatchBytes   int
+	RetryBackoff    time.Duration // first wait between handler retries; default 100ms
+	MaxRetryBackoff time.Duration // default 10s
+	Logger          *slog.Logger
+	Now             func() time.Time // default time.Now
 }
 
 // Stats counts what a dispatcher did; read it with Dispatcher.Stats.
