@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"github.com/shardline/shardline/shared/config"
 	"io"
+	"time"
 
 	"github.com/shardline/shardline/shared/lease"
 	"github.com/shardline/shardline/shared/stream"
@@ -59,7 +60,7 @@ func runReset(ctx context.Context, args []string, getenv func(string) string, st
 		if l.Owner != "" && !force {
 			return fmt.Errorf("lease %s is owned by %s: stop the pollers first, or give -force", l.Key, l.Owner)
 		}
-		if _, err := t.SetCheckpoint(ctx, l, pos); err != nil {
+		if _, err := t.SetCheckpoint(ctx, l, pos, time.Time{}); err != nil {
 			if errors.Is(err, lease.ErrLeaseLost) {
 				return fmt.Errorf("lease %s changed while resetting it: is a poller running?", l.Key)
 			}

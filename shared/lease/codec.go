@@ -42,6 +42,21 @@ func encode(l Lease) map[string]types.AttributeValue {
 	if l.EndingHashKey != "" {
 		item[attrEndHash] = str(l.EndingHashKey)
 	}
+	if !l.Timestamp.IsZero() {
+		item[attrTimestamp] = str(l.Timestamp.UTC().Format(time.RFC3339Nano))
+	}
+	if l.Nonce != "" {
+		item[attrNonce] = str(l.Nonce)
+	}
+	if p := l.Park; p != nil {
+		item[attrParked] = str(p.Reason)
+		item[attrParkedSince] = str(p.Since.UTC().Format(time.RFC3339Nano))
+		item[attrParkedUntil] = str(p.Until.UTC().Format(time.RFC3339Nano))
+		item[attrParkCount] = num(p.Count)
+	}
+	if l.DroppedOutOfRange != 0 {
+		item[attrDropped] = num(l.DroppedOutOfRange)
+	}
 	return item
 }
 
@@ -56,6 +71,9 @@ func decode(item map[string]types.AttributeValue) (Lease, error) {
 	wrap := func(err error) error { return fmt.Errorf("lease %s: %w", l.Key, err) }
 	if l.Owner, err = getS(item, attrOwner, false); err != nil {
 		return Lease{}, wrap(err)
+	}
+	if _, ok := item[attrCounter]; !ok {
+		return Lease{}, wrap(fmt.Errorf("attribute %s is missing", attrCounter))
 	}
 	if l.Counter, err = getN(item, attrCounter); err != nil {
 		return Lease{}, wrap(err)
@@ -86,18 +104,42 @@ func decode(item map[string]types.AttributeValue) (Lease, error) {
 	if l.EndingHashKey, err = getS(item, attrEndHash, false); err != nil {
 		return Lease{}, wrap(err)
 	}
-	if l.MillisBehindLatest, err = getN(item, attrBehind); err != nil {
+	if l.Timestamp, err = getTime(item, attrTimestamp); err != nil {
 		return Lease{}, wrap(err)
 	}
-	renewed, err := getS(item, attrLastRenewal, false)
-	if err != nil {
+	if l.Nonce, err = getS(item, attrNonce, false); err != nil {
 		return Lease{}, wrap(err)
 	}
-	if renewed != "" {
-		// Display only: a malformed value is ignored, not an error.
-		l.LastRenewal, _ = time.Parse(time.RFC3339Nano, renewed)
+	// Shardline's own attributes below are for display and parking: a
+	// malformed value is read as absent rather than making the lease
+	// unreadable.
+	if reason, _ := getS(item, attrParked, false); reason != "" {
+		p := &Park{Reason: reason}
+		p.Since, _ = getTime(item, attrParkedSince)
+		p.Until, _ = getTime(item, attrParkedUntil)
+		p.Count, _ = getN(item, attrParkCount)
+		l.Park = p
+	}
+	l.DroppedOutOfRange, _ = getN(item, attrDropped)
+	l.MillisBehindLatest, _ = getN(item, attrBehind)
+	l.LastRenewal, _ = getTime(item, attrLastRenewal)
+	if _, ok := item[attrLastRenewal]; !ok { // as earlier versions named them
+		l.MillisBehindLatest, _ = getN(item, attrBehindV1)
+		l.LastRenewal, _ = getTime(item, attrLastRenewalV1)
 	}
 	return l, nil
+}
+
+func getTime(item map[string]types.AttributeValue, name string) (time.Time, error) {
+	s, err := getS(item, name, false)
+	if err != nil || s == "" {
+		return time.Time{}, err
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("attribute %s = %q: want an RFC 3339 time", name, s)
+	}
+	return t, nil
 }
 
 func getS(item map[string]types.AttributeValue, name string, required bool) (string, error) {

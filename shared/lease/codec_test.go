@@ -4,6 +4,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
@@ -29,6 +30,20 @@ func TestEncodeDecodeRoundTrip(t *testing.T) {
 				ChildShardIDs:                []string{"shardId-000000000004"},
 				StartingHashKey:              "0",
 				EndingHashKey:                "340282366920938463463374607431768211455",
+				Nonce:                        "1767366245000-abcd",
+				DroppedOutOfRange:            12,
+			},
+		},
+		{
+			name: "parked, at a timestamp",
+			l: Lease{
+				Key: "shardId-000000000001", Counter: 3,
+				Checkpoint: stream.Position{Seq: stream.AtTimestamp},
+				Timestamp:  time.Date(2026, 11, 30, 12, 0, 0, 5e8, time.UTC),
+				Park: &Park{
+					Reason: "gave up on records 1..2", Count: 2,
+					Since: time.Date(2026, 11, 30, 12, 1, 0, 0, time.UTC), Until: time.Date(2026, 11, 30, 12, 1, 10, 0, time.UTC),
+				},
 			},
 		},
 		{
@@ -136,22 +151,32 @@ func TestDecodeTolerated(t *testing.T) {
 		want Lease
 	}{
 		{
-			name: "key only",
-			item: map[string]types.AttributeValue{"leaseKey": &types.AttributeValueMemberS{Value: "k"}},
+			name: "key and counter only",
+			item: map[string]types.AttributeValue{"leaseKey": &types.AttributeValueMemberS{Value: "k"}, "leaseCounter": &types.AttributeValueMemberN{Value: "0"}},
+			want: Lease{Key: "k"},
+		},
+		{
+			name: "malformed display attributes of Shardline's are ignored",
+			item: map[string]types.AttributeValue{
+				"leaseKey": &types.AttributeValueMemberS{Value: "k"}, "leaseCounter": &types.AttributeValueMemberN{Value: "0"},
+				"shardlineLastRenewal": &types.AttributeValueMemberS{Value: "yesterday"}, "shardlineDroppedOutOfRange": &types.AttributeValueMemberS{Value: "x"},
+			},
 			want: Lease{Key: "k"},
 		},
 		{
 			name: "NULL owner",
 			item: map[string]types.AttributeValue{
-				"leaseKey":   &types.AttributeValueMemberS{Value: "k"},
-				"leaseOwner": &types.AttributeValueMemberNULL{Value: true},
+				"leaseKey":     &types.AttributeValueMemberS{Value: "k"},
+				"leaseCounter": &types.AttributeValueMemberN{Value: "0"},
+				"leaseOwner":   &types.AttributeValueMemberNULL{Value: true},
 			},
 			want: Lease{Key: "k"},
 		},
 		{
 			name: "parents as a list",
 			item: map[string]types.AttributeValue{
-				"leaseKey": &types.AttributeValueMemberS{Value: "k"},
+				"leaseKey":     &types.AttributeValueMemberS{Value: "k"},
+				"leaseCounter": &types.AttributeValueMemberN{Value: "0"},
 				"parentShardId": &types.AttributeValueMemberL{Value: []types.AttributeValue{
 					&types.AttributeValueMemberS{Value: "p1"}, &types.AttributeValueMemberS{Value: "p2"}}},
 			},
@@ -180,6 +205,8 @@ func TestDecodeErrors(t *testing.T) {
 		val  types.AttributeValue
 	}{
 		{"key missing", "leaseKey", nil},
+		{"counter missing", "leaseCounter", nil},
+		{"AT_TIMESTAMP time not a time", "shardlineTimestamp", s("noon")},
 		{"key a number", "leaseKey", n("1")},
 		{"owner a number", "leaseOwner", n("1")},
 		{"counter a string", "leaseCounter", s("1")},
@@ -195,7 +222,7 @@ func TestDecodeErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			item := map[string]types.AttributeValue{"leaseKey": s("shardId-000000000001")}
+			item := map[string]types.AttributeValue{"leaseKey": s("shardId-000000000001"), "leaseCounter": n("0")}
 			if tt.val == nil {
 				delete(item, tt.attr)
 			} else {
@@ -220,6 +247,7 @@ func TestDecodeErrors(t *testing.T) {
 func TestDecodeSingularChildShardID(t *testing.T) {
 	item := map[string]types.AttributeValue{
 		"leaseKey":     &types.AttributeValueMemberS{Value: "shardId-000000000000"},
+		"leaseCounter": &types.AttributeValueMemberN{Value: "3"},
 		"checkpoint":   &types.AttributeValueMemberS{Value: "SHARD_END"},
 		"childShardId": &types.AttributeValueMemberSS{Value: []string{"shardId-000000000001", "shardId-000000000002"}},
 	}

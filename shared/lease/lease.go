@@ -29,18 +29,50 @@ type Lease struct {
 	StartingHashKey              string
 	EndingHashKey                string
 
-	// Shardline's additions, for `poller status` (KCL ignores them): the
-	// owner's wall-clock time of its last renewal (zero when none was
-	// recorded) and how far behind the tip its last read was (-1: no read
-	// yet).
+	// Shardline's additions (attributes prefixed "shardline", which KCL
+	// ignores).
+
+	// Timestamp is the time an AT_TIMESTAMP checkpoint starts at, so that
+	// any worker can resume the lease without -initial-timestamp.
+	Timestamp time.Time
+	// Nonce names the owner's process: two processes given one worker id
+	// are told apart by it.
+	Nonce string
+	// Park is set while the shard is parked: it could not go on, and no
+	// worker takes it before Park.Until.
+	Park *Park
+	// DroppedOutOfRange counts user records dropped because their hash key
+	// lies outside the shard's range (aggregates not made by the KPL), over
+	// the lease's life.
+	DroppedOutOfRange int64
+	// LastRenewal is the owner's wall-clock time of its last renewal (zero
+	// when none was recorded) and MillisBehindLatest how far behind the tip
+	// its last read was (-1: no read yet), for `poller status`.
 	LastRenewal        time.Time
 	MillisBehindLatest int64
 }
+
+// Park is why a shard stopped and when it is tried again. A parked lease
+// has no owner; nothing passes its checkpoint until it is retried and
+// gets past the records that stopped it, or `poller resume` or `reset`
+// clears it.
+type Park struct {
+	Reason string
+	Since  time.Time // when it was first parked (this time round)
+	Until  time.Time // not taken before this time (the parking worker's clock)
+	Count  int64     // times parked in a row
+}
+
+// Parked reports whether the shard is parked and may not be taken at now.
+func (l *Lease) Parked(now time.Time) bool { return l.Park != nil && now.Before(l.Park.Until) }
 
 // Progress is what a renewal records besides moving the counter.
 type Progress struct {
 	Time               time.Time
 	MillisBehindLatest int64 // -1 when unknown
+	// DroppedOutOfRange is added to the lease's count of user records
+	// dropped outside the shard's hash range.
+	DroppedOutOfRange int64
 }
 
 // Ended reports whether the shard was read to its end.
@@ -50,6 +82,10 @@ func (l *Lease) Ended() bool { return l.Checkpoint.Seq == stream.ShardEnd }
 func (l Lease) Clone() Lease {
 	l.ParentShardIDs = slices.Clone(l.ParentShardIDs)
 	l.ChildShardIDs = slices.Clone(l.ChildShardIDs)
+	if l.Park != nil {
+		p := *l.Park
+		l.Park = &p
+	}
 	return l
 }
 

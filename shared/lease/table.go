@@ -27,9 +27,22 @@ const (
 	attrStartHash     = "startingHashKey"
 	attrEndHash       = "endingHashKey"
 	// Shardline's own, ignored by the KCL.
-	attrLastRenewal = "lastRenewal"
-	attrBehind      = "millisBehindLatest"
+	attrTimestamp   = "shardlineTimestamp"
+	attrNonce       = "shardlineNonce"
+	attrParked      = "shardlineParked" // the reason
+	attrParkedSince = "shardlineParkedSince"
+	attrParkedUntil = "shardlineParkedUntil"
+	attrParkCount   = "shardlineParkCount"
+	attrDropped     = "shardlineDroppedOutOfRange"
+	attrLastRenewal = "shardlineLastRenewal"
+	attrBehind      = "shardlineMillisBehindLatest"
+	// Names earlier versions used for the last two.
+	attrLastRenewalV1 = "lastRenewal"
+	attrBehindV1      = "millisBehindLatest"
 )
+
+// parkAttrs are removed when a shard gets going again.
+var parkAttrs = []string{attrParked, attrParkedSince, attrParkedUntil, attrParkCount}
 
 // DynamoDBAPI lists the DynamoDB calls the lease table makes.
 type DynamoDBAPI interface {
@@ -48,12 +61,22 @@ var _ DynamoDBAPI = (*dynamodb.Client)(nil)
 // caller serialises writes to one lease (each write needs the counter the
 // previous one returned).
 type Table struct {
-	db   DynamoDBAPI
-	name string
+	db    DynamoDBAPI
+	name  string
+	nonce string
 }
 
 // NewTable returns the lease table called name (the application name).
 func NewTable(db DynamoDBAPI, name string) *Table { return &Table{db: db, name: name} }
+
+// WithNonce returns a copy of t whose takes record nonce, naming the
+// taking process, so that two processes with one worker id can be told
+// apart.
+func (t *Table) WithNonce(nonce string) *Table {
+	c := *t
+	c.nonce = nonce
+	return &c
+}
 
 // Name is the table's name.
 func (t *Table) Name() string { return t.name }
@@ -94,27 +117,79 @@ func (t *Table) Ensure(ctx context.Context) error {
 	return nil
 }
 
-// List reads every lease with a consistent scan.
+// BadItem is a lease item that does not decode. It concerns only its own
+// shard: the others are listed as usual.
+type BadItem struct {
+	Key     string // leaseKey, "" when even that is unreadable
+	Problem string
+	// MissingCounter is true when the only problem is a missing
+	// leaseCounter, which RepairCounter mends.
+	MissingCounter bool
+}
+
+// List reads every lease with a consistent scan, leaving out items that
+// do not decode (Scan reports them).
 func (t *Table) List(ctx context.Context) ([]Lease, error) {
+	leases, _, err := t.Scan(ctx)
+	return leases, err
+}
+
+// Scan reads every lease with a consistent scan, and the items that do not
+// decode.
+func (t *Table) Scan(ctx context.Context) ([]Lease, []BadItem, error) {
 	var leases []Lease
+	var bad []BadItem
 	in := &dynamodb.ScanInput{TableName: &t.name, ConsistentRead: aws.Bool(true)}
 	for {
 		out, err := t.db.Scan(ctx, in)
 		if err != nil {
-			return nil, fmt.Errorf("list leases in %s: %w", t.name, err)
+			return nil, nil, fmt.Errorf("list leases in %s: %w", t.name, err)
 		}
 		for _, item := range out.Items {
 			l, err := decode(item)
 			if err != nil {
-				return nil, fmt.Errorf("list leases in %s: %w", t.name, err)
+				key, _ := getS(item, attrKey, false)
+				_, hasCounter := item[attrCounter]
+				_, again := decode(withCounter(item))
+				bad = append(bad, BadItem{Key: key, Problem: err.Error(), MissingCounter: !hasCounter && key != "" && again == nil})
+				continue
 			}
 			leases = append(leases, l)
 		}
 		if len(out.LastEvaluatedKey) == 0 {
-			return leases, nil
+			return leases, bad, nil
 		}
 		in.ExclusiveStartKey = out.LastEvaluatedKey
 	}
+}
+
+func withCounter(item map[string]types.AttributeValue) map[string]types.AttributeValue {
+	c := make(map[string]types.AttributeValue, len(item)+1)
+	for k, v := range item {
+		c[k] = v
+	}
+	c[attrCounter] = num(0)
+	return c
+}
+
+// RepairCounter gives a lease item without a leaseCounter the counter 0,
+// as the KCL starts one, on condition that it still has none.
+func (t *Table) RepairCounter(ctx context.Context, key string) error {
+	_, err := t.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                 &t.name,
+		Key:                       keyOf(key),
+		UpdateExpression:          aws.String("SET #c = :zero"),
+		ConditionExpression:       aws.String("attribute_exists(#k) AND attribute_not_exists(#c)"),
+		ExpressionAttributeNames:  map[string]string{"#c": attrCounter, "#k": attrKey},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":zero": num(0)},
+	})
+	if isConditionFailed(err) {
+		return nil // repaired by someone else, or deleted
+	}
+	if err != nil {
+		return fmt.Errorf("repair the counter of lease %s: %w", key, err)
+	}
+	return nil
 }
 
 // Get reads one lease; ok is false when there is none.
@@ -151,10 +226,16 @@ func (t *Table) Create(ctx context.Context, l Lease) error {
 
 // Take makes owner the holder of l, as last read (owner and counter): a
 // claim of an unowned lease, the take-over of an expired one, or a steal.
+// The table's nonce (WithNonce) is recorded with the owner.
 func (t *Table) Take(ctx context.Context, l Lease, owner string) (Lease, error) {
 	u := update{set: map[string]types.AttributeValue{attrOwner: str(owner)}}
 	if l.Owner != owner {
 		u.set[attrOwnerSwitches] = num(l.OwnerSwitchesSinceCheckpoint + 1)
+	}
+	if t.nonce != "" {
+		u.set[attrNonce] = str(t.nonce)
+	} else {
+		u.remove = []string{attrNonce}
 	}
 	out, err := t.write(ctx, l, u, true)
 	if err != nil {
@@ -170,6 +251,9 @@ func (t *Table) Renew(ctx context.Context, l Lease, p Progress) (Lease, error) {
 		attrLastRenewal: str(p.Time.UTC().Format(time.RFC3339Nano)),
 		attrBehind:      num(p.MillisBehindLatest),
 	}}
+	if p.DroppedOutOfRange > 0 {
+		u.add = map[string]int64{attrDropped: p.DroppedOutOfRange}
+	}
 	out, err := t.write(ctx, l, u, false)
 	if err != nil {
 		return Lease{}, fmt.Errorf("renew lease %s: %w", l.Key, err)
@@ -178,12 +262,27 @@ func (t *Table) Renew(ctx context.Context, l Lease, p Progress) (Lease, error) {
 }
 
 // Checkpoint records pos as done for l. At SHARD_END, children (if any) are
-// recorded as childShardIds.
+// recorded as childShardIds. A parked lease that gets this far is no
+// longer parked.
 func (t *Table) Checkpoint(ctx context.Context, l Lease, pos stream.Position, children []string) (Lease, error) {
 	u := checkpointUpdate(pos, children)
 	out, err := t.write(ctx, l, u, false)
 	if err != nil {
 		return Lease{}, fmt.Errorf("checkpoint %s at %s: %w", l.Key, pos, err)
+	}
+	return out, nil
+}
+
+// CheckpointAt sets l's checkpoint to AT_TIMESTAMP ts: where a lease at
+// LATEST really starts, fixed once so that no later owner skips what was
+// written meanwhile.
+func (t *Table) CheckpointAt(ctx context.Context, l Lease, ts time.Time) (Lease, error) {
+	u := checkpointUpdate(stream.Position{Seq: stream.AtTimestamp}, nil)
+	u.set[attrTimestamp] = str(ts.UTC().Format(time.RFC3339Nano))
+	u.remove = parkAttrs
+	out, err := t.write(ctx, l, u, false)
+	if err != nil {
+		return Lease{}, fmt.Errorf("checkpoint %s at %s: %w", l.Key, ts.UTC().Format(time.RFC3339Nano), err)
 	}
 	return out, nil
 }
@@ -194,10 +293,61 @@ func (t *Table) Release(ctx context.Context, l Lease, pos *stream.Position) erro
 	u := update{remove: []string{attrOwner}}
 	if pos != nil {
 		u = checkpointUpdate(*pos, nil)
-		u.remove = []string{attrOwner}
+		u.remove = append(u.remove, attrOwner)
 	}
 	if _, err := t.write(ctx, l, u, false); err != nil {
 		return fmt.Errorf("release lease %s: %w", l.Key, err)
+	}
+	return nil
+}
+
+// Park gives l up as parked: it writes the final checkpoint pos (when not
+// nil), the reason and the time before which no worker takes it.
+func (t *Table) Park(ctx context.Context, l Lease, pos *stream.Position, p Park) error {
+	u := update{set: map[string]types.AttributeValue{}, remove: []string{attrOwner}}
+	if pos != nil {
+		u = checkpointUpdate(*pos, nil)
+		u.remove = []string{attrOwner, attrTimestamp}
+	}
+	u.set[attrParked] = str(p.Reason)
+	u.set[attrParkedSince] = str(p.Since.UTC().Format(time.RFC3339Nano))
+	u.set[attrParkedUntil] = str(p.Until.UTC().Format(time.RFC3339Nano))
+	u.set[attrParkCount] = num(p.Count)
+	if _, err := t.write(ctx, l, u, false); err != nil {
+		return fmt.Errorf("park lease %s: %w", l.Key, err)
+	}
+	return nil
+}
+
+// ErrNotParked is returned by Resume for a lease that is not parked.
+var ErrNotParked = errors.New("lease is not parked")
+
+// Resume clears a lease's park so that it is taken and retried at once.
+// It leaves the owner and counter as they are, so a worker holding the
+// lease keeps it.
+func (t *Table) Resume(ctx context.Context, key string) error {
+	names := map[string]string{"#k": attrKey}
+	expr := "REMOVE "
+	for i, a := range parkAttrs {
+		n := "#p" + strconv.Itoa(i)
+		names[n] = a
+		if i > 0 {
+			expr += ", "
+		}
+		expr += n
+	}
+	_, err := t.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                &t.name,
+		Key:                      keyOf(key),
+		UpdateExpression:         &expr,
+		ConditionExpression:      aws.String("attribute_exists(#k) AND attribute_exists(#p0)"),
+		ExpressionAttributeNames: names,
+	})
+	if isConditionFailed(err) {
+		return fmt.Errorf("resume lease %s: %w", key, ErrNotParked)
+	}
+	if err != nil {
+		return fmt.Errorf("resume lease %s: %w", key, err)
 	}
 	return nil
 }
@@ -226,10 +376,18 @@ func (t *Table) Delete(ctx context.Context, l Lease) error {
 }
 
 // SetCheckpoint moves a lease's checkpoint regardless of its owner (for
-// `reset`, when no worker runs). It is conditional on the counter read.
-func (t *Table) SetCheckpoint(ctx context.Context, l Lease, pos stream.Position) (Lease, error) {
+// `reset`, when no worker runs), clearing a park. It is conditional on the
+// counter read. For AT_TIMESTAMP, ts is the time (it must not be zero).
+func (t *Table) SetCheckpoint(ctx context.Context, l Lease, pos stream.Position, ts time.Time) (Lease, error) {
+	if pos.Seq == stream.AtTimestamp && ts.IsZero() {
+		return Lease{}, fmt.Errorf("set checkpoint of %s to AT_TIMESTAMP: a timestamp is required", l.Key)
+	}
 	u := checkpointUpdate(pos, nil)
-	u.remove = []string{attrOwner}
+	u.remove = append(u.remove, attrOwner)
+	if pos.Seq == stream.AtTimestamp {
+		u.set[attrTimestamp] = str(ts.UTC().Format(time.RFC3339Nano))
+		u.remove = append([]string{attrOwner}, parkAttrs...)
+	}
 	out, err := t.write(ctx, l, u, true)
 	if err != nil {
 		return Lease{}, fmt.Errorf("set checkpoint of %s to %s: %w", l.Key, pos, err)
@@ -237,12 +395,14 @@ func (t *Table) SetCheckpoint(ctx context.Context, l Lease, pos stream.Position)
 	return out, nil
 }
 
+// checkpointUpdate writes pos; a lease that gets a checkpoint is no longer
+// parked, and an AT_TIMESTAMP time no longer applies.
 func checkpointUpdate(pos stream.Position, children []string) update {
 	u := update{set: map[string]types.AttributeValue{
 		attrCheckpoint:    str(pos.Seq),
 		attrCheckpointSub: num(pos.SubSeq),
 		attrOwnerSwitches: num(0),
-	}}
+	}, remove: append([]string{attrTimestamp}, parkAttrs...)}
 	if len(children) > 0 {
 		u.set[attrChildren] = &types.AttributeValueMemberSS{Value: children}
 	}
@@ -251,6 +411,7 @@ func checkpointUpdate(pos stream.Position, children []string) update {
 
 type update struct {
 	set    map[string]types.AttributeValue
+	add    map[string]int64
 	remove []string
 }
 
@@ -266,6 +427,13 @@ func (t *Table) write(ctx context.Context, l Lease, u update, take bool) (Lease,
 		n, p := "#a"+strconv.Itoa(i), ":a"+strconv.Itoa(i)
 		names[n], values[p] = k, v
 		expr += ", " + n + " = " + p
+		i++
+	}
+	for k, v := range u.add {
+		n, p := "#a"+strconv.Itoa(i), ":a"+strconv.Itoa(i)
+		names[n], values[p] = k, num(v)
+		expr += ", " + n + " = if_not_exists(" + n + ", :zero) + " + p
+		values[":zero"] = num(0)
 		i++
 	}
 	if len(u.remove) > 0 {
