@@ -377,3 +377,26 @@ func TestObserverForgetAndKeys(t *testing.T) {
 		t.Errorf("Expired(seen again) = true, want false")
 	}
 }
+
+func TestObserverMoved(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	steps := []struct {
+		owner   string
+		counter int64
+		want    bool
+	}{
+		{"A", 5, false}, // first sighting: not known to move
+		{"A", 5, false}, // still
+		{"A", 6, true},  // renewed by A
+		{"A", 6, true},  // stays true
+		{"B", 7, false}, // a new owner starts over
+		{"B", 9, true},
+	}
+	o := NewObserver()
+	for i, s := range steps {
+		o.Observe("k", s.owner, s.counter, t0.Add(time.Duration(i)*time.Second))
+		if got := o.Moved("k"); got != s.want {
+			t.Errorf("step %d (%s, %d): Moved = %v, want %v", i, s.owner, s.counter, got, s.want)
+		}
+	}
+}

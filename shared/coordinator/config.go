@@ -54,6 +54,12 @@ type Config struct {
 	// its deadline margin.
 	DrainTimeout time.Duration
 
+	// ParkRetryWait is the back-off before a parked shard is first tried
+	// again (default 5s); it doubles with every retry that parks it
+	// again, up to MaxParkRetryWait (default 5m).
+	ParkRetryWait    time.Duration
+	MaxParkRetryWait time.Duration
+
 	BatchSize         int           // most records per handler call; default 100
 	MaxBatchingWindow time.Duration // wait up to this long to fill a batch; default 0
 
@@ -124,13 +130,15 @@ func (c *Config) fill() error {
 	def(&c.ShardSyncInterval, 10*time.Second)
 	def(&c.DrainTimeout, 15*time.Second)
 	def(&c.HandlerTimeout, 15*time.Minute)
+	def(&c.ParkRetryWait, 5*time.Second)
+	def(&c.MaxParkRetryWait, 5*time.Minute)
 	if c.MaxBatchBytes == 0 {
 		c.MaxBatchBytes = DefaultMaxBatchBytes
 	}
 	for name, d := range map[string]time.Duration{
 		"checkpoint-interval": c.CheckpointInterval, "failover-time": c.FailoverTime,
 		"shard-sync-interval": c.ShardSyncInterval, "drain-timeout": c.DrainTimeout,
-		"handler-timeout": c.HandlerTimeout,
+		"handler-timeout": c.HandlerTimeout, "park-retry-wait": c.ParkRetryWait, "max-park-retry-wait": c.MaxParkRetryWait,
 	} {
 		if d < 0 {
 			errs = append(errs, fmt.Errorf("%s %s: must be positive", name, d))

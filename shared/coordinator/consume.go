@@ -3,40 +3,45 @@ package coordinator
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 
 	"github.com/shardline/shardline/shared/checkpoint"
 	"github.com/shardline/shardline/shared/dispatch"
 	"github.com/shardline/shardline/shared/fetch"
 	"github.com/shardline/shardline/shared/kpl"
+	"github.com/shardline/shardline/shared/lease"
+	"github.com/shardline/shardline/shared/shards"
 	"github.com/shardline/shardline/shared/stream"
 )
 
 type consumeResult struct {
-	ended bool
-	err   error // the shard had to stop; the worker stops too
+	ended  bool // read to SHARD_END (or gone from the stream)
+	parked bool // could not go on; parked in the lease table
 }
 
 // consume is one shard's goroutine: read, de-aggregate, drop what the
 // checkpoint says is done, dispatch, checkpoint; at the end of the shard
 // write SHARD_END; when drained, flush and release; when the lease is lost,
-// return without writing.
+// return without writing. A shard that cannot go on is parked: its reason
+// is written to the lease, which is released, and no worker takes it
+// again before its back-off has passed. Nothing a shard meets stops the
+// worker or another shard.
 func (w *Worker) consume(h *held, st *shardStats) consumeResult {
 	l := h.snapshot()
 	log := w.log.With("shard", l.Key)
-	start := l.Checkpoint
-	if start.Seq == "" {
-		start.Seq = w.cfg.InitialPosition
-	}
-	var resume *stream.Position // records at or before it are done
-	if !start.IsSentinel() {
-		resume = &start
-	}
 	st.setCheckpoint(l.Checkpoint)
+	st.newTake()
+	if l.Park != nil {
+		log.Info("retrying parked shard", "reason", l.Park.Reason, "parked since", l.Park.Since, "times", l.Park.Count)
+	}
 
 	tracker := checkpoint.New(w.cfg.CheckpointInterval, l.Checkpoint, time.Now())
 	// release flushes what was done and gives the lease up.
@@ -48,17 +53,52 @@ func (w *Worker) consume(h *held, st *shardStats) consumeResult {
 		}
 		w.flushAndRelease(h, final, log)
 	}
-	fail := func(err error) consumeResult {
-		log.Error("shard stopped", "error", err)
-		release()
-		return consumeResult{err: err}
+	park := func(reason error) consumeResult {
+		var final *stream.Position
+		if p, ok := tracker.Pending(); ok {
+			final = &p
+			st.setCheckpoint(p)
+		}
+		w.park(h, final, reason, log)
+		st.setParked(reason.Error())
+		return consumeResult{parked: true}
 	}
 	lost := func() (consumeResult, bool) {
 		cause := h.lost()
-		if cause != nil {
+		if cause != nil && !errors.Is(cause, errReleased) {
 			log.Warn("lease lost; shard stopped without writing", "cause", cause)
 		}
 		return consumeResult{}, cause != nil
+	}
+	// end writes SHARD_END with the children and releases the lease.
+	end := func(children []string) consumeResult {
+		endPos := stream.Position{Seq: stream.ShardEnd}
+		if err := w.writeRetrying(h, log, func(ctx context.Context) error {
+			return h.checkpoint(ctx, w.table, endPos, children)
+		}); err != nil {
+			log.Warn("lease lost before SHARD_END was written", "error", err)
+			return consumeResult{}
+		}
+		st.setCheckpoint(endPos)
+		log.Info("shard ended", "children", children)
+		w.flushAndRelease(h, nil, log)
+		return consumeResult{ended: true}
+	}
+
+	start, ts, err := w.startOf(h, log)
+	if err != nil {
+		if res, ok := lost(); ok {
+			return res
+		}
+		if h.fetchCtx.Err() != nil {
+			release()
+			return consumeResult{}
+		}
+		return park(err)
+	}
+	var resume *stream.Position // records at or before it are done
+	if !start.IsSentinel() {
+		resume = &start
 	}
 	hr, err := kpl.ParseHashRange(l.StartingHashKey, l.EndingHashKey)
 	if err != nil {
@@ -66,11 +106,11 @@ func (w *Worker) consume(h *held, st *shardStats) consumeResult {
 		hr = kpl.HashRange{}
 	}
 	reader, err := fetch.New(w.cfg.Kinesis, fetch.Config{
-		StreamName: w.cfg.StreamName, ShardID: l.Key, Start: start, Timestamp: w.cfg.InitialTimestamp,
+		StreamName: w.cfg.StreamName, ShardID: l.Key, Start: start, Timestamp: ts,
 		RetryWaitTime: w.cfg.RetryWaitTime, RetryMaxAttempts: w.cfg.RetryMaxAttempts, Logger: log,
 	})
 	if err != nil {
-		return fail(err)
+		return park(err)
 	}
 	// Every handler call first makes sure the lease is still ours.
 	handler := func(ctx context.Context, ev events.KinesisEvent) (events.KinesisEventResponse, error) {
@@ -83,9 +123,10 @@ func (w *Worker) consume(h *held, st *shardStats) consumeResult {
 		Handler: handler, Source: w.source, FunctionARN: w.cfg.FunctionARN,
 		BatchSize: w.cfg.BatchSize, MaxRetryAttempts: w.cfg.MaxRetryAttempts, MaxRecordAge: w.cfg.MaxRecordAge,
 		BisectOnError: w.cfg.BisectOnError, OnFailure: w.cfg.OnFailure, Logger: log,
+		HandlerTimeout: w.cfg.HandlerTimeout, Deadline: w.cfg.Deadline, MaxBatchBytes: w.cfg.MaxBatchBytes,
 	})
 	if err != nil {
-		return fail(err)
+		return park(err)
 	}
 	var cpErr error
 	// checkpointIfDue writes the position done once the interval has
@@ -102,17 +143,20 @@ func (w *Worker) consume(h *held, st *shardStats) consumeResult {
 			}
 			tracker.Written(pos, time.Now())
 			st.setCheckpoint(pos)
+			st.setParked("")
 		}
 	}
 	done := func(p stream.Position) {
 		tracker.Done(p)
+		h.setDone(p)
 		st.addDone()
 		checkpointIfDue()
 	}
-	log.Info("shard started", "from", start.String())
+	drops := dropReporter{log: log, every: w.cfg.CheckpointInterval}
+	log.Info("shard started", "from", describeStart(start, ts))
 	var recs []stream.Record
 	for {
-		b, err := w.read(h.fetchCtx, l.Key, reader, hr, resume, &recs, st)
+		b, err := w.read(h.fetchCtx, l.Key, reader, hr, resume, &recs, st, h, &drops)
 		if err != nil {
 			if res, ok := lost(); ok {
 				return res
@@ -120,11 +164,28 @@ func (w *Worker) consume(h *held, st *shardStats) consumeResult {
 			if h.fetchCtx.Err() != nil {
 				break // draining
 			}
-			return fail(err)
+			if isNotFound(err) {
+				gone, children, cerr := w.shardGone(h.ctx, l.Key)
+				switch {
+				case cerr != nil:
+					return park(fmt.Errorf("read %s: %w; and checking the stream: %w", l.Key, Explain(err), Explain(cerr)))
+				case gone:
+					log.Warn("shard no longer exists in the stream (past its retention, or never existed); treated as ended so that its children start", "children", children)
+					drops.flush()
+					return end(children)
+				}
+			}
+			return park(readProblem(err, l.Key, start))
 		}
 		if len(recs) > 0 {
 			err := disp.Deliver(h.ctx, h.stop, recs, done)
 			st.setDispatch(disp.Stats())
+			// Nothing of a delivered batch stays reachable: an idle shard
+			// does not keep its largest read alive.
+			clear(recs)
+			if cap(recs) > 4*w.cfg.BatchSize {
+				recs = nil
+			}
 			if res, ok := lost(); ok {
 				return res
 			}
@@ -132,7 +193,7 @@ func (w *Worker) consume(h *held, st *shardStats) consumeResult {
 				break
 			}
 			if err != nil {
-				return fail(err)
+				return park(err)
 			}
 		}
 		if cpErr != nil {
@@ -143,65 +204,177 @@ func (w *Worker) consume(h *held, st *shardStats) consumeResult {
 			cpErr = nil
 		}
 		checkpointIfDue()
+		drops.maybeWarn(time.Now())
 		if b.End {
 			children := make([]string, 0, len(b.Children))
 			for _, c := range b.Children {
 				children = append(children, aws.ToString(c.ShardId))
 			}
-			end := stream.Position{Seq: stream.ShardEnd}
-			if err := w.writeRetrying(h, log, func(ctx context.Context) error {
-				return h.checkpoint(ctx, w.table, end, children)
-			}); err != nil {
-				log.Warn("lease lost before SHARD_END was written", "error", err)
-				return consumeResult{}
-			}
-			st.setCheckpoint(end)
-			log.Info("shard ended", "children", children)
-			w.flushAndRelease(h, nil, log)
-			return consumeResult{ended: true}
+			drops.flush()
+			return end(children)
 		}
 	}
+	drops.flush()
 	release()
 	return consumeResult{}
 }
 
+// startOf works out where the shard starts: the lease's checkpoint, or the
+// initial position for a lease without one. LATEST is fixed once, as
+// AT_TIMESTAMP now, in the lease, so that a later owner (after a release,
+// a restart, a failover, the next scheduled invocation) does not skip what
+// was written meanwhile. AT_TIMESTAMP takes its time from the lease, or
+// else from -initial-timestamp.
+func (w *Worker) startOf(h *held, log *slog.Logger) (stream.Position, time.Time, error) {
+	l := h.snapshot()
+	start := l.Checkpoint
+	if start.Seq == "" {
+		start.Seq = w.cfg.InitialPosition
+	}
+	switch start.Seq {
+	case stream.Latest:
+		ts := time.Now()
+		if err := w.writeRetrying(h, log, func(ctx context.Context) error { return h.checkpointAt(ctx, w.table, ts) }); err != nil {
+			return stream.Position{}, time.Time{}, err
+		}
+		log.Info("LATEST fixed as AT_TIMESTAMP in the lease", "timestamp", ts.UTC().Format(time.RFC3339Nano))
+		return stream.Position{Seq: stream.AtTimestamp}, ts, nil
+	case stream.AtTimestamp:
+		ts := l.Timestamp
+		if ts.IsZero() {
+			ts = w.cfg.InitialTimestamp
+		}
+		if ts.IsZero() {
+			return stream.Position{}, time.Time{}, fmt.Errorf("checkpoint AT_TIMESTAMP has no timestamp in the lease and -initial-timestamp is not set: give -initial-timestamp, or move it with poller reset -shard %s -to AT_TIMESTAMP -timestamp T", l.Key)
+		}
+		return start, ts, nil
+	}
+	return start, time.Time{}, nil
+}
+
+func describeStart(p stream.Position, ts time.Time) string {
+	if p.Seq == stream.AtTimestamp {
+		return "AT_TIMESTAMP " + ts.UTC().Format(time.RFC3339Nano)
+	}
+	return p.String()
+}
+
+// readProblem turns a read error no retry mends into the reason a shard is
+// parked, with what to do about it.
+func readProblem(err error, shardID string, start stream.Position) error {
+	var ia *types.InvalidArgumentException
+	if errors.As(err, &ia) && !start.IsSentinel() {
+		return fmt.Errorf("read %s from checkpoint %s: %w (is the checkpoint a sequence number of this shard? poller reset -shard %s moves it)", shardID, start, Explain(err), shardID)
+	}
+	return fmt.Errorf("read %s: %w", shardID, Explain(err))
+}
+
+func isNotFound(err error) bool {
+	var nf *types.ResourceNotFoundException
+	return errors.As(err, &nf)
+}
+
+// shardGone checks, after the stream answered that a shard does not exist,
+// whether the stream itself does: then the shard is gone (trimmed past its
+// retention, or a lease for a shard that never was) and its children, as
+// the listing names them, are returned.
+func (w *Worker) shardGone(ctx context.Context, shardID string) (bool, []string, error) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if _, err := w.cfg.Kinesis.DescribeStreamSummary(ctx, &kinesis.DescribeStreamSummaryInput{StreamName: aws.String(w.cfg.StreamName)}); err != nil {
+		if isNotFound(err) {
+			return false, nil, nil // the stream is gone: park
+		}
+		return false, nil, err
+	}
+	list, err := shards.List(ctx, w.cfg.Kinesis, w.cfg.StreamName)
+	if err != nil {
+		return false, nil, err
+	}
+	var children []string
+	for _, s := range list {
+		if s.ID == shardID {
+			return false, nil, fmt.Errorf("shard %s is still listed", shardID)
+		}
+		if slices.Contains(s.Parents, shardID) {
+			children = append(children, s.ID)
+		}
+	}
+	return true, children, nil
+}
+
 // read fetches the next batch into recs, de-aggregated and with the records
 // the checkpoint covers dropped. With MaxBatchingWindow it keeps reading
-// until the batch is full, the window passes or the shard ends.
-func (w *Worker) read(ctx context.Context, shardID string, r *fetch.Reader, hr kpl.HashRange, resume *stream.Position, recs *[]stream.Record, st *shardStats) (fetch.Batch, error) {
+// until the batch is full (records or bytes), the window passes or the
+// shard ends.
+func (w *Worker) read(ctx context.Context, shardID string, r *fetch.Reader, hr kpl.HashRange, resume *stream.Position, recs *[]stream.Record, st *shardStats, h *held, drops *dropReporter) (fetch.Batch, error) {
 	*recs = (*recs)[:0]
 	deadline := time.Now().Add(w.cfg.MaxBatchingWindow)
+	bytes := 0
 	for {
 		b, err := r.Next(ctx)
 		if err != nil {
 			return b, err
 		}
 		var ks kpl.Stats
+		from := len(*recs)
 		for i := range b.Records {
 			var s kpl.Stats
 			*recs, s = kpl.Deaggregate(*recs, shardID, &b.Records[i], hr)
 			ks.Add(s)
 		}
 		if resume != nil {
-			kept := (*recs)[:0]
-			for _, rec := range *recs {
+			kept := (*recs)[:from]
+			for _, rec := range (*recs)[from:] {
 				if rec.Position().After(*resume) {
 					kept = append(kept, rec)
 				}
 			}
+			clear((*recs)[len(kept):])
 			*recs = kept
+		}
+		for _, rec := range (*recs)[from:] {
+			bytes += len(rec.Data)
 		}
 		st.addRead(ks, b.MillisBehindLatest)
 		if ks.DroppedOutOfRange > 0 {
-			w.log.Debug("user records outside the shard's hash range dropped", "shard", shardID, "count", ks.DroppedOutOfRange)
+			drops.add(int64(ks.DroppedOutOfRange))
+			h.addDropped(int64(ks.DroppedOutOfRange))
 		}
 		if ks.Malformed > 0 {
 			w.log.Warn("malformed KPL aggregates delivered as they are", "shard", shardID, "count", ks.Malformed)
 		}
-		if b.End || w.cfg.MaxBatchingWindow <= 0 || len(*recs) >= w.cfg.BatchSize || !time.Now().Before(deadline) {
+		if b.End || w.cfg.MaxBatchingWindow <= 0 || len(*recs) >= w.cfg.BatchSize || bytes >= w.cfg.MaxBatchBytes || !time.Now().Before(deadline) {
 			return b, nil
 		}
 	}
+}
+
+// dropReporter logs user records dropped outside the shard's hash range
+// (as KCL drops them) with a WARN at most once per interval.
+type dropReporter struct {
+	log     *slog.Logger
+	every   time.Duration
+	pending int64
+	last    time.Time
+}
+
+func (d *dropReporter) add(n int64) { d.pending += n }
+
+func (d *dropReporter) maybeWarn(now time.Time) {
+	if d.pending == 0 || now.Sub(d.last) < d.every {
+		return
+	}
+	d.flush()
+	d.last = now
+}
+
+func (d *dropReporter) flush() {
+	if d.pending == 0 {
+		return
+	}
+	d.log.Warn("user records outside the shard's hash range dropped, as KCL drops them (aggregates not made by the KPL?); poller status shows the total", "count", d.pending)
+	d.pending = 0
 }
 
 // writeRetrying retries a lease write through transient faults until it
@@ -231,6 +404,44 @@ func (w *Worker) writeRetrying(h *held, log *slog.Logger, fn func(context.Contex
 // It gives up after DrainTimeout; the lease then expires after the failover
 // time and the next owner starts from the last checkpoint written.
 func (w *Worker) flushAndRelease(h *held, final *stream.Position, log *slog.Logger) {
+	w.releaseWith(h, log, "release", func(ctx context.Context) error { return h.release(ctx, w.table, final) })
+}
+
+// park gives the lease up as parked, with its back-off: one ERROR line when
+// the shard parks, an INFO line when a retry parks it again.
+func (w *Worker) park(h *held, final *stream.Position, reason error, log *slog.Logger) {
+	now := time.Now()
+	p := lease.Park{Reason: reason.Error(), Since: now, Count: 1}
+	if prev := h.snapshot().Park; prev != nil {
+		p.Since, p.Count = prev.Since, prev.Count+1
+	}
+	wait := parkWait(w.cfg.ParkRetryWait, w.cfg.MaxParkRetryWait, p.Count)
+	p.Until = now.Add(wait)
+	key := h.snapshot().Key
+	w.mu.Lock()
+	w.parked[key] = p
+	w.mu.Unlock()
+	if p.Count == 1 {
+		log.Error("shard parked: it cannot go on, and nothing passes its checkpoint; it is retried with back-off, and poller resume retries it at once",
+			"reason", p.Reason, "retry in", wait)
+	} else {
+		log.Info("shard still parked", "reason", p.Reason, "times", p.Count, "retry in", wait)
+	}
+	w.releaseWith(h, log, "park", func(ctx context.Context) error { return h.park(ctx, w.table, final, p) })
+}
+
+// parkWait is the back-off before the n-th retry of a parked shard.
+func parkWait(base, most time.Duration, n int64) time.Duration {
+	d := base
+	for i := int64(1); i < n && d < most; i++ {
+		d *= 2
+	}
+	return min(d, most)
+}
+
+// releaseWith retries a releasing write (release or park) until it
+// succeeds, the lease is lost, or DrainTimeout passes.
+func (w *Worker) releaseWith(h *held, log *slog.Logger, what string, fn func(context.Context) error) {
 	if h.lost() != nil {
 		return
 	}
@@ -238,15 +449,15 @@ func (w *Worker) flushAndRelease(h *held, final *stream.Position, log *slog.Logg
 	defer cancel()
 	wait := 100 * time.Millisecond
 	for {
-		err := h.release(ctx, w.table, final)
+		err := fn(ctx)
 		if err == nil || h.lost() != nil {
 			return
 		}
 		if ctx.Err() != nil {
-			log.Warn("release failed; the lease will expire after the failover time", "error", Explain(err))
+			log.Warn(what+" failed; the lease will expire after the failover time", "error", Explain(err))
 			return
 		}
-		log.Warn("release failed; retrying", "error", Explain(err), "wait", wait)
+		log.Warn(what+" failed; retrying", "error", Explain(err), "wait", wait)
 		select {
 		case <-ctx.Done():
 		case <-time.After(wait):

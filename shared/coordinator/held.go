@@ -29,6 +29,47 @@ type held struct {
 	stop        chan struct{}
 	stopOnce    sync.Once
 	behind      func() int64 // the shard's last MillisBehindLatest, -1 unknown
+
+	progress sync.Mutex
+	done     *stream.Position // the last position reported done
+	dropped  int64            // records dropped outside the hash range, not yet in the lease
+}
+
+// setDone records the last position done, for a drain that has to give the
+// shard up while its consumer is stuck in a handler call.
+func (h *held) setDone(p stream.Position) {
+	h.progress.Lock()
+	h.done = &p
+	h.progress.Unlock()
+}
+
+// lastDone is the last position reported done, or nil.
+func (h *held) lastDone() *stream.Position {
+	h.progress.Lock()
+	defer h.progress.Unlock()
+	return h.done
+}
+
+// addDropped counts records dropped outside the hash range; the next
+// renewal adds them to the lease.
+func (h *held) addDropped(n int64) {
+	h.progress.Lock()
+	h.dropped += n
+	h.progress.Unlock()
+}
+
+func (h *held) takeDropped() int64 {
+	h.progress.Lock()
+	defer h.progress.Unlock()
+	n := h.dropped
+	h.dropped = 0
+	return n
+}
+
+func (h *held) giveBackDropped(n int64) {
+	if n > 0 {
+		h.addDropped(n)
+	}
 }
 
 func newHeld(work context.Context, l lease.Lease) *held {
@@ -103,9 +144,13 @@ func (h *held) renew(ctx context.Context, t *lease.Table, failover time.Duration
 	h.mu.Unlock()
 	rctx, cancel := context.WithDeadline(ctx, expires)
 	defer cancel()
+	dropped := h.takeDropped()
 	err := h.write(rctx, func(ctx context.Context, l lease.Lease) (lease.Lease, error) {
-		return t.Renew(ctx, l, lease.Progress{Time: time.Now(), MillisBehindLatest: h.behind()})
+		return t.Renew(ctx, l, lease.Progress{Time: time.Now(), MillisBehindLatest: h.behind(), DroppedOutOfRange: dropped})
 	})
+	if err != nil {
+		h.giveBackDropped(dropped)
+	}
 	if err == nil || errors.Is(err, lease.ErrLeaseLost) || h.lost() != nil || ctx.Err() != nil {
 		return
 	}
@@ -133,6 +178,24 @@ func (h *held) ensureFresh(ctx context.Context, t *lease.Table, failover time.Du
 func (h *held) checkpoint(ctx context.Context, t *lease.Table, pos stream.Position, children []string) error {
 	return h.write(ctx, func(ctx context.Context, l lease.Lease) (lease.Lease, error) {
 		return t.Checkpoint(ctx, l, pos, children)
+	})
+}
+
+// checkpointAt fixes the lease's start as AT_TIMESTAMP ts (fenced).
+func (h *held) checkpointAt(ctx context.Context, t *lease.Table, ts time.Time) error {
+	return h.write(ctx, func(ctx context.Context, l lease.Lease) (lease.Lease, error) {
+		return t.CheckpointAt(ctx, l, ts)
+	})
+}
+
+// park writes pos (if not nil) and the park, and gives the lease up.
+func (h *held) park(ctx context.Context, t *lease.Table, pos *stream.Position, p lease.Park) error {
+	return h.write(ctx, func(ctx context.Context, l lease.Lease) (lease.Lease, error) {
+		if err := t.Park(ctx, l, pos, p); err != nil {
+			return lease.Lease{}, err
+		}
+		h.cancel(errReleased)
+		return l, nil
 	})
 }
 

@@ -24,7 +24,10 @@ type ShardStats struct {
 	MillisBehindLatest int64
 	FirstRead          time.Time
 	LastRead           time.Time
-	Dispatch           dispatch.Stats
+	// Dispatch adds up the dispatchers of every take of the shard by this
+	// worker (a shard lost and taken again keeps its counts).
+	Dispatch dispatch.Stats
+	Parked   string // why the shard is parked, "" when it is not
 }
 
 // Totals adds up every shard's stats.
@@ -41,8 +44,9 @@ type Totals struct {
 }
 
 type shardStats struct {
-	mu sync.Mutex
-	s  ShardStats
+	mu    sync.Mutex
+	s     ShardStats
+	prior dispatch.Stats // the dispatchers of earlier takes
 }
 
 func (s *shardStats) update(fn func(*ShardStats)) {
@@ -61,8 +65,28 @@ func (s *shardStats) addDone() { s.update(func(x *ShardStats) { x.Done++ }) }
 func (s *shardStats) setCheckpoint(p stream.Position) {
 	s.update(func(x *ShardStats) { x.Checkpoint = p })
 }
+
+// setDispatch records the current take's dispatcher stats.
 func (s *shardStats) setDispatch(d dispatch.Stats) {
-	s.update(func(x *ShardStats) { x.Dispatch = d })
+	s.update(func(x *ShardStats) { x.Dispatch = addStats(s.prior, d) })
+}
+
+// newTake starts counting a new dispatcher on top of the earlier ones.
+func (s *shardStats) newTake() {
+	s.update(func(x *ShardStats) { s.prior = x.Dispatch })
+}
+
+func (s *shardStats) setParked(reason string) {
+	s.update(func(x *ShardStats) { x.Parked = reason })
+}
+
+func addStats(a, b dispatch.Stats) dispatch.Stats {
+	a.Batches += b.Batches
+	a.Records += b.Records
+	a.Failures += b.Failures
+	a.Retries += b.Retries
+	a.GivenUp += b.GivenUp
+	return a
 }
 func (s *shardStats) addRead(k kpl.Stats, behind int64) {
 	s.update(func(x *ShardStats) {
@@ -123,14 +147,31 @@ type Summary struct {
 	FirstRead      time.Time `json:"firstRead,omitzero"`
 	LastRead       time.Time `json:"lastRead,omitzero"`
 	StoppedBecause string    `json:"stoppedBecause,omitempty"`
+	// Parked lists the shards parked when the run stopped: they could not
+	// go on and are retried with back-off (or at once after poller resume).
+	Parked []ParkedShard `json:"parked,omitempty"`
+}
+
+// ParkedShard is a parked shard, as the lease table says.
+type ParkedShard struct {
+	ShardID string    `json:"shardId"`
+	Reason  string    `json:"reason"`
+	Since   time.Time `json:"since"`
+	RetryAt time.Time `json:"retryAt"`
+	Times   int64     `json:"times"`
 }
 
 // Summary adds up what this worker did.
 func (w *Worker) Summary() Summary {
 	w.mu.Lock()
 	held := slices.Sorted(slices.Values(w.heldAtStop))
+	var parked []ParkedShard
+	for k, p := range w.parked {
+		parked = append(parked, ParkedShard{ShardID: k, Reason: p.Reason, Since: p.Since, RetryAt: p.Until, Times: p.Count})
+	}
 	w.mu.Unlock()
-	s := Summary{WorkerID: w.cfg.WorkerID, Shards: []string{}, HeldAtStop: append([]string{}, held...)}
+	slices.SortFunc(parked, func(a, b ParkedShard) int { return strings.Compare(a.ShardID, b.ShardID) })
+	s := Summary{WorkerID: w.cfg.WorkerID, Shards: []string{}, HeldAtStop: append([]string{}, held...), Parked: parked}
 	for _, st := range w.Stats() {
 		s.Shards = append(s.Shards, st.ShardID)
 		s.KinesisRecords += st.KinesisRecords

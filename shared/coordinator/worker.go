@@ -9,6 +9,8 @@ import (
 	"log/slog"
 	"maps"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -25,6 +27,31 @@ import (
 // could not be renewed for the failover time: another worker may own it.
 var ErrLeaseExpired = errors.New("lease not renewed within the failover time")
 
+// DuplicateWorkerError says that another process runs with this worker's
+// id: it renews a lease under the same owner name with another process
+// nonce. The process that started later stops with it.
+type DuplicateWorkerError struct {
+	WorkerID string
+	ShardID  string // a lease the other process renews
+}
+
+func (e *DuplicateWorkerError) Error() string {
+	return fmt.Sprintf("another process runs with worker id %q (it renews the lease of %s): give each process its own -worker-id, or leave it unset", e.WorkerID, e.ShardID)
+}
+
+// DrainError says that the drain did not finish in time: the handler calls
+// on these shards had not returned. Their leases were released at the last
+// position done, so the next owner delivers the unfinished batch again.
+type DrainError struct {
+	Shards  []string
+	Timeout time.Duration
+}
+
+func (e *DrainError) Error() string {
+	return fmt.Sprintf("drain did not finish within %s: the handler call on %s had not returned; released at the last position done (the next owner delivers that batch again)",
+		e.Timeout, strings.Join(e.Shards, ", "))
+}
+
 // Worker is one lease owner reading a stream. Create it with New and call
 // Run once.
 type Worker struct {
@@ -33,6 +60,11 @@ type Worker struct {
 	table    *lease.Table
 	source   stream.Source
 	observer *balance.Observer
+	started  time.Time
+	nonce    string // this process's: start time in ms, then random
+
+	badSeen   map[string]string // lease items that do not decode: key -> problem logged
+	dupWarned bool
 
 	mu    sync.Mutex
 	held  map[string]*held
@@ -40,6 +72,7 @@ type Worker struct {
 	// heldAtStop lists the shards held when the drain began.
 	heldAtStop []string
 	stats      map[string]*shardStats
+	parked     map[string]lease.Park // parked leases as last seen in the table
 
 	wg       sync.WaitGroup
 	draining chan struct{}
@@ -52,11 +85,17 @@ func New(cfg Config) (*Worker, error) {
 	if err := cfg.fill(); err != nil {
 		return nil, err
 	}
+	started := time.Now()
+	nonce := fmt.Sprintf("%d-%s", started.UnixMilli(), randomHex(4))
 	return &Worker{
 		cfg:      cfg,
 		log:      cfg.Logger.With("worker", cfg.WorkerID),
-		table:    lease.NewTable(cfg.DynamoDB, cfg.AppName),
+		table:    lease.NewTable(cfg.DynamoDB, cfg.AppName).WithNonce(nonce),
 		observer: balance.NewObserver(),
+		started:  started,
+		nonce:    nonce,
+		badSeen:  map[string]string{},
+		parked:   map[string]lease.Park{},
 		held:     map[string]*held{},
 		ended:    map[string]bool{},
 		stats:    map[string]*shardStats{},
@@ -86,10 +125,13 @@ func (w *Worker) Check(ctx context.Context) error {
 // Run reads the stream until ctx is done, then drains: it stops fetching,
 // lets each shard finish the batch in flight, checkpoints and releases its
 // leases, and returns. Handlers run with a context that ctx's cancellation
-// does not reach (only the loss of the lease cancels it). It returns an
-// error when the stream or lease table cannot be used, or when a shard had
-// to stop (a batch given up with no on-failure destination, a fatal read
-// error); the other shards are drained first.
+// does not reach (only the loss of the lease, or their deadline, cancels
+// it). A shard that cannot go on is parked and never stops the worker. Run
+// returns an error when the stream or lease table cannot be used, when
+// another process runs with the same worker id (*DuplicateWorkerError), or
+// when the drain does not finish within DrainTimeout (*DrainError: the
+// shards whose handler call had not returned are released at their last
+// position done).
 func (w *Worker) Run(ctx context.Context) error {
 	if w.source.StreamARN == "" {
 		if err := w.Check(ctx); err != nil {
@@ -138,7 +180,9 @@ loop:
 	}
 	w.mu.Unlock()
 	close(w.draining)
-	w.wg.Wait()
+	if err := w.waitDrained(); err != nil {
+		runErr = errors.Join(runErr, err)
+	}
 	stopRenew()
 	<-renewDone
 	select {
@@ -146,12 +190,67 @@ loop:
 		runErr = errors.Join(runErr, err)
 	default:
 	}
-	w.log.Info("worker stopped", "records", w.Totals().Records)
+	t := w.Totals()
+	w.log.Info("worker stopped", "records", t.Records, "batches", t.Batches, "failures", t.Failures, "givenUp", t.GivenUp)
 	return runErr
 }
 
-// syncShards creates the leases the shard listing calls for.
+// waitDrained waits for every consumer to finish, at most DrainTimeout
+// (plus the time their final writes take). A consumer still inside a
+// handler call then is given up: its lease is released at the last position
+// done, and its later writes are refused.
+func (w *Worker) waitDrained() error {
+	done := make(chan struct{})
+	go func() {
+		w.wg.Wait()
+		close(done)
+	}()
+	timer := time.NewTimer(w.cfg.DrainTimeout)
+	defer timer.Stop()
+	select {
+	case <-done:
+		return nil
+	case <-timer.C:
+	}
+	w.mu.Lock()
+	stuck := slices.Collect(maps.Values(w.held))
+	w.mu.Unlock()
+	var keys []string
+	var wg sync.WaitGroup
+	for _, h := range stuck {
+		key := h.snapshot().Key
+		keys = append(keys, key)
+		wg.Go(func() {
+			log := w.log.With("shard", key)
+			ctx, cancel := context.WithTimeout(h.ctx, max(w.cfg.DrainTimeout/4, 500*time.Millisecond))
+			defer cancel()
+			if err := h.release(ctx, w.table, h.lastDone()); err != nil && h.lost() == nil {
+				log.Warn("release after the drain timeout failed; the lease will expire after the failover time", "error", Explain(err))
+			}
+		})
+	}
+	wg.Wait()
+	if len(keys) == 0 { // they finished meanwhile
+		<-done
+		return nil
+	}
+	slices.Sort(keys)
+	return &DrainError{Shards: keys, Timeout: w.cfg.DrainTimeout}
+}
+
+// syncShards creates the leases the shard listing calls for. The table is
+// read before the shards are listed, so the listing is never older than
+// the table it is compared with; and a shard that a lease names as its
+// parent is never created again (a listing made before a split, whose
+// parent was read to its end and cleaned up since, must not bring it back).
 func (w *Worker) syncShards(ctx context.Context) {
+	leases, bad, err := w.table.Scan(ctx)
+	if err != nil {
+		if ctx.Err() == nil {
+			w.log.Warn("shard sync failed; will retry", "error", Explain(err))
+		}
+		return
+	}
 	list, err := shards.List(ctx, w.cfg.Kinesis, w.cfg.StreamName)
 	if err != nil {
 		if ctx.Err() == nil {
@@ -159,16 +258,15 @@ func (w *Worker) syncShards(ctx context.Context) {
 		}
 		return
 	}
-	leases, err := w.table.List(ctx)
-	if err != nil {
-		if ctx.Err() == nil {
-			w.log.Warn("shard sync failed; will retry", "error", Explain(err))
-		}
-		return
-	}
-	tracked := make(map[string]bool, len(leases))
+	tracked := make(map[string]bool, len(leases)+len(bad))
 	for _, l := range leases {
 		tracked[l.Key] = true
+		for _, p := range l.ParentShardIDs {
+			tracked[p] = true
+		}
+	}
+	for _, b := range bad {
+		tracked[b.Key] = true
 	}
 	w.mu.Lock()
 	for k := range w.ended {
@@ -183,6 +281,15 @@ func (w *Worker) syncShards(ctx context.Context) {
 			StartingHashKey: n.Shard.StartingHashKey,
 			EndingHashKey:   n.Shard.EndingHashKey,
 		}
+		switch n.Start {
+		case stream.Latest:
+			// LATEST is fixed at creation as the time this worker started,
+			// so that every record written after the application first
+			// started is delivered, whoever reads the shard and whenever.
+			l.Checkpoint.Seq, l.Timestamp = stream.AtTimestamp, w.started
+		case stream.AtTimestamp:
+			l.Timestamp = w.cfg.InitialTimestamp
+		}
 		err := w.table.Create(ctx, l)
 		switch {
 		case errors.Is(err, lease.ErrLeaseExists):
@@ -190,25 +297,30 @@ func (w *Worker) syncShards(ctx context.Context) {
 			w.log.Warn("create lease failed; will retry", "shard", l.Key, "error", Explain(err))
 			return // parents before children: stop at the first failure
 		default:
-			w.log.Info("lease created", "shard", l.Key, "start", n.Start, "parents", n.Shard.Parents)
+			w.log.Info("lease created", "shard", l.Key, "start", describeStart(l.Checkpoint, l.Timestamp), "parents", n.Shard.Parents)
 		}
 	}
 }
 
 // takeRound reads the lease table, decides and takes.
 func (w *Worker) takeRound(ctx, work context.Context) {
-	leases, err := w.table.List(ctx)
+	leases, bad, err := w.table.Scan(ctx)
 	if err != nil {
 		if ctx.Err() == nil {
 			w.log.Warn("list leases failed; will retry", "error", Explain(err))
 		}
 		return
 	}
+	w.badItems(ctx, bad)
 	now := time.Now()
 	byKey := make(map[string]lease.Lease, len(leases))
+	parked := map[string]lease.Park{}
 	for _, l := range leases {
 		byKey[l.Key] = l
 		w.observer.Observe(l.Key, l.Owner, l.Counter, now)
+		if l.Park != nil {
+			parked[l.Key] = *l.Park
+		}
 	}
 	for _, k := range w.observer.Keys() {
 		if _, ok := byKey[k]; !ok {
@@ -218,6 +330,7 @@ func (w *Worker) takeRound(ctx, work context.Context) {
 	w.cleanUp(ctx, byKey)
 
 	w.mu.Lock()
+	w.parked = parked
 	heldNow := make(map[string]bool, len(w.held))
 	for k := range w.held {
 		heldNow[k] = true
@@ -225,13 +338,26 @@ func (w *Worker) takeRound(ctx, work context.Context) {
 	w.mu.Unlock()
 	in := balance.Input{Me: w.cfg.WorkerID, Held: heldNow, MaxLeases: w.cfg.MaxLeases}
 	for _, l := range leases {
-		if l.Ended() || !shards.Ready(l.ParentShardIDs, endedIn(byKey)) {
+		if l.Ended() || l.Parked(now) || !shards.Ready(l.ParentShardIDs, endedIn(byKey)) {
 			continue
 		}
-		in.Leases = append(in.Leases, balance.Lease{
-			Key: l.Key, Owner: l.Owner,
-			Expired: l.Owner != "" && w.observer.Expired(l.Key, now, w.cfg.FailoverTime),
-		})
+		expired := l.Owner != "" && w.observer.Expired(l.Key, now, w.cfg.FailoverTime)
+		if l.Owner == w.cfg.WorkerID && !heldNow[l.Key] && l.Nonce != w.nonce && !expired {
+			// Held under this worker's id by another process: a live
+			// one if its counter moves, else one that died (its lease
+			// expires after the failover time like any other).
+			if w.observer.Moved(l.Key) {
+				if err := w.duplicate(l); err != nil {
+					select {
+					case w.fatal <- err:
+					default:
+					}
+					return
+				}
+			}
+			continue
+		}
+		in.Leases = append(in.Leases, balance.Lease{Key: l.Key, Owner: l.Owner, Expired: expired})
 	}
 	plan := balance.Decide(in)
 	keys := plan.Take
@@ -333,24 +459,69 @@ func (w *Worker) start(work context.Context, l lease.Lease) {
 		defer w.wg.Done()
 		res := w.consume(h, st)
 		w.mu.Lock()
-		delete(w.held, l.Key)
+		if w.held[l.Key] == h {
+			delete(w.held, l.Key)
+		}
 		if res.ended {
 			w.ended[l.Key] = true
 		}
 		w.mu.Unlock()
-		switch {
-		case res.err != nil:
-			select {
-			case w.fatal <- res.err:
-			default:
-			}
-		case res.ended:
+		if res.ended {
 			select {
 			case w.syncNow <- struct{}{}:
 			default:
 			}
 		}
 	}()
+}
+
+// badItems logs each lease item that does not decode once (per problem),
+// and repairs a missing counter as the KCL would start one.
+func (w *Worker) badItems(ctx context.Context, bad []lease.BadItem) {
+	seen := make(map[string]bool, len(bad))
+	for _, b := range bad {
+		seen[b.Key] = true
+		if b.MissingCounter {
+			if err := w.table.RepairCounter(ctx, b.Key); err != nil {
+				w.log.Warn("lease item without leaseCounter: repair failed; will retry", "shard", b.Key, "error", Explain(err))
+			} else {
+				w.log.Warn("lease item without leaseCounter repaired (counter 0)", "shard", b.Key)
+			}
+			continue
+		}
+		if w.badSeen[b.Key] == b.Problem {
+			continue
+		}
+		w.badSeen[b.Key] = b.Problem
+		w.log.Error("lease item cannot be read: its shard is not read until the item is mended (poller status shows it)", "shard", b.Key, "problem", b.Problem)
+	}
+	for k := range w.badSeen {
+		if !seen[k] {
+			delete(w.badSeen, k)
+		}
+	}
+}
+
+// duplicate handles a lease renewed under this worker's id by another
+// process. The process that started later stops (*DuplicateWorkerError);
+// the earlier one says so once and leaves that lease alone.
+func (w *Worker) duplicate(l lease.Lease) error {
+	if nonceTime(l.Nonce) > nonceTime(w.nonce) {
+		if !w.dupWarned {
+			w.dupWarned = true
+			w.log.Error("another process runs with this worker id and renews a lease; it started later and stops", "worker id", w.cfg.WorkerID, "shard", l.Key)
+		}
+		return nil
+	}
+	return &DuplicateWorkerError{WorkerID: w.cfg.WorkerID, ShardID: l.Key}
+}
+
+// nonceTime is the start time (ms) a nonce begins with; 0 when it has none
+// (an owner that wrote no nonce is taken as the earlier process).
+func nonceTime(nonce string) int64 {
+	ms, _, _ := strings.Cut(nonce, "-")
+	n, _ := strconv.ParseInt(ms, 10, 64)
+	return n
 }
 
 // Draining is closed once Run has told every shard to stop: no batch starts
