@@ -1,0 +1,424 @@
+package coordinator_test
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	dtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+
+	"github.com/shardline/shardline/shared/coordinator"
+	"github.com/shardline/shardline/shared/kpl"
+	"github.com/shardline/shardline/shared/lease"
+	"github.com/shardline/shardline/shared/stream"
+	"github.com/shardline/shardline/shared/testwait"
+)
+
+// logTo returns a JSON logger writing to buf, and sets it on cfg.
+func logTo(buf *testwait.Buffer) func(*coordinator.Config) {
+	return func(c *coordinator.Config) {
+		c.Logger = slog.New(slog.NewJSONHandler(buf, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	}
+}
+
+// lines counts the log lines that contain every part.
+func lines(buf *testwait.Buffer, parts ...string) int {
+	n := 0
+	for _, l := range strings.Split(buf.String(), "\n") {
+		ok := l != ""
+		for _, p := range parts {
+			ok = ok && strings.Contains(l, p)
+		}
+		if ok {
+			n++
+		}
+	}
+	return n
+}
+
+func fastPark(c *coordinator.Config) {
+	c.ParkRetryWait = 300 * time.Millisecond
+	c.MaxParkRetryWait = time.Second
+}
+
+func parkedLeases(ls map[string]lease.Lease) []lease.Lease {
+	var out []lease.Lease
+	for _, l := range ls {
+		if l.Park != nil {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+func noReturn(t *testing.T, rs ...*running) {
+	t.Helper()
+	for i, r := range rs {
+		select {
+		case err := <-r.done:
+			t.Fatalf("worker %d stopped: %v; a failing shard must never stop a worker", i, err)
+		default:
+		}
+	}
+}
+
+// TestPoisonRecordParksOnlyItsShard: with two workers and a record that the
+// handler always fails (retries exhausted, no destination), its shard is
+// parked with the reason in the lease, both workers keep running, the other
+// shard keeps being read, the park is retried with back-off with one ERROR
+// line in all, nothing passes the poison record, and once the handler
+// heals every record is delivered and the park is gone.
+func TestPoisonRecordParksOnlyItsShard(t *testing.T) {
+	f := newFixture(t, 2)
+	want := f.put(10, 40, 0, 0)
+	poison := want[13]
+	var healed atomic.Bool
+	c := &collector{fail: func(call int, ev events.KinesisEvent) ([]int, error) {
+		for _, r := range ev.Records {
+			if string(r.Kinesis.Data) == poison && !healed.Load() {
+				return nil, errors.New("poison record")
+			}
+		}
+		return nil, nil
+	}}
+	var logs testwait.Buffer
+	mod := func(cfg *coordinator.Config) {
+		cfg.MaxRetryAttempts = 1
+		fastPark(cfg)
+		logTo(&logs)(cfg)
+	}
+	r1 := f.start(c.handle, func(cfg *coordinator.Config) { mod(cfg); cfg.WorkerID = "w1" })
+	r2 := f.start(c.handle, func(cfg *coordinator.Config) { mod(cfg); cfg.WorkerID = "w2" })
+
+	var parked lease.Lease
+	testwait.Until(t, time.Minute, "the poisoned shard parked and retried twice", func() bool {
+		p := parkedLeases(f.leases())
+		if len(p) == 1 && p[0].Park.Count >= 3 {
+			parked = p[0]
+			return true
+		}
+		return false
+	})
+	noReturn(t, r1, r2)
+	if !strings.Contains(parked.Park.Reason, "gave up") || !strings.Contains(parked.Park.Reason, "poison record") {
+		t.Errorf("park reason %q: want the give-up and the handler's error", parked.Park.Reason)
+	}
+	for _, g := range c.snapshot() {
+		if g.id == poison {
+			t.Fatal("the poison record was reported handled")
+		}
+	}
+	if n := lines(&logs, `"level":"ERROR"`, "shard parked"); n != 1 {
+		t.Errorf("%d ERROR lines for the park, want 1 (retries log at INFO):\n%s", n, logs.String())
+	}
+	// The other shard goes on.
+	other := func() int {
+		n := 0
+		for _, g := range c.snapshot() {
+			if g.shard != parked.Key {
+				n++
+			}
+		}
+		return n
+	}
+	before := other()
+	more := f.put(10, 40, 40, 0)
+	testwait.Until(t, time.Minute, "the healthy shard reads new records while the other is parked", func() bool { return other() > before })
+	noReturn(t, r1, r2)
+
+	healed.Store(true)
+	testwait.Until(t, time.Minute, "every record once the handler heals", func() bool {
+		seen := map[string]bool{}
+		for _, g := range c.snapshot() {
+			seen[g.id] = true
+		}
+		for _, id := range append(append([]string{}, want...), more...) {
+			if !seen[id] {
+				return false
+			}
+		}
+		return true
+	})
+	testwait.Until(t, 30*time.Second, "the park cleared by the next checkpoint", func() bool { return len(parkedLeases(f.leases())) == 0 })
+	checkOrder(t, c.snapshot())
+}
+
+// TestVanishedShardEnds: a lease for a shard the stream does not know
+// (ResourceNotFoundException) is treated as ended, with a WARN line; the
+// worker and the other shards go on.
+func TestVanishedShardEnds(t *testing.T) {
+	f := newFixture(t, 1)
+	table := lease.NewTable(f.dynamo, f.app)
+	if err := table.Ensure(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	gone := "shardId-000000000077"
+	if err := table.Create(context.Background(), lease.Lease{Key: gone, Checkpoint: stream.Position{Seq: "49590338271490256608559692538361571095921575989136588898"}}); err != nil {
+		t.Fatal(err)
+	}
+	want := f.put(2, 10, 0, 0)
+	c := &collector{}
+	var logs testwait.Buffer
+	r := f.start(c.handle, logTo(&logs))
+	testwait.Until(t, time.Minute, "the vanished shard's lease at SHARD_END", func() bool {
+		return f.leases()[gone].Checkpoint.Seq == stream.ShardEnd
+	})
+	testwait.Until(t, time.Minute, "the real shard's records", func() bool { return c.count() >= len(want) })
+	noReturn(t, r)
+	if lines(&logs, `"level":"WARN"`, "no longer exists", gone) != 1 {
+		t.Errorf("want one WARN line naming %s:\n%s", gone, logs.String())
+	}
+}
+
+// TestUnreadableCheckpointsPark: a checkpoint that is not a sequence number
+// of its shard, and an AT_TIMESTAMP checkpoint without a time, park their
+// shard with a reason that says what to do; the other shard is read.
+func TestUnreadableCheckpointsPark(t *testing.T) {
+	f := newFixture(t, 3)
+	table := lease.NewTable(f.dynamo, f.app)
+	if err := table.Ensure(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	mk := func(key string, cp string) {
+		if err := table.Create(context.Background(), lease.Lease{Key: key, Checkpoint: stream.Position{Seq: cp}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mk("shardId-000000000000", "12345678901234567890")
+	mk("shardId-000000000001", stream.AtTimestamp)
+	want := f.put(30, 60, 0, 0)
+	c := &collector{}
+	var logs testwait.Buffer
+	r := f.start(c.handle, func(cfg *coordinator.Config) { fastPark(cfg); logTo(&logs)(cfg) })
+	testwait.Until(t, time.Minute, "both bad shards parked", func() bool { return len(parkedLeases(f.leases())) == 2 })
+	ls := f.leases()
+	if r0 := ls["shardId-000000000000"].Park; r0 == nil || !strings.Contains(r0.Reason, "poller reset") {
+		t.Errorf("shard 0 park = %+v, want a reason naming poller reset", r0)
+	}
+	if r1 := ls["shardId-000000000001"].Park; r1 == nil || !strings.Contains(r1.Reason, "-initial-timestamp") {
+		t.Errorf("shard 1 park = %+v, want a reason naming -initial-timestamp", r1)
+	}
+	testwait.Until(t, time.Minute, "shard 2's records", func() bool {
+		n := 0
+		for _, g := range c.snapshot() {
+			if g.shard == "shardId-000000000002" {
+				n++
+			}
+		}
+		return n > 0
+	})
+	noReturn(t, r)
+	if ls["shardId-000000000000"].Checkpoint.Seq != "12345678901234567890" {
+		t.Errorf("parked checkpoint moved to %s", ls["shardId-000000000000"].Checkpoint)
+	}
+	_ = want
+}
+
+// TestAtTimestampKeptInLease: a lease created at AT_TIMESTAMP keeps its
+// time, so a worker without -initial-timestamp resumes it.
+func TestAtTimestampKeptInLease(t *testing.T) {
+	f := newFixture(t, 1)
+	f.put(1, 5, 0, 0)
+	from := time.Now()
+	want := f.put(1, 5, 5, 0)
+	c1 := &collector{}
+	hold := make(chan struct{})
+	c1.fail = func(int, events.KinesisEvent) ([]int, error) { <-hold; return nil, errors.New("not now") }
+	r1 := f.start(c1.handle, func(cfg *coordinator.Config) {
+		cfg.InitialPosition, cfg.InitialTimestamp = stream.AtTimestamp, from
+	})
+	testwait.Until(t, time.Minute, "the lease", func() bool { return len(f.leases()) == 1 })
+	if l := f.leases()["shardId-000000000000"]; l.Checkpoint.Seq != stream.AtTimestamp || !l.Timestamp.Equal(from.Truncate(0)) && l.Timestamp.Sub(from).Abs() > time.Millisecond {
+		t.Fatalf("lease %s timestamp %v, want AT_TIMESTAMP %v", l.Checkpoint, l.Timestamp, from)
+	}
+	close(hold)
+	r1.stop(t)
+	c2 := &collector{}
+	f.start(c2.handle, func(cfg *coordinator.Config) { cfg.InitialPosition = stream.TrimHorizon })
+	testwait.Until(t, time.Minute, "the records from the lease's time", func() bool { return c2.count() >= len(want) })
+	assertIDs(t, c2.snapshot(), want)
+}
+
+// TestLatestLosesNothing: a lease at LATEST that has delivered nothing is
+// released (a restart, the next scheduled invocation); what was written
+// meanwhile is delivered by the next owner.
+func TestLatestLosesNothing(t *testing.T) {
+	f := newFixture(t, 1)
+	f.put(1, 5, 0, 0) // before the application started: not delivered
+	c1 := &collector{}
+	var logs testwait.Buffer
+	r1 := f.start(c1.handle, func(cfg *coordinator.Config) { cfg.InitialPosition = stream.Latest; logTo(&logs)(cfg) })
+	testwait.Until(t, time.Minute, "the shard started", func() bool { return lines(&logs, "shard started") > 0 })
+	r1.stop(t)
+	if c1.count() != 0 {
+		t.Fatalf("LATEST delivered %d records written before the start", c1.count())
+	}
+	want := f.put(1, 10, 5, 0) // while no one reads
+	c2 := &collector{}
+	f.start(c2.handle, func(cfg *coordinator.Config) { cfg.InitialPosition = stream.Latest })
+	testwait.Until(t, time.Minute, "the records written between the two workers", func() bool { return c2.count() >= len(want) })
+	assertIDs(t, c2.snapshot(), want)
+}
+
+// TestMalformedLeaseItems: an item with a string counter affects only its
+// shard (logged once, not read); an item without a counter is repaired and
+// read; the third shard is read as usual.
+func TestMalformedLeaseItems(t *testing.T) {
+	f := newFixture(t, 3)
+	table := lease.NewTable(f.dynamo, f.app)
+	if err := table.Ensure(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	s := func(v string) dtypes.AttributeValue { return &dtypes.AttributeValueMemberS{Value: v} }
+	for key, item := range map[string]map[string]dtypes.AttributeValue{
+		"shardId-000000000000": {"leaseCounter": s("3"), "checkpoint": s(stream.TrimHorizon)},
+		"shardId-000000000001": {"checkpoint": s(stream.TrimHorizon)},
+	} {
+		item["leaseKey"] = s(key)
+		if _, err := f.dynamo.PutItem(context.Background(), &dynamodb.PutItemInput{TableName: aws.String(f.app), Item: item}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.put(30, 60, 0, 0)
+	c := &collector{}
+	var logs testwait.Buffer
+	r := f.start(c.handle, logTo(&logs))
+	shardsRead := func() map[string]bool {
+		m := map[string]bool{}
+		for _, g := range c.snapshot() {
+			m[g.shard] = true
+		}
+		return m
+	}
+	testwait.Until(t, time.Minute, "shards 1 (repaired) and 2 read", func() bool {
+		m := shardsRead()
+		return m["shardId-000000000001"] && m["shardId-000000000002"]
+	})
+	testwait.Until(t, 10*time.Second, "three lease rounds", func() bool { return lines(&logs, "cannot be read") > 0 })
+	noReturn(t, r)
+	if shardsRead()["shardId-000000000000"] {
+		t.Error("the shard with the unreadable lease item was read")
+	}
+	if n := lines(&logs, `"level":"ERROR"`, "cannot be read", "shardId-000000000000", "leaseCounter"); n != 1 {
+		t.Errorf("%d ERROR lines for the unreadable item, want 1:\n%s", n, logs.String())
+	}
+	if n := lines(&logs, "repaired", "shardId-000000000001"); n != 1 {
+		t.Errorf("%d lines for the repair, want 1", n)
+	}
+}
+
+// TestDuplicateWorkerID: a second process with a worker id already in use
+// says so and stops with *DuplicateWorkerError; the first keeps its leases.
+func TestDuplicateWorkerID(t *testing.T) {
+	f := newFixture(t, 2)
+	f.put(4, 8, 0, 0)
+	c := &collector{}
+	r1 := f.start(c.handle, func(cfg *coordinator.Config) { cfg.WorkerID = "same" })
+	testwait.Until(t, time.Minute, "the first worker holds both leases", func() bool { return len(r1.w.Held()) == 2 })
+	r2 := f.start(c.handle, func(cfg *coordinator.Config) { cfg.WorkerID = "same" })
+	var err error
+	select {
+	case err = <-r2.done:
+		close(r2.done)
+	case <-time.After(30 * time.Second):
+		t.Fatal("the second process with the same worker id did not stop")
+	}
+	var dup *coordinator.DuplicateWorkerError
+	if !errors.As(err, &dup) || dup.WorkerID != "same" || !strings.Contains(err.Error(), `"same"`) {
+		t.Fatalf("Run = %v, want a *DuplicateWorkerError naming the id", err)
+	}
+	noReturn(t, r1)
+	if got := len(r1.w.Held()); got != 2 {
+		t.Errorf("the first worker holds %d leases, want 2", got)
+	}
+}
+
+// TestHungHandlerDrain: a handler that never returns does not hang the
+// drain: Run returns a *DrainError after DrainTimeout, the lease is
+// released and the checkpoint has not passed the hung batch.
+func TestHungHandlerDrain(t *testing.T) {
+	f := newFixture(t, 1)
+	f.put(1, 20, 0, 0)
+	entered := make(chan struct{}, 1)
+	block := make(chan struct{})
+	defer close(block)
+	c := &collector{}
+	var calls atomic.Int64
+	hung := func(ctx context.Context, ev events.KinesisEvent) (events.KinesisEventResponse, error) {
+		if calls.Add(1) == 2 {
+			entered <- struct{}{}
+			<-block // ignores its context
+		}
+		return c.handle(ctx, ev)
+	}
+	r := f.start(hung, func(cfg *coordinator.Config) { cfg.BatchSize = 10; cfg.DrainTimeout = time.Second })
+	select {
+	case <-entered:
+	case <-time.After(time.Minute):
+		t.Fatal("no second batch")
+	}
+	first := c.snapshot()
+	began := time.Now()
+	r.cancel()
+	var err error
+	select {
+	case err = <-r.done:
+		close(r.done)
+	case <-time.After(20 * time.Second):
+		t.Fatal("Run hung on a handler that never returns")
+	}
+	var de *coordinator.DrainError
+	if !errors.As(err, &de) || len(de.Shards) != 1 {
+		t.Fatalf("Run = %v, want a *DrainError naming the shard", err)
+	}
+	t.Logf("Run returned %v after the drain began", time.Since(began).Round(time.Millisecond))
+	l := f.leases()["shardId-000000000000"]
+	if l.Owner != "" {
+		t.Errorf("lease still owned by %q after the drain gave up", l.Owner)
+	}
+	if len(first) != 10 || l.Checkpoint.Seq != first[9].pos.Seq {
+		t.Errorf("checkpoint %s, want the end of the first batch %s (not past the hung one)", l.Checkpoint, first[len(first)-1].pos)
+	}
+}
+
+// TestDroppedOutOfRangeCounted: user records of an aggregate whose hash
+// keys lie outside the shard are dropped as KCL drops them, counted in the
+// lease and logged at WARN.
+func TestDroppedOutOfRangeCounted(t *testing.T) {
+	f := newFixture(t, 2)
+	var users []kpl.UserRecord
+	for i := range 10 {
+		ehk := "1"
+		if i%2 == 1 {
+			ehk = "340282366920938463463374607431768211000" // shard 1's range
+		}
+		users = append(users, kpl.UserRecord{PartitionKey: "k", ExplicitHashKey: ehk, Data: []byte{byte(i)}})
+	}
+	data, err := kpl.Aggregate(users)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.kinesis.PutRecord(context.Background(), &kinesis.PutRecordInput{
+		StreamName: &f.stream, PartitionKey: aws.String("k"), ExplicitHashKey: aws.String("1"), Data: data,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	c := &collector{}
+	var logs testwait.Buffer
+	f.start(c.handle, logTo(&logs))
+	testwait.Until(t, time.Minute, "the 5 records in range", func() bool { return c.count() >= 5 })
+	testwait.Until(t, 30*time.Second, "5 dropped records counted in the lease", func() bool {
+		return f.leases()["shardId-000000000000"].DroppedOutOfRange == 5
+	})
+	testwait.Until(t, 10*time.Second, "a WARN line with the count", func() bool {
+		return lines(&logs, `"level":"WARN"`, "outside the shard's hash range", `"count":5`) == 1
+	})
+}
