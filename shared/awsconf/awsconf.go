@@ -33,9 +33,10 @@ type Options struct {
 	// function's timeout); default 15m.
 	InvokeTimeout time.Duration
 	// MaxAttempts, when above 0, caps the attempts per Kinesis and
-	// DynamoDB call (each service's own policy otherwise): commands that
-	// make a few calls and end use 2, so that an endpoint that does not
-	// answer is reported at once.
+	// DynamoDB call, with at most 200ms between them (each service's own
+	// policy otherwise: DynamoDB waits up to 5s): commands that make a few
+	// calls and end use 2, so that an endpoint that does not answer is
+	// reported at once.
 	MaxAttempts int
 }
 
@@ -85,12 +86,12 @@ func Load(ctx context.Context, o Options) (*Clients, error) {
 		// applies retry-wait-time and retry-max-attempts.
 		k.Retryer = retry.NewStandard(func(s *retry.StandardOptions) {
 			s.MaxAttempts = 3
+			if o.MaxAttempts > 0 {
+				s.MaxAttempts = o.MaxAttempts
+			}
 			s.MaxBackoff = 200 * time.Millisecond
 			s.Retryables = []retry.IsErrorRetryable{retry.RetryableConnectionError{}}
 		})
-		if o.MaxAttempts > 0 {
-			k.RetryMaxAttempts = o.MaxAttempts
-		}
 	})
 	c.DynamoDB = dynamodb.NewFromConfig(dc, func(d *dynamodb.Options) {
 		if o.DynamoDBEndpoint != "" {
@@ -102,10 +103,11 @@ func Load(ctx context.Context, o Options) (*Clients, error) {
 		d.Retryer = retry.NewStandard(func(s *retry.StandardOptions) {
 			s.MaxAttempts = 10
 			s.MaxBackoff = 5 * time.Second
+			if o.MaxAttempts > 0 {
+				s.MaxAttempts = o.MaxAttempts
+				s.MaxBackoff = 200 * time.Millisecond
+			}
 		})
-		if o.MaxAttempts > 0 {
-			d.RetryMaxAttempts = o.MaxAttempts
-		}
 	})
 	c.Lambda = lambda.NewFromConfig(base, func(l *lambda.Options) {
 		if o.LambdaEndpoint != "" {

@@ -132,4 +132,13 @@ func TestMaxAttempts(t *testing.T) {
 	if c.Kinesis.Options().Retryer.IsErrorRetryable(&smithy.GenericAPIError{Code: "ProvisionedThroughputExceededException"}) {
 		t.Error("capping the attempts made the Kinesis client retry throttling")
 	}
+	for range 20 {
+		d, err := c.DynamoDB.Options().Retryer.RetryDelay(1, &smithy.GenericAPIError{Code: "ThrottlingException"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d > 200*time.Millisecond {
+			t.Fatalf("DynamoDB waits %s before its second attempt, want at most 200ms", d)
+		}
+	}
 }
