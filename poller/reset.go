@@ -119,6 +119,10 @@ func runReset(ctx context.Context, args []string, getenv func(string) string, st
 			return err
 		}
 	}
+	if !r.at.IsZero() {
+		// Goes with the TODO in setCheckpoint.
+		fmt.Fprintln(stderr, "reset: note: the lease table does not store the time yet; until it does, pollers start AT_TIMESTAMP shards from their -initial-timestamp")
+	}
 	for _, l := range todo {
 		if _, err := setCheckpoint(ctx, t, l, pos, r.at); err != nil {
 			if errors.Is(err, lease.ErrLeaseLost) {
