@@ -15,8 +15,12 @@ LAMBDA_GO := CGO_ENABLED=0 GOOS=linux $(GO) build -tags lambda.norpc -trimpath -
 
 all: build
 
+# The commit for `poller version` (the go command does not stamp it in a
+# git worktree, nor with GOFLAGS=-buildvcs=false).
+COMMIT ?= $(shell git rev-parse HEAD 2>/dev/null)$(shell git diff --quiet HEAD -- 2>/dev/null || echo -modified)
+
 build:
-	$(GO) build -o $(BIN)/poller ./poller
+	$(GO) build -ldflags "-X main.commit=$(COMMIT)" -o $(BIN)/poller ./poller
 
 # The stand-ins' command, run as a binary so Ctrl-C reaches it alone.
 $(BIN)/standins: FORCE

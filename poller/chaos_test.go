@@ -221,8 +221,8 @@ func (c *chaos) startPoller(id string) *chaosPoller {
 	cmd := exec.Command(os.Args[0], chaosArgs(id)...)
 	cmd.Env = append(os.Environ(), childEnv+"=1",
 		"AWS_REGION=us-east-1", "AWS_ACCESS_KEY_ID=local", "AWS_SECRET_ACCESS_KEY=local",
-		"KINESIS_ENDPOINT="+e.kinesisEP, "DYNAMODB_ENDPOINT="+e.dynamoEP,
-		"APP_NAME="+e.app, "STREAM_NAME="+e.stream)
+		"SHARDLINE_KINESIS_ENDPOINT="+e.kinesisEP, "SHARDLINE_DYNAMODB_ENDPOINT="+e.dynamoEP,
+		"SHARDLINE_APP_NAME="+e.app, "SHARDLINE_STREAM_NAME="+e.stream)
 	p := &proc{cmd: cmd, out: &testwait.Buffer{}, errOut: &testwait.Buffer{}, done: make(chan struct{})}
 	cmd.Stdout = c.out // the same O_APPEND file for every poller
 	cmd.Stderr = io.MultiWriter(p.errOut, errFile)

@@ -15,6 +15,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+
 	"github.com/shardline/shardline/shared/awsconf"
 	"github.com/shardline/shardline/shared/kpl"
 	"github.com/shardline/shardline/shared/lease"
@@ -72,11 +75,18 @@ type proc struct {
 // environment; it is killed by PID at cleanup if still running.
 func (e *testEnv) startPoller(t *testing.T, args ...string) *proc {
 	t.Helper()
+	return e.startPollerEnv(t, nil, args...)
+}
+
+// startPollerEnv is startPoller with more variables in the environment.
+func (e *testEnv) startPollerEnv(t *testing.T, extra []string, args ...string) *proc {
+	t.Helper()
 	cmd := exec.Command(os.Args[0], args...)
-	cmd.Env = append(os.Environ(), childEnv+"=1",
+	cmd.Env = append(os.Environ(), childEnv+"=1", "AWS_EC2_METADATA_DISABLED=true",
 		"AWS_REGION=us-east-1", "AWS_ACCESS_KEY_ID=local", "AWS_SECRET_ACCESS_KEY=local",
-		"KINESIS_ENDPOINT="+e.kinesisEP, "DYNAMODB_ENDPOINT="+e.dynamoEP,
-		"APP_NAME="+e.app, "STREAM_NAME="+e.stream)
+		"SHARDLINE_KINESIS_ENDPOINT="+e.kinesisEP, "SHARDLINE_DYNAMODB_ENDPOINT="+e.dynamoEP,
+		"SHARDLINE_APP_NAME="+e.app, "SHARDLINE_STREAM_NAME="+e.stream)
+	cmd.Env = append(cmd.Env, extra...)
 	p := &proc{cmd: cmd, out: &testwait.Buffer{}, errOut: &testwait.Buffer{}, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = p.out, p.errOut
 	if err := cmd.Start(); err != nil {
@@ -292,6 +302,9 @@ func TestStartErrors(t *testing.T) {
 		{"missing stream", nil, "stream no-such-stream: does not exist"},
 		{"dead kinesis endpoint", []string{"-kinesis-endpoint", "http://127.0.0.1:1"}, "endpoint http://127.0.0.1:1 does not answer"},
 		{"dead dynamodb endpoint", []string{"-stream-name", standintest.NewStream(t, e.kinesisEP, 1), "-dynamodb-endpoint", "http://127.0.0.1:1"}, "endpoint http://127.0.0.1:1 does not answer"},
+		{"DynamoDB Local as the Kinesis endpoint", []string{"-kinesis-endpoint", e.dynamoEP}, "cannot start: stream no-such-stream: endpoint " + e.dynamoEP + " does not answer as Kinesis: it does not know DescribeStreamSummary (InvalidAction)"},
+		{"kinesis-mock as the DynamoDB endpoint", []string{"-stream-name", standintest.NewStream(t, e.kinesisEP, 1), "-dynamodb-endpoint", e.kinesisEP},
+			"endpoint " + e.kinesisEP + " does not answer as DynamoDB: its answer to DescribeTable (HTTP 404) is not a DynamoDB answer"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -458,10 +471,17 @@ func TestStatusAndReset(t *testing.T) {
 		t.Fatalf("status table:\n%s\nwant a header and 2 rows owned by w-status", tbl.out.String())
 	}
 
+	// Bare FORCE and JSON (a shell's, a Lambda environment's) are not
+	// settings: status still prints its table, reset still refuses.
+	bare := []string{"FORCE=1", "JSON=yes"}
+	tbl = e.startPollerEnv(t, bare, "status")
+	if code := tbl.wait(t, time.Minute); code != 0 || !strings.HasPrefix(tbl.out.String(), "SHARD") {
+		t.Fatalf("status with JSON=yes: exit %d, stdout %q, stderr %q; want the table", code, tbl.out.String(), tbl.errOut.String())
+	}
 	// reset refuses owned leases; after a drain it moves the checkpoints.
-	r := e.startPoller(t, "reset", "-to", "TRIM_HORIZON")
+	r := e.startPollerEnv(t, bare, "reset", "-to", "TRIM_HORIZON")
 	if code := r.wait(t, time.Minute); code != 1 || !strings.Contains(r.errOut.String(), "owned by w-status") {
-		t.Fatalf("reset of owned leases: exit %d, stderr %q; want 1 and a refusal naming the owner", code, r.errOut.String())
+		t.Fatalf("reset of owned leases with FORCE=1: exit %d, stderr %q; want 1 and a refusal naming the owner", code, r.errOut.String())
 	}
 	_ = p.cmd.Process.Signal(syscall.SIGTERM)
 	p.wait(t, time.Minute)
@@ -471,4 +491,81 @@ func TestStatusAndReset(t *testing.T) {
 	}
 	again := e.startPoller(t, "run", "-handler", "print", "-initial-position", "LATEST")
 	testwait.Until(t, time.Minute, "the 30 records again", func() bool { return countLines(again.out.String()) >= 30 })
+}
+
+// TestResetPositions: reset checks the stream and the sequence number
+// against Kinesis before it writes: a sequence number of another shard is
+// refused in one line and nothing moves; one of the shard, or a time, is
+// written.
+func TestResetPositions(t *testing.T) {
+	e := newEnv(t, 2)
+	ctx := context.Background()
+	seqs := map[string]string{} // shard -> a sequence number in it
+	for i := 0; len(seqs) < 2 && i < 100; i++ {
+		out, err := e.clients.Kinesis.PutRecord(ctx, &kinesis.PutRecordInput{StreamName: aws.String(e.stream), PartitionKey: aws.String(fmt.Sprint(i)), Data: []byte("x")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		seqs[aws.ToString(out.ShardId)] = aws.ToString(out.SequenceNumber)
+	}
+	const s0, s1 = "shardId-000000000000", "shardId-000000000001"
+	if seqs[s0] == "" || seqs[s1] == "" {
+		t.Fatalf("records landed on %v, want both shards", seqs)
+	}
+	tbl := lease.NewTable(e.clients.DynamoDB, e.app)
+	if err := tbl.Ensure(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{s0, s1} {
+		if err := tbl.Create(ctx, lease.Lease{Key: id, Checkpoint: stream.Position{Seq: stream.TrimHorizon}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	checkpoint := func(id string) string {
+		l, ok, err := tbl.Get(ctx, id)
+		if err != nil || !ok {
+			t.Fatalf("lease %s: %v (found %v)", id, err, ok)
+		}
+		return l.Checkpoint.String()
+	}
+	fails := func(want string, args ...string) {
+		t.Helper()
+		r := e.startPoller(t, append([]string{"reset"}, args...)...)
+		if code := r.wait(t, time.Minute); code != 1 {
+			t.Fatalf("reset %q: exit %d, want 1; stderr %q", args, code, r.errOut.String())
+		}
+		stderr := strings.TrimSpace(r.errOut.String())
+		if strings.Contains(stderr, "\n") || !strings.Contains(stderr, want) {
+			t.Fatalf("reset %q: stderr %q, want one line containing %q", args, stderr, want)
+		}
+	}
+	fails("stream no-such-stream: does not exist", "-stream-name", "no-such-stream", "-to", "LATEST")
+	fails("sequence number "+seqs[s1]+" is not in shard "+s0, "-shard", s0, "-to", seqs[s1])
+	fails("no lease for shard shardId-000000000007", "-shard", "shardId-000000000007", "-to", seqs[s1])
+	if got := checkpoint(s0); got != stream.TrimHorizon {
+		t.Fatalf("after refused resets, %s's checkpoint is %s, want it untouched (TRIM_HORIZON)", s0, got)
+	}
+
+	ok := func(args ...string) string {
+		t.Helper()
+		r := e.startPoller(t, append([]string{"reset"}, args...)...)
+		if code := r.wait(t, time.Minute); code != 0 {
+			t.Fatalf("reset %q: exit %d; stderr %q", args, code, r.errOut.String())
+		}
+		return r.out.String()
+	}
+	ok("-shard", s1, "-to", seqs[s1])
+	if got := checkpoint(s1); got != seqs[s1] {
+		t.Errorf("%s's checkpoint is %s, want %s", s1, got, seqs[s1])
+	}
+	at := time.Now().Add(-time.Minute).UTC().Format(time.RFC3339)
+	out := ok("-to", "AT_TIMESTAMP", "-timestamp", at)
+	for _, id := range []string{s0, s1} {
+		if got := checkpoint(id); got != stream.AtTimestamp {
+			t.Errorf("%s's checkpoint is %s, want AT_TIMESTAMP", id, got)
+		}
+		if !strings.Contains(out, id+": checkpoint ") || !strings.Contains(out, "-> AT_TIMESTAMP "+at) {
+			t.Errorf("reset printed %q, want each shard moved to AT_TIMESTAMP %s", out, at)
+		}
+	}
 }

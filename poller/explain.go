@@ -1,5 +1,5 @@
 package main
 
-import "github.com/shardline/shardline/shared/coordinator"
+import "github.com/shardline/shardline/shared/awserr"
 
-func explain(err error) error { return coordinator.Explain(err) }
+func explain(err error) error { return awserr.Explain(err) }

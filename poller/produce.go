@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"github.com/shardline/shardline/shared/config"
 	"io"
 	"math/rand/v2"
 	"os"
@@ -12,97 +11,154 @@ import (
 	"strings"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+
+	"github.com/shardline/shardline/shared/config"
 	"github.com/shardline/shardline/shared/kpl"
 	"github.com/shardline/shardline/shared/produce"
+)
+
+// produceCmd is `poller produce`'s settings.
+type produceCmd struct {
+	c                        config.Common
+	rate, numbers, aggregate int
+	count                    int64
+}
+
+func (p *produceCmd) parse(args []string, getenv func(string) string, stdout io.Writer) error {
+	fs := newFlagSet("produce", stdout)
+	fs.IntVar(&p.rate, "rate", 1000, "lines per second")
+	fs.IntVar(&p.numbers, "numbers", 10, "random numbers (0–9) per line")
+	fs.IntVar(&p.aggregate, "aggregate", 0, "user records per Kinesis record in the KPL format (0 or 1: no aggregation)")
+	fs.Int64Var(&p.count, "count", 0, "stop after this many lines (0: until interrupted)")
+	p.c.RegisterKinesis(fs)
+	if err := config.Parse(fs, args, getenv); err != nil {
+		return err
+	}
+	if err := p.c.Validate(false); err != nil {
+		return err
+	}
+	switch {
+	case p.rate < 1 || p.rate > 1_000_000:
+		return config.Usagef("-rate %d: allowed 1–1000000 lines per second", p.rate)
+	case p.numbers < 1 || p.numbers > 10000:
+		return config.Usagef("-numbers %d: allowed 1–10000", p.numbers)
+	case p.aggregate < 0 || p.aggregate > 10000:
+		return config.Usagef("-aggregate %d: allowed 0–10000", p.aggregate)
+	case p.count < 0:
+		return config.Usagef("-count %d: allowed 0 (no limit) or more", p.count)
+	}
+	return nil
+}
+
+// Producing stops when PutRecords calls have failed for putGiveUp, and
+// on the first signal lets the call in flight finish for up to putGrace,
+// so that its records are counted if Kinesis accepts them.
+var (
+	putGiveUp = 10 * time.Second
+	putGrace  = 5 * time.Second
 )
 
 // runProduce is the seeds' word producer (Spark's KinesisWordProducerASL):
 // lines of random numbers 0–9, -rate lines a second, -numbers per line,
 // each line its own partition key, optionally packed -aggregate per Kinesis
 // record in the KPL format. At the end it prints how often each number was
-// sent, so a word count can be checked against it.
+// sent, counting only the lines Kinesis accepted, so a word count can be
+// checked against it. A stream or endpoint it cannot use ends it at once
+// with the line `run` prints; an endpoint that stops answering, after
+// putGiveUp.
 func runProduce(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	var c config.Common
-	var rate, numbers, aggregate int
-	var count int64
-	fs := config.NewFlagSet("produce", stdout)
-	c.Register(fs, false)
-	fs.IntVar(&rate, "rate", 1000, "lines per second")
-	fs.IntVar(&numbers, "numbers", 10, "random numbers (0–9) per line")
-	fs.IntVar(&aggregate, "aggregate", 0, "user records per Kinesis record in the KPL format (0 or 1: no aggregation)")
-	fs.Int64Var(&count, "count", 0, "stop after this many lines (0: until interrupted)")
-	if err := config.Parse(fs, args, getenv); err != nil {
+	var pc produceCmd
+	if err := pc.parse(args, getenv, stdout); err != nil {
 		return err
 	}
-	if err := c.Validate(false); err != nil {
-		return err
-	}
-	switch {
-	case rate < 1 || rate > 1_000_000:
-		return config.Usagef("-rate %d: allowed 1–1000000 lines per second", rate)
-	case numbers < 1 || numbers > 10000:
-		return config.Usagef("-numbers %d: allowed 1–10000", numbers)
-	case aggregate < 0 || aggregate > 10000:
-		return config.Usagef("-aggregate %d: allowed 0–10000", aggregate)
-	case count < 0:
-		return config.Usagef("-count %d: allowed 0 (no limit) or more", count)
-	}
+	c := pc.c
 	clients, err := c.Clients(ctx)
 	if err != nil {
 		return err
 	}
-	p, err := produce.New(ctx, clients.Kinesis, c.StreamName, aggregate)
+	// What `run` checks first, with few attempts: a dead endpoint or a
+	// missing stream is reported at once.
+	if _, err := clients.Kinesis.DescribeStreamSummary(ctx, &kinesis.DescribeStreamSummaryInput{StreamName: aws.String(c.StreamName)},
+		func(o *kinesis.Options) { o.RetryMaxAttempts = 2 }); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return fmt.Errorf("cannot start: stream %s: %w", c.StreamName, explain(err))
+	}
+	p, err := produce.New(ctx, clients.Kinesis, c.StreamName, pc.aggregate)
 	if err != nil {
 		return fmt.Errorf("cannot start: stream %s: %w", c.StreamName, explain(err))
 	}
-	progress := newProgress(stderr)
+	p.GiveUpAfter = putGiveUp
+	// Totals of the numbers in the lines Kinesis accepted.
 	totals := make([]int64, 10)
-	var sent int64
+	p.OnAccepted = func(users []kpl.UserRecord) {
+		for _, u := range users {
+			for _, b := range u.Data {
+				if b >= '0' && b <= '9' {
+					totals[b-'0']++
+				}
+			}
+		}
+	}
+	// The first signal stops making lines; the call in flight may finish.
+	putCtx, cancelPut := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelPut()
+	stopGrace := context.AfterFunc(ctx, func() { time.AfterFunc(putGrace, cancelPut) })
+	defer stopGrace()
+
+	progress := newProgress(stderr)
+	var made int64 // lines made, accepted or not
 	const tick = 100 * time.Millisecond
 	start := time.Now()
 	next := start
 	var buf []kpl.UserRecord
 	var line strings.Builder
-	for count == 0 || sent < count {
+	var putErr error
+	for (pc.count == 0 || made < pc.count) && ctx.Err() == nil {
 		// Lines due by now at -rate per second, sent in one go per tick.
-		due := int64(float64(rate)*time.Since(start).Seconds()) + 1 - sent
-		if count > 0 {
-			due = min(due, count-sent)
+		due := int64(float64(pc.rate)*time.Since(start).Seconds()) + 1 - made
+		if pc.count > 0 {
+			due = min(due, pc.count-made)
 		}
 		buf = buf[:0]
 		for i := int64(0); i < due; i++ {
 			line.Reset()
-			for j := 0; j < numbers; j++ {
-				n := rand.IntN(10)
-				totals[n]++
+			for j := 0; j < pc.numbers; j++ {
 				if j > 0 {
 					line.WriteByte(' ')
 				}
-				line.WriteString(strconv.Itoa(n))
+				line.WriteString(strconv.Itoa(rand.IntN(10)))
 			}
-			buf = append(buf, kpl.UserRecord{PartitionKey: "partitionKey-" + strconv.FormatInt(sent+i, 10), Data: []byte(line.String())})
+			buf = append(buf, kpl.UserRecord{PartitionKey: "partitionKey-" + strconv.FormatInt(made+i, 10), Data: []byte(line.String())})
 		}
+		made += int64(len(buf))
 		if len(buf) > 0 {
-			if err := p.Put(ctx, buf); err != nil {
-				if ctx.Err() != nil {
-					break
+			if err := p.Put(putCtx, buf); err != nil {
+				if putCtx.Err() == nil {
+					putErr = err
 				}
-				return fmt.Errorf("put records: %w", explain(err))
+				break
 			}
-			sent += int64(len(buf))
 		}
-		progress.update(sent, p.KinesisRecords)
+		progress.update(p.UserRecords, p.KinesisRecords)
 		next = next.Add(tick)
 		select {
 		case <-ctx.Done():
 		case <-time.After(time.Until(next)):
 		}
-		if ctx.Err() != nil {
-			break
-		}
+	}
+	sent := p.UserRecords
+	if putErr != nil && sent == 0 { // nothing to report but the error
+		return fmt.Errorf("put records: stream %s: %w", c.StreamName, explain(putErr))
 	}
 	progress.done(sent, p.KinesisRecords)
-	fmt.Fprintf(stdout, "sent %d lines (%d numbers) in %d Kinesis records to %s\n", sent, sent*int64(numbers), p.KinesisRecords, c.StreamName)
+	if unsent := made - sent; unsent > 0 {
+		fmt.Fprintf(stderr, "produce: %d lines not accepted by Kinesis, not counted\n", unsent)
+	}
+	fmt.Fprintf(stdout, "sent %d lines (%d numbers) in %d Kinesis records to %s\n", sent, sent*int64(pc.numbers), p.KinesisRecords, c.StreamName)
 	type kv struct {
 		n int
 		c int64
@@ -115,6 +171,9 @@ func runProduce(ctx context.Context, args []string, getenv func(string) string, 
 	fmt.Fprintln(stdout, "totals of the numbers sent:")
 	for _, t := range ts {
 		fmt.Fprintf(stdout, "%d %d\n", t.n, t.c)
+	}
+	if putErr != nil {
+		return fmt.Errorf("put records: stream %s: %w", c.StreamName, explain(putErr))
 	}
 	return nil
 }

@@ -13,7 +13,7 @@ import (
 
 func runPoller(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	var s config.Run
-	fs := config.NewFlagSet("run", stdout)
+	fs := newFlagSet("run", stdout)
 	s.Register(fs)
 	if err := config.Parse(fs, args, getenv); err != nil {
 		return err

@@ -23,8 +23,8 @@ func TestMainBadSetting(t *testing.T) {
 	}{
 		{"batch-size flag", append([]string{"run", "-batch-size", "0"}, validArgs...), nil, "-batch-size 0"},
 		{"run is the default", append([]string{"-batch-size", "10001"}, validArgs...), nil, "-batch-size 10001"},
-		{"bad env value", validArgs, map[string]string{"BATCH_SIZE": "many"}, `BATCH_SIZE="many"`},
-		{"settings from env only", nil, map[string]string{"APP_NAME": "words-app", "STREAM_NAME": "words", "HANDLER": "nope"}, `-handler "nope"`},
+		{"bad env value", validArgs, map[string]string{"SHARDLINE_BATCH_SIZE": "many"}, `SHARDLINE_BATCH_SIZE="many": allowed an integer such as 100`},
+		{"settings from env only", nil, map[string]string{"SHARDLINE_APP_NAME": "words-app", "SHARDLINE_STREAM_NAME": "words", "SHARDLINE_HANDLER": "nope"}, `-handler "nope"`},
 		{"missing app-name", []string{"run"}, nil, "-app-name"},
 		{"unknown command", []string{"replay"}, nil, `"replay"`},
 	}

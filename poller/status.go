@@ -4,13 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/shardline/shardline/shared/config"
 	"io"
 	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	"github.com/shardline/shardline/shared/config"
 	"github.com/shardline/shardline/shared/lease"
 	"github.com/shardline/shardline/shared/shards"
 )
@@ -32,19 +32,29 @@ type shardStatus struct {
 	LastRenewal        *time.Time `json:"lastRenewal,omitempty"`
 }
 
-func runStatus(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	var c config.Common
-	var asJSON bool
-	fs := config.NewFlagSet("status", stdout)
-	c.Register(fs, true)
-	fs.BoolVar(&asJSON, "json", false, "print JSON (one array) for scripts")
+// statusCmd is `poller status`'s settings.
+type statusCmd struct {
+	c      config.Common
+	asJSON bool
+}
+
+func (s *statusCmd) parse(args []string, getenv func(string) string, stdout io.Writer) error {
+	fs := newFlagSet("status", stdout)
+	s.c.Register(fs, true)
+	fs.BoolVar(&s.asJSON, "json", false, "print JSON (one array) for scripts")
 	if err := config.Parse(fs, args, getenv); err != nil {
 		return err
 	}
-	if err := c.Validate(true); err != nil {
+	return s.c.Validate(true)
+}
+
+func runStatus(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	var s statusCmd
+	if err := s.parse(args, getenv, stdout); err != nil {
 		return err
 	}
-	clients, err := c.Clients(ctx)
+	c := s.c
+	clients, err := c.QuickClients(ctx)
 	if err != nil {
 		return err
 	}
@@ -57,7 +67,7 @@ func runStatus(ctx context.Context, args []string, getenv func(string) string, s
 		return fmt.Errorf("lease table %s: %w", c.AppName, explain(err))
 	}
 	rows := statusRows(list, leases)
-	if asJSON {
+	if s.asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		return enc.Encode(rows)

@@ -1,10 +1,12 @@
 // Command poller is the scheduled poller Lambda function: an EventBridge
 // schedule invokes it; it runs Shardline's core (leases, reading,
 // de-aggregation, the handler, checkpoints) until the invocation's deadline
-// minus DEADLINE_MARGIN, then checkpoints, releases its leases and returns
-// a JSON summary. It reads the same settings as ./poller, from the
-// function's environment variables (STREAM_NAME, APP_NAME, HANDLER or
-// TARGET_FUNCTION, ...). Build with -tags lambda.norpc as bootstrap for
+// minus SHARDLINE_DEADLINE_MARGIN, then checkpoints, releases its leases and
+// returns a JSON summary. It reads the same settings as `poller run`, from
+// the function's environment variables (SHARDLINE_STREAM_NAME,
+// SHARDLINE_APP_NAME, SHARDLINE_HANDLER or SHARDLINE_TARGET_FUNCTION, ...);
+// the AWS SDK's own variables (AWS_REGION, credentials) work as the SDK
+// defines them. Build with -tags lambda.norpc as bootstrap for
 // provided.al2023.
 package main
 
@@ -48,20 +50,34 @@ type function struct {
 	log      *slog.Logger
 }
 
-// init reads and checks the settings once per execution environment.
-func (f *function) init(ctx context.Context) error {
+// flags are the function's settings: those of `poller run`, and
+// -deadline-margin (SHARDLINE_DEADLINE_MARGIN).
+func (f *function) flags() *flag.FlagSet {
 	fs := flag.NewFlagSet("poller-function", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	f.settings.Register(fs)
 	fs.DurationVar(&f.margin, "deadline-margin", 5*time.Second, "stop this long before the invocation's deadline")
-	if err := config.Parse(fs, nil, f.getenv); err != nil {
+	return fs
+}
+
+// parse reads the settings from the environment and checks them.
+func (f *function) parse() error {
+	if err := config.Parse(f.flags(), nil, f.getenv); err != nil {
 		return err
 	}
 	if err := f.settings.Validate(); err != nil {
 		return err
 	}
 	if f.margin <= 0 {
-		return config.Usagef("DEADLINE_MARGIN=%s: allowed a positive duration such as 5s", f.margin)
+		return config.Usagef("%s=%s: allowed a positive duration such as 5s", config.EnvName("deadline-margin"), f.margin)
+	}
+	return nil
+}
+
+// init reads and checks the settings once per execution environment.
+func (f *function) init(ctx context.Context) error {
+	if err := f.parse(); err != nil {
+		return err
 	}
 	lvl, _ := config.ParseLevel(f.settings.LogLevel)
 	f.log = slog.New(slog.NewJSONHandler(f.stderr, &slog.HandlerOptions{Level: lvl}))
@@ -86,13 +102,13 @@ func (f *function) handle(ctx context.Context, _ json.RawMessage) (coordinator.S
 	}
 	stopAt := deadline.Add(-f.margin)
 	if time.Until(stopAt) <= 0 {
-		return coordinator.Summary{}, config.Usagef("DEADLINE_MARGIN=%s leaves no time before the deadline: make the function timeout longer than the margin", f.margin)
+		return coordinator.Summary{}, config.Usagef("%s=%s leaves no time before the deadline: make the function timeout longer than the margin", config.EnvName("deadline-margin"), f.margin)
 	}
 	cfg := f.settings.WorkerConfig(f.clients, f.handler, f.log)
 	// The drain (final checkpoints, releases) must end within the margin.
 	cfg.DrainTimeout = max(f.margin*3/4, 500*time.Millisecond)
 	// Every invocation is a worker of its own: the previous one released
-	// its leases (or they expire after FAILOVER_TIME if it crashed).
+	// its leases (or they expire after the failover time if it crashed).
 	base := f.settings.WorkerID
 	if base == "" {
 		base = lambdacontext.FunctionName

@@ -57,9 +57,9 @@ func newEnv(t *testing.T, shards int, timeout time.Duration, extra ...string) *e
 	kin, ddb := standintest.Both(t)
 	e := &env{stream: standintest.NewStream(t, kin.Endpoint, shards), app: standintest.UniqueName(t), out: &testwait.Buffer{}, ddbEP: ddb.Endpoint}
 	vars := append([]string{
-		"STREAM_NAME=" + e.stream, "APP_NAME=" + e.app, "HANDLER=print",
-		"KINESIS_ENDPOINT=" + kin.Endpoint, "DYNAMODB_ENDPOINT=" + ddb.Endpoint,
-		"INITIAL_POSITION=TRIM_HORIZON", "DEADLINE_MARGIN=1500ms", "FAILOVER_TIME=3s", "CHECKPOINT_INTERVAL=500ms",
+		"SHARDLINE_STREAM_NAME=" + e.stream, "SHARDLINE_APP_NAME=" + e.app, "SHARDLINE_HANDLER=print",
+		"SHARDLINE_KINESIS_ENDPOINT=" + kin.Endpoint, "SHARDLINE_DYNAMODB_ENDPOINT=" + ddb.Endpoint,
+		"SHARDLINE_INITIAL_POSITION=TRIM_HORIZON", "SHARDLINE_DEADLINE_MARGIN=1500ms", "SHARDLINE_FAILOVER_TIME=3s", "SHARDLINE_CHECKPOINT_INTERVAL=500ms",
 	}, extra...)
 	var err error
 	e.emu, err = lambdaemu.Start(context.Background(), lambdaemu.Function{Name: "poller", Path: bootstrap, Env: vars, Timeout: timeout, Stdout: e.out, Stderr: e.out})
@@ -215,7 +215,7 @@ func TestConcurrentInvocationsSplitShards(t *testing.T) {
 }
 
 // TestCrashedInvocation: an invocation killed mid-run leaves its leases
-// owned; the next invocation takes them after FAILOVER_TIME and goes on
+// owned; the next invocation takes them after SHARDLINE_FAILOVER_TIME and goes on
 // from the checkpoints: nothing is lost.
 func TestCrashedInvocation(t *testing.T) {
 	e := newEnv(t, 1, 8*time.Second)
@@ -242,7 +242,7 @@ func TestCrashedInvocation(t *testing.T) {
 		t.Fatalf("summary %+v: want at least the 50 new records", s)
 	}
 	if wait := s.FirstRead.Sub(start); wait < 3*time.Second {
-		t.Fatalf("the crashed invocation's lease was read again after %s, before FAILOVER_TIME (3s)", wait)
+		t.Fatalf("the crashed invocation's lease was read again after %s, before SHARDLINE_FAILOVER_TIME (3s)", wait)
 	} else {
 		t.Logf("crashed invocation's lease taken; first read %s after the next invocation started", wait.Round(time.Millisecond))
 	}
@@ -257,7 +257,7 @@ func TestBadSettings(t *testing.T) {
 	if testing.Short() {
 		t.Skip("needs the built function")
 	}
-	emu, err := lambdaemu.Start(context.Background(), lambdaemu.Function{Name: "poller", Path: bootstrap, Env: []string{"APP_NAME=my-app", "HANDLER=print", "AWS_REGION=us-east-1"}})
+	emu, err := lambdaemu.Start(context.Background(), lambdaemu.Function{Name: "poller", Path: bootstrap, Env: []string{"SHARDLINE_APP_NAME=my-app", "SHARDLINE_HANDLER=print", "AWS_REGION=us-east-1"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -268,7 +268,7 @@ func TestBadSettings(t *testing.T) {
 	}
 	var body struct{ ErrorType, ErrorMessage string }
 	_ = json.Unmarshal(out.Payload, &body)
-	if out.FunctionError == nil || body.ErrorType != "UsageError" || !strings.Contains(body.ErrorMessage, "STREAM_NAME") {
-		t.Fatalf("answer %s (function error %v): want a UsageError naming STREAM_NAME", out.Payload, aws.ToString(out.FunctionError))
+	if out.FunctionError == nil || body.ErrorType != "UsageError" || !strings.Contains(body.ErrorMessage, "SHARDLINE_STREAM_NAME") {
+		t.Fatalf("answer %s (function error %v): want a UsageError naming SHARDLINE_STREAM_NAME", out.Payload, aws.ToString(out.FunctionError))
 	}
 }

@@ -1,9 +1,9 @@
 // Command wordcount is the word-count handler as a Lambda function of its
 // own. Shardline's pollers invoke it with de-aggregated batches
-// (TARGET_FUNCTION); Lambda's own Kinesis trigger can invoke it too, with
+// (SHARDLINE_TARGET_FUNCTION); Lambda's own Kinesis trigger can invoke it too, with
 // KPL aggregates as they are, which it de-aggregates first. The running
 // counts go to the function's log (stdout) at most once per
-// CHECKPOINT_INTERVAL (default 1s). Build with -tags lambda.norpc as
+// SHARDLINE_CHECKPOINT_INTERVAL (default 1s), the poller's variable. Build with -tags lambda.norpc as
 // bootstrap for provided.al2023.
 package main
 
@@ -18,12 +18,16 @@ import (
 	"github.com/shardline/shardline/shared/handlers"
 )
 
+// intervalEnv is config.EnvName("checkpoint-interval"), spelled out: this
+// function does not link the poller's settings and the AWS SDK.
+const intervalEnv = "SHARDLINE_CHECKPOINT_INTERVAL"
+
 func main() {
 	interval := time.Second
-	if v := os.Getenv("CHECKPOINT_INTERVAL"); v != "" {
+	if v := os.Getenv(intervalEnv); v != "" {
 		d, err := time.ParseDuration(v)
 		if err != nil || d <= 0 {
-			fmt.Fprintf(os.Stderr, "wordcount: CHECKPOINT_INTERVAL=%q: allowed a positive duration such as 1s\n", v)
+			fmt.Fprintf(os.Stderr, "wordcount: %s=%q: allowed a positive duration such as 1s\n", intervalEnv, v)
 			os.Exit(2)
 		}
 		interval = d

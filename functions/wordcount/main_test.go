@@ -100,3 +100,46 @@ func aggregatedWant(t *testing.T) []string {
 	}
 	return []string{fmt.Sprintf("word counts: %d words, %d distinct, 1 batches", words, len(distinct))}
 }
+
+// TestSettingVariable: the function reads SHARDLINE_CHECKPOINT_INTERVAL,
+// the poller's variable; a bare CHECKPOINT_INTERVAL (anyone's) is not its
+// setting.
+func TestSettingVariable(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the function")
+	}
+	ctx := context.Background()
+	bin, err := lambdaemu.Build(ctx, t.TempDir(), ".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev, err := os.ReadFile("../../events/kinesis.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		env     string
+		wantErr bool
+	}{
+		{"CHECKPOINT_INTERVAL=nope", false},
+		{"SHARDLINE_CHECKPOINT_INTERVAL=2s", false},
+		{"SHARDLINE_CHECKPOINT_INTERVAL=nope", true},
+	} {
+		out := &testwait.Buffer{}
+		emu, err := lambdaemu.Start(ctx, lambdaemu.Function{Name: "wordcount", Path: bin, Timeout: 5 * time.Second, Env: []string{c.env}, Stdout: out, Stderr: out})
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := lambdaemu.Client(emu.Endpoint).Invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String("wordcount"), Payload: ev})
+		_ = emu.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := resp.FunctionError != nil; got != c.wantErr {
+			t.Errorf("%s: function error %v (%s), want an error: %v\nlog:\n%s", c.env, aws.ToString(resp.FunctionError), resp.Payload, c.wantErr, out.String())
+		}
+		if c.wantErr && !strings.Contains(out.String(), `SHARDLINE_CHECKPOINT_INTERVAL="nope": allowed a positive duration`) {
+			t.Errorf("%s: the log does not name the variable:\n%s", c.env, out.String())
+		}
+	}
+}

@@ -2,6 +2,7 @@ package awsconf
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -31,7 +32,17 @@ type Options struct {
 	// InvokeTimeout is the longest one Lambda Invoke may take (the target
 	// function's timeout); default 15m.
 	InvokeTimeout time.Duration
+	// MaxAttempts, when above 0, caps the attempts per Kinesis and
+	// DynamoDB call, with at most 200ms between them (each service's own
+	// policy otherwise: DynamoDB waits up to 5s): commands that make a few
+	// calls and end use 2, so that an endpoint that does not answer is
+	// reported at once.
+	MaxAttempts int
 }
+
+// ErrNoRegion means neither Options.Region nor the AWS configuration
+// (AWS_REGION, the config file) names a region.
+var ErrNoRegion = errors.New("region is not set")
 
 // Clients are the service clients built from Options.
 type Clients struct {
@@ -58,7 +69,7 @@ func Load(ctx context.Context, o Options) (*Clients, error) {
 		return nil, fmt.Errorf("load AWS configuration: %w", err)
 	}
 	if base.Region == "" {
-		return nil, fmt.Errorf("region is not set: give -region or AWS_REGION")
+		return nil, ErrNoRegion
 	}
 	if o.SessionName == "" {
 		o.SessionName = "shardline"
@@ -75,6 +86,9 @@ func Load(ctx context.Context, o Options) (*Clients, error) {
 		// applies retry-wait-time and retry-max-attempts.
 		k.Retryer = retry.NewStandard(func(s *retry.StandardOptions) {
 			s.MaxAttempts = 3
+			if o.MaxAttempts > 0 {
+				s.MaxAttempts = o.MaxAttempts
+			}
 			s.MaxBackoff = 200 * time.Millisecond
 			s.Retryables = []retry.IsErrorRetryable{retry.RetryableConnectionError{}}
 		})
@@ -89,6 +103,10 @@ func Load(ctx context.Context, o Options) (*Clients, error) {
 		d.Retryer = retry.NewStandard(func(s *retry.StandardOptions) {
 			s.MaxAttempts = 10
 			s.MaxBackoff = 5 * time.Second
+			if o.MaxAttempts > 0 {
+				s.MaxAttempts = o.MaxAttempts
+				s.MaxBackoff = 200 * time.Millisecond
+			}
 		})
 	})
 	c.Lambda = lambda.NewFromConfig(base, func(l *lambda.Options) {

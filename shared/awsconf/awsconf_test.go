@@ -72,8 +72,8 @@ func TestNoRegion(t *testing.T) {
 	t.Setenv("AWS_REGION", "")
 	t.Setenv("AWS_DEFAULT_REGION", "")
 	t.Setenv("AWS_CONFIG_FILE", "/nonexistent")
-	if _, err := Load(context.Background(), Options{}); err == nil {
-		t.Fatal("Load without a region succeeded")
+	if _, err := Load(context.Background(), Options{}); !errors.Is(err, ErrNoRegion) {
+		t.Fatalf("Load without a region = %v, want ErrNoRegion", err)
 	}
 }
 
@@ -110,5 +110,35 @@ func TestDynamoDBRetriesThrottling(t *testing.T) {
 	}
 	if len(seen) < 2 {
 		t.Error("retry delays have no jitter")
+	}
+}
+
+// TestMaxAttempts: commands that make a few calls cap the attempts of
+// every Kinesis and DynamoDB call; the services' own policies otherwise.
+func TestMaxAttempts(t *testing.T) {
+	t.Setenv("AWS_ACCESS_KEY_ID", "local")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "local")
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	c, err := Load(context.Background(), Options{Region: "us-east-1", MaxAttempts: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.DynamoDB.Options().Retryer.MaxAttempts(); got != 2 {
+		t.Errorf("DynamoDB MaxAttempts = %d, want 2", got)
+	}
+	if got := c.Kinesis.Options().Retryer.MaxAttempts(); got != 2 {
+		t.Errorf("Kinesis MaxAttempts = %d, want 2", got)
+	}
+	if c.Kinesis.Options().Retryer.IsErrorRetryable(&smithy.GenericAPIError{Code: "ProvisionedThroughputExceededException"}) {
+		t.Error("capping the attempts made the Kinesis client retry throttling")
+	}
+	for range 20 {
+		d, err := c.DynamoDB.Options().Retryer.RetryDelay(1, &smithy.GenericAPIError{Code: "ThrottlingException"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d > 200*time.Millisecond {
+			t.Fatalf("DynamoDB waits %s before its second attempt, want at most 200ms", d)
+		}
 	}
 }

@@ -2,12 +2,11 @@ package config
 
 import (
 	"context"
+	"errors"
 	"flag"
-	"fmt"
 	"io"
 	"log/slog"
 	"strings"
-	"time"
 
 	"github.com/shardline/shardline/shared/awsconf"
 )
@@ -26,24 +25,62 @@ type Common struct {
 	LogLevel          string
 }
 
+// uses says which of the common settings a command takes: each command
+// shows and reads only those.
+type uses uint
+
+const (
+	usesApp        uses = 1 << iota // -app-name: the lease table
+	usesDynamoDB                    // -dynamodb-endpoint, -dynamodb-role-arn
+	usesLambda                      // -lambda-endpoint
+	usesCloudWatch                  // -cloudwatch-role-arn
+	usesLog                         // -log-level
+)
+
+// Register adds the settings of the commands that read the lease table
+// and the stream and then end (status, reset, resume): -app-name when
+// withApp, -stream-name, -region, and Kinesis and DynamoDB access.
 func (c *Common) Register(fs *flag.FlagSet, withApp bool) {
+	u := usesDynamoDB
 	if withApp {
+		u |= usesApp
+	}
+	c.register(fs, u)
+}
+
+// RegisterKinesis adds the settings of a command that talks to Kinesis
+// only (produce): -stream-name, -region, -kinesis-endpoint and
+// -kinesis-role-arn.
+func (c *Common) RegisterKinesis(fs *flag.FlagSet) { c.register(fs, 0) }
+
+func (c *Common) register(fs *flag.FlagSet, u uses) {
+	if u&usesApp != 0 {
 		fs.StringVar(&c.AppName, "app-name", "", "application name = lease table name (required)")
 	}
-	fs.StringVar(&c.StreamName, "stream-name", "", "Kinesis stream to read (required)")
+	fs.StringVar(&c.StreamName, "stream-name", "", "Kinesis stream (required)")
 	fs.StringVar(&c.Region, "region", "", "AWS region (default: AWS_REGION / the AWS config)")
-	fs.StringVar(&c.KinesisEndpoint, "kinesis-endpoint", "", "Kinesis endpoint URL (default: AWS)")
-	fs.StringVar(&c.DynamoDBEndpoint, "dynamodb-endpoint", "", "DynamoDB endpoint URL (default: AWS)")
-	fs.StringVar(&c.LambdaEndpoint, "lambda-endpoint", "", "Lambda Invoke endpoint URL (sam local start-lambda, emulator)")
-	fs.StringVar(&c.KinesisRoleARN, "kinesis-role-arn", "", "role to assume for Kinesis")
-	fs.StringVar(&c.DynamoDBRoleARN, "dynamodb-role-arn", "", "role to assume for DynamoDB")
-	fs.StringVar(&c.CloudWatchRoleARN, "cloudwatch-role-arn", "", "role to assume for CloudWatch")
-	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&c.KinesisEndpoint, "kinesis-endpoint", "", "Kinesis endpoint `URL` (default: AWS)")
+	if u&usesDynamoDB != 0 {
+		fs.StringVar(&c.DynamoDBEndpoint, "dynamodb-endpoint", "", "DynamoDB endpoint `URL` (default: AWS)")
+	}
+	if u&usesLambda != 0 {
+		fs.StringVar(&c.LambdaEndpoint, "lambda-endpoint", "", "Lambda Invoke endpoint `URL` (sam local start-lambda, emulator; default: AWS)")
+	}
+	fs.StringVar(&c.KinesisRoleARN, "kinesis-role-arn", "", "role to assume for Kinesis (default: the credential chain's own)")
+	if u&usesDynamoDB != 0 {
+		fs.StringVar(&c.DynamoDBRoleARN, "dynamodb-role-arn", "", "role to assume for DynamoDB (default: the credential chain's own)")
+	}
+	if u&usesCloudWatch != 0 {
+		fs.StringVar(&c.CloudWatchRoleARN, "cloudwatch-role-arn", "", "role to assume for CloudWatch (default: the credential chain's own)")
+	}
+	if u&usesLog != 0 {
+		fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
+	}
 }
 
 func (c *Common) Validate(withApp bool) error {
 	if withApp && c.AppName == "" {
-		return Usagef("-app-name (APP_NAME) is required: the application name, used as the lease table name")
+		return Usagef("-app-name (%s) is required: the application name, used as the lease table name", EnvName("app-name"))
 	}
 	if withApp {
 		if err := validTableName(c.AppName); err != nil {
@@ -51,7 +88,7 @@ func (c *Common) Validate(withApp bool) error {
 		}
 	}
 	if c.StreamName == "" {
-		return Usagef("-stream-name (STREAM_NAME) is required: the Kinesis stream to read")
+		return Usagef("-stream-name (%s) is required: the Kinesis stream", EnvName("stream-name"))
 	}
 	for name, v := range map[string]string{"kinesis-endpoint": c.KinesisEndpoint, "dynamodb-endpoint": c.DynamoDBEndpoint, "lambda-endpoint": c.LambdaEndpoint} {
 		if v != "" && !strings.HasPrefix(v, "http://") && !strings.HasPrefix(v, "https://") {
@@ -101,18 +138,29 @@ func (c *Common) Logger(stderr io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lvl}))
 }
 
+// Clients builds the AWS clients with each service's retry policy.
 func (c *Common) Clients(ctx context.Context) (*awsconf.Clients, error) {
-	return c.clients(ctx, 0)
+	return c.clients(ctx, awsconf.Options{})
 }
 
-func (c *Common) clients(ctx context.Context, invokeTimeout time.Duration) (*awsconf.Clients, error) {
-	cl, err := awsconf.Load(ctx, awsconf.Options{
-		Region: c.Region, KinesisEndpoint: c.KinesisEndpoint, DynamoDBEndpoint: c.DynamoDBEndpoint,
-		LambdaEndpoint: c.LambdaEndpoint, KinesisRoleARN: c.KinesisRoleARN, DynamoDBRoleARN: c.DynamoDBRoleARN,
-		CloudWatchRoleARN: c.CloudWatchRoleARN, SessionName: sessionName(c.AppName), InvokeTimeout: invokeTimeout,
-	})
+// QuickClients builds clients for commands that make a few calls and end
+// (status, reset, resume): at most two attempts per call, so that an
+// endpoint that does not answer is reported at once, as `run` reports it,
+// rather than after DynamoDB's full back-off.
+func (c *Common) QuickClients(ctx context.Context) (*awsconf.Clients, error) {
+	return c.clients(ctx, awsconf.Options{MaxAttempts: 2})
+}
+
+func (c *Common) clients(ctx context.Context, o awsconf.Options) (*awsconf.Clients, error) {
+	o.Region, o.KinesisEndpoint, o.DynamoDBEndpoint, o.LambdaEndpoint = c.Region, c.KinesisEndpoint, c.DynamoDBEndpoint, c.LambdaEndpoint
+	o.KinesisRoleARN, o.DynamoDBRoleARN, o.CloudWatchRoleARN = c.KinesisRoleARN, c.DynamoDBRoleARN, c.CloudWatchRoleARN
+	o.SessionName = sessionName(c.AppName)
+	cl, err := awsconf.Load(ctx, o)
+	if errors.Is(err, awsconf.ErrNoRegion) {
+		return nil, Usagef("no AWS region: give -region (%s), or set AWS_REGION, or a region in the AWS config; for example -region us-east-1", EnvName("region"))
+	}
 	if err != nil {
-		return nil, fmt.Errorf("%w", err)
+		return nil, err
 	}
 	return cl, nil
 }
@@ -126,14 +174,4 @@ func sessionName(app string) string {
 		s = s[:64]
 	}
 	return s
-}
-
-// NewFlagSet makes a flag set whose -h prints each flag with its variable.
-func NewFlagSet(name string, stdout io.Writer) *flag.FlagSet {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.Usage = func() {
-		fmt.Fprintf(stdout, "usage: poller %s [flags]\n", name)
-		PrintDefaults(stdout, fs)
-	}
-	return fs
 }

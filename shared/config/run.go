@@ -46,9 +46,9 @@ type Run struct {
 
 // Register adds the run settings to fs.
 func (s *Run) Register(fs *flag.FlagSet) {
-	s.Common.Register(fs, true)
+	s.Common.register(fs, usesApp|usesDynamoDB|usesLambda|usesCloudWatch|usesLog)
 	fs.StringVar(&s.InitialPosition, "initial-position", stream.Latest, "where shards without a checkpoint start: TRIM_HORIZON, LATEST or AT_TIMESTAMP")
-	fs.StringVar(&s.InitialTimestamp, "initial-timestamp", "", "RFC 3339 time for AT_TIMESTAMP")
+	fs.StringVar(&s.InitialTimestamp, "initial-timestamp", "", "RFC 3339 `time` for AT_TIMESTAMP, not in the future (2026-01-02T15:04:05Z)")
 	fs.DurationVar(&s.CheckpointInterval, "checkpoint-interval", time.Second, "least time between checkpoint writes per shard")
 	fs.StringVar(&s.Handler, "handler", "", "in-process handler: "+strings.Join(handlers.Names(), ", "))
 	fs.StringVar(&s.TargetFunction, "target-function", "", "Lambda function name or ARN to invoke with each batch, instead of -handler")
@@ -71,6 +71,10 @@ func (s *Run) Register(fs *flag.FlagSet) {
 // Validate checks every setting and returns the first problem as one
 // line (a *UsageError). It sets Timestamp from InitialTimestamp.
 func (s *Run) Validate() (err error) {
+	return s.validate(time.Now())
+}
+
+func (s *Run) validate(now time.Time) (err error) {
 	var ts time.Time
 	defer func() { s.Timestamp = ts }()
 	if err := s.Common.Validate(true); err != nil {
@@ -83,11 +87,11 @@ func (s *Run) Validate() (err error) {
 		}
 	case stream.AtTimestamp:
 		if s.InitialTimestamp == "" {
-			return Usagef("-initial-timestamp (INITIAL_TIMESTAMP) is required with -initial-position AT_TIMESTAMP: an RFC 3339 time such as 2026-01-02T15:04:05Z")
+			return Usagef("-initial-timestamp (%s) is required with -initial-position AT_TIMESTAMP: an RFC 3339 time such as 2026-01-02T15:04:05Z", EnvName("initial-timestamp"))
 		}
-		t, err := time.Parse(time.RFC3339Nano, s.InitialTimestamp)
+		t, err := ParseTimestamp("initial-timestamp", s.InitialTimestamp, now)
 		if err != nil {
-			return Usagef("-initial-timestamp %q: allowed an RFC 3339 time such as 2026-01-02T15:04:05Z", s.InitialTimestamp)
+			return err
 		}
 		ts = t
 	default:
@@ -97,7 +101,7 @@ func (s *Run) Validate() (err error) {
 	case s.CheckpointInterval <= 0:
 		return Usagef("-checkpoint-interval %s: allowed a positive duration such as 1s", s.CheckpointInterval)
 	case s.Handler == "" && s.TargetFunction == "":
-		return Usagef("-handler (HANDLER) or -target-function (TARGET_FUNCTION) is required: handlers are %s", strings.Join(handlers.Names(), ", "))
+		return Usagef("-handler (%s) or -target-function (%s) is required: handlers are %s", EnvName("handler"), EnvName("target-function"), strings.Join(handlers.Names(), ", "))
 	case s.Handler != "" && s.TargetFunction != "":
 		return Usagef("-handler %q and -target-function %q: allowed one of them, not both", s.Handler, s.TargetFunction)
 	case s.FailoverTime < 300*time.Millisecond:
@@ -136,7 +140,21 @@ func (s *Run) Validate() (err error) {
 
 // Clients builds the AWS clients; an Invoke may run for -function-timeout.
 func (s *Run) Clients(ctx context.Context) (*awsconf.Clients, error) {
-	return s.clients(ctx, s.FunctionTimeout)
+	return s.clients(ctx, awsconf.Options{InvokeTimeout: s.FunctionTimeout})
+}
+
+// ParseTimestamp reads the RFC 3339 time of the flag called name: a time
+// after now is refused (Kinesis has no records there yet, and a position
+// in the future would silently read nothing).
+func ParseTimestamp(name, value string, now time.Time) (time.Time, error) {
+	t, err := time.Parse(time.RFC3339Nano, value)
+	if err != nil {
+		return time.Time{}, Usagef("-%s %q: allowed an RFC 3339 time such as 2026-01-02T15:04:05Z", name, value)
+	}
+	if t.After(now) {
+		return time.Time{}, Usagef("-%s %q is in the future (now %s): allowed a time up to now", name, value, now.UTC().Format(time.RFC3339))
+	}
+	return t, nil
 }
 
 // NewHandler builds the handler the settings name: an in-process one from the

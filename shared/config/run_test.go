@@ -7,6 +7,9 @@ import (
 	"time"
 )
 
+// testNow is "now" for Validate in the tests.
+var testNow = time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
+
 // validArgs is a run command line that passes validation.
 var validArgs = []string{"-app-name", "words-app", "-stream-name", "words", "-handler", "print"}
 
@@ -27,6 +30,11 @@ func TestValidateOK(t *testing.T) {
 		{name: "batch size 1", args: append([]string{"-batch-size", "1"}, validArgs...)},
 		{name: "batch size 10000", args: append([]string{"-batch-size", "10000"}, validArgs...)},
 		{name: "file on-failure", args: append([]string{"-on-failure", "file:///tmp/failed.jsonl"}, validArgs...)},
+		{
+			name:   "AT_TIMESTAMP now",
+			args:   append([]string{"-initial-position", "AT_TIMESTAMP", "-initial-timestamp", "2026-06-01T12:00:00Z"}, validArgs...),
+			wantTS: testNow,
+		},
 		{name: "wordcount", args: []string{"-app-name", "words-app", "-stream-name", "words", "-handler", "wordcount"}},
 	}
 	for _, tt := range tests {
@@ -35,7 +43,7 @@ func TestValidateOK(t *testing.T) {
 			if err != nil {
 				t.Fatalf("parse: %v", err)
 			}
-			err = s.Validate()
+			err = s.validate(testNow)
 			if err != nil {
 				t.Fatalf("validate: %v", err)
 			}
@@ -53,10 +61,10 @@ func TestValidateErrors(t *testing.T) {
 		vars  map[string]string
 		parts []string // the one-line error names the setting and the value
 	}{
-		{"missing app-name", []string{"-stream-name", "words", "-handler", "print"}, nil, []string{"-app-name", "APP_NAME"}},
+		{"missing app-name", []string{"-stream-name", "words", "-handler", "print"}, nil, []string{"-app-name", "SHARDLINE_APP_NAME"}},
 		{"app-name too short", []string{"-app-name", "ab", "-stream-name", "words", "-handler", "print"}, nil, []string{"-app-name", `"ab"`}},
 		{"app-name bad characters", []string{"-app-name", "my app", "-stream-name", "words", "-handler", "print"}, nil, []string{"-app-name", `"my app"`}},
-		{"missing stream-name", []string{"-app-name", "words-app", "-handler", "print"}, nil, []string{"-stream-name", "STREAM_NAME"}},
+		{"missing stream-name", []string{"-app-name", "words-app", "-handler", "print"}, nil, []string{"-stream-name", "SHARDLINE_STREAM_NAME"}},
 		{"bad initial-position", append([]string{"-initial-position", "EARLIEST"}, validArgs...), nil, []string{"-initial-position", "EARLIEST", "TRIM_HORIZON"}},
 		{"lower-case initial-position", append([]string{"-initial-position", "latest"}, validArgs...), nil, []string{"-initial-position", "latest"}},
 		{"AT_TIMESTAMP without timestamp", append([]string{"-initial-position", "AT_TIMESTAMP"}, validArgs...), nil, []string{"-initial-timestamp", "AT_TIMESTAMP"}},
@@ -64,7 +72,7 @@ func TestValidateErrors(t *testing.T) {
 		{"timestamp without AT_TIMESTAMP", append([]string{"-initial-timestamp", "2026-01-02T15:04:05Z"}, validArgs...), nil, []string{"-initial-timestamp", "2026-01-02T15:04:05Z", "LATEST"}},
 		{"batch-size 0", append([]string{"-batch-size", "0"}, validArgs...), nil, []string{"-batch-size", "0", "10000"}},
 		{"batch-size 10001", append([]string{"-batch-size", "10001"}, validArgs...), nil, []string{"-batch-size", "10001"}},
-		{"batch-size from env", validArgs, map[string]string{"BATCH_SIZE": "20000"}, []string{"-batch-size", "20000"}},
+		{"batch-size from env", validArgs, map[string]string{"SHARDLINE_BATCH_SIZE": "20000"}, []string{"-batch-size", "20000"}},
 		{"neither handler nor target", []string{"-app-name", "words-app", "-stream-name", "words"}, nil, []string{"-handler", "-target-function"}},
 		{"both handler and target-function", append([]string{"-target-function", "fn"}, validArgs...), nil, []string{"-handler", `"print"`, "-target-function", `"fn"`}},
 		{"unknown handler", []string{"-app-name", "words-app", "-stream-name", "words", "-handler", "nope"}, nil, []string{"-handler", `"nope"`, "print"}},
@@ -81,6 +89,10 @@ func TestValidateErrors(t *testing.T) {
 		{"bad log-level", append([]string{"-log-level", "loud"}, validArgs...), nil, []string{"-log-level", "loud"}},
 		{"bad endpoint", append([]string{"-kinesis-endpoint", "localhost:4567"}, validArgs...), nil, []string{"-kinesis-endpoint", "localhost:4567"}},
 		{"bad role", append([]string{"-dynamodb-role-arn", "admin"}, validArgs...), nil, []string{"-dynamodb-role-arn", "admin"}},
+		{"timestamp in the future", append([]string{"-initial-position", "AT_TIMESTAMP", "-initial-timestamp", "2026-06-01T12:00:01Z"}, validArgs...), nil,
+			[]string{`-initial-timestamp "2026-06-01T12:00:01Z" is in the future (now 2026-06-01T12:00:00Z)`}},
+		{"timestamp from env in the future", append([]string{"-initial-position", "AT_TIMESTAMP"}, validArgs...), map[string]string{"SHARDLINE_INITIAL_TIMESTAMP": "2100-01-01T00:00:00Z"},
+			[]string{"-initial-timestamp", "2100-01-01T00:00:00Z", "future"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -88,7 +100,7 @@ func TestValidateErrors(t *testing.T) {
 			if err != nil {
 				t.Fatalf("parse: %v", err)
 			}
-			err = s.Validate()
+			err = s.validate(testNow)
 			var ue *UsageError
 			if !errors.As(err, &ue) {
 				t.Fatalf("validate = %v, want a *UsageError", err)

@@ -263,7 +263,7 @@ func describeStart(p stream.Position, ts time.Time) string {
 // parked, with what to do about it.
 func readProblem(err error, shardID string, start stream.Position) error {
 	var ia *types.InvalidArgumentException
-	if errors.As(err, &ia) && !start.IsSentinel() {
+	if (errors.As(err, &ia) || isNotFound(err)) && !start.IsSentinel() {
 		return fmt.Errorf("read %s from checkpoint %s: %w (is the checkpoint a sequence number of this shard? poller reset -shard %s moves it)", shardID, start, Explain(err), shardID)
 	}
 	return fmt.Errorf("read %s: %w", shardID, Explain(err))
@@ -275,9 +275,11 @@ func isNotFound(err error) bool {
 }
 
 // shardGone checks, after the stream answered that a shard does not exist,
-// whether the stream itself does: then the shard is gone (trimmed past its
-// retention, or a lease for a shard that never was) and its children, as
-// the listing names them, are returned.
+// whether the stream itself does and the shard is not listed: then the
+// shard is gone (trimmed past its retention, or a lease for a shard that
+// never was) and its children, as the listing names them, are returned.
+// A listed shard is not gone (kinesis-mock answers ResourceNotFound for a
+// sequence number the shard does not hold).
 func (w *Worker) shardGone(ctx context.Context, shardID string) (bool, []string, error) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
@@ -294,7 +296,7 @@ func (w *Worker) shardGone(ctx context.Context, shardID string) (bool, []string,
 	var children []string
 	for _, s := range list {
 		if s.ID == shardID {
-			return false, nil, fmt.Errorf("shard %s is still listed", shardID)
+			return false, nil, nil // listed: it is the position that is not found
 		}
 		if slices.Contains(s.Parents, shardID) {
 			children = append(children, s.ID)

@@ -251,6 +251,15 @@ func TestEventFiles(t *testing.T) {
 				}
 			}
 		},
+		// Not an event: the functions' variables for `sam local invoke
+		// --env-vars`; functions/poller's TestSettingsFiles checks them.
+		"env.json": func(t *testing.T, path string) {
+			var got map[string]map[string]string
+			decodeStrict(t, path, &got)
+			if len(got["PollerFunction"]) == 0 {
+				t.Error("no variables for PollerFunction")
+			}
+		},
 		"schedule.json": func(t *testing.T, path string) {
 			var got events.EventBridgeEvent
 			decodeStrict(t, path, &got)

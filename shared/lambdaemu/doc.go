@@ -57,7 +57,10 @@
 // the region and account of an ARN given to Invoke are not checked, only
 // the name and qualifier.
 //
-// A process sees only the environment Lambda gives: Function.Env, then
+// A process sees only the environment Lambda gives: Function.Env (where a
+// test gives a function its settings, as template.yaml's Environment
+// Variables do: Shardline's are SHARDLINE_<FLAG>, e.g.
+// SHARDLINE_STREAM_NAME=words), then
 // AWS_LAMBDA_RUNTIME_API, AWS_LAMBDA_FUNCTION_NAME,
 // AWS_LAMBDA_FUNCTION_VERSION ($LATEST), AWS_LAMBDA_FUNCTION_MEMORY_SIZE,
 // AWS_LAMBDA_LOG_GROUP_NAME, AWS_LAMBDA_LOG_STREAM_NAME (one per process),

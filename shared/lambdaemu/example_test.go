@@ -22,7 +22,7 @@ func Example() {
 	s, err := lambdaemu.Start(ctx, lambdaemu.Function{
 		Name:    "handler",
 		Path:    "/tmp/build/handler/bootstrap",
-		Env:     []string{"LOG_LEVEL=debug"},
+		Env:     []string{"SHARDLINE_LOG_LEVEL=debug"}, // Shardline's settings carry the SHARDLINE_ prefix
 		Timeout: 10 * time.Second,
 	})
 	if err != nil {

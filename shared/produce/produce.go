@@ -37,6 +37,17 @@ type Producer struct {
 	// shard map is stale after a reshard, so nothing is sent twice and
 	// each key's records stay in order. Set it before the first Put.
 	ByKey bool
+	// OnAccepted, if set, is called during Put with the user records of
+	// each Kinesis record that Kinesis accepted, as its answers come:
+	// what really went out, also when Put then returns an error or its
+	// context ends. User records that landed outside their shard's range
+	// (after a reshard) are passed only once they are accepted where they
+	// belong.
+	OnAccepted func([]kpl.UserRecord)
+	// GiveUpAfter, if above 0, is how long Put keeps retrying PutRecords
+	// calls that fail (an endpoint that does not answer, a service error)
+	// before it returns the last error. Zero: until its context ends.
+	GiveUpAfter time.Duration
 	// Stats
 	UserRecords    int64 // user records accepted by Kinesis
 	KinesisRecords int64 // Kinesis records accepted
@@ -114,6 +125,7 @@ func (p *Producer) Put(ctx context.Context, recs []kpl.UserRecord) error {
 		return err
 	}
 	wait := 100 * time.Millisecond
+	var failingSince time.Time // of the calls failing in a row
 	for len(entries) > 0 {
 		n, size := 0, 0
 		for n < len(entries) && n < 500 {
@@ -137,12 +149,20 @@ func (p *Producer) Put(ctx context.Context, recs []kpl.UserRecord) error {
 			if fetch.IsFatal(err) || isValidation(err) { // no retry mends these
 				return fmt.Errorf("put records to %s: %w", p.stream, err)
 			}
+			now := time.Now()
+			if failingSince.IsZero() {
+				failingSince = now
+			}
+			if p.GiveUpAfter > 0 && now.Sub(failingSince)+wait > p.GiveUpAfter {
+				return fmt.Errorf("put records to %s: failing for %s: %w", p.stream, now.Sub(failingSince).Round(time.Millisecond), err)
+			}
 			if err := sleep(ctx, wait); err != nil {
 				return err
 			}
 			wait = min(2*wait, 5*time.Second)
 			continue
 		}
+		failingSince = time.Time{}
 		var again []entry
 		var misplaced []kpl.UserRecord
 		stale := false
@@ -151,16 +171,21 @@ func (p *Producer) Put(ctx context.Context, recs []kpl.UserRecord) error {
 				again = append(again, batch[i])
 				continue
 			}
+			users := batch[i].users
 			if batch[i].shard != "" && aws.ToString(r.ShardId) != batch[i].shard {
 				stale = true
-				out, err := p.outside(ctx, batch[i].users, aws.ToString(r.ShardId))
+				keep, drop, err := p.outside(ctx, users, aws.ToString(r.ShardId))
 				if err != nil {
 					return err
 				}
-				misplaced = append(misplaced, out...)
+				users = keep
+				misplaced = append(misplaced, drop...)
 			}
 			p.KinesisRecords++
 			p.UserRecords += int64(len(batch[i].users))
+			if p.OnAccepted != nil && len(users) > 0 {
+				p.OnAccepted(users)
+			}
 		}
 		if stale { // once per answer, so the next records are packed right
 			if err := p.refresh(ctx); err != nil {
@@ -190,31 +215,33 @@ func (p *Producer) Put(ctx context.Context, recs []kpl.UserRecord) error {
 	return nil
 }
 
-// outside returns the user records of an aggregate that landed on a shard
-// it was not meant for and that the landing shard's consumer will drop as
-// outside its hash range. It lists the shards only when the landing shard
-// is not known yet; Put refreshes the map once per answer otherwise.
-func (p *Producer) outside(ctx context.Context, users []kpl.UserRecord, landed string) ([]kpl.UserRecord, error) {
+// outside splits the user records of an aggregate that landed on a shard
+// it was not meant for: in are those the landing shard's consumer keeps,
+// out those it will drop as outside its hash range. It lists the shards
+// only when the landing shard is not known yet; Put refreshes the map once
+// per answer otherwise.
+func (p *Producer) outside(ctx context.Context, users []kpl.UserRecord, landed string) (in, out []kpl.UserRecord, err error) {
 	hr, ok := p.ranges[landed]
 	if !ok {
 		if err := p.refresh(ctx); err != nil {
-			return nil, fmt.Errorf("refresh shard map of %s after a record landed on %s: %w", p.stream, landed, err)
+			return nil, nil, fmt.Errorf("refresh shard map of %s after a record landed on %s: %w", p.stream, landed, err)
 		}
 		if hr, ok = p.ranges[landed]; !ok {
-			return nil, fmt.Errorf("record landed on shard %s, not listed in %s", landed, p.stream)
+			return nil, nil, fmt.Errorf("record landed on shard %s, not listed in %s", landed, p.stream)
 		}
 	}
-	var out []kpl.UserRecord
 	for _, u := range users {
 		key := u.ExplicitHashKey
 		if key == "" {
 			key = kpl.PartitionKeyHash(u.PartitionKey)
 		}
-		if !hr.Contains(key) {
+		if hr.Contains(key) {
+			in = append(in, u)
+		} else {
 			out = append(out, u)
 		}
 	}
-	return out, nil
+	return in, out, nil
 }
 
 // pack turns user records into Kinesis records: one each, or aggregates of

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"net"
 	"strconv"
 	"strings"
 	"sync"
@@ -1105,5 +1106,135 @@ func TestPutCanceled(t *testing.T) {
 	}
 	if len(f.calls) != 1 {
 		t.Errorf("got %d PutRecords calls, want 1", len(f.calls))
+	}
+}
+
+// acceptedKeys counts user records by userKey.
+func acceptedKeys(recs []kpl.UserRecord) map[string]int {
+	m := map[string]int{}
+	for _, r := range recs {
+		m[userKey(r.PartitionKey, r.ExplicitHashKey, r.Data)]++
+	}
+	return m
+}
+
+func deliveredKeys(got []stream.Record) map[string]int {
+	m := map[string]int{}
+	for _, r := range got {
+		m[userKey(r.PartitionKey, r.ExplicitHashKey, r.Data)]++
+	}
+	return m
+}
+
+func sameCounts(t *testing.T, what string, got, want map[string]int) {
+	t.Helper()
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("%s: %d distinct records (%v…), want %d", what, len(got), first(got), len(want))
+	}
+}
+
+func first(m map[string]int) string {
+	for k, v := range m {
+		return fmt.Sprintf("%q×%d", k, v)
+	}
+	return "none"
+}
+
+// TestOnAccepted: OnAccepted is given each user record once, when Kinesis
+// accepted it where its consumer keeps it: after throttling, and after a
+// reshard that made aggregates land outside their shard.
+func TestOnAccepted(t *testing.T) {
+	tests := []struct {
+		name    string
+		mode    mode
+		reshard bool
+	}{
+		{"no aggregation", plain, false},
+		{"by shard", byShard, false},
+		{"by key", byKeyMode, false},
+		{"by shard, stale shard map", byShard, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			f := newFake(t, 2)
+			ctx := testContext(t, f, 5*time.Second)
+			p := newProducer(t, ctx, f, tc.mode)
+			var got []kpl.UserRecord
+			p.OnAccepted = func(users []kpl.UserRecord) { got = append(got, users...) }
+			if tc.reshard {
+				f.split("shardId-000000000000")
+			}
+			f.throttle = func(e types.PutRecordsRequestEntry) bool { return len(f.calls) == 1 && len(e.Data)%2 == 0 }
+			recs := userRecords(300, 37, 0)
+			if err := p.Put(ctx, recs); err != nil {
+				t.Fatalf("Put: %v", err)
+			}
+			if f.failed == 0 {
+				t.Fatal("the fake throttled nothing: the test tests nothing")
+			}
+			delivered, st := f.deliver(true)
+			if tc.reshard && st.DroppedOutOfRange == 0 {
+				t.Fatal("no user record landed outside its shard: the test tests nothing")
+			}
+			sameCounts(t, "OnAccepted vs put", acceptedKeys(got), acceptedKeys(recs))
+			sameCounts(t, "OnAccepted vs delivered", acceptedKeys(got), deliveredKeys(delivered))
+		})
+	}
+}
+
+// TestOnAcceptedWhenPutStops: when Put ends early (its context ends while
+// entries wait to be sent again), OnAccepted has been given exactly what
+// Kinesis accepted, no more.
+func TestOnAcceptedWhenPutStops(t *testing.T) {
+	f := newFake(t, 2)
+	ctx, cancel := context.WithCancelCause(context.Background())
+	defer cancel(nil)
+	p := newProducer(t, ctx, f, plain)
+	var got []kpl.UserRecord
+	p.OnAccepted = func(users []kpl.UserRecord) { got = append(got, users...) }
+	f.throttle = func(e types.PutRecordsRequestEntry) bool { return len(e.Data)%2 == 0 }
+	f.afterPut = func(int) { cancel(errors.New("interrupted")) }
+	recs := userRecords(40, 5, 0)
+	if err := p.Put(ctx, recs); err == nil {
+		t.Fatal("Put returned nil after its context ended with entries left")
+	}
+	delivered, _ := f.deliver(true)
+	if len(delivered) == 0 || len(delivered) == len(recs) {
+		t.Fatalf("%d of %d records accepted: the test tests nothing", len(delivered), len(recs))
+	}
+	sameCounts(t, "OnAccepted vs accepted", acceptedKeys(got), deliveredKeys(delivered))
+	if p.UserRecords != int64(len(got)) {
+		t.Errorf("UserRecords = %d, want %d", p.UserRecords, len(got))
+	}
+}
+
+// TestGiveUpAfter: calls that keep failing (a dead endpoint) make Put
+// return the error after GiveUpAfter, instead of retrying for ever.
+func TestGiveUpAfter(t *testing.T) {
+	f := newFake(t, 1)
+	ctx := testContext(t, f, 10*time.Second)
+	p := newProducer(t, ctx, f, plain)
+	p.GiveUpAfter = 700 * time.Millisecond
+	refused := &net.OpError{Op: "dial", Net: "tcp", Err: errors.New("connect: connection refused")}
+	for range 1000 {
+		f.putErrs = append(f.putErrs, refused)
+	}
+	start := time.Now()
+	err := p.Put(ctx, userRecords(5, 1, 0))
+	took := time.Since(start)
+	if !errors.Is(err, refused) {
+		t.Fatalf("Put = %v, want the connection error", err)
+	}
+	if took > 2*time.Second {
+		t.Errorf("Put gave up after %s, want about GiveUpAfter (700ms)", took)
+	}
+	if calls := len(f.calls); calls < 3 {
+		t.Errorf("%d calls before giving up, want retries first", calls)
+	}
+	// A call that answers in between starts the count again.
+	f.putErrs = []error{refused, refused}
+	if err := p.Put(ctx, userRecords(5, 1, 0)); err != nil {
+		t.Fatalf("Put after two failed calls: %v", err)
 	}
 }

@@ -93,16 +93,16 @@ func CheckDynamoDB(ctx context.Context, endpoint string) error {
 	return err
 }
 
-// Env returns the environment, as KEY=VALUE, that points the poller (and
-// any AWS SDK or CLI that reads AWS_ENDPOINT_URL_<SERVICE>) at the
-// stand-ins.
+// Env returns the environment, as KEY=VALUE, that points the poller
+// (SHARDLINE_KINESIS_ENDPOINT, SHARDLINE_DYNAMODB_ENDPOINT) and any AWS SDK
+// or CLI that reads AWS_ENDPOINT_URL_<SERVICE> at the stand-ins.
 func Env(kinesisEndpoint, dynamodbEndpoint string) []string {
 	var env []string
 	if kinesisEndpoint != "" {
-		env = append(env, "KINESIS_ENDPOINT="+kinesisEndpoint)
+		env = append(env, "SHARDLINE_KINESIS_ENDPOINT="+kinesisEndpoint)
 	}
 	if dynamodbEndpoint != "" {
-		env = append(env, "DYNAMODB_ENDPOINT="+dynamodbEndpoint)
+		env = append(env, "SHARDLINE_DYNAMODB_ENDPOINT="+dynamodbEndpoint)
 	}
 	env = append(env,
 		"AWS_REGION="+Region,

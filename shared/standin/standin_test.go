@@ -544,7 +544,7 @@ func TestParseStreams(t *testing.T) {
 
 func TestEnv(t *testing.T) {
 	got := strings.Join(standin.Env("http://127.0.0.1:1", "http://127.0.0.1:2"), " ")
-	for _, want := range []string{"KINESIS_ENDPOINT=http://127.0.0.1:1", "DYNAMODB_ENDPOINT=http://127.0.0.1:2", "AWS_REGION=us-east-1", "AWS_ACCESS_KEY_ID=local", "AWS_SECRET_ACCESS_KEY=local"} {
+	for _, want := range []string{"SHARDLINE_KINESIS_ENDPOINT=http://127.0.0.1:1", "SHARDLINE_DYNAMODB_ENDPOINT=http://127.0.0.1:2", "AWS_REGION=us-east-1", "AWS_ACCESS_KEY_ID=local", "AWS_SECRET_ACCESS_KEY=local"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("Env lacks %s: %s", want, got)
 		}

@@ -73,7 +73,7 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stderr, "demo: kinesis-mock %s (pid %d), DynamoDB Local %s (pid %d), stream %s with %d shards\n",
 		kin.Endpoint, kin.PID, ddb.Endpoint, ddb.PID, streamName, *shards)
 	env := append(os.Environ(), standin.Env(kin.Endpoint, ddb.Endpoint)...)
-	env = append(env, "STREAM_NAME="+streamName)
+	env = append(env, "SHARDLINE_STREAM_NAME="+streamName)
 
 	prodOut := &strings.Builder{}
 	producer, err := startChild(*poller, env, prodOut, prefixed(stderr, "producer: "),

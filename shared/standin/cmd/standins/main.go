@@ -62,7 +62,7 @@ const usage = `usage: standins <command> [flags]
 commands:
   up     start kinesis-mock and DynamoDB Local in the background (each only
          if it is not up already) and print the environment to use them
-  env    print that environment (export KINESIS_ENDPOINT=... ...)
+  env    print that environment (export SHARDLINE_KINESIS_ENDPOINT=... ...)
   down   stop them and remove their PID and endpoint files
   demo   run the word count on fresh stand-ins until Ctrl-C (make demo)
 

@@ -33,7 +33,7 @@ func need(t *testing.T) {
 	}
 }
 
-var exportRE = regexp.MustCompile(`^export KINESIS_ENDPOINT=(http://127\.0\.0\.1:\d+) DYNAMODB_ENDPOINT=(http://127\.0\.0\.1:\d+) AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local AWS_ENDPOINT_URL_KINESIS=http://127\.0\.0\.1:\d+ AWS_ENDPOINT_URL_DYNAMODB=http://127\.0\.0\.1:\d+\n$`)
+var exportRE = regexp.MustCompile(`^export SHARDLINE_KINESIS_ENDPOINT=(http://127\.0\.0\.1:\d+) SHARDLINE_DYNAMODB_ENDPOINT=(http://127\.0\.0\.1:\d+) AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local AWS_ENDPOINT_URL_KINESIS=http://127\.0\.0\.1:\d+ AWS_ENDPOINT_URL_DYNAMODB=http://127\.0\.0\.1:\d+\n$`)
 
 func readPID(t *testing.T, dir, key string) int {
 	t.Helper()

@@ -1,0 +1,95 @@
+package main
+
+import (
+	"runtime"
+	"runtime/debug"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestTopHelp: poller -h and poller help list the commands, one line each.
+func TestTopHelp(t *testing.T) {
+	for _, args := range [][]string{{"-h"}, {"-help"}, {"--help"}, {"help"}} {
+		res := runMain(t, 10*time.Second, args, nil)
+		if res.code != 0 || res.stderr != "" {
+			t.Fatalf("poller %q: exit %d, stderr %q", args, res.code, res.stderr)
+		}
+		for _, cmd := range []string{"run", "produce", "status", "reset", "resume", "version"} {
+			if !strings.Contains(res.stdout, "\n  "+cmd+" ") {
+				t.Errorf("poller %q does not list %s:\n%s", args, cmd, res.stdout)
+			}
+		}
+		if strings.Contains(res.stdout, "-batch-size") {
+			t.Errorf("poller %q prints run's flags instead of the commands:\n%s", args, res.stdout)
+		}
+	}
+	if res := runMain(t, 10*time.Second, []string{"help", "produce"}, nil); !strings.Contains(res.stdout, "-rate int  (SHARDLINE_RATE)") {
+		t.Errorf("poller help produce:\n%s", res.stdout)
+	}
+}
+
+// TestCommandHelp: each command's -h shows only the flags it uses, each
+// with its variable.
+func TestCommandHelp(t *testing.T) {
+	tests := []struct {
+		cmd        string
+		has, hasNo []string
+	}{
+		{"run", []string{"-handler-timeout", "-lambda-endpoint", "-log-level", "\nhandler or function:\n", "\nAWS access:\n"}, nil},
+		{"produce", []string{"-rate", "-count", "-stream-name", "-kinesis-endpoint", "-region"},
+			[]string{"-app-name", "-lambda-endpoint", "-dynamodb-endpoint", "-dynamodb-role-arn", "-cloudwatch-role-arn", "-log-level", "-handler"}},
+		{"status", []string{"-json", "-app-name", "-dynamodb-endpoint"}, []string{"-lambda-endpoint", "-cloudwatch-role-arn", "-log-level"}},
+		{"reset", []string{"-to", "-timestamp", "-shard", "-force", "-dynamodb-endpoint"}, []string{"-lambda-endpoint", "-cloudwatch-role-arn", "-log-level"}},
+	}
+	for _, tt := range tests {
+		res := runMain(t, 10*time.Second, []string{tt.cmd, "-h"}, nil)
+		if res.code != 0 || res.stderr != "" {
+			t.Fatalf("%s -h: exit %d, stderr %q", tt.cmd, res.code, res.stderr)
+		}
+		for _, w := range tt.has {
+			if !strings.Contains(res.stdout, w) {
+				t.Errorf("%s -h lacks %q:\n%s", tt.cmd, w, res.stdout)
+			}
+		}
+		for _, w := range tt.hasNo {
+			if strings.Contains(res.stdout, "  "+w+" ") {
+				t.Errorf("%s -h shows %s, which it does not use:\n%s", tt.cmd, w, res.stdout)
+			}
+		}
+		for _, line := range strings.Split(res.stdout, "\n") {
+			if strings.HasPrefix(line, "  -") && !strings.Contains(line, "(SHARDLINE_") {
+				t.Errorf("%s -h: flag line without its variable: %q", tt.cmd, line)
+			}
+		}
+		if !strings.HasPrefix(res.stdout, "poller "+tt.cmd+": ") {
+			t.Errorf("%s -h does not start with the command's line:\n%s", tt.cmd, res.stdout)
+		}
+	}
+}
+
+// TestVersion: poller version and poller -version print the version, the
+// commit and the Go version.
+func TestVersion(t *testing.T) {
+	for _, args := range [][]string{{"version"}, {"-version"}, {"--version"}} {
+		res := runMain(t, 10*time.Second, args, nil)
+		if res.code != 0 || res.stderr != "" {
+			t.Fatalf("poller %q: exit %d, stderr %q", args, res.code, res.stderr)
+		}
+		for _, want := range []string{"poller ", "\ncommit ", runtime.Version()} {
+			if !strings.Contains(res.stdout, want) {
+				t.Errorf("poller %q printed %q, want %q in it", args, res.stdout, want)
+			}
+		}
+	}
+	bi := &debug.BuildInfo{GoVersion: "go1.26.8", Main: debug.Module{Path: "github.com/shardline/shardline", Version: "v1.4.0"},
+		Settings: []debug.BuildSetting{{Key: "vcs.revision", Value: "0123456789abcdef"}, {Key: "vcs.time", Value: "2026-11-30T12:00:00Z"},
+			{Key: "vcs.modified", Value: "true"}, {Key: "GOOS", Value: "linux"}, {Key: "GOARCH", Value: "arm64"}}}
+	want := "poller v1.4.0\ncommit 0123456789abcdef (2026-11-30T12:00:00Z, modified)\ngo1.26.8 linux/arm64\n"
+	if got := versionText("", "", bi); got != want {
+		t.Errorf("versionText =\n%s\nwant\n%s", got, want)
+	}
+	if got := versionText("v2.0.0", "fedcba", &debug.BuildInfo{GoVersion: "go1.26.8", Main: debug.Module{Version: "(devel)"}}); !strings.HasPrefix(got, "poller v2.0.0\ncommit fedcba\n") {
+		t.Errorf("versionText with -X main.version and main.commit = %q", got)
+	}
+}
