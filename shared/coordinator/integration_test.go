@@ -2,6 +2,7 @@ package coordinator_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"github.com/shardline/shardline/shared/testwait"
 	"log/slog"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	dtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 
 	"github.com/shardline/shardline/shared/awsconf"
@@ -193,9 +195,14 @@ func testLogger(t *testing.T) *slog.Logger {
 	return slog.New(slog.DiscardHandler)
 }
 
+// leases reads the lease table (empty before the worker created it).
 func (f *fixture) leases() map[string]lease.Lease {
 	f.t.Helper()
 	ls, err := lease.NewTable(f.dynamo, f.app).List(context.Background())
+	var nf *dtypes.ResourceNotFoundException
+	if errors.As(err, &nf) {
+		return map[string]lease.Lease{}
+	}
 	if err != nil {
 		f.t.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package coordinator_test
 
 import (
 	"errors"
+	"strings"
 	"github.com/shardline/shardline/shared/testwait"
 	"testing"
 	"time"
@@ -9,7 +10,6 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/shardline/shardline/shared/coordinator"
-	"github.com/shardline/shardline/shared/dispatch"
 	"github.com/shardline/shardline/shared/stream"
 )
 
@@ -193,7 +193,7 @@ func TestPartialBatchFailure(t *testing.T) {
 
 // TestHandlerErrorNeverCheckpointsPast: while the handler fails a batch,
 // the checkpoint stays before it; with no retries left and no on-failure
-// destination the shard stops and Run says why.
+// destination the shard is parked (not the worker stopped) and says why.
 func TestHandlerErrorNeverCheckpointsPast(t *testing.T) {
 	f := newFixture(t, 1)
 	want := f.put(1, 10, 0, 0)
@@ -202,24 +202,21 @@ func TestHandlerErrorNeverCheckpointsPast(t *testing.T) {
 		calls <- call
 		return nil, errors.New("boom")
 	}}
-	r := f.start(c.handle, func(cfg *coordinator.Config) { cfg.MaxRetryAttempts = 2 })
-	var err error
-	select {
-	case err = <-r.done:
-		close(r.done)
-	case <-time.After(time.Minute):
-		t.Fatal("Run did not stop after the retries were used up")
-	}
-	var gu *dispatch.GiveUpError
-	if !errors.As(err, &gu) {
-		t.Fatalf("Run returned %v, want a *dispatch.GiveUpError", err)
-	}
+	r := f.start(c.handle, func(cfg *coordinator.Config) { cfg.MaxRetryAttempts = 2; cfg.ParkRetryWait = time.Hour })
+	testwait.Until(t, time.Minute, "the shard parked", func() bool { return f.leases()["shardId-000000000000"].Park != nil })
+	noReturn(t, r)
 	if len(calls) != 3 {
 		t.Fatalf("handler called %d times, want 3 (1 + 2 retries)", len(calls))
 	}
 	l := f.leases()["shardId-000000000000"]
 	if l.Checkpoint.Seq != stream.TrimHorizon || l.Owner != "" {
 		t.Fatalf("lease after give-up: %s, want checkpoint TRIM_HORIZON and released", l.String())
+	}
+	if !strings.Contains(l.Park.Reason, "boom") || !strings.Contains(l.Park.Reason, "after 3 attempts") {
+		t.Errorf("park reason %q: want the attempts and the handler's error", l.Park.Reason)
+	}
+	if sum := r.w.Summary(); len(sum.Parked) != 1 || sum.Parked[0].ShardID != l.Key {
+		t.Errorf("summary parked = %+v, want the shard", sum.Parked)
 	}
 	if c.count() != 0 {
 		t.Fatalf("%d records reported handled, want 0 of %d", c.count(), len(want))
