@@ -26,6 +26,7 @@ import (
 	"syscall"
 
 	"github.com/shardline/shardline/shared/config"
+	"github.com/shardline/shardline/shared/coordinator"
 )
 
 func main() {
@@ -58,10 +59,11 @@ func Main(args []string, getenv func(string) string, stdout, stderr io.Writer) i
 	}()
 	err := run(ctx, args, getenv, stdout, stderr)
 	var ue *config.UsageError
+	var dup *coordinator.DuplicateWorkerError
 	switch {
 	case err == nil, errors.Is(err, flag.ErrHelp):
 		return 0
-	case errors.As(err, &ue):
+	case errors.As(err, &ue), errors.As(err, &dup):
 		fmt.Fprintf(stderr, "poller: %v\n", err)
 		return 2
 	default:

@@ -57,10 +57,10 @@ type Lease struct {
 // gets past the records that stopped it, or `poller resume` or `reset`
 // clears it.
 type Park struct {
-	Reason string
-	Since  time.Time // when it was first parked (this time round)
-	Until  time.Time // not taken before this time (the parking worker's clock)
-	Count  int64     // times parked in a row
+	Reason string    `json:"reason"`
+	Since  time.Time `json:"since"` // when it was first parked (this time round)
+	Until  time.Time `json:"until"` // not taken before this time (the parking worker's clock)
+	Count  int64     `json:"times"` // times parked in a row
 }
 
 // Parked reports whether the shard is parked and may not be taken at now.
