@@ -13,6 +13,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -105,8 +106,11 @@ func (f *function) handle(ctx context.Context, _ json.RawMessage) (coordinator.S
 		return coordinator.Summary{}, config.Usagef("%s=%s leaves no time before the deadline: make the function timeout longer than the margin", config.EnvName("deadline-margin"), f.margin)
 	}
 	cfg := f.settings.WorkerConfig(f.clients, f.handler, f.log)
-	// The drain (final checkpoints, releases) must end within the margin.
+	// The drain (final checkpoints, releases) must end within the margin,
+	// and no handler call (or Invoke) may run past half of it: a call cut
+	// there leaves its batch without a checkpoint for the next run.
 	cfg.DrainTimeout = max(f.margin*3/4, 500*time.Millisecond)
+	cfg.Deadline = deadline.Add(-f.margin / 2)
 	// Every invocation is a worker of its own: the previous one released
 	// its leases (or they expire after the failover time if it crashed).
 	base := f.settings.WorkerID
@@ -126,12 +130,22 @@ func (f *function) handle(ctx context.Context, _ json.RawMessage) (coordinator.S
 	err = w.Run(runCtx)
 	sum := w.Summary()
 	sum.StoppedBecause = "deadline"
-	if err != nil {
+	var drain *coordinator.DrainError
+	switch {
+	case errors.As(err, &drain):
+		// The shards were released at their last position done: the next
+		// run delivers the unfinished batches again. Not a failed run.
+		sum.StoppedBecause = "deadline; " + err.Error()
+		f.log.Error("poller stopped", "summary", sum)
+	case err != nil:
 		sum.StoppedBecause = "error: " + err.Error()
 		f.log.Error("poller stopped", "summary", sum)
 		return sum, &RunError{Msg: err.Error()}
+	default:
+		// Parked shards do not fail the invocation: the summary lists
+		// them, and the next runs retry them after their back-off.
+		f.log.Info("poller finished", "summary", sum)
 	}
-	f.log.Info("poller finished", "summary", sum)
 	return sum, nil
 }
 

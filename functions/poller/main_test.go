@@ -21,6 +21,7 @@ import (
 	"github.com/shardline/shardline/shared/lease"
 	"github.com/shardline/shardline/shared/produce"
 	"github.com/shardline/shardline/shared/standin/standintest"
+	"github.com/shardline/shardline/shared/stream"
 )
 
 var bootstrap string // the function, built once by TestMain
@@ -270,5 +271,32 @@ func TestBadSettings(t *testing.T) {
 	_ = json.Unmarshal(out.Payload, &body)
 	if out.FunctionError == nil || body.ErrorType != "UsageError" || !strings.Contains(body.ErrorMessage, "SHARDLINE_STREAM_NAME") {
 		t.Fatalf("answer %s (function error %v): want a UsageError naming SHARDLINE_STREAM_NAME", out.Payload, aws.ToString(out.FunctionError))
+	}
+}
+
+// TestParkedShardDoesNotFailInvocation: a shard that cannot go on (here a
+// checkpoint that is not a sequence number of its shard) is parked; the
+// invocation succeeds, reads the other shard and lists the parked one in
+// its summary.
+func TestParkedShardDoesNotFailInvocation(t *testing.T) {
+	e := newEnv(t, 2, 5*time.Second)
+	tbl := lease.NewTable(standintest.DynamoDBClient(e.ddbEP), e.app)
+	if err := tbl.Ensure(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	bad := "shardId-000000000000"
+	if err := tbl.Create(context.Background(), lease.Lease{Key: bad, Checkpoint: stream.Position{Seq: "12345678901234567890"}}); err != nil {
+		t.Fatal(err)
+	}
+	e.put(100, 0)
+	s := e.invoke(t) // fails the test on a function error
+	if s.StoppedBecause != "deadline" {
+		t.Errorf("stopped because %q, want the deadline", s.StoppedBecause)
+	}
+	if len(s.Parked) != 1 || s.Parked[0].ShardID != bad || !strings.Contains(s.Parked[0].Reason, "poller reset") {
+		t.Fatalf("summary parked = %+v, want %s with a reason naming poller reset", s.Parked, bad)
+	}
+	if s.Records == 0 {
+		t.Errorf("the other shard was not read: %+v", s)
 	}
 }
