@@ -60,7 +60,8 @@ type Reader struct {
 	cfg      Config
 	log      *slog.Logger
 	iterator *string
-	lastSeq  string // last sequence number returned
+	lastSeq  string    // last sequence number returned
+	latestAt time.Time // when the first LATEST iterator was asked for
 	nextCall time.Time
 	ended    bool
 }
@@ -185,8 +186,14 @@ func (r *Reader) getIterator(ctx context.Context) (*string, error) {
 		in.StartingSequenceNumber = aws.String(r.lastSeq)
 	case r.cfg.Start.Seq == stream.TrimHorizon:
 		in.ShardIteratorType = types.ShardIteratorTypeTrimHorizon
+	case r.cfg.Start.Seq == stream.Latest && !r.latestAt.IsZero():
+		// An iterator that expired before any record came: a new LATEST
+		// would skip what was written meanwhile.
+		in.ShardIteratorType = types.ShardIteratorTypeAtTimestamp
+		in.Timestamp = aws.Time(r.latestAt)
 	case r.cfg.Start.Seq == stream.Latest:
 		in.ShardIteratorType = types.ShardIteratorTypeLatest
+		r.latestAt = time.Now()
 	case r.cfg.Start.Seq == stream.AtTimestamp:
 		in.ShardIteratorType = types.ShardIteratorTypeAtTimestamp
 		in.Timestamp = aws.Time(r.cfg.Timestamp)

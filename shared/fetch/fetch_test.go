@@ -299,6 +299,23 @@ func TestExpiredIterator(t *testing.T) {
 			t.Errorf("renewed StartingSequenceNumber = %q, want %q", got, want)
 		}
 	})
+	t.Run("LATEST before any record goes on from when it started", func(t *testing.T) {
+		f := &fakeKinesis{answers: []answer{page("it-a", 0), expired, page("it-b", 0, "100")}}
+		r := newReader(t, f, fastConfig(stream.Latest))
+		asked := time.Now()
+		for i := range 2 {
+			if _, err := r.Next(context.Background()); err != nil {
+				t.Fatalf("Next %d: %v", i+1, err)
+			}
+		}
+		if len(f.iterIn) != 2 || f.iterIn[0].ShardIteratorType != types.ShardIteratorTypeLatest {
+			t.Fatalf("GetShardIterator calls %d, first %v; want 2, LATEST first", len(f.iterIn), f.iterIn[0].ShardIteratorType)
+		}
+		in := f.iterIn[1]
+		if in.ShardIteratorType != types.ShardIteratorTypeAtTimestamp || in.Timestamp == nil || in.Timestamp.Sub(asked).Abs() > time.Second {
+			t.Errorf("renewed iterator %s at %v, want AT_TIMESTAMP at the first LATEST (%v), not a new LATEST", in.ShardIteratorType, in.Timestamp, asked)
+		}
+	})
 	t.Run("before any record restarts at the start", func(t *testing.T) {
 		const seq = "49590338271490256608559692538361571095921575989136588898"
 		f := &fakeKinesis{answers: []answer{expired, page("it-a", 0, seq)}}
