@@ -79,3 +79,31 @@ func TestParkedShardStatusAndResume(t *testing.T) {
 		t.Errorf("resume without -shard: exit %d, stderr %q; want 2 naming -shard", code, r.errOut.String())
 	}
 }
+
+// TestDuplicateWorkerIDExits2: a second poller given a worker id already in
+// use says so in one line naming the id and exits with code 2; the first
+// keeps running.
+func TestDuplicateWorkerIDExits2(t *testing.T) {
+	e := newEnv(t, 2)
+	e.put(t, 10)
+	first := e.startPoller(t, "run", "-handler", "print", "-initial-position", "TRIM_HORIZON", "-worker-id", "twin", "-failover-time", "1500ms")
+	testwait.Until(t, time.Minute, "10 records", func() bool { return countLines(first.out.String()) >= 10 })
+	second := e.startPoller(t, "run", "-handler", "print", "-initial-position", "TRIM_HORIZON", "-worker-id", "twin", "-failover-time", "1500ms")
+	if code := second.wait(t, 30*time.Second); code != 2 {
+		t.Fatalf("second poller with the same worker id: exit %d, want 2; stderr:\n%s", code, second.errOut.String())
+	}
+	var named int
+	for _, l := range strings.Split(second.errOut.String(), "\n") {
+		if strings.HasPrefix(l, "poller: ") && strings.Contains(l, `worker id "twin"`) {
+			named++
+		}
+	}
+	if named != 1 {
+		t.Errorf("want one line naming the worker id; stderr:\n%s", second.errOut.String())
+	}
+	select {
+	case <-first.done:
+		t.Fatalf("the first poller stopped: %s", first.errOut.String())
+	default:
+	}
+}

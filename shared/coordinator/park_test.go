@@ -16,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 
 	"github.com/shardline/shardline/shared/coordinator"
+	"github.com/shardline/shardline/shared/dispatch"
 	"github.com/shardline/shardline/shared/kpl"
 	"github.com/shardline/shardline/shared/lease"
 	"github.com/shardline/shardline/shared/stream"
@@ -421,4 +422,28 @@ func TestDroppedOutOfRangeCounted(t *testing.T) {
 	testwait.Until(t, 10*time.Second, "a WARN line with the count", func() bool {
 		return lines(&logs, `"level":"WARN"`, "outside the shard's hash range", `"count":5`) == 1
 	})
+}
+
+// TestRefusingDestinationParks: records given up go to the on-failure
+// destination; one that refuses them parks the shard (nothing is skipped)
+// and the reason names the destination's error.
+func TestRefusingDestinationParks(t *testing.T) {
+	f := newFixture(t, 1)
+	f.put(1, 5, 0, 0)
+	dir := t.TempDir() // a directory: the file destination cannot append to it
+	c := &collector{fail: func(int, events.KinesisEvent) ([]int, error) { return nil, errors.New("always") }}
+	r := f.start(c.handle, func(cfg *coordinator.Config) {
+		cfg.MaxRetryAttempts = 0
+		cfg.OnFailure = &dispatch.FileDestination{Path: dir}
+		cfg.ParkRetryWait = time.Hour
+	})
+	testwait.Until(t, time.Minute, "the shard parked", func() bool { return len(parkedLeases(f.leases())) == 1 })
+	noReturn(t, r)
+	l := f.leases()["shardId-000000000000"]
+	if !strings.Contains(l.Park.Reason, "on-failure destination") || !strings.Contains(l.Park.Reason, dir) {
+		t.Errorf("park reason %q: want the destination's refusal", l.Park.Reason)
+	}
+	if l.Checkpoint.Seq != stream.TrimHorizon {
+		t.Errorf("checkpoint moved to %s past records the destination refused", l.Checkpoint)
+	}
 }
