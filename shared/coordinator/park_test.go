@@ -3,8 +3,10 @@ package coordinator_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -19,6 +21,7 @@ import (
 	"github.com/shardline/shardline/shared/dispatch"
 	"github.com/shardline/shardline/shared/kpl"
 	"github.com/shardline/shardline/shared/lease"
+	"github.com/shardline/shardline/shared/produce"
 	"github.com/shardline/shardline/shared/stream"
 	"github.com/shardline/shardline/shared/testwait"
 )
@@ -445,5 +448,51 @@ func TestRefusingDestinationParks(t *testing.T) {
 	}
 	if l.Checkpoint.Seq != stream.TrimHorizon {
 		t.Errorf("checkpoint moved to %s past records the destination refused", l.Checkpoint)
+	}
+}
+
+// TestBatchingWindowByteLimit: a batching window stops filling a batch at
+// the byte limit, so a long window cannot hold more than MaxBatchBytes of
+// a shard's records: with a 60 s window and records already there, the
+// first batch comes at once.
+func TestBatchingWindowByteLimit(t *testing.T) {
+	f := newFixture(t, 1)
+	p, err := produce.New(context.Background(), f.kinesis, f.stream, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var recs []kpl.UserRecord
+	for i := range 200 {
+		recs = append(recs, kpl.UserRecord{PartitionKey: "k", Data: []byte(strings.Repeat("x", 1000) + fmt.Sprint(i))})
+	}
+	if err := p.Put(context.Background(), recs); err != nil {
+		t.Fatal(err)
+	}
+	var sizes []int
+	var mu sync.Mutex
+	h := func(ctx context.Context, ev events.KinesisEvent) (events.KinesisEventResponse, error) {
+		n := 0
+		for _, r := range ev.Records {
+			n += len(r.Kinesis.Data)
+		}
+		mu.Lock()
+		sizes = append(sizes, n)
+		mu.Unlock()
+		return events.KinesisEventResponse{}, nil
+	}
+	f.start(h, func(cfg *coordinator.Config) {
+		cfg.MaxBatchingWindow = time.Minute
+		cfg.BatchSize = 10000
+		cfg.MaxBatchBytes = 50_000
+	})
+	testwait.Until(t, 30*time.Second, "a batch before the 60 s window ends", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(sizes) > 0
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	if sizes[0] > 60_000 {
+		t.Errorf("first batch holds %d bytes of data, want about the 50,000 byte limit", sizes[0])
 	}
 }
