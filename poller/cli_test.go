@@ -385,7 +385,8 @@ func TestBadSettingsBeforeAnyCall(t *testing.T) {
 		{"reset -timestamp without AT_TIMESTAMP", []string{"reset", "-to", "LATEST", "-timestamp", "2026-01-02T15:04:05Z"}, nil, `-timestamp "2026-01-02T15:04:05Z" is only allowed with -to AT_TIMESTAMP`},
 		{"produce rate", []string{"produce", "-rate", "lots"}, nil, `-rate "lots": allowed an integer such as 1000`},
 		{"unknown command", []string{"replay"}, nil, `unknown command "replay": allowed run, produce, status, reset, resume, version`},
-		{"resume is not built", []string{"resume"}, nil, "resume: not built yet"},
+		{"resume without a shard", []string{"resume"}, nil, "-shard (SHARDLINE_SHARD) or -all is required"},
+		{"resume shard and all", []string{"resume", "-shard", "s", "-all"}, nil, `-shard "s" and -all: allowed one of them`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
