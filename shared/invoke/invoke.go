@@ -104,41 +104,48 @@ func truncate(b []byte) string {
 // from json.Marshal(ev) only in approximateArrivalTimestamp, written as
 // Lambda writes it: epoch seconds with at most millisecond digits (the
 // aws-lambda-go type prints float noise such as 1545084711.1660001).
+// Sizer measures its output without marshalling.
 func Marshal(ev events.KinesisEvent) ([]byte, error) {
-	type record struct {
-		ApproximateArrivalTimestamp json.Number `json:"approximateArrivalTimestamp"`
-		Data                        []byte      `json:"data"`
-		EncryptionType              string      `json:"encryptionType,omitempty"`
-		PartitionKey                string      `json:"partitionKey"`
-		SequenceNumber              string      `json:"sequenceNumber"`
-		KinesisSchemaVersion        string      `json:"kinesisSchemaVersion"`
-	}
-	type eventRecord struct {
-		AwsRegion         string `json:"awsRegion"`
-		EventID           string `json:"eventID"`
-		EventName         string `json:"eventName"`
-		EventSource       string `json:"eventSource"`
-		EventSourceArn    string `json:"eventSourceARN"`
-		EventVersion      string `json:"eventVersion"`
-		InvokeIdentityArn string `json:"invokeIdentityArn"`
-		Kinesis           record `json:"kinesis"`
-	}
 	out := struct {
 		Records []eventRecord `json:"Records"`
 	}{Records: make([]eventRecord, len(ev.Records))}
-	for i, r := range ev.Records {
-		k := r.Kinesis
-		out.Records[i] = eventRecord{
-			AwsRegion: r.AwsRegion, EventID: r.EventID, EventName: r.EventName, EventSource: r.EventSource,
-			EventSourceArn: r.EventSourceArn, EventVersion: r.EventVersion, InvokeIdentityArn: r.InvokeIdentityArn,
-			Kinesis: record{
-				ApproximateArrivalTimestamp: EpochSeconds(k.ApproximateArrivalTimestamp.UnixMilli()),
-				Data:                        k.Data, EncryptionType: k.EncryptionType, PartitionKey: k.PartitionKey,
-				SequenceNumber: k.SequenceNumber, KinesisSchemaVersion: k.KinesisSchemaVersion,
-			},
-		}
+	for i := range ev.Records {
+		out.Records[i] = newEventRecord(&ev.Records[i])
 	}
 	return json.Marshal(out)
+}
+
+type kinesisRecord struct {
+	ApproximateArrivalTimestamp json.Number `json:"approximateArrivalTimestamp"`
+	Data                        []byte      `json:"data"`
+	EncryptionType              string      `json:"encryptionType,omitempty"`
+	PartitionKey                string      `json:"partitionKey"`
+	SequenceNumber              string      `json:"sequenceNumber"`
+	KinesisSchemaVersion        string      `json:"kinesisSchemaVersion"`
+}
+
+type eventRecord struct {
+	AwsRegion         string        `json:"awsRegion"`
+	EventID           string        `json:"eventID"`
+	EventName         string        `json:"eventName"`
+	EventSource       string        `json:"eventSource"`
+	EventSourceArn    string        `json:"eventSourceARN"`
+	EventVersion      string        `json:"eventVersion"`
+	InvokeIdentityArn string        `json:"invokeIdentityArn"`
+	Kinesis           kinesisRecord `json:"kinesis"`
+}
+
+func newEventRecord(r *events.KinesisEventRecord) eventRecord {
+	k := &r.Kinesis
+	return eventRecord{
+		AwsRegion: r.AwsRegion, EventID: r.EventID, EventName: r.EventName, EventSource: r.EventSource,
+		EventSourceArn: r.EventSourceArn, EventVersion: r.EventVersion, InvokeIdentityArn: r.InvokeIdentityArn,
+		Kinesis: kinesisRecord{
+			ApproximateArrivalTimestamp: EpochSeconds(k.ApproximateArrivalTimestamp.UnixMilli()),
+			Data:                        k.Data, EncryptionType: k.EncryptionType, PartitionKey: k.PartitionKey,
+			SequenceNumber: k.SequenceNumber, KinesisSchemaVersion: k.KinesisSchemaVersion,
+		},
+	}
 }
 
 // EpochSeconds writes milliseconds since the epoch as seconds with up to
