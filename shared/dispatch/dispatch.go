@@ -11,6 +11,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-lambda-go/lambdacontext"
 
+	"github.com/shardline/shardline/shared/invoke"
 	"github.com/shardline/shardline/shared/stream"
 )
 
@@ -22,13 +23,21 @@ var ErrStopping = errors.New("stopping")
 // errCut is the cause of a call's context when Config.Deadline cut it.
 var errCut = errors.New("handler call cut at the deadline")
 
-// DefaultHandlerTimeout is Lambda's longest function timeout.
-const DefaultHandlerTimeout = 15 * time.Minute
+// Defaults.
+const (
+	DefaultHandlerTimeout = 15 * time.Minute
+	// DefaultMaxBatchBytes is Lambda's limit on a synchronous Invoke
+	// request (6 MB).
+	DefaultMaxBatchBytes = 6 * 1024 * 1024
+)
 
 // Reasons records are given up, in GiveUpError.Reason and Failure.Reason.
 const (
 	ReasonRetriesExhausted = "retry attempts exhausted"
 	ReasonRecordAge        = "record age exceeded"
+	// ReasonTooLarge: one record alone is larger than MaxBatchBytes, or
+	// the handler's host refused it alone as too large (stream.ErrTooLarge).
+	ReasonTooLarge = "record too large for one invocation"
 )
 
 // GiveUpError says a batch could not be handled and there is no on-failure
@@ -80,7 +89,9 @@ type Config struct {
 	BatchSize   int // most records per call, 1–10000; default 100
 	// MaxRetryAttempts is how many times a failing batch is retried; -1
 	// (or any negative number) retries until MaxRecordAge gives up.
-	// The zero value means 0 retries: use -1 for "forever".
+	// The zero value means 0 retries: use -1 for "forever". A throttled
+	// call (stream.ErrThrottled) and a batch split because it was too
+	// large (stream.ErrTooLarge) use up no attempt.
 	MaxRetryAttempts int
 	MaxRecordAge     time.Duration // give up on records older than this; <= 0: never
 	BisectOnError    bool
@@ -102,10 +113,15 @@ type Config struct {
 	// returns ErrStopping with that batch not done, so nothing is
 	// checkpointed past it. No call starts, and no back-off waits, past it.
 	Deadline time.Time
-	// MaxBatchBytes bounds the encoded event of one call (default 6 MB).
+	// MaxBatchBytes bounds each call's event as invoke.Marshal writes it,
+	// the JSON a Lambda function receives (default 6 MB = 6*1024*1024,
+	// Lambda's limit on a synchronous request): batches end at BatchSize
+	// records or before MaxBatchBytes, whichever comes first. A record
+	// too large for a call on its own is given up with ReasonTooLarge.
+	// Negative: no limit (an in-process handler has no request limit).
 	MaxBatchBytes   int
 	RetryBackoff    time.Duration // first wait between handler retries; default 100ms
-	MaxRetryBackoff time.Duration // default 10s
+	MaxRetryBackoff time.Duration // longest wait, for failures and throttles alike; default 10s
 	Logger          *slog.Logger
 	Now             func() time.Time // default time.Now; for MaxRecordAge and Failure.Time
 }
@@ -124,12 +140,16 @@ type Stats struct {
 	// every record reported done.
 	Handled int64
 	// Failures is failed attempts: calls that returned an error, panicked,
-	// timed out or reported batchItemFailures.
+	// timed out or reported batchItemFailures. Throttled calls and calls
+	// refused as too large are not attempts.
 	Failures int64
 	// Retries is calls repeated after a failed attempt.
 	Retries int64
 	// GivenUp is user records sent to the on-failure destination.
 	GivenUp int64
+	// Throttles is calls the handler's host refused as throttled
+	// (stream.ErrThrottled); each is retried with back-off.
+	Throttles int64
 	// Timeouts is calls that outlived their deadline
 	// (stream.ErrHandlerTimeout); each is also a failure.
 	Timeouts int64
@@ -142,6 +162,7 @@ type Stats struct {
 type Dispatcher struct {
 	cfg        Config
 	log        *slog.Logger
+	sizer      invoke.Sizer
 	errTimeout error // the cause of a call's context at HandlerTimeout
 	stats      Stats
 }
@@ -163,6 +184,9 @@ func New(cfg Config) (*Dispatcher, error) {
 	if cfg.HandlerTimeout < 0 {
 		return nil, fmt.Errorf("handler-timeout %s: must be positive", cfg.HandlerTimeout)
 	}
+	if cfg.MaxBatchBytes == 0 {
+		cfg.MaxBatchBytes = DefaultMaxBatchBytes
+	}
 	if cfg.RetryBackoff <= 0 {
 		cfg.RetryBackoff = 100 * time.Millisecond
 	}
@@ -177,7 +201,7 @@ func New(cfg Config) (*Dispatcher, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Dispatcher{
-		cfg: cfg, log: log,
+		cfg: cfg, log: log, sizer: invoke.NewSizer(cfg.Source),
 		errTimeout: fmt.Errorf("handler call outlived its %s deadline: %w", cfg.HandlerTimeout, stream.ErrHandlerTimeout),
 	}, nil
 }
@@ -186,20 +210,30 @@ func New(cfg Config) (*Dispatcher, error) {
 func (d *Dispatcher) Stats() Stats { return d.stats }
 
 // Deliver hands recs, in order, to the handler in batches of at most
-// BatchSize. After each record is handled (or given up to the on-failure
-// destination) it calls done with the position of the last record done, in
-// increasing order. The handler's context derives from ctx. Deliver returns
-// nil when every record is done, ErrStopping when stop was closed between
-// batches or during a back-off or when Deadline came, ctx's cause when ctx
-// ends, or a *GiveUpError when a batch had to be given up with nowhere to
-// send it.
+// BatchSize records and MaxBatchBytes bytes. After each record is handled
+// (or given up to the on-failure destination) it calls done with the
+// position of the last record done, in increasing order. The handler's
+// context derives from ctx. Deliver returns nil when every record is done,
+// ErrStopping when stop was closed between batches or during a back-off or
+// when Deadline came, ctx's cause when ctx ends, or a *GiveUpError when a
+// batch had to be given up with nowhere to send it.
 func (d *Dispatcher) Deliver(ctx context.Context, stop <-chan struct{}, recs []stream.Record, done func(stream.Position)) error {
 	for len(recs) > 0 {
 		if stopped(stop) {
 			return ErrStopping
 		}
-		n := min(len(recs), d.cfg.BatchSize)
-		if err := d.deliverBatch(ctx, stop, recs[:n], done); err != nil {
+		n, size := d.next(recs)
+		if n == 0 {
+			err := fmt.Errorf("record %s makes an event of %d bytes, more than %d: %w",
+				recs[0].Position(), size, d.cfg.MaxBatchBytes, stream.ErrTooLarge)
+			if err := d.giveUp(ctx, recs[:1], 0, ReasonTooLarge, err, done); err != nil {
+				return err
+			}
+			recs = recs[1:]
+			continue
+		}
+		// The batch's capacity ends with it: no one appends over the rest.
+		if err := d.deliverBatch(ctx, stop, recs[:n:n], 0, done); err != nil {
 			return err
 		}
 		recs = recs[n:]
@@ -207,9 +241,33 @@ func (d *Dispatcher) Deliver(ctx context.Context, stop <-chan struct{}, recs []s
 	return nil
 }
 
+// next is how many records of recs the next batch takes: at most
+// BatchSize, and no more than fit in MaxBatchBytes. 0 means that the first
+// record alone does not fit; size is then the size of its event.
+func (d *Dispatcher) next(recs []stream.Record) (n, size int) {
+	n = min(len(recs), d.cfg.BatchSize)
+	if d.cfg.MaxBatchBytes < 0 {
+		return n, 0
+	}
+	sum := 0
+	for i := range n {
+		r := d.sizer.Record(&recs[i])
+		s := invoke.EventSize(i+1, sum+r)
+		if s > d.cfg.MaxBatchBytes {
+			if i == 0 {
+				return 0, s
+			}
+			return i, size
+		}
+		sum, size = sum+r, s
+	}
+	return n, size
+}
+
 // deliverBatch runs one batch to completion: success, give-up, or stop.
-func (d *Dispatcher) deliverBatch(ctx context.Context, stop <-chan struct{}, batch []stream.Record, done func(stream.Position)) error {
-	attempts := 0
+// attempts is how many failed attempts the batch has had already.
+func (d *Dispatcher) deliverBatch(ctx context.Context, stop <-chan struct{}, batch []stream.Record, attempts int, done func(stream.Position)) error {
+	throttles := 0
 	for {
 		failed, err := d.call(ctx, batch)
 		if err == nil && failed < 0 {
@@ -221,11 +279,40 @@ func (d *Dispatcher) deliverBatch(ctx context.Context, stop <-chan struct{}, bat
 			return cerr
 		}
 		first, last := batch[0].Position().String(), batch[len(batch)-1].Position().String()
-		if errors.Is(err, errCut) {
+		switch {
+		case errors.Is(err, errCut):
 			d.log.Warn("handler call cut at the deadline; its records stay for the next run",
 				"records", len(batch), "first", first, "deadline", d.cfg.Deadline, "error", err.Error())
 			return fmt.Errorf("%w: records %s..%s: %w", ErrStopping, first, last, err)
+		case errors.Is(err, stream.ErrThrottled):
+			// Not an attempt, as on Lambda: retried until the records
+			// are too old. Never bisected.
+			d.stats.Throttles++
+			throttles++
+			if d.tooOld(batch) {
+				return d.giveUp(ctx, batch, attempts, ReasonRecordAge, err, done)
+			}
+			wait := backoff(d.cfg.RetryBackoff, throttles-1, d.cfg.MaxRetryBackoff)
+			d.log.Warn("handler throttled; retrying", "records", len(batch), "first", first,
+				"throttles", throttles, "wait", wait, "error", err.Error())
+			if err := d.wait(ctx, stop, wait); err != nil {
+				return err
+			}
+			continue
+		case errors.Is(err, stream.ErrTooLarge):
+			// Not an attempt: the halves carry the attempts so far.
+			if len(batch) == 1 {
+				return d.giveUp(ctx, batch, attempts, ReasonTooLarge, err, done)
+			}
+			half := len(batch) / 2
+			d.log.Info("batch too large for the handler's host; splitting it", "records", len(batch),
+				"first", first, "error", err.Error())
+			if err := d.deliverBatch(ctx, stop, batch[:half], attempts, done); err != nil {
+				return err
+			}
+			return d.deliverBatch(ctx, stop, batch[half:], attempts, done)
 		}
+		throttles = 0
 		if errors.Is(err, stream.ErrHandlerTimeout) {
 			d.stats.Timeouts++
 		}
@@ -242,10 +329,10 @@ func (d *Dispatcher) deliverBatch(ctx context.Context, stop <-chan struct{}, bat
 			// Each half gets its own retries; splitting is not a retry.
 			half := len(batch) / 2
 			d.log.Info("bisecting failing batch", "records", len(batch), "error", errText(err, failed))
-			if err := d.deliverBatch(ctx, stop, batch[:half], done); err != nil {
+			if err := d.deliverBatch(ctx, stop, batch[:half], 0, done); err != nil {
 				return err
 			}
-			return d.deliverBatch(ctx, stop, batch[half:], done)
+			return d.deliverBatch(ctx, stop, batch[half:], 0, done)
 		}
 		switch {
 		case tooOld:
