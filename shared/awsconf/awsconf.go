@@ -30,7 +30,8 @@ type Options struct {
 	CloudWatchRoleARN string
 	SessionName       string // for assumed roles; default "shardline"
 	// InvokeTimeout is the longest one Lambda Invoke may take (the target
-	// function's timeout); default 15m.
+	// function's timeout); default 15m. The Lambda client's HTTP timeout
+	// is InvokeTimeout plus a slack (15 s).
 	InvokeTimeout time.Duration
 	// MaxAttempts, when above 0, caps the attempts per Kinesis and
 	// DynamoDB call, with at most 200ms between them (each service's own
@@ -43,6 +44,14 @@ type Options struct {
 // ErrNoRegion means neither Options.Region nor the AWS configuration
 // (AWS_REGION, the config file) names a region.
 var ErrNoRegion = errors.New("region is not set")
+
+// DefaultInvokeTimeout is Lambda's longest function timeout.
+const DefaultInvokeTimeout = 15 * time.Minute
+
+// invokeSlack is what the Lambda client waits beyond InvokeTimeout: a
+// cold start's init phase (up to 10 s, not counted in the function
+// timeout) and the network. A variable for tests.
+var invokeSlack = 15 * time.Second
 
 // Clients are the service clients built from Options.
 type Clients struct {
@@ -57,7 +66,17 @@ type Clients struct {
 // connections by itself: the reader applies retry-wait-time and
 // retry-max-attempts to throttling. DynamoDB
 // throttling is retried by the SDK with jittered exponential back-off.
+// The Lambda client never re-sends an Invoke by itself (one attempt; a
+// re-sent Invoke would run the function again while the first may still
+// run) and waits InvokeTimeout plus a slack for an answer: every
+// re-invocation is the dispatcher's, logged and counted.
 func Load(ctx context.Context, o Options) (*Clients, error) {
+	switch {
+	case o.InvokeTimeout == 0:
+		o.InvokeTimeout = DefaultInvokeTimeout
+	case o.InvokeTimeout < 0:
+		return nil, fmt.Errorf("function-timeout %s: must be positive", o.InvokeTimeout)
+	}
 	opts := []func(*config.LoadOptions) error{
 		config.WithHTTPClient(awshttp.NewBuildableClient().WithTimeout(30 * time.Second)),
 	}
@@ -113,6 +132,14 @@ func Load(ctx context.Context, o Options) (*Clients, error) {
 		if o.LambdaEndpoint != "" {
 			l.BaseEndpoint = aws.String(o.LambdaEndpoint)
 		}
+		// A copy of the shared client (it keeps AWS_CA_BUNDLE) with the
+		// function's time to answer, and no read timeout: a function
+		// sends nothing until it returns.
+		if hc, ok := l.HTTPClient.(*awshttp.BuildableClient); ok {
+			l.HTTPClient = hc.WithTimeout(o.InvokeTimeout + invokeSlack).WithReadTimeout(0)
+		}
+		l.Retryer = aws.NopRetryer{}
+		l.RetryMaxAttempts = 1 // not AWS_MAX_ATTEMPTS either
 	})
 	return c, nil
 }

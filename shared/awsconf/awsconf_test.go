@@ -3,13 +3,26 @@ package awsconf
 import (
 	"context"
 	"errors"
+	"io"
+	"log/slog"
 	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
 	"github.com/aws/smithy-go"
+
+	"github.com/shardline/shardline/shared/dispatch"
+	"github.com/shardline/shardline/shared/invoke"
+	"github.com/shardline/shardline/shared/stream"
+	"github.com/shardline/shardline/shared/testwait"
 )
 
 func TestPerServiceRoles(t *testing.T) {
@@ -140,5 +153,135 @@ func TestMaxAttempts(t *testing.T) {
 		if d > 200*time.Millisecond {
 			t.Fatalf("DynamoDB waits %s before its second attempt, want at most 200ms", d)
 		}
+	}
+}
+
+func localAWS(t *testing.T) {
+	t.Helper()
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	t.Setenv("AWS_ACCESS_KEY_ID", "local")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "local")
+	t.Setenv("AWS_SESSION_TOKEN", "")
+}
+
+// TestLambdaClient: the Lambda client waits the function timeout (plus a
+// slack) for an answer, never the SDK's 30 s, with no read timeout, and
+// never re-sends an Invoke by itself, even with AWS_MAX_ATTEMPTS set; the
+// Kinesis and DynamoDB clients keep their own policies.
+func TestLambdaClient(t *testing.T) {
+	localAWS(t)
+	for _, tt := range []struct{ in, want time.Duration }{
+		{0, 15*time.Minute + invokeSlack},
+		{2 * time.Minute, 2*time.Minute + invokeSlack},
+	} {
+		c, err := Load(context.Background(), Options{Region: "us-east-1", InvokeTimeout: tt.in})
+		if err != nil {
+			t.Fatal(err)
+		}
+		lo := c.Lambda.Options()
+		hc, ok := lo.HTTPClient.(*awshttp.BuildableClient)
+		if !ok {
+			t.Fatalf("Lambda HTTP client is a %T, want *awshttp.BuildableClient", lo.HTTPClient)
+		}
+		if got := hc.GetTimeout(); got != tt.want {
+			t.Errorf("InvokeTimeout %s: Lambda client timeout %s, want %s", tt.in, got, tt.want)
+		}
+		if d, set := hc.GetReadTimeout(); !set || d != 0 {
+			t.Errorf("Lambda client read timeout = %s (set %v), want none", d, set)
+		}
+		if got := lo.Retryer.MaxAttempts(); got != 1 {
+			t.Errorf("Lambda client MaxAttempts = %d, want 1", got)
+		}
+		for _, err := range []error{
+			&smithy.GenericAPIError{Code: "TooManyRequestsException"},
+			&smithy.GenericAPIError{Code: "ServiceException"},
+			&net.OpError{Op: "read", Err: os.ErrDeadlineExceeded},
+		} {
+			if lo.Retryer.IsErrorRetryable(err) {
+				t.Errorf("the Lambda client retries %v", err)
+			}
+		}
+		if got := c.DynamoDB.Options().Retryer.MaxAttempts(); got != 10 {
+			t.Errorf("DynamoDB MaxAttempts = %d, want 10", got)
+		}
+		if got := c.Kinesis.Options().Retryer.MaxAttempts(); got != 3 {
+			t.Errorf("Kinesis MaxAttempts = %d, want 3", got)
+		}
+		if hc, ok := c.Kinesis.Options().HTTPClient.(*awshttp.BuildableClient); !ok || hc.GetTimeout() != 30*time.Second {
+			t.Errorf("the Kinesis client's HTTP timeout changed")
+		}
+	}
+	t.Setenv("AWS_MAX_ATTEMPTS", "5")
+	c, err := Load(context.Background(), Options{Region: "us-east-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Lambda.Options().Retryer.MaxAttempts(); got != 1 {
+		t.Errorf("with AWS_MAX_ATTEMPTS=5, the Lambda client's MaxAttempts = %d, want 1", got)
+	}
+	if _, err := Load(context.Background(), Options{Region: "us-east-1", InvokeTimeout: -time.Second}); err == nil ||
+		!strings.Contains(err.Error(), "function-timeout -1s") {
+		t.Errorf("Load with a negative InvokeTimeout: %v, want an error naming function-timeout", err)
+	}
+}
+
+// TestInvokeOncePerAttempt: a function that runs longer than the Lambda
+// client's timeout is invoked once per dispatch attempt: the SDK neither
+// waits past InvokeTimeout nor re-sends the Invoke while the first still
+// runs; the dispatcher retries it as a timed-out attempt, and logs it.
+func TestInvokeOncePerAttempt(t *testing.T) {
+	localAWS(t)
+	defer func(s time.Duration) { invokeSlack = s }(invokeSlack)
+	invokeSlack = 100 * time.Millisecond
+
+	var requests atomic.Int32
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body) // the event, read as Lambda does
+		if requests.Add(1) == 1 {
+			select { // the first invocation runs on, far past the timeout
+			case <-r.Context().Done():
+			case <-release:
+			}
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte("null"))
+	}))
+	t.Cleanup(srv.Close)
+	t.Cleanup(func() { close(release) })
+
+	c, err := Load(context.Background(), Options{Region: "us-east-1", LambdaEndpoint: srv.URL, InvokeTimeout: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs testwait.Buffer
+	d, err := dispatch.New(dispatch.Config{
+		Handler: invoke.Handler(c.Lambda, "consumer"), MaxRetryAttempts: 3,
+		RetryBackoff: time.Millisecond, MaxRetryBackoff: time.Millisecond,
+		Logger: slog.New(slog.NewJSONHandler(&logs, nil)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs := []stream.Record{{ShardID: "shardId-000000000000", SequenceNumber: "1", PartitionKey: "k", Data: []byte("x")}}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var done []stream.Position
+	if err := d.Deliver(ctx, nil, recs, func(p stream.Position) { done = append(done, p) }); err != nil {
+		t.Fatalf("Deliver: %v", err)
+	}
+	if got := requests.Load(); got != 2 {
+		t.Errorf("%d Invoke requests, want 2: one per dispatch attempt", got)
+	}
+	want := dispatch.Stats{Batches: 2, Records: 2, Handled: 1, Failures: 1, Retries: 1, Timeouts: 1}
+	if got := d.Stats(); got != want {
+		t.Errorf("Stats = %+v, want %+v", got, want)
+	}
+	if len(done) != 1 {
+		t.Errorf("done = %v, want the record", done)
+	}
+	if out := logs.String(); !strings.Contains(out, `"msg":"handler failed; retrying"`) || !strings.Contains(out, "Lambda client's timeout") {
+		t.Errorf("no retry logged with the timeout:\n%s", out)
 	}
 }

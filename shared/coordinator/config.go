@@ -77,7 +77,10 @@ type Config struct {
 	// MaxBatchBytes bounds a batch's size as the handler receives it
 	// (the event's JSON), besides BatchSize; default 6 MB, Lambda's
 	// synchronous invocation payload limit.
-	MaxBatchBytes    int
+	MaxBatchBytes int
+	// OversizeAlone delivers a record larger than MaxBatchBytes alone
+	// instead of giving it up (in-process handlers: no request limit).
+	OversizeAlone    bool
 	MaxRetryAttempts int           // retries of a failing batch; -1 = until MaxRecordAge (use -1 for the default)
 	MaxRecordAge     time.Duration // <= 0: never give up on age
 	BisectOnError    bool
@@ -155,7 +158,7 @@ func (c *Config) fill() error {
 
 // DefaultMaxBatchBytes is Lambda's 6 MB limit on a synchronous
 // invocation's request.
-const DefaultMaxBatchBytes = 6 * 1024 * 1024
+const DefaultMaxBatchBytes = dispatch.DefaultMaxBatchBytes
 
 // DefaultWorkerID is host-pid-random, unique per process.
 func DefaultWorkerID() string {

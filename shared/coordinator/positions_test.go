@@ -2,8 +2,8 @@ package coordinator_test
 
 import (
 	"errors"
-	"strings"
 	"github.com/shardline/shardline/shared/testwait"
+	"strings"
 	"testing"
 	"time"
 

@@ -36,6 +36,9 @@ type Totals struct {
 	KinesisRecords    int64
 	UserRecords       int64
 	Records           int64 // records handed to the handler (retries count again)
+	Handled           int64 // records the handler finished with, once each
+	Throttles         int64
+	Timeouts          int64
 	Batches           int64
 	Failures          int64
 	GivenUp           int64
@@ -86,6 +89,9 @@ func addStats(a, b dispatch.Stats) dispatch.Stats {
 	a.Failures += b.Failures
 	a.Retries += b.Retries
 	a.GivenUp += b.GivenUp
+	a.Handled += b.Handled
+	a.Throttles += b.Throttles
+	a.Timeouts += b.Timeouts
 	return a
 }
 func (s *shardStats) addRead(k kpl.Stats, behind int64) {
@@ -125,6 +131,9 @@ func (w *Worker) Totals() Totals {
 		t.KinesisRecords += s.KinesisRecords
 		t.UserRecords += s.UserRecords
 		t.Records += s.Dispatch.Records
+		t.Handled += s.Dispatch.Handled
+		t.Throttles += s.Dispatch.Throttles
+		t.Timeouts += s.Dispatch.Timeouts
 		t.Batches += s.Dispatch.Batches
 		t.Failures += s.Dispatch.Failures
 		t.GivenUp += s.Dispatch.GivenUp
@@ -141,6 +150,9 @@ type Summary struct {
 	HeldAtStop     []string  `json:"heldAtStop"` // shards held when the run stopped
 	KinesisRecords int64     `json:"kinesisRecords"`
 	Records        int64     `json:"records"` // user records handed to the handler, retries included
+	Handled        int64     `json:"handled"` // user records the handler finished with, once each
+	Throttles      int64     `json:"throttles"`
+	Timeouts       int64     `json:"timeouts"`
 	Batches        int64     `json:"batches"`
 	Failures       int64     `json:"failures"` // failed handler calls (errors or batchItemFailures)
 	GivenUp        int64     `json:"givenUp"`  // records sent to the on-failure destination
@@ -176,6 +188,9 @@ func (w *Worker) Summary() Summary {
 		s.Shards = append(s.Shards, st.ShardID)
 		s.KinesisRecords += st.KinesisRecords
 		s.Records += st.Dispatch.Records
+		s.Handled += st.Dispatch.Handled
+		s.Throttles += st.Dispatch.Throttles
+		s.Timeouts += st.Dispatch.Timeouts
 		s.Batches += st.Dispatch.Batches
 		s.Failures += st.Dispatch.Failures
 		s.GivenUp += st.Dispatch.GivenUp

@@ -191,7 +191,7 @@ loop:
 	default:
 	}
 	t := w.Totals()
-	w.log.Info("worker stopped", "records", t.Records, "batches", t.Batches, "failures", t.Failures, "givenUp", t.GivenUp)
+	w.log.Info("worker stopped", "handled", t.Handled, "records", t.Records, "batches", t.Batches, "failures", t.Failures, "givenUp", t.GivenUp)
 	return runErr
 }
 

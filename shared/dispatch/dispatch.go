@@ -11,12 +11,34 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-lambda-go/lambdacontext"
 
+	"github.com/shardline/shardline/shared/invoke"
 	"github.com/shardline/shardline/shared/stream"
 )
 
 // ErrStopping is returned by Deliver when stop was closed before every
-// record was done; the records not reported done are still to do.
+// record was done, or when Config.Deadline came; the records not reported
+// done are still to do.
 var ErrStopping = errors.New("stopping")
+
+// errCut is the cause of a call's context when Config.Deadline cut it.
+var errCut = errors.New("handler call cut at the deadline")
+
+// Defaults.
+const (
+	DefaultHandlerTimeout = 15 * time.Minute
+	// DefaultMaxBatchBytes is Lambda's limit on a synchronous Invoke
+	// request (6 MB).
+	DefaultMaxBatchBytes = 6 * 1024 * 1024
+)
+
+// Reasons records are given up, in GiveUpError.Reason and Failure.Reason.
+const (
+	ReasonRetriesExhausted = "retry attempts exhausted"
+	ReasonRecordAge        = "record age exceeded"
+	// ReasonTooLarge: one record alone is larger than MaxBatchBytes, or
+	// the handler's host refused it alone as too large (stream.ErrTooLarge).
+	ReasonTooLarge = "record too large for one invocation"
+)
 
 // GiveUpError says a batch could not be handled and there is no on-failure
 // destination: the shard must stop rather than skip it.
@@ -25,8 +47,8 @@ type GiveUpError struct {
 	First    stream.Position
 	Last     stream.Position
 	Attempts int
-	Reason   string
-	Err      error // the last handler error, if any
+	Reason   string // one of the Reason constants
+	Err      error  // the last handler error, if any
 }
 
 func (e *GiveUpError) Error() string {
@@ -45,7 +67,7 @@ type Failure struct {
 	ShardID   string
 	Records   []stream.Record
 	Attempts  int
-	Reason    string // "retry attempts exhausted" or "record age exceeded"
+	Reason    string // one of the Reason constants
 	LastError string
 	Time      time.Time
 }
@@ -67,36 +89,86 @@ type Config struct {
 	BatchSize   int // most records per call, 1–10000; default 100
 	// MaxRetryAttempts is how many times a failing batch is retried; -1
 	// (or any negative number) retries until MaxRecordAge gives up.
-	// The zero value means 0 retries: use -1 for "forever".
+	// The zero value means 0 retries: use -1 for "forever". A throttled
+	// call (stream.ErrThrottled) and a batch split because it was too
+	// large (stream.ErrTooLarge) use up no attempt.
 	MaxRetryAttempts int
 	MaxRecordAge     time.Duration // give up on records older than this; <= 0: never
 	BisectOnError    bool
 	OnFailure        Destination // nil: a batch given up stops the shard
-	// HandlerTimeout is each call's deadline (default 15m); a call that
-	// outlives it is a failed attempt (stream.ErrHandlerTimeout).
+	// HandlerTimeout is each call's deadline (default 15m), set on the
+	// context the handler receives, the one that carries its
+	// lambdacontext.LambdaContext, as Lambda's runtime does. A call that
+	// outlives it is a failed attempt whose error wraps
+	// stream.ErrHandlerTimeout, even if the handler ignores its context
+	// and never returns: the dispatcher stops waiting at the deadline and
+	// goes on (retry, bisect, give up). The abandoned call may still be
+	// running, even while the next call for the same records runs, and
+	// what it returns later is ignored. Measured on the wall clock, not
+	// with Now.
 	HandlerTimeout time.Duration
-	// Deadline, when not zero, caps every call: a call cut by it is not an
-	// attempt and Deliver returns ErrStopping with the batch not done.
+	// Deadline, when not zero, is the moment no call may run past (the
+	// scheduled function's own deadline less its margin): it caps every
+	// call's context too. A call cut by it is not an attempt: Deliver
+	// returns ErrStopping with that batch not done, so nothing is
+	// checkpointed past it. No call starts, and no back-off waits, past it.
 	Deadline time.Time
-	// MaxBatchBytes bounds the encoded event of one call (default 6 MB).
-	MaxBatchBytes   int
+	// MaxBatchBytes bounds each call's event as invoke.Marshal writes it,
+	// the JSON a Lambda function receives (default 6 MB = 6*1024*1024,
+	// Lambda's limit on a synchronous request): batches end at BatchSize
+	// records or before MaxBatchBytes, whichever comes first. A record
+	// too large for a call on its own is given up with ReasonTooLarge.
+	// Negative: no limit (an in-process handler has no request limit).
+	MaxBatchBytes int
+	// OversizeAlone delivers a record larger than MaxBatchBytes in a batch
+	// of its own instead of giving it up: an in-process handler has no
+	// request limit, only the memory bound the byte limit gives batches.
+	OversizeAlone   bool
 	RetryBackoff    time.Duration // first wait between handler retries; default 100ms
-	MaxRetryBackoff time.Duration // default 10s
+	MaxRetryBackoff time.Duration // longest wait, for failures and throttles alike; default 10s
 	Logger          *slog.Logger
-	Now             func() time.Time // default time.Now
+	Now             func() time.Time // default time.Now; for MaxRecordAge and Failure.Time
 }
 
 // Stats counts what a dispatcher did; read it with Dispatcher.Stats.
 type Stats struct {
-	Batches, Records, Failures, Retries, GivenUp int64
+	// Batches is handler calls made (retries and split batches count
+	// again).
+	Batches int64
+	// Records is user records handed to the handler, once per call: a
+	// record retried twice counts three times.
+	Records int64
+	// Handled is user records the handler finished with successfully,
+	// each counted once: the records of a successful call, and those
+	// before the lowest batchItemFailures item. Handled plus GivenUp is
+	// every record reported done.
+	Handled int64
+	// Failures is failed attempts: calls that returned an error, panicked,
+	// timed out or reported batchItemFailures. Throttled calls and calls
+	// refused as too large are not attempts.
+	Failures int64
+	// Retries is calls repeated after a failed attempt.
+	Retries int64
+	// GivenUp is user records sent to the on-failure destination.
+	GivenUp int64
+	// Throttles is calls the handler's host refused as throttled
+	// (stream.ErrThrottled); each is retried with back-off.
+	Throttles int64
+	// Timeouts is calls that outlived their deadline
+	// (stream.ErrHandlerTimeout); each is also a failure.
+	Timeouts int64
 }
 
 // Dispatcher calls a handler for one shard at a time. Use one per shard; it
-// is not safe for concurrent use.
+// is not safe for concurrent use. It keeps nothing of a batch once Deliver
+// returns, except what an abandoned call (see Config.HandlerTimeout) still
+// holds while it runs.
 type Dispatcher struct {
-	cfg   Config
-	log   *slog.Logger
-	stats Stats
+	cfg        Config
+	log        *slog.Logger
+	sizer      invoke.Sizer
+	errTimeout error // the cause of a call's context at HandlerTimeout
+	stats      Stats
 }
 
 // New validates cfg and fills its defaults.
@@ -109,6 +181,15 @@ func New(cfg Config) (*Dispatcher, error) {
 	}
 	if cfg.BatchSize < 1 || cfg.BatchSize > 10000 {
 		return nil, fmt.Errorf("batch-size %d: allowed 1–10000", cfg.BatchSize)
+	}
+	if cfg.HandlerTimeout == 0 {
+		cfg.HandlerTimeout = DefaultHandlerTimeout
+	}
+	if cfg.HandlerTimeout < 0 {
+		return nil, fmt.Errorf("handler-timeout %s: must be positive", cfg.HandlerTimeout)
+	}
+	if cfg.MaxBatchBytes == 0 {
+		cfg.MaxBatchBytes = DefaultMaxBatchBytes
 	}
 	if cfg.RetryBackoff <= 0 {
 		cfg.RetryBackoff = 100 * time.Millisecond
@@ -123,26 +204,43 @@ func New(cfg Config) (*Dispatcher, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Dispatcher{cfg: cfg, log: log}, nil
+	return &Dispatcher{
+		cfg: cfg, log: log, sizer: invoke.NewSizer(cfg.Source),
+		errTimeout: fmt.Errorf("handler call outlived its %s deadline: %w", cfg.HandlerTimeout, stream.ErrHandlerTimeout),
+	}, nil
 }
 
 // Stats returns the counts so far.
 func (d *Dispatcher) Stats() Stats { return d.stats }
 
 // Deliver hands recs, in order, to the handler in batches of at most
-// BatchSize. After each record is handled (or given up to the on-failure
-// destination) it calls done with the position of the last record done, in
-// increasing order. The handler's context derives from ctx. Deliver returns
-// nil when every record is done, ErrStopping when stop was closed between
-// batches or during a back-off, ctx's cause when ctx ends, or a
-// *GiveUpError when a batch had to be given up with nowhere to send it.
+// BatchSize records and MaxBatchBytes bytes. After each record is handled
+// (or given up to the on-failure destination) it calls done with the
+// position of the last record done, in increasing order. The handler's
+// context derives from ctx. Deliver returns nil when every record is done,
+// ErrStopping when stop was closed between batches or during a back-off or
+// when Deadline came, ctx's cause when ctx ends, or a *GiveUpError when a
+// batch had to be given up with nowhere to send it.
 func (d *Dispatcher) Deliver(ctx context.Context, stop <-chan struct{}, recs []stream.Record, done func(stream.Position)) error {
 	for len(recs) > 0 {
 		if stopped(stop) {
 			return ErrStopping
 		}
-		n := min(len(recs), d.cfg.BatchSize)
-		if err := d.deliverBatch(ctx, stop, recs[:n], done); err != nil {
+		n, size := d.next(recs)
+		if n == 0 && d.cfg.OversizeAlone {
+			n = 1
+		}
+		if n == 0 {
+			err := fmt.Errorf("record %s makes an event of %d bytes, more than %d: %w",
+				recs[0].Position(), size, d.cfg.MaxBatchBytes, stream.ErrTooLarge)
+			if err := d.giveUp(ctx, recs[:1], 0, ReasonTooLarge, err, done); err != nil {
+				return err
+			}
+			recs = recs[1:]
+			continue
+		}
+		// The batch's capacity ends with it: no one appends over the rest.
+		if err := d.deliverBatch(ctx, stop, recs[:n:n], 0, done); err != nil {
 			return err
 		}
 		recs = recs[n:]
@@ -150,48 +248,117 @@ func (d *Dispatcher) Deliver(ctx context.Context, stop <-chan struct{}, recs []s
 	return nil
 }
 
+// next is how many records of recs the next batch takes: at most
+// BatchSize, and no more than fit in MaxBatchBytes. 0 means that the first
+// record alone does not fit; size is then the size of its event.
+func (d *Dispatcher) next(recs []stream.Record) (n, size int) {
+	n = min(len(recs), d.cfg.BatchSize)
+	if d.cfg.MaxBatchBytes < 0 {
+		return n, 0
+	}
+	sum := 0
+	for i := range n {
+		r := d.sizer.Record(&recs[i])
+		s := invoke.EventSize(i+1, sum+r)
+		if s > d.cfg.MaxBatchBytes {
+			if i == 0 {
+				return 0, s
+			}
+			return i, size
+		}
+		sum, size = sum+r, s
+	}
+	return n, size
+}
+
 // deliverBatch runs one batch to completion: success, give-up, or stop.
-func (d *Dispatcher) deliverBatch(ctx context.Context, stop <-chan struct{}, batch []stream.Record, done func(stream.Position)) error {
-	attempts := 0
+// attempts is how many failed attempts the batch has had already.
+func (d *Dispatcher) deliverBatch(ctx context.Context, stop <-chan struct{}, batch []stream.Record, attempts int, done func(stream.Position)) error {
+	throttles := 0
 	for {
 		failed, err := d.call(ctx, batch)
 		if err == nil && failed < 0 {
+			d.stats.Handled += int64(len(batch))
 			done(batch[len(batch)-1].Position())
 			return nil
 		}
 		if cerr := context.Cause(ctx); cerr != nil {
 			return cerr
 		}
+		first, last := batch[0].Position().String(), batch[len(batch)-1].Position().String()
+		switch {
+		case errors.Is(err, errCut):
+			d.log.Warn("handler call cut at the deadline; its records stay for the next run",
+				"records", len(batch), "first", first, "deadline", d.cfg.Deadline, "error", err.Error())
+			return fmt.Errorf("%w: records %s..%s: %w", ErrStopping, first, last, err)
+		case errors.Is(err, stream.ErrThrottled):
+			// Not an attempt, as on Lambda: retried until the records
+			// are too old. Never bisected.
+			d.stats.Throttles++
+			throttles++
+			if d.tooOld(batch) {
+				return d.giveUp(ctx, batch, attempts, ReasonRecordAge, err, done)
+			}
+			wait := backoff(d.cfg.RetryBackoff, throttles-1, d.cfg.MaxRetryBackoff)
+			d.log.Warn("handler throttled; retrying", "records", len(batch), "first", first,
+				"throttles", throttles, "wait", wait, "error", err.Error())
+			if err := d.wait(ctx, stop, wait); err != nil {
+				return err
+			}
+			continue
+		case errors.Is(err, stream.ErrTooLarge):
+			// Not an attempt: the halves carry the attempts so far.
+			if len(batch) == 1 {
+				return d.giveUp(ctx, batch, attempts, ReasonTooLarge, err, done)
+			}
+			half := len(batch) / 2
+			d.log.Info("batch too large for the handler's host; splitting it", "records", len(batch),
+				"first", first, "error", err.Error())
+			if err := d.deliverBatch(ctx, stop, batch[:half], attempts, done); err != nil {
+				return err
+			}
+			return d.deliverBatch(ctx, stop, batch[half:], attempts, done)
+		}
+		throttles = 0
+		if errors.Is(err, stream.ErrHandlerTimeout) {
+			d.stats.Timeouts++
+		}
 		if failed > 0 { // records before the lowest failed item are done
+			d.stats.Handled += int64(failed)
 			done(batch[failed-1].Position())
 			batch = batch[failed:]
+			first = batch[0].Position().String()
 		}
 		d.stats.Failures++
 		attempts++
-		tooOld := d.cfg.MaxRecordAge > 0 && d.cfg.Now().Sub(batch[0].ApproximateArrivalTimestamp) > d.cfg.MaxRecordAge
+		tooOld := d.tooOld(batch)
 		if !tooOld && d.cfg.BisectOnError && len(batch) > 1 {
 			// Each half gets its own retries; splitting is not a retry.
 			half := len(batch) / 2
-			d.log.Info("bisecting failing batch", "records", len(batch), "error", err)
-			if err := d.deliverBatch(ctx, stop, batch[:half], done); err != nil {
+			d.log.Info("bisecting failing batch", "records", len(batch), "error", errText(err, failed))
+			if err := d.deliverBatch(ctx, stop, batch[:half], 0, done); err != nil {
 				return err
 			}
-			return d.deliverBatch(ctx, stop, batch[half:], done)
+			return d.deliverBatch(ctx, stop, batch[half:], 0, done)
 		}
 		switch {
 		case tooOld:
-			return d.giveUp(ctx, batch, attempts, "record age exceeded", err, done)
+			return d.giveUp(ctx, batch, attempts, ReasonRecordAge, err, done)
 		case d.cfg.MaxRetryAttempts >= 0 && attempts > d.cfg.MaxRetryAttempts:
-			return d.giveUp(ctx, batch, attempts, "retry attempts exhausted", err, done)
+			return d.giveUp(ctx, batch, attempts, ReasonRetriesExhausted, err, done)
 		}
 		wait := backoff(d.cfg.RetryBackoff, attempts-1, d.cfg.MaxRetryBackoff)
-		d.log.Warn("handler failed; retrying", "records", len(batch), "first", batch[0].Position().String(),
+		d.log.Warn("handler failed; retrying", "records", len(batch), "first", first,
 			"attempt", attempts, "wait", wait, "error", errText(err, failed))
 		d.stats.Retries++
-		if err := wait4(ctx, stop, wait); err != nil {
+		if err := d.wait(ctx, stop, wait); err != nil {
 			return err
 		}
 	}
+}
+
+func (d *Dispatcher) tooOld(batch []stream.Record) bool {
+	return d.cfg.MaxRecordAge > 0 && d.cfg.Now().Sub(batch[0].ApproximateArrivalTimestamp) > d.cfg.MaxRecordAge
 }
 
 func errText(err error, failed int) string {
@@ -221,17 +388,33 @@ func (d *Dispatcher) giveUp(ctx context.Context, batch []stream.Record, attempts
 }
 
 // call invokes the handler once and returns the index of the lowest failed
-// record (-1 when all succeeded; 0 when the whole batch failed).
+// record (-1 when all succeeded; 0 when the whole batch failed). Past
+// Deadline it calls nothing and returns errCut.
 func (d *Dispatcher) call(ctx context.Context, batch []stream.Record) (int, error) {
+	if !d.cfg.Deadline.IsZero() && !time.Now().Before(d.cfg.Deadline) {
+		return 0, errCut
+	}
 	d.stats.Batches++
 	d.stats.Records += int64(len(batch))
-	ev := stream.Event(d.cfg.Source, batch)
+	hctx, cancel := d.callContext(ctx)
+	defer cancel()
 	lc := &lambdacontext.LambdaContext{AwsRequestID: requestID(), InvokedFunctionArn: d.cfg.FunctionARN}
-	resp, err := d.safeCall(lambdacontext.NewContext(ctx, lc), ev)
+	resp, err := d.run(lambdacontext.NewContext(hctx, lc), stream.Event(d.cfg.Source, batch))
 	if err != nil {
 		return 0, err
 	}
 	return FailedIndex(batch, resp), nil
+}
+
+// callContext is one call's context: ctx with the call's deadline, the
+// earlier of HandlerTimeout from now and Deadline, its cause telling which.
+func (d *Dispatcher) callContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	cancelCut := context.CancelFunc(func() {})
+	if !d.cfg.Deadline.IsZero() {
+		ctx, cancelCut = context.WithDeadlineCause(ctx, d.cfg.Deadline, errCut)
+	}
+	ctx, cancel := context.WithTimeoutCause(ctx, d.cfg.HandlerTimeout, d.errTimeout)
+	return ctx, func() { cancel(); cancelCut() }
 }
 
 // PanicError is a handler panic, turned into a failed batch as Lambda does.
@@ -239,13 +422,54 @@ type PanicError struct{ Value any }
 
 func (e *PanicError) Error() string { return fmt.Sprintf("handler panicked: %v", e.Value) }
 
-func (d *Dispatcher) safeCall(ctx context.Context, ev events.KinesisEvent) (resp events.KinesisEventResponse, err error) {
-	defer func() {
-		if v := recover(); v != nil {
-			err = &PanicError{Value: v}
-		}
+type result struct {
+	resp events.KinesisEventResponse
+	err  error
+}
+
+// run calls the handler in a goroutine of its own and waits for its answer
+// until ctx ends; then it stops waiting and leaves the call running.
+func (d *Dispatcher) run(ctx context.Context, ev events.KinesisEvent) (events.KinesisEventResponse, error) {
+	answer := make(chan result, 1) // the abandoned call's answer goes nowhere
+	go func() {
+		var r result
+		defer func() {
+			if v := recover(); v != nil {
+				r = result{err: &PanicError{Value: v}}
+			}
+			answer <- r
+		}()
+		r.resp, r.err = d.cfg.Handler(ctx, ev)
 	}()
-	return d.cfg.Handler(ctx, ev)
+	select {
+	case r := <-answer:
+		return r.resp, d.late(ctx, r.err)
+	case <-ctx.Done():
+	}
+	select {
+	case r := <-answer: // it answered as its time ran out
+		return r.resp, d.late(ctx, r.err)
+	default:
+	}
+	return events.KinesisEventResponse{}, fmt.Errorf("%w (the call was abandoned and may still be running)", context.Cause(ctx))
+}
+
+// late explains a handler's error when its context had ended by then: the
+// handler most likely failed because of it.
+func (d *Dispatcher) late(ctx context.Context, err error) error {
+	if err == nil || ctx.Err() == nil {
+		return err
+	}
+	var pe *PanicError
+	switch cause := context.Cause(ctx); {
+	case errors.As(err, &pe):
+		return err
+	case errors.Is(cause, errCut):
+		return fmt.Errorf("%w: %w", errCut, err)
+	case errors.Is(cause, stream.ErrHandlerTimeout) && !errors.Is(err, stream.ErrHandlerTimeout):
+		return fmt.Errorf("%w: %w", cause, err)
+	}
+	return err
 }
 
 // FailedIndex applies a handler's response to batch as Lambda does: -1
@@ -289,6 +513,14 @@ func stopped(stop <-chan struct{}) bool {
 	default:
 		return false
 	}
+}
+
+// wait is a back-off: ErrStopping at once if it would end past Deadline.
+func (d *Dispatcher) wait(ctx context.Context, stop <-chan struct{}, wait time.Duration) error {
+	if !d.cfg.Deadline.IsZero() && time.Until(d.cfg.Deadline) <= wait {
+		return fmt.Errorf("%w: the next call would start after the deadline %s", ErrStopping, d.cfg.Deadline.Format(time.RFC3339Nano))
+	}
+	return wait4(ctx, stop, wait)
 }
 
 func wait4(ctx context.Context, stop <-chan struct{}, d time.Duration) error {

@@ -194,6 +194,7 @@ func TestNew(t *testing.T) {
 		{"no handler", Config{}, "handler"},
 		{"batch size too big", Config{Handler: h, BatchSize: 10001}, "batch-size 10001"},
 		{"batch size negative", Config{Handler: h, BatchSize: -1}, "batch-size -1"},
+		{"handler timeout negative", Config{Handler: h, HandlerTimeout: -time.Second}, "handler-timeout -1s"},
 		{"defaults", Config{Handler: h}, ""},
 		{"largest batch", Config{Handler: h, BatchSize: 10000}, ""},
 	}
@@ -225,7 +226,7 @@ func TestDeliverBatches(t *testing.T) {
 	if got, want := dl.got, positions(all[99], all[199], all[249]); !slices.Equal(got, want) {
 		t.Errorf("done = %v, want %v", got, want)
 	}
-	if got, want := d.Stats(), (Stats{Batches: 3, Records: 250}); got != want {
+	if got, want := d.Stats(), (Stats{Batches: 3, Records: 250, Handled: 250}); got != want {
 		t.Errorf("Stats = %+v, want %+v", got, want)
 	}
 }
@@ -412,6 +413,10 @@ func TestDeliverGiveUp(t *testing.T) {
 				if got := len(h.calls); got != tt.wantCalls {
 					t.Errorf("handler called %d times, want %d", got, tt.wantCalls)
 				}
+				// Records before the failed one were handled, once each.
+				if got, want := d.Stats().Handled, int64(tt.wantFirst); got != want {
+					t.Errorf("Stats.Handled = %d, want %d", got, want)
+				}
 				var before []stream.Position
 				if tt.wantFirst > 0 {
 					before = positions(five[tt.wantFirst-1])
@@ -508,7 +513,7 @@ func TestDeliverRecordAgeNotReached(t *testing.T) {
 	if got, want := dl.got, positions(all[2]); !slices.Equal(got, want) {
 		t.Errorf("done = %v, want %v", got, want)
 	}
-	if got, want := d.Stats(), (Stats{Batches: 3, Records: 9, Failures: 2, Retries: 2}); got != want {
+	if got, want := d.Stats(), (Stats{Batches: 3, Records: 9, Handled: 3, Failures: 2, Retries: 2}); got != want {
 		t.Errorf("Stats = %+v, want %+v", got, want)
 	}
 }

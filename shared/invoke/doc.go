@@ -2,5 +2,10 @@
 // Invoke API (a deployed function, `sam local start-lambda`, or the runtime
 // interface emulator) with exactly the JSON Lambda's Kinesis event source
 // mapping sends, and reads the answer as it does: batchItemFailures, or a
-// function error (the X-Amz-Function-Error header) failing the batch.
+// function error (the X-Amz-Function-Error header, or a local host's error
+// payload) failing the batch. Each call sends one Invoke request, never
+// re-sent by the SDK; what Lambda answers becomes what the dispatcher
+// branches on: a 429 wraps stream.ErrThrottled, a 413 stream.ErrTooLarge, a
+// function timeout stream.ErrHandlerTimeout. Sizer measures the JSON
+// Marshal writes without marshalling, for the dispatcher's batch limit.
 package invoke

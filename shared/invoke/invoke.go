@@ -4,13 +4,21 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
+	"net"
 	"strconv"
+	"strings"
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/lambda/types"
+	"github.com/aws/smithy-go"
+	"github.com/aws/smithy-go/middleware"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
 
 	"github.com/shardline/shardline/shared/stream"
 )
@@ -23,16 +31,24 @@ type lambdaAPI interface {
 var _ lambdaAPI = (*lambda.Client)(nil)
 
 // FunctionError is a function's own error: Lambda's X-Amz-Function-Error
-// ("Unhandled" or "Handled") with the error payload it returned.
+// ("Unhandled" or "Handled") with the error payload it returned, or the
+// error payload a local host (the runtime interface emulator, `sam local
+// start-lambda`) answers with a 5xx status when the function's process
+// crashed.
 type FunctionError struct {
-	Function string
-	Kind     string // X-Amz-Function-Error
-	Type     string // errorType
-	Message  string // errorMessage
+	Function   string
+	Kind       string // X-Amz-Function-Error; "Unhandled" for a crash a local host reports
+	Type       string // errorType, such as Runtime.ExitError or Sandbox.Timedout
+	Message    string // errorMessage
+	StatusCode int    // the HTTP status of the answer: 200 from Lambda, 5xx from a local host
 }
 
 func (e *FunctionError) Error() string {
-	msg := fmt.Sprintf("function %s failed (%s)", e.Function, e.Kind)
+	msg := fmt.Sprintf("function %s failed (%s", e.Function, e.Kind)
+	if e.StatusCode != 0 && e.StatusCode != 200 {
+		msg += fmt.Sprintf(", HTTP %d", e.StatusCode)
+	}
+	msg += ")"
 	if e.Type != "" {
 		msg += ": " + e.Type
 	}
@@ -42,24 +58,54 @@ func (e *FunctionError) Error() string {
 	return msg
 }
 
+// Is reports a function that ran out of time (Lambda's Sandbox.Timedout,
+// or the emulator's "Task timed out") as stream.ErrHandlerTimeout.
+func (e *FunctionError) Is(target error) bool {
+	return target == stream.ErrHandlerTimeout && e.timedOut()
+}
+
+func (e *FunctionError) timedOut() bool {
+	return e.Type == "Sandbox.Timedout" || strings.HasPrefix(e.Message, "Task timed out") ||
+		strings.Contains(e.Message, "Error: Task timed out")
+}
+
 // Handler returns a stream.Handler that invokes function synchronously
 // (RequestResponse) with each event.
+//
+// Each call sends exactly one Invoke request, whatever retry settings
+// client has: a request the SDK re-sent could run the function a second
+// time while the first still runs, so every new attempt is the
+// dispatcher's, logged and counted. The errors, for the dispatcher:
+//   - a function error is a *FunctionError (X-Amz-Function-Error, the
+//     emulator's error payload with status 200, or a local host's 5xx with
+//     an error payload: a crashed process); one that ran out of time also
+//     matches stream.ErrHandlerTimeout;
+//   - 429 TooManyRequestsException wraps stream.ErrThrottled;
+//   - 413 (RequestTooLargeException) wraps stream.ErrTooLarge;
+//   - the Lambda client's own HTTP timeout (awsconf's InvokeTimeout) wraps
+//     stream.ErrHandlerTimeout;
+//   - anything else wraps the SDK's error.
 func Handler(client lambdaAPI, function string) stream.Handler {
 	return func(ctx context.Context, ev events.KinesisEvent) (events.KinesisEventResponse, error) {
 		payload, err := Marshal(ev)
 		if err != nil {
 			return events.KinesisEventResponse{}, err
 		}
+		var capture errorBody
 		out, err := client.Invoke(ctx, &lambda.InvokeInput{
 			FunctionName:   aws.String(function),
 			InvocationType: types.InvocationTypeRequestResponse,
 			Payload:        payload,
+		}, func(o *lambda.Options) {
+			o.Retryer = aws.NopRetryer{}
+			o.RetryMaxAttempts = 1
+			o.APIOptions = append(o.APIOptions, capture.add)
 		})
 		if err != nil {
-			return events.KinesisEventResponse{}, fmt.Errorf("invoke %s: %w", function, err)
+			return events.KinesisEventResponse{}, invokeError(ctx, function, err, capture.body)
 		}
 		if out.FunctionError != nil {
-			fe := &FunctionError{Function: function, Kind: aws.ToString(out.FunctionError)}
+			fe := &FunctionError{Function: function, Kind: aws.ToString(out.FunctionError), StatusCode: int(out.StatusCode)}
 			var body struct {
 				Type    string `json:"errorType"`
 				Message string `json:"errorMessage"`
@@ -81,16 +127,110 @@ func Handler(client lambdaAPI, function string) stream.Handler {
 			ErrorMessage string `json:"errorMessage"`
 		}
 		if err := json.Unmarshal(p, &answer); err != nil {
+			if bytes.HasPrefix(p, []byte("Task timed out")) {
+				// The runtime interface emulator answers a timeout with
+				// status 200 and this text.
+				return events.KinesisEventResponse{}, &FunctionError{Function: function, Kind: "Unhandled",
+					Type: "Sandbox.Timedout", Message: string(p), StatusCode: int(out.StatusCode)}
+			}
 			// Lambda treats an answer it cannot read as a failed batch.
 			return events.KinesisEventResponse{}, fmt.Errorf("function %s answered %q: not a KinesisEventResponse: %w", function, truncate(p), err)
 		}
 		if answer.ErrorType != "" || answer.ErrorMessage != "" {
 			// The runtime interface emulator reports a function error
 			// with status 200 and no X-Amz-Function-Error header.
-			return events.KinesisEventResponse{}, &FunctionError{Function: function, Kind: "Unhandled", Type: answer.ErrorType, Message: answer.ErrorMessage}
+			return events.KinesisEventResponse{}, &FunctionError{Function: function, Kind: "Unhandled",
+				Type: answer.ErrorType, Message: answer.ErrorMessage, StatusCode: int(out.StatusCode)}
 		}
 		return answer.KinesisEventResponse, nil
 	}
+}
+
+// invokeError turns an Invoke call's error into what the dispatcher
+// branches on.
+func invokeError(ctx context.Context, function string, err error, body []byte) error {
+	status := 0
+	if re := (*awshttp.ResponseError)(nil); errors.As(err, &re) {
+		status = re.HTTPStatusCode()
+	}
+	code := ""
+	if ae := smithy.APIError(nil); errors.As(err, &ae) {
+		code = ae.ErrorCode()
+	}
+	switch {
+	case status >= 500:
+		// The runtime interface emulator and sam local answer 502 with
+		// the function's error payload when its process crashed.
+		var payload struct {
+			Type    string `json:"errorType"`
+			Message string `json:"errorMessage"`
+		}
+		if json.Unmarshal(body, &payload) == nil && (payload.Type != "" || payload.Message != "") {
+			return &FunctionError{Function: function, Kind: "Unhandled", Type: payload.Type, Message: payload.Message, StatusCode: status}
+		}
+	case status == 429 || code == "TooManyRequestsException":
+		reason := ""
+		if tm := (*types.TooManyRequestsException)(nil); errors.As(err, &tm) && tm.Reason != "" {
+			reason = " (" + string(tm.Reason) + ")"
+		}
+		return fmt.Errorf("invoke %s: %w%s: %w", function, stream.ErrThrottled, reason, err)
+	case status == 413 || code == "RequestTooLargeException" || code == "RequestEntityTooLargeException":
+		return fmt.Errorf("invoke %s: %w: %w", function, stream.ErrTooLarge, err)
+	}
+	if ctx.Err() == nil {
+		// Not the call's context: the Lambda client's own HTTP timeout
+		// (the function timeout and a little more) ran out.
+		if ne := net.Error(nil); errors.As(err, &ne) && ne.Timeout() {
+			return fmt.Errorf("invoke %s: no answer within the Lambda client's timeout: %w: %w", function, stream.ErrHandlerTimeout, err)
+		}
+	}
+	return fmt.Errorf("invoke %s: %w", function, err)
+}
+
+// maxErrorBody bounds how much of an error answer is kept.
+const maxErrorBody = 64 << 10
+
+// errorBody keeps the body of a 5xx answer, which the SDK reads and drops
+// (it knows Lambda's service errors, not a local host's function error
+// payload). One per call.
+type errorBody struct{ body []byte }
+
+func (c *errorBody) add(stack *middleware.Stack) error {
+	// After: next to the transport, before the operation's deserializer
+	// reads the body.
+	return stack.Deserialize.Add(c, middleware.After)
+}
+
+func (c *errorBody) ID() string { return "shardline.KeepErrorBody" }
+
+func (c *errorBody) HandleDeserialize(ctx context.Context, in middleware.DeserializeInput, next middleware.DeserializeHandler) (
+	middleware.DeserializeOutput, middleware.Metadata, error,
+) {
+	out, md, err := next.HandleDeserialize(ctx, in)
+	if err != nil {
+		return out, md, err
+	}
+	resp, ok := out.RawResponse.(*smithyhttp.Response)
+	if !ok || resp.StatusCode < 500 || resp.Body == nil {
+		return out, md, err
+	}
+	b, rerr := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
+	c.body = b
+	resp.Body = struct {
+		io.Reader
+		io.Closer
+	}{io.MultiReader(bytes.NewReader(b), errReader{rerr}, resp.Body), resp.Body}
+	return out, md, nil
+}
+
+// errReader returns err (or EOF) so a failed read reaches the deserializer.
+type errReader struct{ err error }
+
+func (r errReader) Read([]byte) (int, error) {
+	if r.err != nil {
+		return 0, r.err
+	}
+	return 0, io.EOF
 }
 
 func truncate(b []byte) string {
@@ -104,41 +244,48 @@ func truncate(b []byte) string {
 // from json.Marshal(ev) only in approximateArrivalTimestamp, written as
 // Lambda writes it: epoch seconds with at most millisecond digits (the
 // aws-lambda-go type prints float noise such as 1545084711.1660001).
+// Sizer measures its output without marshalling.
 func Marshal(ev events.KinesisEvent) ([]byte, error) {
-	type record struct {
-		ApproximateArrivalTimestamp json.Number `json:"approximateArrivalTimestamp"`
-		Data                        []byte      `json:"data"`
-		EncryptionType              string      `json:"encryptionType,omitempty"`
-		PartitionKey                string      `json:"partitionKey"`
-		SequenceNumber              string      `json:"sequenceNumber"`
-		KinesisSchemaVersion        string      `json:"kinesisSchemaVersion"`
-	}
-	type eventRecord struct {
-		AwsRegion         string `json:"awsRegion"`
-		EventID           string `json:"eventID"`
-		EventName         string `json:"eventName"`
-		EventSource       string `json:"eventSource"`
-		EventSourceArn    string `json:"eventSourceARN"`
-		EventVersion      string `json:"eventVersion"`
-		InvokeIdentityArn string `json:"invokeIdentityArn"`
-		Kinesis           record `json:"kinesis"`
-	}
 	out := struct {
 		Records []eventRecord `json:"Records"`
 	}{Records: make([]eventRecord, len(ev.Records))}
-	for i, r := range ev.Records {
-		k := r.Kinesis
-		out.Records[i] = eventRecord{
-			AwsRegion: r.AwsRegion, EventID: r.EventID, EventName: r.EventName, EventSource: r.EventSource,
-			EventSourceArn: r.EventSourceArn, EventVersion: r.EventVersion, InvokeIdentityArn: r.InvokeIdentityArn,
-			Kinesis: record{
-				ApproximateArrivalTimestamp: EpochSeconds(k.ApproximateArrivalTimestamp.UnixMilli()),
-				Data:                        k.Data, EncryptionType: k.EncryptionType, PartitionKey: k.PartitionKey,
-				SequenceNumber: k.SequenceNumber, KinesisSchemaVersion: k.KinesisSchemaVersion,
-			},
-		}
+	for i := range ev.Records {
+		out.Records[i] = newEventRecord(&ev.Records[i])
 	}
 	return json.Marshal(out)
+}
+
+type kinesisRecord struct {
+	ApproximateArrivalTimestamp json.Number `json:"approximateArrivalTimestamp"`
+	Data                        []byte      `json:"data"`
+	EncryptionType              string      `json:"encryptionType,omitempty"`
+	PartitionKey                string      `json:"partitionKey"`
+	SequenceNumber              string      `json:"sequenceNumber"`
+	KinesisSchemaVersion        string      `json:"kinesisSchemaVersion"`
+}
+
+type eventRecord struct {
+	AwsRegion         string        `json:"awsRegion"`
+	EventID           string        `json:"eventID"`
+	EventName         string        `json:"eventName"`
+	EventSource       string        `json:"eventSource"`
+	EventSourceArn    string        `json:"eventSourceARN"`
+	EventVersion      string        `json:"eventVersion"`
+	InvokeIdentityArn string        `json:"invokeIdentityArn"`
+	Kinesis           kinesisRecord `json:"kinesis"`
+}
+
+func newEventRecord(r *events.KinesisEventRecord) eventRecord {
+	k := &r.Kinesis
+	return eventRecord{
+		AwsRegion: r.AwsRegion, EventID: r.EventID, EventName: r.EventName, EventSource: r.EventSource,
+		EventSourceArn: r.EventSourceArn, EventVersion: r.EventVersion, InvokeIdentityArn: r.InvokeIdentityArn,
+		Kinesis: kinesisRecord{
+			ApproximateArrivalTimestamp: EpochSeconds(k.ApproximateArrivalTimestamp.UnixMilli()),
+			Data:                        k.Data, EncryptionType: k.EncryptionType, PartitionKey: k.PartitionKey,
+			SequenceNumber: k.SequenceNumber, KinesisSchemaVersion: k.KinesisSchemaVersion,
+		},
+	}
 }
 
 // EpochSeconds writes milliseconds since the epoch as seconds with up to

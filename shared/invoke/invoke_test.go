@@ -153,12 +153,12 @@ func TestHandler(t *testing.T) {
 			name: "unhandled function error",
 			out: &lambda.InvokeOutput{StatusCode: 200, FunctionError: aws.String("Unhandled"),
 				Payload: []byte(`{"errorMessage":"bad record","errorType":"*errors.errorString"}`)},
-			wantFE: &FunctionError{Function: fn, Kind: "Unhandled", Type: "*errors.errorString", Message: "bad record"},
+			wantFE: &FunctionError{Function: fn, Kind: "Unhandled", Type: "*errors.errorString", Message: "bad record", StatusCode: 200},
 		},
 		{
 			name:   "function error with a payload that is not JSON",
 			out:    &lambda.InvokeOutput{StatusCode: 200, FunctionError: aws.String("Unhandled"), Payload: []byte("Task timed out")},
-			wantFE: &FunctionError{Function: fn, Kind: "Unhandled", Message: "Task timed out"},
+			wantFE: &FunctionError{Function: fn, Kind: "Unhandled", Message: "Task timed out", StatusCode: 200},
 		},
 		{
 			name:     "unparsable payload",
@@ -245,7 +245,7 @@ func TestHandlerErrorPayloadWithoutHeader(t *testing.T) {
 	if !errors.As(err, &fe) {
 		t.Fatalf("error = %v, want a *FunctionError", err)
 	}
-	if got, want := *fe, (FunctionError{Function: fn, Kind: "Unhandled", Type: "*errors.errorString", Message: "bad record"}); got != want {
+	if got, want := *fe, (FunctionError{Function: fn, Kind: "Unhandled", Type: "*errors.errorString", Message: "bad record", StatusCode: 200}); got != want {
 		t.Errorf("FunctionError = %+v, want %+v", got, want)
 	}
 }
