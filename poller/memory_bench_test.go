@@ -210,6 +210,7 @@ func (m *memBench) phase(b *testing.B, name string) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	end.sockets = memSockets(c.cmd.Process.Pid)
 	if m.heapDir != "" {
 		c.heapProfile(b, filepath.Join(m.heapDir, name))
 	}
@@ -232,6 +233,17 @@ func (m *memBench) phase(b *testing.B, name string) {
 		}
 	}
 	steadyKB := memMedian(window)
+	// Sockets: the most open at once, and how many different ones were
+	// seen (a lower bound on the connections opened: one that opened and
+	// closed between two samples is missed).
+	seen := map[string]bool{}
+	mostOpen := 0
+	for _, s := range samples {
+		mostOpen = max(mostOpen, len(s.sockets))
+		for _, k := range s.sockets {
+			seen[k] = true
+		}
+	}
 	heapPeak, heapLive, gcs := memGCTrace(c.errOut.String())
 	readFor := lastLine.Sub(first)
 
@@ -240,6 +252,7 @@ func (m *memBench) phase(b *testing.B, name string) {
 		memMB(steadyKB), len(window), heapPeak, heapLive, gcs, readFor.Round(time.Millisecond), code)
 	step := max(time.Second, (lastLine.Sub(c.started) / 10).Truncate(time.Second))
 	b.Logf("%s: VmRSS since the start: %s", name, memTimeline(samples, c.started, step))
+	b.Logf("%s: sockets: at most %d open at once, %d different ones seen, %d open when every record was read", name, mostOpen, len(seen), len(end.sockets))
 
 	b.ReportMetric(0, "ns/op")
 	b.ReportMetric(memMB(peakKB), "peak-RSS-MB")
@@ -391,10 +404,28 @@ func (w *memLineCounter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// memSample is one reading of /proc/<pid>/status.
+// memSample is one reading of /proc/<pid>/status, and the process's
+// sockets (inodes) from /proc/<pid>/fd.
 type memSample struct {
 	at                           time.Time
 	rssKB, hwmKB, anonKB, fileKB int64
+	sockets                      []string
+}
+
+// memSockets lists the socket inodes pid holds open.
+func memSockets(pid int) []string {
+	dir := fmt.Sprintf("/proc/%d/fd", pid)
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, e := range entries {
+		if l, err := os.Readlink(filepath.Join(dir, e.Name())); err == nil && strings.HasPrefix(l, "socket:") {
+			out = append(out, l)
+		}
+	}
+	return out
 }
 
 func memProcStatus(pid int) (memSample, error) {
@@ -434,6 +465,7 @@ func startMemSampler(pid int) *memSampler {
 		defer t.Stop()
 		for {
 			if r, err := memProcStatus(pid); err == nil {
+				r.sockets = memSockets(pid)
 				s.mu.Lock()
 				s.samples = append(s.samples, r)
 				s.mu.Unlock()

@@ -496,3 +496,35 @@ func TestBatchingWindowByteLimit(t *testing.T) {
 		t.Errorf("first batch holds %d bytes of data, want about the 50,000 byte limit", sizes[0])
 	}
 }
+
+// TestHungHandlerTimesOut: a handler call that outlives HandlerTimeout
+// (and ignores its context) is a failed attempt: the batch is retried and
+// every record is delivered; the timeout is counted.
+func TestHungHandlerTimesOut(t *testing.T) {
+	f := newFixture(t, 1)
+	want := f.put(1, 10, 0, 0)
+	block := make(chan struct{})
+	defer close(block)
+	c := &collector{}
+	var calls atomic.Int64
+	var sawDeadline atomic.Bool
+	hung := func(ctx context.Context, ev events.KinesisEvent) (events.KinesisEventResponse, error) {
+		if _, ok := ctx.Deadline(); ok {
+			sawDeadline.Store(true)
+		}
+		if calls.Add(1) == 1 {
+			<-block
+		}
+		return c.handle(ctx, ev)
+	}
+	r := f.start(hung, func(cfg *coordinator.Config) { cfg.HandlerTimeout = 500 * time.Millisecond })
+	testwait.Until(t, time.Minute, "every record after the timed-out call", func() bool { return c.count() >= len(want) })
+	assertIDs(t, c.snapshot(), want)
+	if !sawDeadline.Load() {
+		t.Error("the handler's context had no deadline")
+	}
+	testwait.Until(t, 10*time.Second, "the batch counted", func() bool { return r.w.Totals().Handled >= int64(len(want)) })
+	if got := r.w.Totals().Timeouts; got != 1 {
+		t.Errorf("Totals().Timeouts = %d, want 1 (%+v)", got, r.w.Totals())
+	}
+}
