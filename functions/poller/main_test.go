@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"github.com/shardline/shardline/shared/testwait"
+	"io"
 	"os"
 	"strings"
 	"sync"
@@ -47,6 +48,7 @@ type env struct {
 	emu         *lambdaemu.Server
 	out         *testwait.Buffer // the function's stdout: print handler lines and Lambda's log lines
 	ddbEP       string
+	kinesisEP   string
 	put         func(n, from int)
 }
 
@@ -56,7 +58,7 @@ func newEnv(t *testing.T, shards int, timeout time.Duration, extra ...string) *e
 		t.Skip("integration test: needs the stand-ins (run without -short)")
 	}
 	kin, ddb := standintest.Both(t)
-	e := &env{stream: standintest.NewStream(t, kin.Endpoint, shards), app: standintest.UniqueName(t), out: &testwait.Buffer{}, ddbEP: ddb.Endpoint}
+	e := &env{stream: standintest.NewStream(t, kin.Endpoint, shards), app: standintest.UniqueName(t), out: &testwait.Buffer{}, ddbEP: ddb.Endpoint, kinesisEP: kin.Endpoint}
 	vars := append([]string{
 		"SHARDLINE_STREAM_NAME=" + e.stream, "SHARDLINE_APP_NAME=" + e.app, "SHARDLINE_HANDLER=print",
 		"SHARDLINE_KINESIS_ENDPOINT=" + kin.Endpoint, "SHARDLINE_DYNAMODB_ENDPOINT=" + ddb.Endpoint,
@@ -298,5 +300,48 @@ func TestParkedShardDoesNotFailInvocation(t *testing.T) {
 	}
 	if s.Records == 0 {
 		t.Errorf("the other shard was not read: %+v", s)
+	}
+}
+
+// TestTargetStillRunningAtDeadline: an Invoke of the target function that
+// is still running when the scheduled function nears its own deadline is
+// cut half a margin before it: the function answers before its deadline,
+// and the batch is left without a checkpoint for the next run.
+func TestTargetStillRunningAtDeadline(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test: needs the stand-ins (run without -short)")
+	}
+	dir := t.TempDir()
+	slow, err := lambdaemu.Build(context.Background(), dir, "../../shared/invoke/testdata/kinesisfn")
+	if err != nil {
+		t.Fatal(err)
+	}
+	target, err := lambdaemu.Start(context.Background(), lambdaemu.Function{Name: "slow", Path: slow, Timeout: time.Minute, Stdout: io.Discard, Stderr: io.Discard})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = target.Close() })
+	e := newEnv(t, 1, 5*time.Second, "SHARDLINE_HANDLER=", "SHARDLINE_TARGET_FUNCTION=slow", "SHARDLINE_LAMBDA_ENDPOINT="+target.Endpoint,
+		"AWS_ACCESS_KEY_ID=local", "AWS_SECRET_ACCESS_KEY=local", "AWS_REGION=us-east-1")
+	prod, err := produce.New(context.Background(), standintest.KinesisClient(e.kinesisEP), e.stream, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := prod.Put(context.Background(), []kpl.UserRecord{{PartitionKey: "k", Data: []byte("sleep")}}); err != nil {
+		t.Fatal(err)
+	}
+	s := e.invoke(t) // fails the test on a function error
+	inv := e.emu.Invocations("poller")[0]
+	if inv.Status != lambdaemu.StatusSuccess || !inv.End.Before(inv.Deadline) {
+		t.Fatalf("invocation %s ended %s before its deadline; want success before it", inv.Status, inv.Deadline.Sub(inv.End))
+	}
+	t.Logf("answered %s before its deadline with the target still running (summary %+v)", inv.Deadline.Sub(inv.End).Round(time.Millisecond), s)
+	for _, l := range e.leases(t) {
+		if l.Checkpoint.Seq != stream.TrimHorizon || l.Owner != "" {
+			t.Errorf("lease %s: checkpoint %s owner %q; want TRIM_HORIZON (the cut batch not checkpointed) and released", l.Key, l.Checkpoint, l.Owner)
+		}
+	}
+	if n := len(target.Invocations("slow")); n != 1 {
+		t.Errorf("the target was invoked %d times, want 1 (a cut call is not retried in the same run)", n)
 	}
 }

@@ -152,7 +152,9 @@ func TestPoisonRecordParksOnlyItsShard(t *testing.T) {
 		return true
 	})
 	testwait.Until(t, 30*time.Second, "the park cleared by the next checkpoint", func() bool { return len(parkedLeases(f.leases())) == 0 })
-	checkOrder(t, c.snapshot())
+	// Two workers balance: a stolen shard's old owner may deliver a batch
+	// again (at least once), so order is checked on first deliveries.
+	checkOrder(t, firstDeliveries(c.snapshot()))
 }
 
 // TestVanishedShardEnds: a lease for a shard the stream does not know
@@ -527,4 +529,17 @@ func TestHungHandlerTimesOut(t *testing.T) {
 	if got := r.w.Totals().Timeouts; got != 1 {
 		t.Errorf("Totals().Timeouts = %d, want 1 (%+v)", got, r.w.Totals())
 	}
+}
+
+// firstDeliveries keeps each record's first delivery, in delivery order.
+func firstDeliveries(recs []got) []got {
+	seen := map[string]bool{}
+	var out []got
+	for _, r := range recs {
+		if !seen[r.id] {
+			seen[r.id] = true
+			out = append(out, r)
+		}
+	}
+	return out
 }

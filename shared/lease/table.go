@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
@@ -87,7 +88,10 @@ func (t *Table) Ensure(ctx context.Context) error {
 	// Few retries here, so that an endpoint that does not answer is
 	// reported at start-up instead of after the full back-off.
 	out, err := t.db.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: &t.name},
-		func(o *dynamodb.Options) { o.RetryMaxAttempts = 2 })
+		func(o *dynamodb.Options) {
+			o.RetryMaxAttempts = 2
+			o.Retryer = retry.AddWithMaxBackoffDelay(o.Retryer, 200*time.Millisecond)
+		})
 	if err == nil && out.Table != nil && out.Table.TableStatus == types.TableStatusActive {
 		return nil
 	}
