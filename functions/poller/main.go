@@ -119,7 +119,9 @@ func (f *function) handle(ctx context.Context, _ json.RawMessage) (coordinator.S
 	}
 	if lc, ok := lambdacontext.FromContext(ctx); ok {
 		cfg.WorkerID = base + "-" + lc.AwsRequestID
-		cfg.FunctionARN = lc.InvokedFunctionArn
+		if cfg.FunctionARN == "" { // in-process handler: this function's ARN
+			cfg.FunctionARN = lc.InvokedFunctionArn
+		}
 	}
 	w, err := coordinator.New(cfg)
 	if err != nil {

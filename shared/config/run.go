@@ -183,7 +183,7 @@ func (s *Run) WorkerConfig(clients *awsconf.Clients, h stream.Handler, log *slog
 		BatchSize: s.BatchSize, MaxBatchingWindow: s.MaxBatchingWindow,
 		Handler: h, MaxRetryAttempts: s.MaxRetryAttempts, MaxRecordAge: max(s.MaxRecordAge, 0),
 		BisectOnError: s.BisectOnError, OnFailure: dest, HandlerTimeout: s.HandlerTimeout,
-		OversizeAlone: s.TargetFunction == "",
+		OversizeAlone: s.TargetFunction == "", FunctionARN: s.TargetFunction,
 		RetryWaitTime: s.RetryWaitTime, RetryMaxAttempts: s.RetryMaxAttempts,
 		Region: clients.Region, Kinesis: clients.Kinesis, DynamoDB: clients.DynamoDB, Logger: log,
 	}

@@ -62,14 +62,43 @@ func (e *GiveUpError) Error() string {
 
 func (e *GiveUpError) Unwrap() error { return e.Err }
 
-// Failure describes records given up, for an on-failure destination.
+// Conditions, as Lambda writes them in an on-failure record's
+// requestContext.condition; RecordTooLarge is Shardline's own.
+const (
+	ConditionRetriesExhausted = "RetryAttemptsExhausted"
+	ConditionRecordAge        = "RecordAgeExceeded"
+	ConditionTooLarge         = "RecordTooLarge"
+)
+
+// ConditionOf maps a Reason constant to its Condition.
+func ConditionOf(reason string) string {
+	switch reason {
+	case ReasonRecordAge:
+		return ConditionRecordAge
+	case ReasonTooLarge:
+		return ConditionTooLarge
+	}
+	return ConditionRetriesExhausted
+}
+
+// Failure describes records given up, for an on-failure destination: what
+// Lambda's on-failure record says (requestContext, responseContext,
+// KinesisBatchInfo) and, beyond Lambda, the records themselves.
 type Failure struct {
-	ShardID   string
-	Records   []stream.Record
-	Attempts  int
-	Reason    string // one of the Reason constants
-	LastError string
-	Time      time.Time
+	ShardID     string
+	StreamARN   string // KinesisBatchInfo.streamArn
+	FunctionARN string // requestContext.functionArn: the target function, or the in-process handler's ARN
+	RequestID   string // requestContext.requestId: the last call's
+	Records     []stream.Record
+	Attempts    int    // requestContext.approximateInvokeCount
+	Reason      string // one of the Reason constants
+	Condition   string // requestContext.condition: one of the Condition constants
+	LastError   string
+	// FunctionError is responseContext.functionError: "Unhandled" or
+	// "Handled" when the last call failed with a function error, "" when
+	// it failed otherwise (a timeout, a throttle, partial failures).
+	FunctionError string
+	Time          time.Time
 }
 
 // Destination receives records given up. Send must not return before the
@@ -169,6 +198,8 @@ type Dispatcher struct {
 	sizer      invoke.Sizer
 	errTimeout error // the cause of a call's context at HandlerTimeout
 	stats      Stats
+	// lastRequestID is the last call's request id, for Failure.
+	lastRequestID string
 }
 
 // New validates cfg and fills its defaults.
@@ -373,9 +404,19 @@ func (d *Dispatcher) giveUp(ctx context.Context, batch []stream.Record, attempts
 	if d.cfg.OnFailure == nil {
 		return &GiveUpError{ShardID: batch[0].ShardID, First: first, Last: last, Attempts: attempts, Reason: reason, Err: herr}
 	}
-	f := Failure{ShardID: batch[0].ShardID, Records: batch, Attempts: attempts, Reason: reason, Time: d.cfg.Now()}
+	f := Failure{
+		ShardID: batch[0].ShardID, StreamARN: d.cfg.Source.StreamARN, FunctionARN: d.cfg.FunctionARN, RequestID: d.lastRequestID,
+		Records: batch, Attempts: attempts, Reason: reason, Condition: ConditionOf(reason), Time: d.cfg.Now(),
+	}
 	if herr != nil {
 		f.LastError = herr.Error()
+		var fe *invoke.FunctionError
+		switch {
+		case errors.As(herr, &fe):
+			f.FunctionError = fe.Kind
+		case !errors.Is(herr, stream.ErrHandlerTimeout) && !errors.Is(herr, stream.ErrThrottled):
+			f.FunctionError = "Unhandled" // an in-process handler's error or panic
+		}
 	}
 	if err := d.cfg.OnFailure.Send(ctx, f); err != nil {
 		return fmt.Errorf("send records %s..%s of %s to the on-failure destination: %w", first, last, f.ShardID, err)
@@ -398,7 +439,8 @@ func (d *Dispatcher) call(ctx context.Context, batch []stream.Record) (int, erro
 	d.stats.Records += int64(len(batch))
 	hctx, cancel := d.callContext(ctx)
 	defer cancel()
-	lc := &lambdacontext.LambdaContext{AwsRequestID: requestID(), InvokedFunctionArn: d.cfg.FunctionARN}
+	d.lastRequestID = requestID()
+	lc := &lambdacontext.LambdaContext{AwsRequestID: d.lastRequestID, InvokedFunctionArn: d.cfg.FunctionARN}
 	resp, err := d.run(lambdacontext.NewContext(hctx, lc), stream.Event(d.cfg.Source, batch))
 	if err != nil {
 		return 0, err
