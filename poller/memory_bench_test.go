@@ -184,8 +184,10 @@ func (m *memBench) phase(b *testing.B, name string) {
 			b.Fatalf("poller exited: %s", tail(c.errOut.String(), 4000))
 		}
 		b.Logf("flowing: %d leases held %s after the start; RSS %.1f MB", memShards, time.Since(c.started).Round(time.Millisecond), memMB(c.sampler.last().rssKB))
+		pctx, cancel := context.WithCancel(ctx)
+		defer cancel() // a producer left behind by a failure stops
 		prodErr := make(chan error, 1)
-		go func() { prodErr <- memProduceAtRate(ctx, prod, m.total, memRate) }()
+		go func() { prodErr <- memProduceAtRate(pctx, prod, m.total, memRate) }()
 		// The reading is waited for below; the producer's error, first.
 		select {
 		case err := <-prodErr:

@@ -124,7 +124,11 @@ type Config struct {
 	MaxRetryAttempts int
 	MaxRecordAge     time.Duration // give up on records older than this; <= 0: never
 	BisectOnError    bool
-	OnFailure        Destination // nil: a batch given up stops the shard
+	// IgnoreItemFailures ignores the handler's batchItemFailures, as
+	// Lambda does without FunctionResponseTypes ReportBatchItemFailures
+	// (-report-batch-item-failures=false): only an error fails a batch.
+	IgnoreItemFailures bool
+	OnFailure          Destination // nil: a batch given up stops the shard
 	// HandlerTimeout is each call's deadline (default 15m), set on the
 	// context the handler receives, the one that carries its
 	// lambdacontext.LambdaContext, as Lambda's runtime does. A call that
@@ -303,10 +307,24 @@ func (d *Dispatcher) next(recs []stream.Record) (n, size int) {
 }
 
 // deliverBatch runs one batch to completion: success, give-up, or stop.
-// attempts is how many failed attempts the batch has had already.
+// attempts is how many failed attempts the batch has had already. As on
+// Lambda: records older than MaxRecordAge are given up before every call,
+// without another call; a throttle or a batch too large for the host is
+// never an attempt; a function error (an error, a panic, a timeout) bisects
+// the batch when BisectOnError is set, and the halves are not attempts; a
+// partial failure (batchItemFailures) resumes at the lowest failed item.
 func (d *Dispatcher) deliverBatch(ctx context.Context, stop <-chan struct{}, batch []stream.Record, attempts int, done func(stream.Position)) error {
 	throttles := 0
+	var lastErr error
 	for {
+		if n := d.expired(batch); n > 0 {
+			if err := d.giveUp(ctx, batch[:n], attempts, ReasonRecordAge, lastErr, done); err != nil {
+				return err
+			}
+			if batch = batch[n:]; len(batch) == 0 {
+				return nil
+			}
+		}
 		failed, err := d.call(ctx, batch)
 		if err == nil && failed < 0 {
 			d.stats.Handled += int64(len(batch))
@@ -316,6 +334,7 @@ func (d *Dispatcher) deliverBatch(ctx context.Context, stop <-chan struct{}, bat
 		if cerr := context.Cause(ctx); cerr != nil {
 			return cerr
 		}
+		lastErr = err // nil for a partial failure: not a function error
 		first, last := batch[0].Position().String(), batch[len(batch)-1].Position().String()
 		switch {
 		case errors.Is(err, errCut):
@@ -324,12 +343,9 @@ func (d *Dispatcher) deliverBatch(ctx context.Context, stop <-chan struct{}, bat
 			return fmt.Errorf("%w: records %s..%s: %w", ErrStopping, first, last, err)
 		case errors.Is(err, stream.ErrThrottled):
 			// Not an attempt, as on Lambda: retried until the records
-			// are too old. Never bisected.
+			// are too old (checked before the next call). Never bisected.
 			d.stats.Throttles++
 			throttles++
-			if d.tooOld(batch) {
-				return d.giveUp(ctx, batch, attempts, ReasonRecordAge, err, done)
-			}
 			wait := backoff(d.cfg.RetryBackoff, throttles-1, d.cfg.MaxRetryBackoff)
 			d.log.Warn("handler throttled; retrying", "records", len(batch), "first", first,
 				"throttles", throttles, "wait", wait, "error", err.Error())
@@ -354,33 +370,40 @@ func (d *Dispatcher) deliverBatch(ctx context.Context, stop <-chan struct{}, bat
 		if errors.Is(err, stream.ErrHandlerTimeout) {
 			d.stats.Timeouts++
 		}
+		d.stats.Failures++
 		if failed > 0 { // records before the lowest failed item are done
 			d.stats.Handled += int64(failed)
 			done(batch[failed-1].Position())
 			batch = batch[failed:]
 			first = batch[0].Position().String()
+			if d.cfg.BisectOnError {
+				// Lambda splits at the reported item and retries the
+				// rest: a split, not an attempt.
+				d.log.Info("partial failure: retrying from the first failed item", "records", len(batch), "first", first)
+				continue
+			}
 		}
-		d.stats.Failures++
 		attempts++
-		tooOld := d.tooOld(batch)
-		if !tooOld && d.cfg.BisectOnError && len(batch) > 1 {
-			// Each half gets its own retries; splitting is not a retry.
+		if err != nil && d.cfg.BisectOnError && len(batch) > 1 {
+			// Only a function error bisects. Each half gets its own
+			// retries; splitting is not a retry.
 			half := len(batch) / 2
-			d.log.Info("bisecting failing batch", "records", len(batch), "error", errText(err, failed))
+			d.log.Info("bisecting failing batch", "records", len(batch), "error", err.Error())
 			if err := d.deliverBatch(ctx, stop, batch[:half], 0, done); err != nil {
 				return err
 			}
 			return d.deliverBatch(ctx, stop, batch[half:], 0, done)
 		}
-		switch {
-		case tooOld:
-			return d.giveUp(ctx, batch, attempts, ReasonRecordAge, err, done)
-		case d.cfg.MaxRetryAttempts >= 0 && attempts > d.cfg.MaxRetryAttempts:
-			return d.giveUp(ctx, batch, attempts, ReasonRetriesExhausted, err, done)
+		if d.cfg.MaxRetryAttempts >= 0 && attempts > d.cfg.MaxRetryAttempts {
+			return d.giveUp(ctx, batch, attempts, ReasonRetriesExhausted, lastErr, done)
 		}
 		wait := backoff(d.cfg.RetryBackoff, attempts-1, d.cfg.MaxRetryBackoff)
+		why := fmt.Sprintf("batchItemFailures from item %d", failed)
+		if err != nil {
+			why = err.Error()
+		}
 		d.log.Warn("handler failed; retrying", "records", len(batch), "first", first,
-			"attempt", attempts, "wait", wait, "error", errText(err, failed))
+			"attempt", attempts, "wait", wait, "error", why)
 		d.stats.Retries++
 		if err := d.wait(ctx, stop, wait); err != nil {
 			return err
@@ -388,15 +411,18 @@ func (d *Dispatcher) deliverBatch(ctx context.Context, stop <-chan struct{}, bat
 	}
 }
 
-func (d *Dispatcher) tooOld(batch []stream.Record) bool {
-	return d.cfg.MaxRecordAge > 0 && d.cfg.Now().Sub(batch[0].ApproximateArrivalTimestamp) > d.cfg.MaxRecordAge
-}
-
-func errText(err error, failed int) string {
-	if err != nil {
-		return err.Error()
+// expired is how many records at the front of batch are older than
+// MaxRecordAge (records arrive in order within a shard).
+func (d *Dispatcher) expired(batch []stream.Record) int {
+	if d.cfg.MaxRecordAge <= 0 {
+		return 0
 	}
-	return fmt.Sprintf("batchItemFailures from item %d", failed)
+	now := d.cfg.Now()
+	n := 0
+	for n < len(batch) && now.Sub(batch[n].ApproximateArrivalTimestamp) > d.cfg.MaxRecordAge {
+		n++
+	}
+	return n
 }
 
 func (d *Dispatcher) giveUp(ctx context.Context, batch []stream.Record, attempts int, reason string, herr error, done func(stream.Position)) error {
@@ -444,6 +470,9 @@ func (d *Dispatcher) call(ctx context.Context, batch []stream.Record) (int, erro
 	resp, err := d.run(lambdacontext.NewContext(hctx, lc), stream.Event(d.cfg.Source, batch))
 	if err != nil {
 		return 0, err
+	}
+	if d.cfg.IgnoreItemFailures {
+		return -1, nil // as Lambda without ReportBatchItemFailures
 	}
 	return FailedIndex(batch, resp), nil
 }

@@ -387,12 +387,14 @@ func TestDeliverGiveUp(t *testing.T) {
 			wantReason: "retry attempts exhausted", wantAtts: 2,
 		},
 		{
+			// Checked before every call: records already too old are
+			// given up without a call.
 			name:       "record age exceeded",
 			cfg:        Config{MaxRetryAttempts: -1, MaxRecordAge: time.Minute},
 			answer:     fail(errBoom),
 			now:        t0.Add(time.Minute + time.Millisecond),
-			wantCalls:  1,
-			wantReason: "record age exceeded", wantAtts: 1, wantLastErr: "boom",
+			wantCalls:  0,
+			wantReason: "record age exceeded", wantAtts: 0,
 		},
 	}
 	for _, tt := range tests {
@@ -729,5 +731,94 @@ func TestBackoff(t *testing.T) {
 		if got := backoff(tt.base, tt.n, tt.max); got != tt.want {
 			t.Errorf("backoff(%v, %d, %v) = %v, want %v", tt.base, tt.n, tt.max, got, tt.want)
 		}
+	}
+}
+
+// TestDeliverAgePassesWhileRetrying: records that grow too old while a
+// failing batch is retried are given up before the next call, with the
+// attempts made and the last error.
+func TestDeliverAgePassesWhileRetrying(t *testing.T) {
+	h := &fakeHandler{answers: []func(context.Context, events.KinesisEvent) (events.KinesisEventResponse, error){fail(errors.New("boom"))}}
+	dl := &doneLog{t: t}
+	dest := &fakeDestination{dl: dl}
+	calls := 0
+	now := func() time.Time {
+		calls++
+		if calls == 1 { // the check before the first call
+			return t0
+		}
+		return t0.Add(time.Hour)
+	}
+	d := newDispatcher(t, Config{Handler: h.handle, MaxRetryAttempts: -1, MaxRecordAge: time.Minute, OnFailure: dest, Now: now})
+	if err := d.Deliver(context.Background(), nil, recs(3), dl.done); err != nil {
+		t.Fatalf("Deliver = %v, want nil", err)
+	}
+	if len(h.calls) != 1 {
+		t.Errorf("handler called %d times, want 1", len(h.calls))
+	}
+	if len(dest.sent) != 1 || dest.sent[0].Reason != ReasonRecordAge || dest.sent[0].Condition != ConditionRecordAge ||
+		dest.sent[0].Attempts != 1 || dest.sent[0].LastError != "boom" || len(dest.sent[0].Records) != 3 {
+		t.Errorf("destination got %+v, want the 3 records, RecordAgeExceeded after 1 attempt, last error boom", dest.sent)
+	}
+}
+
+// TestDeliverBisectOnlyOnFunctionErrors: with bisect on, a partial failure
+// is split at the reported item and the rest retried (a split, not an
+// attempt), never halved; a throttle is never bisected either.
+func TestDeliverBisectOnlyOnFunctionErrors(t *testing.T) {
+	all := recs(6)
+	t.Run("partial failure", func(t *testing.T) {
+		h := &fakeHandler{answers: []func(context.Context, events.KinesisEvent) (events.KinesisEventResponse, error){
+			partial(all[2].SequenceNumber), ok(),
+		}}
+		dl := &doneLog{t: t}
+		d := newDispatcher(t, Config{Handler: h.handle, BisectOnError: true, MaxRetryAttempts: 0})
+		if err := d.Deliver(context.Background(), nil, all, dl.done); err != nil {
+			t.Fatalf("Deliver = %v, want nil (the split is not an attempt, so 0 retries suffice)", err)
+		}
+		if want := [][]string{seqs(all), seqs(all[2:])}; !equalCalls(h.calls, want) {
+			t.Errorf("calls = %v, want %v: split at the reported item, not halved", h.calls, want)
+		}
+	})
+	t.Run("throttle", func(t *testing.T) {
+		h := &fakeHandler{answers: []func(context.Context, events.KinesisEvent) (events.KinesisEventResponse, error){
+			fail(fmt.Errorf("busy: %w", stream.ErrThrottled)), ok(),
+		}}
+		dl := &doneLog{t: t}
+		d := newDispatcher(t, Config{Handler: h.handle, BisectOnError: true, MaxRetryAttempts: 0})
+		if err := d.Deliver(context.Background(), nil, all, dl.done); err != nil {
+			t.Fatalf("Deliver = %v, want nil", err)
+		}
+		if want := [][]string{seqs(all), seqs(all)}; !equalCalls(h.calls, want) {
+			t.Errorf("calls = %v, want %v: a throttle is retried whole", h.calls, want)
+		}
+	})
+	t.Run("function error", func(t *testing.T) {
+		h := &fakeHandler{answers: []func(context.Context, events.KinesisEvent) (events.KinesisEventResponse, error){
+			fail(errors.New("boom")), ok(),
+		}}
+		dl := &doneLog{t: t}
+		d := newDispatcher(t, Config{Handler: h.handle, BisectOnError: true, MaxRetryAttempts: 0})
+		if err := d.Deliver(context.Background(), nil, all, dl.done); err != nil {
+			t.Fatalf("Deliver = %v, want nil", err)
+		}
+		if want := [][]string{seqs(all), seqs(all[:3]), seqs(all[3:])}; !equalCalls(h.calls, want) {
+			t.Errorf("calls = %v, want %v: halved", h.calls, want)
+		}
+	})
+}
+
+// TestDeliverIgnoreItemFailures: without ReportBatchItemFailures Lambda
+// ignores batchItemFailures: the batch succeeded.
+func TestDeliverIgnoreItemFailures(t *testing.T) {
+	all := recs(3)
+	h := &fakeHandler{answers: []func(context.Context, events.KinesisEvent) (events.KinesisEventResponse, error){partial(all[1].SequenceNumber)}}
+	dl := &doneLog{t: t}
+	d := newDispatcher(t, Config{Handler: h.handle, IgnoreItemFailures: true})
+	if err := d.Deliver(context.Background(), nil, all, dl.done); err != nil {
+		t.Fatal(err)
+	}
+	if len(h.calls) != 1 || d.Stats().Handled != 3 || d.Stats().Failures != 0 {
+		t.Errorf("calls %v stats %+v: want one call, 3 handled, no failure", h.calls, d.Stats())
 	}
 }

@@ -292,8 +292,14 @@ func TestDeliverThrottledTooOld(t *testing.T) {
 	}}
 	dl := &doneLog{t: t}
 	dest := &fakeDestination{dl: dl}
+	nows := 0
 	d := newDispatcher(t, Config{Handler: h.handle, MaxRetryAttempts: -1, MaxRecordAge: time.Minute, OnFailure: dest,
-		Now: func() time.Time { return t0.Add(time.Hour) }})
+		Now: func() time.Time {
+			if nows++; nows == 1 { // the check before the first call
+				return t0
+			}
+			return t0.Add(time.Hour)
+		}})
 	if err := d.Deliver(context.Background(), nil, recs(2), dl.done); err != nil {
 		t.Fatalf("Deliver = %v, want nil", err)
 	}
