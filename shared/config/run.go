@@ -32,6 +32,9 @@ type Run struct {
 	MaxBatchingWindow     time.Duration
 	ParallelizationFactor int
 	BisectOnError         bool
+	ReportItemFailures    bool
+	TumblingWindow        time.Duration
+	Filters               Patterns
 	MaxRetryAttempts      int
 	MaxRecordAge          time.Duration
 	OnFailure             string
@@ -57,8 +60,11 @@ func (s *Run) Register(fs *flag.FlagSet) {
 	fs.IntVar(&s.MaxLeases, "max-leases", 0, "most shards this worker holds (0: no limit)")
 	fs.IntVar(&s.BatchSize, "batch-size", 100, "most records per handler call (1–10000)")
 	fs.DurationVar(&s.MaxBatchingWindow, "max-batching-window", 0, "wait up to this long to fill a batch")
-	fs.IntVar(&s.ParallelizationFactor, "parallelization-factor", 1, "concurrent batches per shard (this version: 1)")
-	fs.BoolVar(&s.BisectOnError, "bisect-on-error", false, "split a failing batch in two and retry each half")
+	fs.IntVar(&s.ParallelizationFactor, "parallelization-factor", 1, "concurrent batches per shard (1–10), grouped by the user record's partition key: one key stays in order")
+	fs.BoolVar(&s.BisectOnError, "bisect-on-error", false, "split a batch that fails with a function error in two and retry each half")
+	fs.BoolVar(&s.ReportItemFailures, "report-batch-item-failures", true, "honour the handler's batchItemFailures (ReportBatchItemFailures); false: ignore them, as Lambda does without it")
+	fs.DurationVar(&s.TumblingWindow, "tumbling-window", 0, "0s–900s: windowed events with state, as Lambda's TumblingWindowInSeconds")
+	fs.Var(&s.Filters, "filter", "a Lambda filter `pattern` on data and partitionKey (JSON); give it up to 5 times (the variable: one pattern or a JSON array)")
 	fs.IntVar(&s.MaxRetryAttempts, "max-retry-attempts", -1, "retries of a failing batch; -1 = until the record expires")
 	fs.DurationVar(&s.MaxRecordAge, "max-record-age", -time.Second, "give up on records older than this; -1s = never")
 	fs.StringVar(&s.OnFailure, "on-failure", "", "where given-up records go: file:///path (JSON lines)")
@@ -112,12 +118,16 @@ func (s *Run) validate(now time.Time) (err error) {
 		return Usagef("-batch-size %d: allowed 1–10000", s.BatchSize)
 	case s.MaxBatchingWindow < 0 || s.MaxBatchingWindow > 300*time.Second:
 		return Usagef("-max-batching-window %s: allowed 0s–300s", s.MaxBatchingWindow)
-	case s.ParallelizationFactor != 1:
-		return Usagef("-parallelization-factor %d: allowed 1 in this version", s.ParallelizationFactor)
+	case s.ParallelizationFactor < 1 || s.ParallelizationFactor > 10:
+		return Usagef("-parallelization-factor %d: allowed 1–10", s.ParallelizationFactor)
+	case s.TumblingWindow < 0 || s.TumblingWindow > 900*time.Second || s.TumblingWindow%time.Second != 0:
+		return Usagef("-tumbling-window %s: allowed whole seconds from 0s (off) to 900s", s.TumblingWindow)
+	case len(s.Filters) > 5:
+		return Usagef("-filter: %d patterns given: allowed at most 5", len(s.Filters))
 	case s.MaxRetryAttempts < -1 || s.MaxRetryAttempts > 10000:
 		return Usagef("-max-retry-attempts %d: allowed -1 (until the record expires) or 0–10000", s.MaxRetryAttempts)
-	case s.MaxRecordAge != -time.Second && (s.MaxRecordAge < time.Second || s.MaxRecordAge > 7*24*time.Hour):
-		return Usagef("-max-record-age %s: allowed -1s (never) or 1s–168h", s.MaxRecordAge)
+	case s.MaxRecordAge != -time.Second && (s.MaxRecordAge < time.Minute || s.MaxRecordAge > 7*24*time.Hour):
+		return Usagef("-max-record-age %s: allowed -1s (never) or 60s–168h, as Lambda's MaximumRecordAgeInSeconds", s.MaxRecordAge)
 	case s.HandlerTimeout < time.Second || s.HandlerTimeout > 15*time.Minute:
 		return Usagef("-handler-timeout %s: allowed 1s–15m", s.HandlerTimeout)
 	case s.FunctionTimeout < time.Second || s.FunctionTimeout > 15*time.Minute:
@@ -182,6 +192,7 @@ func (s *Run) WorkerConfig(clients *awsconf.Clients, h stream.Handler, log *slog
 		CheckpointInterval: s.CheckpointInterval, FailoverTime: s.FailoverTime, MaxLeases: s.MaxLeases,
 		BatchSize: s.BatchSize, MaxBatchingWindow: s.MaxBatchingWindow,
 		Handler: h, MaxRetryAttempts: s.MaxRetryAttempts, MaxRecordAge: max(s.MaxRecordAge, 0),
+		IgnoreItemFailures: !s.ReportItemFailures, ParallelizationFactor: s.ParallelizationFactor,
 		BisectOnError: s.BisectOnError, OnFailure: dest, HandlerTimeout: s.HandlerTimeout,
 		OversizeAlone: s.TargetFunction == "", FunctionARN: s.TargetFunction,
 		RetryWaitTime: s.RetryWaitTime, RetryMaxAttempts: s.RetryMaxAttempts,

@@ -84,7 +84,12 @@ func TestValidateErrors(t *testing.T) {
 		{"max-leases negative", append([]string{"-max-leases", "-1"}, validArgs...), nil, []string{"-max-leases", "-1"}},
 		{"max-retry-attempts -2", append([]string{"-max-retry-attempts", "-2"}, validArgs...), nil, []string{"-max-retry-attempts", "-2"}},
 		{"max-record-age 0", append([]string{"-max-record-age", "0s"}, validArgs...), nil, []string{"-max-record-age", "0s"}},
-		{"parallelization-factor 2", append([]string{"-parallelization-factor", "2"}, validArgs...), nil, []string{"-parallelization-factor", "2"}},
+		{"parallelization-factor 11", append([]string{"-parallelization-factor", "11"}, validArgs...), nil, []string{"-parallelization-factor", "11", "1–10"}},
+		{"parallelization-factor 0", append([]string{"-parallelization-factor", "0"}, validArgs...), nil, []string{"-parallelization-factor", "0"}},
+		{"max-record-age 59s", append([]string{"-max-record-age", "59s"}, validArgs...), nil, []string{"-max-record-age", "59s", "60s"}},
+		{"tumbling-window 901s", append([]string{"-tumbling-window", "901s"}, validArgs...), nil, []string{"-tumbling-window", "15m1s", "900s"}},
+		{"tumbling-window fraction", append([]string{"-tumbling-window", "1500ms"}, validArgs...), nil, []string{"-tumbling-window", "1.5s", "whole seconds"}},
+		{"six filters", append([]string{"-filter", "{}", "-filter", "{}", "-filter", "{}", "-filter", "{}", "-filter", "{}", "-filter", "{}"}, validArgs...), nil, []string{"-filter", "6", "at most 5"}},
 		{"retry-max-attempts 0", append([]string{"-retry-max-attempts", "0"}, validArgs...), nil, []string{"-retry-max-attempts", "0"}},
 		{"bad log-level", append([]string{"-log-level", "loud"}, validArgs...), nil, []string{"-log-level", "loud"}},
 		{"bad endpoint", append([]string{"-kinesis-endpoint", "localhost:4567"}, validArgs...), nil, []string{"-kinesis-endpoint", "localhost:4567"}},
@@ -114,5 +119,31 @@ func TestValidateErrors(t *testing.T) {
 				t.Errorf("error %q is more than one line", err)
 			}
 		})
+	}
+}
+
+// TestPatterns: -filter adds a pattern each time; the variable holds one
+// pattern or a JSON array; anything else says what is allowed.
+func TestPatterns(t *testing.T) {
+	s, err := parseRun(t, append([]string{"-filter", `{"data":{"a":[1]}}`, "-filter", `{"partitionKey":["k"]}`}, validArgs...), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(s.Filters) != 2 || s.Filters[1] != `{"partitionKey":["k"]}` {
+		t.Errorf("filters = %q, want the two patterns", s.Filters)
+	}
+	s, err = parseRun(t, validArgs, map[string]string{"SHARDLINE_FILTER": `[{"data":{"a":[1]}}, {"partitionKey":["k"]}]`})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(s.Filters) != 2 || s.Filters[0] != `{"data":{"a":[1]}}` {
+		t.Errorf("filters from the variable = %q, want the two patterns", s.Filters)
+	}
+	if _, err := parseRun(t, append([]string{"-filter", "type=order"}, validArgs...), nil); err == nil || !strings.Contains(err.Error(), "JSON object") {
+		t.Errorf("a non-JSON filter: %v, want an error naming the allowed form", err)
+	}
+	s, err = parseRun(t, validArgs, nil)
+	if err != nil || !s.ReportItemFailures {
+		t.Errorf("report-batch-item-failures default = %v (%v), want true", s.ReportItemFailures, err)
 	}
 }

@@ -84,7 +84,13 @@ type Config struct {
 	MaxRetryAttempts int           // retries of a failing batch; -1 = until MaxRecordAge (use -1 for the default)
 	MaxRecordAge     time.Duration // <= 0: never give up on age
 	BisectOnError    bool
-	OnFailure        dispatch.Destination
+	// IgnoreItemFailures ignores batchItemFailures (Lambda without
+	// ReportBatchItemFailures).
+	IgnoreItemFailures bool
+	// ParallelizationFactor is how many batches of one shard are in flight
+	// at once (1–10; 0 means 1), grouped by the user record's partition key.
+	ParallelizationFactor int
+	OnFailure             dispatch.Destination
 
 	RetryWaitTime    time.Duration // Kinesis read retry wait; default 100ms
 	RetryMaxAttempts int           // Kinesis read retries before back-off; default 3
@@ -146,6 +152,12 @@ func (c *Config) fill() error {
 		if d < 0 {
 			errs = append(errs, fmt.Errorf("%s %s: must be positive", name, d))
 		}
+	}
+	if c.ParallelizationFactor == 0 {
+		c.ParallelizationFactor = 1
+	}
+	if c.ParallelizationFactor < 1 || c.ParallelizationFactor > 10 {
+		errs = append(errs, fmt.Errorf("parallelization-factor %d: allowed 1–10", c.ParallelizationFactor))
 	}
 	if c.MaxLeases < 0 {
 		errs = append(errs, fmt.Errorf("max-leases %d: must be 0 (no limit) or more", c.MaxLeases))
