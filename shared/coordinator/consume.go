@@ -119,13 +119,13 @@ func (w *Worker) consume(h *held, st *shardStats) consumeResult {
 		}
 		return w.cfg.Handler(ctx, ev)
 	}
-	disp, err := dispatch.New(dispatch.Config{
+	disp, err := dispatch.NewDeliverer(dispatch.Config{
 		Handler: handler, Source: w.source, FunctionARN: w.cfg.FunctionARN,
 		BatchSize: w.cfg.BatchSize, MaxRetryAttempts: w.cfg.MaxRetryAttempts, MaxRecordAge: w.cfg.MaxRecordAge,
 		BisectOnError: w.cfg.BisectOnError, OnFailure: w.cfg.OnFailure, Logger: log,
 		HandlerTimeout: w.cfg.HandlerTimeout, Deadline: w.cfg.Deadline, MaxBatchBytes: w.cfg.MaxBatchBytes,
 		OversizeAlone: w.cfg.OversizeAlone, IgnoreItemFailures: w.cfg.IgnoreItemFailures,
-	})
+	}, w.cfg.ParallelizationFactor)
 	if err != nil {
 		return park(err)
 	}
@@ -147,6 +147,8 @@ func (w *Worker) consume(h *held, st *shardStats) consumeResult {
 			st.setParked("")
 		}
 	}
+	// done is called in shard order, one call at a time (with a
+	// parallelization factor, from the lanes' goroutines).
 	done := func(p stream.Position) {
 		tracker.Done(p)
 		h.setDone(p)
