@@ -543,3 +543,39 @@ func firstDeliveries(recs []got) []got {
 	}
 	return out
 }
+
+// TestParallelizationWithKPL: with a factor of 5, user records of KPL
+// aggregates are handled up to 5 batches at once, by their own partition
+// keys, each key in order, each record once; the checkpoint ends at the
+// last record.
+func TestParallelizationWithKPL(t *testing.T) {
+	f := newFixture(t, 1)
+	want := f.put(40, 2000, 0, 100) // 20 aggregates of 100 user records, 40 keys
+	c := &collector{}
+	var inFlight, most atomic.Int64
+	h := func(ctx context.Context, ev events.KinesisEvent) (events.KinesisEventResponse, error) {
+		n := inFlight.Add(1)
+		defer inFlight.Add(-1)
+		for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+		}
+		time.Sleep(5 * time.Millisecond) // a slow handler, so lanes overlap
+		return c.handle(ctx, ev)
+	}
+	r := f.start(h, func(cfg *coordinator.Config) { cfg.ParallelizationFactor = 5; cfg.BatchSize = 20 })
+	testwait.Until(t, time.Minute, "2,000 records", func() bool { return c.count() >= len(want) })
+	assertIDs(t, c.snapshot(), want)
+	checkKeyOrder(t, c.snapshot())
+	if m := most.Load(); m < 2 || m > 5 {
+		t.Errorf("at most %d calls in flight, want 2–5", m)
+	}
+	last := c.snapshot()[0].pos
+	for _, g := range c.snapshot() {
+		if g.pos.After(last) {
+			last = g.pos
+		}
+	}
+	testwait.Until(t, 10*time.Second, "the checkpoint at the last record", func() bool {
+		return f.leases()["shardId-000000000000"].Checkpoint == last
+	})
+	r.stop(t)
+}
