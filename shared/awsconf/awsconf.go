@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -78,7 +79,15 @@ func Load(ctx context.Context, o Options) (*Clients, error) {
 		return nil, fmt.Errorf("function-timeout %s: must be positive", o.InvokeTimeout)
 	}
 	opts := []func(*config.LoadOptions) error{
-		config.WithHTTPClient(awshttp.NewBuildableClient().WithTimeout(30 * time.Second)),
+		// One kept-alive connection per shard reader and lease writer: with
+		// the default of 10 idle connections per host, a worker holding
+		// many shards would open (and on AWS, handshake) a new connection
+		// for most calls.
+		config.WithHTTPClient(awshttp.NewBuildableClient().WithTimeout(30 * time.Second).
+			WithTransportOptions(func(t *http.Transport) {
+				t.MaxIdleConns = 1024
+				t.MaxIdleConnsPerHost = 512
+			})),
 	}
 	if o.Region != "" {
 		opts = append(opts, config.WithRegion(o.Region))

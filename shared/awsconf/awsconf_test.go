@@ -285,3 +285,22 @@ func TestInvokeOncePerAttempt(t *testing.T) {
 		t.Errorf("no retry logged with the timeout:\n%s", out)
 	}
 }
+
+// TestKeepsConnectionsPerShard: the shared HTTP client keeps enough idle
+// connections per host for a worker holding hundreds of shards.
+func TestKeepsConnectionsPerShard(t *testing.T) {
+	t.Setenv("AWS_ACCESS_KEY_ID", "local")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "local")
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	c, err := Load(context.Background(), Options{Region: "us-east-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hc, ok := c.Base.HTTPClient.(*awshttp.BuildableClient)
+	if !ok {
+		t.Fatalf("HTTP client is %T", c.Base.HTTPClient)
+	}
+	if got := hc.GetTransport().MaxIdleConnsPerHost; got < 256 {
+		t.Errorf("MaxIdleConnsPerHost = %d, want at least 256", got)
+	}
+}

@@ -328,6 +328,10 @@ func (w *Worker) read(ctx context.Context, shardID string, r *fetch.Reader, hr k
 			*recs, s = kpl.Deaggregate(*recs, shardID, &b.Records[i], hr)
 			ks.Add(s)
 		}
+		// The answer's blobs are not needed past de-aggregation (user
+		// records of an aggregate hold copies): let them go before the
+		// batch is delivered.
+		b.Records = nil
 		if resume != nil {
 			kept := (*recs)[:from]
 			for _, rec := range (*recs)[from:] {

@@ -37,7 +37,14 @@ type Config struct {
 	RetryWaitTime    time.Duration // wait before retrying a throttled call; default 100ms
 	RetryMaxAttempts int           // throttled retries at RetryWaitTime before back-off; default 3
 	MaxBackoff       time.Duration // back-off cap; default 10s
-	Limit            int32         // records per GetRecords, 1–10000; default 10000
+	Limit            int32         // most records per GetRecords, 1–10000; default 10000
+	// TargetBytes bounds what one read brings, so that what a shard holds
+	// at once is bounded: the records asked for in each GetRecords are
+	// TargetBytes over the mean size of the records read so far (at most
+	// Limit; the first read asks for FirstLimit). Default 1 MiB; a
+	// negative value asks for Limit every time.
+	TargetBytes int
+	FirstLimit  int32 // records in the first GetRecords; default 100
 	// BusyInterval is the least time between two GetRecords calls while
 	// the reader is behind; IdleInterval while it has caught up. Kinesis
 	// allows 5 calls per second per shard, shared by all consumers.
@@ -64,6 +71,36 @@ type Reader struct {
 	latestAt time.Time // when the first LATEST iterator was asked for
 	nextCall time.Time
 	ended    bool
+	meanSize float64 // bytes per Kinesis record read, a moving mean; 0 before any
+}
+
+// limit is how many records the next GetRecords asks for.
+func (r *Reader) limit() int32 {
+	if r.cfg.TargetBytes < 0 {
+		return r.cfg.Limit
+	}
+	if r.meanSize == 0 {
+		return r.cfg.FirstLimit
+	}
+	n := float64(r.cfg.TargetBytes) / r.meanSize
+	return int32(max(1, min(n, float64(r.cfg.Limit))))
+}
+
+// observe updates the mean record size from a response.
+func (r *Reader) observe(recs []types.Record) {
+	if len(recs) == 0 {
+		return
+	}
+	total := 0
+	for i := range recs {
+		total += len(recs[i].Data) + len(aws.ToString(recs[i].PartitionKey))
+	}
+	mean := float64(total) / float64(len(recs))
+	if r.meanSize == 0 {
+		r.meanSize = mean
+		return
+	}
+	r.meanSize = 0.5*r.meanSize + 0.5*mean
 }
 
 // New returns a reader for cfg.ShardID, validating cfg.
@@ -92,6 +129,12 @@ func New(client kinesisAPI, cfg Config) (*Reader, error) {
 	}
 	if cfg.Limit <= 0 || cfg.Limit > 10000 {
 		cfg.Limit = 10000
+	}
+	if cfg.TargetBytes == 0 {
+		cfg.TargetBytes = 1 << 20
+	}
+	if cfg.FirstLimit <= 0 {
+		cfg.FirstLimit = min(100, cfg.Limit)
 	}
 	if cfg.BusyInterval <= 0 {
 		cfg.BusyInterval = 200 * time.Millisecond
@@ -135,7 +178,7 @@ func (r *Reader) Next(ctx context.Context) (Batch, error) {
 			}
 			r.iterator = it
 		}
-		out, err := r.client.GetRecords(ctx, &kinesis.GetRecordsInput{ShardIterator: r.iterator, Limit: aws.Int32(r.cfg.Limit)})
+		out, err := r.client.GetRecords(ctx, &kinesis.GetRecordsInput{ShardIterator: r.iterator, Limit: aws.Int32(r.limit())})
 		if err != nil {
 			var expired *types.ExpiredIteratorException
 			var invalid *types.InvalidArgumentException
@@ -158,6 +201,7 @@ func (r *Reader) Next(ctx context.Context) (Batch, error) {
 			r.nextCall = time.Now().Add(wait)
 			continue
 		}
+		r.observe(out.Records)
 		b := Batch{Records: out.Records, MillisBehindLatest: aws.ToInt64(out.MillisBehindLatest)}
 		if n := len(out.Records); n > 0 {
 			r.lastSeq = aws.ToString(out.Records[n-1].SequenceNumber)

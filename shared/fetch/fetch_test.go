@@ -157,7 +157,7 @@ func TestIteratorTypes(t *testing.T) {
 			f := &fakeKinesis{answers: []answer{page("it-next", 0, "1")}}
 			cfg := fastConfig(tt.start)
 			cfg.Timestamp = ts
-			cfg.Limit = 500
+			cfg.Limit, cfg.TargetBytes = 500, -1 // a fixed limit
 			r := newReader(t, f, cfg)
 			b, err := r.Next(context.Background())
 			if err != nil {
@@ -225,8 +225,8 @@ func TestNextFollowsIterators(t *testing.T) {
 	if want := []string{"it-1", "it-a", "it-b"}; !slices.Equal(its, want) {
 		t.Errorf("iterators used = %v, want %v", its, want)
 	}
-	if got, want := aws.ToInt32(f.recIn[0].Limit), int32(10000); got != want {
-		t.Errorf("default limit = %d, want %d", got, want)
+	if got, want := aws.ToInt32(f.recIn[0].Limit), int32(100); got != want {
+		t.Errorf("first limit = %d, want %d", got, want)
 	}
 	if len(f.iterIn) != 1 {
 		t.Errorf("GetShardIterator called %d times, want 1", len(f.iterIn))
@@ -607,5 +607,36 @@ func TestClassifiers(t *testing.T) {
 		if got := IsFatal(tt.err); got != tt.fata {
 			t.Errorf("IsFatal(%T) = %v, want %v", tt.err, got, tt.fata)
 		}
+	}
+}
+
+// TestLimitFollowsTargetBytes: after the first read, each GetRecords asks
+// for about TargetBytes' worth of records at the mean size read so far,
+// at most Limit.
+func TestLimitFollowsTargetBytes(t *testing.T) {
+	big := func(n, size int) answer {
+		out := &kinesis.GetRecordsOutput{NextShardIterator: aws.String("it"), MillisBehindLatest: aws.Int64(1000)}
+		for i := range n {
+			out.Records = append(out.Records, types.Record{SequenceNumber: aws.String(fmt.Sprint(i + 1)), PartitionKey: aws.String(""), Data: make([]byte, size)})
+		}
+		return answer{out: out}
+	}
+	f := &fakeKinesis{answers: []answer{big(10, 10_000), big(10, 10_000), big(10, 10), big(1, 10)}}
+	cfg := fastConfig(stream.TrimHorizon)
+	cfg.TargetBytes = 100_000
+	r := newReader(t, f, cfg)
+	for i := range 4 {
+		if _, err := r.Next(context.Background()); err != nil {
+			t.Fatalf("Next %d: %v", i, err)
+		}
+	}
+	var got []int32
+	for _, in := range f.recIn {
+		got = append(got, aws.ToInt32(in.Limit))
+	}
+	// 100 first; then 100,000 / 10,000 = 10; then the mean moves to
+	// (10,000 + 10) / 2 → 19; then the cap of 10,000 records.
+	if want := []int32{100, 10, 10, 19}; !slices.Equal(got, want) {
+		t.Errorf("limits = %v, want %v", got, want)
 	}
 }
