@@ -60,6 +60,11 @@ type Config struct {
 	ParkRetryWait    time.Duration
 	MaxParkRetryWait time.Duration
 
+	// ReadBudget bounds the bytes of Kinesis answers the worker's shards
+	// hold at once: each read of a shard asks for about ReadBudget over
+	// the shards held, between 64 KiB and 1 MiB (default 16 MiB).
+	ReadBudget int
+
 	BatchSize         int           // most records per handler call; default 100
 	MaxBatchingWindow time.Duration // wait up to this long to fill a batch; default 0
 
@@ -141,6 +146,9 @@ func (c *Config) fill() error {
 	def(&c.HandlerTimeout, 15*time.Minute)
 	def(&c.ParkRetryWait, 5*time.Second)
 	def(&c.MaxParkRetryWait, 5*time.Minute)
+	if c.ReadBudget == 0 {
+		c.ReadBudget = 16 << 20
+	}
 	if c.MaxBatchBytes == 0 {
 		c.MaxBatchBytes = DefaultMaxBatchBytes
 	}

@@ -317,6 +317,7 @@ func (w *Worker) read(ctx context.Context, shardID string, r *fetch.Reader, hr k
 	deadline := time.Now().Add(w.cfg.MaxBatchingWindow)
 	bytes := 0
 	for {
+		r.SetTargetBytes(w.readTarget())
 		b, err := r.Next(ctx)
 		if err != nil {
 			return b, err

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -74,10 +75,11 @@ type Worker struct {
 	stats      map[string]*shardStats
 	parked     map[string]lease.Park // parked leases as last seen in the table
 
-	wg       sync.WaitGroup
-	draining chan struct{}
-	syncNow  chan struct{}
-	fatal    chan error
+	heldCount atomic.Int64 // shards being consumed, for the read budget
+	wg        sync.WaitGroup
+	draining  chan struct{}
+	syncNow   chan struct{}
+	fatal     chan error
 }
 
 // New validates cfg, fills its defaults and returns a worker.
@@ -455,8 +457,10 @@ func (w *Worker) start(work context.Context, l lease.Lease) {
 	w.held[l.Key] = h
 	w.mu.Unlock()
 	w.wg.Add(1)
+	w.heldCount.Add(1)
 	go func() {
 		defer w.wg.Done()
+		defer w.heldCount.Add(-1)
 		res := w.consume(h, st)
 		w.mu.Lock()
 		if w.held[l.Key] == h {
@@ -522,6 +526,13 @@ func nonceTime(nonce string) int64 {
 	ms, _, _ := strings.Cut(nonce, "-")
 	n, _ := strconv.ParseInt(ms, 10, 64)
 	return n
+}
+
+// readTarget is the bytes one read of a shard asks for: the read budget
+// shared among the shards held, between 64 KiB and 1 MiB.
+func (w *Worker) readTarget() int {
+	n := max(1, w.heldCount.Load())
+	return int(min(max(int64(w.cfg.ReadBudget)/n, 64<<10), 1<<20))
 }
 
 // Draining is closed once Run has told every shard to stop: no batch starts

@@ -74,6 +74,10 @@ type Reader struct {
 	meanSize float64 // bytes per Kinesis record read, a moving mean; 0 before any
 }
 
+// SetTargetBytes changes TargetBytes for the next reads (the worker
+// shares a budget among the shards it holds).
+func (r *Reader) SetTargetBytes(n int) { r.cfg.TargetBytes = n }
+
 // limit is how many records the next GetRecords asks for.
 func (r *Reader) limit() int32 {
 	if r.cfg.TargetBytes < 0 {
