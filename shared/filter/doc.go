@@ -79,6 +79,8 @@
 //     empty array, does not exist for it. {"exists": false} on a nested
 //     field also holds when its parent is absent.
 //   - A key given twice in a pattern keeps its last value, as Lambda does.
+//     A key given twice in one object of the data is a field with two
+//     values, either of which may match (Lambda does not say).
 //
 // # Data that is not JSON
 //
