@@ -19,7 +19,10 @@
 //   - data: the record's data, matched as JSON. Lambda base64-decodes the
 //     event's data field first; Shardline has the bytes as put, which are
 //     the same bytes. data must be an object of data fields.
-//   - partitionKey: the record's partition key, a string.
+//   - partitionKey: the record's partition key, a string, always present.
+//     Rules that no string can satisfy, or that every string does (a
+//     number, null, true or false; numeric; exists false; anything-but of
+//     a number), are refused.
 //   - $or: a list of at least two objects of the keys above, one of which
 //     must match.
 //

@@ -50,7 +50,7 @@ type slot struct {
 	existsFalse bool   // a leaf slot also holds when the field has no value
 	group       int    // for a kid slot: the group of child it tests; -1 for a leaf slot
 	absent      bool   // whether the slot holds when the field is absent
-	data        bool   // a root slot on data
+	data        bool   // a root slot on the data field
 }
 
 type group struct {
@@ -202,7 +202,7 @@ func (n *node) addLeaf(e *entry, s slot) int {
 }
 
 func (n *node) addKid(e *entry, g int) int {
-	n.slots = append(n.slots, slot{group: g, data: e.key == keyData})
+	n.slots = append(n.slots, slot{group: g})
 	e.kids = append(e.kids, len(n.slots)-1)
 	return len(n.slots) - 1
 }

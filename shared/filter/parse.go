@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -146,13 +147,18 @@ func (c *compiler) object(n *node, members []member, path string, top bool) (int
 			if err != nil {
 				return 0, err
 			}
-			grp.and = append(grp.and, n.addKid(e, cg))
+			si := n.addKid(e, cg)
+			n.slots[si].data = true
+			grp.and = append(grp.and, si)
 		case top && m.key == keyPartitionKey:
 			if m.val.kind != kindArray {
 				return 0, fail(p, "must be a list of rules, such as [\"key-1\"] or [{\"prefix\":\"eu-\"}]: the partition key is a string")
 			}
 			s, err := leafSlot(m.val.arr, p)
 			if err != nil {
+				return 0, err
+			}
+			if err := stringRules(s, p); err != nil {
 				return 0, err
 			}
 			grp.and = append(grp.and, n.addLeaf(n.entry(keyPartitionKey), s))
@@ -200,6 +206,27 @@ func (c *compiler) or(n *node, v value, path string, top bool) ([]int, error) {
 		alts = append(alts, g)
 	}
 	return alts, nil
+}
+
+// stringRules refuses, for the partition key, rules that no string can
+// satisfy or that every string does: the key is always there, and always
+// a string.
+func stringRules(s slot, path string) error {
+	const want = "the partition key is a string, always present: give strings, prefix, suffix, equals-ignore-case, anything-but of strings, or exists true"
+	if s.existsFalse {
+		return fail(path, "exists false never holds: %s", want)
+	}
+	for _, r := range s.rules {
+		switch {
+		case r.op == opExact && r.kind != kString:
+			return fail(path, "%s never equals a string: %s", r.s, want)
+		case r.op == opNumeric:
+			return fail(path, "numeric never holds: %s", want)
+		case r.op == opAnythingBut && slices.ContainsFunc(r.not, func(l lit) bool { return l.kind != kString }):
+			return fail(path, "anything-but of a number always holds: %s", want)
+		}
+	}
+	return nil
 }
 
 func join(path, key string) string {
