@@ -12,6 +12,7 @@ import (
 	"github.com/shardline/shardline/shared/awsconf"
 	"github.com/shardline/shardline/shared/coordinator"
 	"github.com/shardline/shardline/shared/dispatch"
+	"github.com/shardline/shardline/shared/filter"
 	"github.com/shardline/shardline/shared/handlers"
 	"github.com/shardline/shardline/shared/invoke"
 	"github.com/shardline/shardline/shared/stream"
@@ -124,6 +125,8 @@ func (s *Run) validate(now time.Time) (err error) {
 		return Usagef("-tumbling-window %s: allowed whole seconds from 0s (off) to 900s", s.TumblingWindow)
 	case len(s.Filters) > 5:
 		return Usagef("-filter: %d patterns given: allowed at most 5", len(s.Filters))
+	case s.TumblingWindow > 0 && s.ParallelizationFactor > 1:
+		return Usagef("-tumbling-window %s with -parallelization-factor %d: allowed one of them (a window's state is per shard, one batch at a time)", s.TumblingWindow, s.ParallelizationFactor)
 	case s.MaxRetryAttempts < -1 || s.MaxRetryAttempts > 10000:
 		return Usagef("-max-retry-attempts %d: allowed -1 (until the record expires) or 0–10000", s.MaxRetryAttempts)
 	case s.MaxRecordAge != -time.Second && (s.MaxRecordAge < time.Minute || s.MaxRecordAge > 7*24*time.Hour):
@@ -136,6 +139,9 @@ func (s *Run) validate(now time.Time) (err error) {
 		return Usagef("-retry-wait-time %s: allowed a positive duration such as 100ms", s.RetryWaitTime)
 	case s.RetryMaxAttempts < 1:
 		return Usagef("-retry-max-attempts %d: allowed 1 or more", s.RetryMaxAttempts)
+	}
+	if _, err := filter.Parse(s.Filters); err != nil {
+		return Usagef("%v", err)
 	}
 	if s.Handler != "" && !slices.Contains(handlers.Names(), s.Handler) {
 		return Usagef("-handler %q: allowed %s", s.Handler, strings.Join(handlers.Names(), ", "))
@@ -186,7 +192,9 @@ func (s *Run) WorkerConfig(clients *awsconf.Clients, h stream.Handler, log *slog
 	if s.OnFailure != "" {
 		dest, _ = dispatch.ParseDestination(s.OnFailure) // checked by Validate
 	}
+	flt, _ := filter.Parse(s.Filters) // checked by Validate
 	return coordinator.Config{
+		Filter:  flt,
 		AppName: s.AppName, StreamName: s.StreamName, WorkerID: s.WorkerID,
 		InitialPosition: s.InitialPosition, InitialTimestamp: s.Timestamp,
 		CheckpointInterval: s.CheckpointInterval, FailoverTime: s.FailoverTime, MaxLeases: s.MaxLeases,

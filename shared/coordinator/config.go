@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 
 	"github.com/shardline/shardline/shared/dispatch"
+	"github.com/shardline/shardline/shared/filter"
 	"github.com/shardline/shardline/shared/lease"
 	"github.com/shardline/shardline/shared/stream"
 )
@@ -92,6 +93,10 @@ type Config struct {
 	// IgnoreItemFailures ignores batchItemFailures (Lambda without
 	// ReportBatchItemFailures).
 	IgnoreItemFailures bool
+	// Filter, when not nil, keeps only the user records it matches (Lambda's
+	// FilterCriteria): the others are never passed to the handler, are
+	// counted and are checkpointed past.
+	Filter *filter.Filter
 	// ParallelizationFactor is how many batches of one shard are in flight
 	// at once (1–10; 0 means 1), grouped by the user record's partition key.
 	ParallelizationFactor int

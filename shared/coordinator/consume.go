@@ -149,7 +149,9 @@ func (w *Worker) consume(h *held, st *shardStats) consumeResult {
 	}
 	// done is called in shard order, one call at a time (with a
 	// parallelization factor, from the lanes' goroutines).
+	var lastDone stream.Position
 	done := func(p stream.Position) {
+		lastDone = p
 		tracker.Done(p)
 		h.setDone(p)
 		st.addDone()
@@ -180,6 +182,15 @@ func (w *Worker) consume(h *held, st *shardStats) consumeResult {
 			}
 			return park(readProblem(err, l.Key, start))
 		}
+		// tail is the read's last user record: records the filter drops
+		// after the last one delivered are done once the others are.
+		var tail stream.Position
+		if len(recs) > 0 {
+			tail = recs[len(recs)-1].Position()
+		}
+		if w.cfg.Filter != nil {
+			recs = w.filter(recs, st)
+		}
 		if len(recs) > 0 {
 			err := disp.Deliver(h.ctx, h.stop, recs, done)
 			st.setDispatch(disp.Stats())
@@ -198,6 +209,9 @@ func (w *Worker) consume(h *held, st *shardStats) consumeResult {
 			if err != nil {
 				return park(err)
 			}
+		}
+		if tail.Seq != "" && (lastDone.Seq == "" || lastDone.IsSentinel() || tail.After(lastDone)) {
+			done(tail)
 		}
 		if cpErr != nil {
 			if res, ok := lost(); ok {
@@ -358,6 +372,22 @@ func (w *Worker) read(ctx context.Context, shardID string, r *fetch.Reader, hr k
 			return b, nil
 		}
 	}
+}
+
+// filter keeps the records the filter matches, in place, and counts the
+// others.
+func (w *Worker) filter(recs []stream.Record, st *shardStats) []stream.Record {
+	kept := recs[:0]
+	for i := range recs {
+		if w.cfg.Filter.Match(recs[i].PartitionKey, recs[i].Data) {
+			kept = append(kept, recs[i])
+		}
+	}
+	if n := len(recs) - len(kept); n > 0 {
+		clear(recs[len(kept):])
+		st.addFiltered(int64(n))
+	}
+	return kept
 }
 
 // dropReporter logs user records dropped outside the shard's hash range

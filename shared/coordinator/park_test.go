@@ -2,9 +2,11 @@ package coordinator_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -19,6 +21,7 @@ import (
 
 	"github.com/shardline/shardline/shared/coordinator"
 	"github.com/shardline/shardline/shared/dispatch"
+	"github.com/shardline/shardline/shared/filter"
 	"github.com/shardline/shardline/shared/kpl"
 	"github.com/shardline/shardline/shared/lease"
 	"github.com/shardline/shardline/shared/produce"
@@ -578,4 +581,76 @@ func TestParallelizationWithKPL(t *testing.T) {
 		return f.leases()["shardId-000000000000"].Checkpoint == last
 	})
 	r.stop(t)
+}
+
+// TestFilterCriteria: records the filter does not match, plain or inside
+// KPL aggregates, are never passed to the handler, are counted, and the
+// checkpoint passes them (up to the read's last record, filtered or not).
+func TestFilterCriteria(t *testing.T) {
+	f := newFixture(t, 1)
+	p, err := produce.New(context.Background(), f.kinesis, f.stream, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var recs []kpl.UserRecord
+	var want []string
+	for i := range 60 {
+		typ := "other"
+		if i%3 == 0 {
+			typ = "order"
+			want = append(want, fmt.Sprint(i))
+		}
+		recs = append(recs, kpl.UserRecord{PartitionKey: fmt.Sprint("k", i%4), Data: []byte(fmt.Sprintf(`{"type":%q,"n":%d}`, typ, i))})
+	}
+	recs = append(recs, kpl.UserRecord{PartitionKey: "k0", Data: []byte("not json")}) // last: filtered out
+	if err := p.Put(context.Background(), recs); err != nil {
+		t.Fatal(err)
+	}
+	flt, err := filter.Parse([]string{`{"data":{"type":["order"]}}`})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var got []string
+	h := func(ctx context.Context, ev events.KinesisEvent) (events.KinesisEventResponse, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, r := range ev.Records {
+			var v struct{ N int }
+			if err := json.Unmarshal(r.Kinesis.Data, &v); err != nil {
+				t.Errorf("record %q passed the filter", r.Kinesis.Data)
+			}
+			got = append(got, fmt.Sprint(v.N))
+		}
+		return events.KinesisEventResponse{}, nil
+	}
+	r := f.start(h, func(cfg *coordinator.Config) { cfg.Filter = flt })
+	testwait.Until(t, time.Minute, "the 20 orders and the checkpoint past the last (filtered) record", func() bool {
+		cp := f.leases()["shardId-000000000000"].Checkpoint
+		mu.Lock()
+		defer mu.Unlock()
+		return len(got) >= len(want) && !cp.IsSentinel() && cp.SubSeq == 0 && r.w.Totals().FilteredOut == 41 && lastAggregateEnd(t, f, cp)
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	if !slices.Equal(got, want) {
+		t.Errorf("delivered %v, want %v", got, want)
+	}
+}
+
+// lastAggregateEnd reports whether cp is the stream's last record (the
+// plain "not json" one).
+func lastAggregateEnd(t *testing.T, f *fixture, cp stream.Position) bool {
+	t.Helper()
+	it, err := f.kinesis.GetShardIterator(context.Background(), &kinesis.GetShardIteratorInput{
+		StreamName: &f.stream, ShardId: aws.String("shardId-000000000000"), ShardIteratorType: "TRIM_HORIZON"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := f.kinesis.GetRecords(context.Background(), &kinesis.GetRecordsInput{ShardIterator: it.ShardIterator})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := len(out.Records)
+	return n > 0 && aws.ToString(out.Records[n-1].SequenceNumber) == cp.Seq
 }

@@ -20,6 +20,7 @@ type ShardStats struct {
 	UserRecords        int64           // after de-aggregation, before the hash-range filter
 	Malformed          int64           // aggregates delivered whole because they were damaged
 	DroppedOutOfRange  int64           // user records outside the shard's hash range
+	FilteredOut        int64           // user records the filter did not match
 	Done               int64           // handler batches (or parts) reported done
 	MillisBehindLatest int64
 	FirstRead          time.Time
@@ -44,6 +45,7 @@ type Totals struct {
 	GivenUp           int64
 	Malformed         int64
 	DroppedOutOfRange int64
+	FilteredOut       int64
 }
 
 type shardStats struct {
@@ -78,6 +80,8 @@ func (s *shardStats) setDispatch(d dispatch.Stats) {
 func (s *shardStats) newTake() {
 	s.update(func(x *ShardStats) { s.prior = x.Dispatch })
 }
+
+func (s *shardStats) addFiltered(n int64) { s.update(func(x *ShardStats) { x.FilteredOut += n }) }
 
 func (s *shardStats) setParked(reason string) {
 	s.update(func(x *ShardStats) { x.Parked = reason })
@@ -139,6 +143,7 @@ func (w *Worker) Totals() Totals {
 		t.GivenUp += s.Dispatch.GivenUp
 		t.Malformed += s.Malformed
 		t.DroppedOutOfRange += s.DroppedOutOfRange
+		t.FilteredOut += s.FilteredOut
 	}
 	return t
 }
@@ -156,6 +161,7 @@ type Summary struct {
 	Batches        int64     `json:"batches"`
 	Failures       int64     `json:"failures"` // failed handler calls (errors or batchItemFailures)
 	GivenUp        int64     `json:"givenUp"`  // records sent to the on-failure destination
+	FilteredOut    int64     `json:"filteredOut"`
 	FirstRead      time.Time `json:"firstRead,omitzero"`
 	LastRead       time.Time `json:"lastRead,omitzero"`
 	StoppedBecause string    `json:"stoppedBecause,omitempty"`
@@ -194,6 +200,7 @@ func (w *Worker) Summary() Summary {
 		s.Batches += st.Dispatch.Batches
 		s.Failures += st.Dispatch.Failures
 		s.GivenUp += st.Dispatch.GivenUp
+		s.FilteredOut += st.FilteredOut
 		if !st.FirstRead.IsZero() && (s.FirstRead.IsZero() || st.FirstRead.Before(s.FirstRead)) {
 			s.FirstRead = st.FirstRead
 		}
