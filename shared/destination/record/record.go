@@ -1,6 +1,8 @@
 package record
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -171,3 +173,17 @@ func formatTime(t time.Time) string {
 
 // ErrTooSmall means a message limit leaves no room for any record data.
 var ErrTooSmall = errors.New("message size limit too small for the record's fields")
+
+// DeduplicationID identifies one message of one Send of f, for FIFO
+// queues and topics: the same for a message the SDK sends again, another
+// for the next Send of the same records (a new Failure.Time). 64 hex
+// digits.
+func DeduplicationID(f dispatch.Failure, part, parts int) string {
+	h := sha256.New()
+	first, last := stream.Position{}, stream.Position{}
+	if n := len(f.Records); n > 0 {
+		first, last = f.Records[0].Position(), f.Records[n-1].Position()
+	}
+	fmt.Fprintf(h, "%s\x00%s\x00%s\x00%s\x00%d\x00%d\x00%d", f.StreamARN, f.ShardID, first, last, f.Time.UnixNano(), part, parts)
+	return hex.EncodeToString(h.Sum(nil))
+}
