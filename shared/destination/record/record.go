@@ -1,6 +1,7 @@
 package record
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -129,6 +130,9 @@ func New(f dispatch.Failure) Record {
 			ApproximateArrivalTimestamp: formatTime(rec.ApproximateArrivalTimestamp),
 			Data:                        rec.Data,
 		}
+		if rec.Data == nil {
+			r.Records[i].Data = []byte{} // "", not null
+		}
 	}
 	return r
 }
@@ -147,12 +151,33 @@ func WithPayload(f dispatch.Failure) (Record, error) {
 	return r, nil
 }
 
-// Marshal writes r as one JSON document (no trailing newline).
+// Marshal writes r as one JSON document (no trailing newline). The
+// noncharacters U+FFFE and U+FFFF, which SQS refuses in a message, are
+// written as \ufffe and \uffff escapes.
 func Marshal(r Record) ([]byte, error) {
 	if r.Records == nil {
 		r.Records = []Item{}
 	}
-	return json.Marshal(r)
+	return encode(r)
+}
+
+var (
+	escFFFE = []byte(`\ufffe`)
+	escFFFF = []byte(`\uffff`)
+)
+
+// encode is json.Marshal with U+FFFE and U+FFFF escaped (they can only
+// stand inside strings, where the escape means the same).
+func encode(v any) ([]byte, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	if bytes.Contains(b, []byte("\xef\xbf\xbe")) || bytes.Contains(b, []byte("\xef\xbf\xbf")) {
+		b = bytes.ReplaceAll(b, []byte("\xef\xbf\xbe"), escFFFE)
+		b = bytes.ReplaceAll(b, []byte("\xef\xbf\xbf"), escFFFF)
+	}
+	return b, nil
 }
 
 // regionOf is the region of an ARN (arn:partition:service:region:...).

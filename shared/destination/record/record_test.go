@@ -202,3 +202,45 @@ func TestItemsKeepPositions(t *testing.T) {
 		t.Errorf("record = %+v", got)
 	}
 }
+
+// TestNoncharactersEscaped: U+FFFE and U+FFFF (SQS refuses them raw) are
+// written as escapes and read back the same; an empty data is "".
+func TestNoncharactersEscaped(t *testing.T) {
+	f := failure()
+	f.Records = f.Records[:1]
+	f.Records[0].PartitionKey = "a\uffffb\ufffe"
+	f.Records[0].Data = nil
+	b, err := Marshal(New(f))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(b, []byte("\uffff")) || bytes.Contains(b, []byte("\ufffe")) || !bytes.Contains(b, []byte(`a\uffffb\ufffe`)) {
+		t.Errorf("partition key written as %s", b)
+	}
+	if !bytes.Contains(b, []byte(`"data":""`)) {
+		t.Errorf("empty data not written as \"\": %s", b)
+	}
+	var r Record
+	if err := json.Unmarshal(b, &r); err != nil {
+		t.Fatal(err)
+	}
+	if r.Records[0].PartitionKey != f.Records[0].PartitionKey {
+		t.Errorf("partition key read back %q, want %q", r.Records[0].PartitionKey, f.Records[0].PartitionKey)
+	}
+	f = failure()
+	for i := range f.Records {
+		f.Records[i].PartitionKey += "\uffff"
+	}
+	msgs, err := Split(New(f), 1100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(msgs) < 2 {
+		t.Fatalf("%d messages, want the record split", len(msgs))
+	}
+	for _, m := range msgs {
+		if bytes.Contains(m, []byte("\uffff")) {
+			t.Errorf("a split message holds U+FFFF raw: %s", m)
+		}
+	}
+}

@@ -1,7 +1,6 @@
 package record
 
 import (
-	"encoding/json"
 	"fmt"
 )
 
@@ -49,7 +48,7 @@ func Split(r Record, limit int) ([][]byte, error) {
 		}
 	}
 	for _, it := range r.Records {
-		b, err := json.Marshal(it)
+		b, err := encode(it)
 		if err != nil {
 			return nil, err
 		}
@@ -104,7 +103,7 @@ func chunk(it Item, room int) ([]Item, error) {
 	probe.Data = []byte{}
 	wide := int64(1) << 62 // as many digits as any offset or size
 	probe.DataOffset, probe.DataSize = &wide, &wide
-	b, err := json.Marshal(probe)
+	b, err := encode(probe)
 	if err != nil {
 		return nil, err
 	}
