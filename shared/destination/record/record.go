@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -195,9 +194,6 @@ func formatTime(t time.Time) string {
 	}
 	return t.UTC().Format(TimeFormat)
 }
-
-// ErrTooSmall means a message limit leaves no room for any record data.
-var ErrTooSmall = errors.New("message size limit too small for the record's fields")
 
 // DeduplicationID identifies one message of one Send of f, for FIFO
 // queues and topics: the same for a message the SDK sends again, another

@@ -1,6 +1,7 @@
 package record
 
 import (
+	"errors"
 	"fmt"
 )
 
@@ -9,6 +10,9 @@ import (
 // to 1 MiB (a queue's MaximumMessageSize may still be lower: such a queue
 // refuses the message and the shard parks, naming it).
 const MaxMessageBytes = 256 * 1024
+
+// ErrTooSmall means a message limit leaves no room for any record data.
+var ErrTooSmall = errors.New("message size limit too small for the record's fields")
 
 // placeholder stands for Part and Parts while sizes are measured: no
 // record is split into more parts than it has digits for.
