@@ -35,7 +35,8 @@
 //
 // A Send returns only once the service (or the file system) has accepted
 // everything; an error names the destination and what failed, and the
-// shard parks: nothing is skipped.
+// shard parks: nothing is skipped. Every destination is safe for
+// concurrent use: the dispatchers of several shards send at once.
 //
 // One package per backend, as litestream keeps one per replica client:
 // each holds its parsing, its one SDK call behind a one-method interface,
