@@ -15,6 +15,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/sns"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 )
 
@@ -61,6 +64,14 @@ type Clients struct {
 	Kinesis  *kinesis.Client
 	DynamoDB *dynamodb.Client
 	Lambda   *lambda.Client
+	// SQS, SNS and S3 send to the on-failure destinations, with the
+	// default credentials and the SDK's own retries; their endpoints come
+	// from AWS_ENDPOINT_URL_SQS, _SNS and _S3 (or AWS_ENDPOINT_URL) as the
+	// SDK defines them. S3 uses path-style addressing when an endpoint is
+	// set (local stand-ins serve no bucket host names).
+	SQS *sqs.Client
+	SNS *sns.Client
+	S3  *s3.Client
 }
 
 // Load builds the clients. The Kinesis client retries only broken
@@ -149,6 +160,14 @@ func Load(ctx context.Context, o Options) (*Clients, error) {
 		}
 		l.Retryer = aws.NopRetryer{}
 		l.RetryMaxAttempts = 1 // not AWS_MAX_ATTEMPTS either
+	})
+	c.SQS = sqs.NewFromConfig(base)
+	c.SNS = sns.NewFromConfig(base)
+	c.S3 = s3.NewFromConfig(base, func(o *s3.Options) {
+		// BaseEndpoint holds AWS_ENDPOINT_URL_S3 here, already resolved.
+		if o.BaseEndpoint != nil {
+			o.UsePathStyle = true
+		}
 	})
 	return c, nil
 }

@@ -304,3 +304,45 @@ func TestKeepsConnectionsPerShard(t *testing.T) {
 		t.Errorf("MaxIdleConnsPerHost = %d, want at least 256", got)
 	}
 }
+
+// TestDestinationClients: the SQS, SNS and S3 clients take their endpoints
+// from the SDK's own variables; S3 uses path-style addressing with one,
+// virtual-hosted style without.
+func TestDestinationClients(t *testing.T) {
+	localAWS(t)
+	for _, k := range []string{"AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_SQS", "AWS_ENDPOINT_URL_SNS", "AWS_ENDPOINT_URL_S3"} {
+		t.Setenv(k, "")
+	}
+	c, err := Load(context.Background(), Options{Region: "eu-west-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.SQS == nil || c.SNS == nil || c.S3 == nil {
+		t.Fatalf("clients SQS %v, SNS %v, S3 %v", c.SQS, c.SNS, c.S3)
+	}
+	if c.S3.Options().UsePathStyle || c.SQS.Options().BaseEndpoint != nil {
+		t.Errorf("without endpoint variables: S3 path style %v, SQS endpoint %v", c.S3.Options().UsePathStyle, aws.ToString(c.SQS.Options().BaseEndpoint))
+	}
+	if c.SQS.Options().Region != "eu-west-1" {
+		t.Errorf("SQS region %q", c.SQS.Options().Region)
+	}
+	t.Setenv("AWS_ENDPOINT_URL_SQS", "http://127.0.0.1:1")
+	t.Setenv("AWS_ENDPOINT_URL_SNS", "http://127.0.0.1:2")
+	t.Setenv("AWS_ENDPOINT_URL_S3", "http://127.0.0.1:3")
+	c, err = Load(context.Background(), Options{Region: "eu-west-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for want, got := range map[string]*string{
+		"http://127.0.0.1:1": c.SQS.Options().BaseEndpoint,
+		"http://127.0.0.1:2": c.SNS.Options().BaseEndpoint,
+		"http://127.0.0.1:3": c.S3.Options().BaseEndpoint,
+	} {
+		if aws.ToString(got) != want {
+			t.Errorf("endpoint = %q, want %q", aws.ToString(got), want)
+		}
+	}
+	if !c.S3.Options().UsePathStyle {
+		t.Error("S3 with AWS_ENDPOINT_URL_S3 set: not path-style")
+	}
+}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/shardline/shardline/shared/awsconf"
 	"github.com/shardline/shardline/shared/coordinator"
+	"github.com/shardline/shardline/shared/destination"
 	"github.com/shardline/shardline/shared/dispatch"
 	"github.com/shardline/shardline/shared/filter"
 	"github.com/shardline/shardline/shared/handlers"
@@ -68,7 +69,7 @@ func (s *Run) Register(fs *flag.FlagSet) {
 	fs.Var(&s.Filters, "filter", "a Lambda filter `pattern` on data and partitionKey (JSON); give it up to 5 times (the variable: one pattern or a JSON array)")
 	fs.IntVar(&s.MaxRetryAttempts, "max-retry-attempts", -1, "retries of a failing batch; -1 = until the record expires")
 	fs.DurationVar(&s.MaxRecordAge, "max-record-age", -time.Second, "give up on records older than this; -1s = never")
-	fs.StringVar(&s.OnFailure, "on-failure", "", "where given-up records go: file:///path (JSON lines)")
+	fs.StringVar(&s.OnFailure, "on-failure", "", "`destination` of batches given up (Lambda's on-failure record plus the records): SQS queue URL or ARN, SNS topic ARN, s3://bucket/prefix, or file:///path (JSON lines)")
 	fs.DurationVar(&s.HandlerTimeout, "handler-timeout", 15*time.Minute, "deadline of one handler call, on its context (the function timeout)")
 	fs.DurationVar(&s.FunctionTimeout, "function-timeout", 15*time.Minute, "how long one Invoke of -target-function may run; the SDK never re-sends an Invoke by itself")
 	fs.DurationVar(&s.RetryWaitTime, "retry-wait-time", 100*time.Millisecond, "wait between Kinesis read retries")
@@ -147,8 +148,8 @@ func (s *Run) validate(now time.Time) (err error) {
 		return Usagef("-handler %q: allowed %s", s.Handler, strings.Join(handlers.Names(), ", "))
 	}
 	if s.OnFailure != "" {
-		if _, err := dispatch.ParseDestination(s.OnFailure); err != nil {
-			return Usagef("-on-failure %q: %v", s.OnFailure, err)
+		if err := destination.Check(s.OnFailure); err != nil {
+			return Usagef("-on-failure %v", err) // the error names the value
 		}
 	}
 	return nil
@@ -190,7 +191,8 @@ func (s *Run) NewHandler(clients *awsconf.Clients, out io.Writer, log *slog.Logg
 func (s *Run) WorkerConfig(clients *awsconf.Clients, h stream.Handler, log *slog.Logger) coordinator.Config {
 	var dest dispatch.Destination
 	if s.OnFailure != "" {
-		dest, _ = dispatch.ParseDestination(s.OnFailure) // checked by Validate
+		// Checked by Validate; Parse makes no call and fails only on the form.
+		dest, _ = destination.Parse(s.OnFailure, s.AppName, destinationClients(clients))
 	}
 	flt, _ := filter.Parse(s.Filters) // checked by Validate
 	return coordinator.Config{
@@ -206,4 +208,21 @@ func (s *Run) WorkerConfig(clients *awsconf.Clients, h stream.Handler, log *slog
 		RetryWaitTime: s.RetryWaitTime, RetryMaxAttempts: s.RetryMaxAttempts,
 		Region: clients.Region, Kinesis: clients.Kinesis, DynamoDB: clients.DynamoDB, Logger: log,
 	}
+}
+
+// destinationClients are the clients the on-failure destinations send
+// with; a missing one stays nil, and a destination that needs it refuses
+// its first batch, naming it.
+func destinationClients(c *awsconf.Clients) destination.Clients {
+	var dc destination.Clients
+	if c.SQS != nil {
+		dc.SQS = c.SQS
+	}
+	if c.SNS != nil {
+		dc.SNS = c.SNS
+	}
+	if c.S3 != nil {
+		dc.S3 = c.S3
+	}
+	return dc
 }

@@ -1,10 +1,16 @@
 package config
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/shardline/shardline/shared/awsconf"
+	"github.com/shardline/shardline/shared/dispatch"
+	"github.com/shardline/shardline/shared/stream"
 )
 
 // testNow is "now" for Validate in the tests.
@@ -30,6 +36,10 @@ func TestValidateOK(t *testing.T) {
 		{name: "batch size 1", args: append([]string{"-batch-size", "1"}, validArgs...)},
 		{name: "batch size 10000", args: append([]string{"-batch-size", "10000"}, validArgs...)},
 		{name: "file on-failure", args: append([]string{"-on-failure", "file:///tmp/failed.jsonl"}, validArgs...)},
+		{name: "s3 on-failure", args: append([]string{"-on-failure", "s3://bucket/prefix"}, validArgs...)},
+		{name: "sqs url on-failure", args: append([]string{"-on-failure", "https://sqs.us-east-1.amazonaws.com/123456789012/failed"}, validArgs...)},
+		{name: "sqs arn on-failure", args: append([]string{"-on-failure", "arn:aws:sqs:us-east-1:123456789012:failed.fifo"}, validArgs...)},
+		{name: "sns on-failure", args: append([]string{"-on-failure", "arn:aws:sns:us-east-1:123456789012:failed"}, validArgs...)},
 		{
 			name:   "AT_TIMESTAMP now",
 			args:   append([]string{"-initial-position", "AT_TIMESTAMP", "-initial-timestamp", "2026-06-01T12:00:00Z"}, validArgs...),
@@ -76,8 +86,11 @@ func TestValidateErrors(t *testing.T) {
 		{"neither handler nor target", []string{"-app-name", "words-app", "-stream-name", "words"}, nil, []string{"-handler", "-target-function"}},
 		{"both handler and target-function", append([]string{"-target-function", "fn"}, validArgs...), nil, []string{"-handler", `"print"`, "-target-function", `"fn"`}},
 		{"unknown handler", []string{"-app-name", "words-app", "-stream-name", "words", "-handler", "nope"}, nil, []string{"-handler", `"nope"`, "print"}},
-		{"on-failure s3", append([]string{"-on-failure", "s3://bucket/prefix"}, validArgs...), nil, []string{"-on-failure", "s3://bucket/prefix"}},
-		{"on-failure bad scheme", append([]string{"-on-failure", "ftp://host/x"}, validArgs...), nil, []string{"-on-failure", "ftp://host/x", "file:///"}},
+		{"on-failure bad bucket", append([]string{"-on-failure", "s3://My_Bucket/prefix"}, validArgs...), nil, []string{"-on-failure", "s3://My_Bucket/prefix", "s3://bucket/prefix"}},
+		{"on-failure bad scheme", append([]string{"-on-failure", "ftp://host/x"}, validArgs...), nil, []string{"-on-failure", "ftp://host/x", "file:///", "SQS queue URL", "SNS topic ARN", "s3://bucket/prefix"}},
+		{"on-failure bad queue URL", append([]string{"-on-failure", "https://sqs.us-east-1.amazonaws.com/failed"}, validArgs...), nil, []string{"-on-failure", "https://sqs.us-east-1.amazonaws.com/failed", "SQS queue URL"}},
+		{"on-failure topic ARN without a name", append([]string{"-on-failure", "arn:aws:sns:us-east-1:123456789012"}, validArgs...), nil, []string{"-on-failure", "arn:aws:sns:us-east-1:123456789012", "SNS topic ARN"}},
+		{"on-failure lambda ARN", append([]string{"-on-failure", "arn:aws:lambda:us-east-1:123456789012:function:f"}, validArgs...), nil, []string{"-on-failure", "arn:aws:lambda:us-east-1:123456789012:function:f", "SQS queue URL"}},
 		{"on-failure relative file", append([]string{"-on-failure", "file://failed.jsonl"}, validArgs...), nil, []string{"-on-failure", "file://failed.jsonl"}},
 		{"checkpoint-interval 0", append([]string{"-checkpoint-interval", "0s"}, validArgs...), nil, []string{"-checkpoint-interval", "0s"}},
 		{"failover-time too short", append([]string{"-failover-time", "100ms"}, validArgs...), nil, []string{"-failover-time", "100ms"}},
@@ -145,5 +158,49 @@ func TestPatterns(t *testing.T) {
 	s, err = parseRun(t, validArgs, nil)
 	if err != nil || !s.ReportItemFailures {
 		t.Errorf("report-batch-item-failures default = %v (%v), want true", s.ReportItemFailures, err)
+	}
+}
+
+// TestWorkerConfigOnFailure: the destination -on-failure names is built
+// with the AWS clients, its S3 keys carrying the app name; none without it.
+func TestWorkerConfigOnFailure(t *testing.T) {
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	t.Setenv("AWS_ACCESS_KEY_ID", "local")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "local")
+	clients, err := awsconf.Load(context.Background(), awsconf.Options{Region: "us-east-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct{ value, want string }{
+		{"", "<nil>"},
+		{"file:///tmp/failed.jsonl", "file:///tmp/failed.jsonl"},
+		{"https://sqs.us-east-1.amazonaws.com/123456789012/failed", "SQS queue https://sqs.us-east-1.amazonaws.com/123456789012/failed"},
+		{"arn:aws:sqs:us-east-1:123456789012:failed", "SQS queue arn:aws:sqs:us-east-1:123456789012:failed"},
+		{"arn:aws:sns:us-east-1:123456789012:failed", "SNS topic arn:aws:sns:us-east-1:123456789012:failed"},
+		{"s3://bucket/prefix", "S3 location s3://bucket/prefix"},
+	} {
+		args := validArgs
+		if tt.value != "" {
+			args = append([]string{"-on-failure", tt.value}, validArgs...)
+		}
+		s, err := parseRun(t, args, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.validate(testNow); err != nil {
+			t.Fatal(err)
+		}
+		cfg := s.WorkerConfig(clients, nil, nil)
+		if got := fmt.Sprint(cfg.OnFailure); got != tt.want {
+			t.Errorf("-on-failure %q: destination %s, want %s", tt.value, got, tt.want)
+		}
+	}
+	// Without the service clients the destination exists and refuses.
+	s, _ := parseRun(t, append([]string{"-on-failure", "s3://bucket/prefix"}, validArgs...), nil)
+	cfg := s.WorkerConfig(&awsconf.Clients{}, nil, nil)
+	err = cfg.OnFailure.Send(context.Background(), dispatch.Failure{ShardID: "shardId-000000000000",
+		Records: []stream.Record{{ShardID: "shardId-000000000000", SequenceNumber: "1"}}})
+	if err == nil || !strings.Contains(err.Error(), "no S3 client") {
+		t.Errorf("Send without an S3 client: %v", err)
 	}
 }

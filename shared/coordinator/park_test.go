@@ -20,7 +20,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 
 	"github.com/shardline/shardline/shared/coordinator"
-	"github.com/shardline/shardline/shared/dispatch"
+	"github.com/shardline/shardline/shared/destination/filedest"
 	"github.com/shardline/shardline/shared/filter"
 	"github.com/shardline/shardline/shared/kpl"
 	"github.com/shardline/shardline/shared/lease"
@@ -442,7 +442,7 @@ func TestRefusingDestinationParks(t *testing.T) {
 	c := &collector{fail: func(int, events.KinesisEvent) ([]int, error) { return nil, errors.New("always") }}
 	r := f.start(c.handle, func(cfg *coordinator.Config) {
 		cfg.MaxRetryAttempts = 0
-		cfg.OnFailure = &dispatch.FileDestination{Path: dir}
+		cfg.OnFailure = filedest.New(dir)
 		cfg.ParkRetryWait = time.Hour
 	})
 	testwait.Until(t, time.Minute, "the shard parked", func() bool { return len(parkedLeases(f.leases())) == 1 })

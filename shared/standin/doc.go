@@ -18,7 +18,13 @@
 // install time with javac) that sets the host on its Jetty connector and
 // never turns on DynamoDB Local's telemetry.
 //
-// Needs Node.js with npm, and a JDK 17 or later (java and javac) on PATH.
+// [StartMoto] runs Python's moto_server, found on PATH (nothing is
+// installed), for SQS, SNS and S3 (the on-failure destinations' tests):
+// `moto_server -H 127.0.0.1 -p PORT`, on a free port, healthy once SQS's
+// ListQueues answers, stopped by PID like the others.
+//
+// Needs Node.js with npm, and a JDK 17 or later (java and javac) on PATH;
+// moto_server on PATH for StartMoto.
 //
 // Package standintest builds test helpers on this package; the command
 // cmd/standins runs both stand-ins in the background for people.

@@ -18,6 +18,7 @@ import (
 const (
 	KinesisName  = "kinesis-mock"
 	DynamoDBName = "dynamodb-local"
+	MotoName     = "moto" // moto_server: SQS, SNS, S3, CloudWatch
 )
 
 // Defaults for the options of both stand-ins.
@@ -29,7 +30,7 @@ const (
 
 // Server is a running stand-in process.
 type Server struct {
-	Name     string // KinesisName or DynamoDBName
+	Name     string // KinesisName, DynamoDBName or MotoName
 	Endpoint string // http://127.0.0.1:<Port>
 	Port     int
 	PID      int    // also its process group id
@@ -155,8 +156,8 @@ func waitGone(pid int, d time.Duration) bool {
 }
 
 // IsStandin reports whether pid is a live process running one of the
-// stand-ins as this package starts them, and which (KinesisName or
-// DynamoDBName), judged by its command line.
+// stand-ins as this package starts them, and which (KinesisName,
+// DynamoDBName or MotoName), judged by its command line.
 func IsStandin(pid int) (name string, ok bool) {
 	if pid <= 0 || processGone(pid) {
 		return "", false
@@ -170,6 +171,8 @@ func IsStandin(pid int) (name string, ok bool) {
 		return KinesisName, true
 	case strings.Contains(cl, launcherClass):
 		return DynamoDBName, true
+	case strings.Contains(cl, "moto_server"):
+		return MotoName, true
 	}
 	return "", false
 }

@@ -1,7 +1,8 @@
 // Package standintest gives tests the local AWS stand-ins of package
-// standin: one kinesis-mock and one DynamoDB Local per test package,
-// started on first use and stopped (by PID) when the package's tests end,
-// plus per-test streams and SDK clients.
+// standin: one kinesis-mock, one DynamoDB Local and one moto_server (SQS,
+// SNS, S3) per test package, each started on first use and stopped (by
+// PID) when the package's tests end, plus per-test streams and SDK
+// clients.
 //
 //	func TestMain(m *testing.M) { standintest.Main(m) }
 //
@@ -14,13 +15,19 @@
 //		...
 //	}
 //
+//	func TestDestination(t *testing.T) {
+//		moto := standintest.Moto(t) // SQS, SNS and S3 on moto.Endpoint
+//		sqsc := standintest.SQSClient(moto.Endpoint)
+//		...
+//	}
+//
 // Under -short (make unit) every test that asks for a stand-in is skipped.
 // Otherwise, if a stand-in cannot be installed or started (no npm, no
 // java, ...), the test that asked for it fails with the reason: never a
 // silent skip.
 //
-// Without Main in TestMain, Kinesis, DynamoDB and Both still work but start
-// a stand-in per test, stopped at the end of that test.
+// Without Main in TestMain, Kinesis, DynamoDB, Moto and Both still work
+// but start a stand-in per test, stopped at the end of that test.
 package standintest
 
 import (
@@ -39,6 +46,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/sns"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/shardline/shardline/shared/standin"
 )
@@ -56,6 +66,7 @@ var (
 	inMain   bool
 	kinesisS shared
 	dynamoS  shared
+	motoS    shared
 )
 
 // Main runs the tests of a package (m.Run), then stops the stand-ins they
@@ -79,10 +90,11 @@ func Run(m *testing.M) int {
 }
 
 // StopShared stops the package's shared stand-ins, if any; Main and Run do
-// it when the tests end. A later Kinesis, DynamoDB or Both starts anew.
+// it when the tests end. A later Kinesis, DynamoDB, Moto or Both starts
+// anew.
 func StopShared() {
 	var wg sync.WaitGroup
-	for _, s := range []*shared{&kinesisS, &dynamoS} {
+	for _, s := range []*shared{&kinesisS, &dynamoS, &motoS} {
 		wg.Go(func() {
 			s.mu.Lock()
 			defer s.mu.Unlock()
@@ -124,6 +136,10 @@ func startDynamoDB(ctx context.Context) (*standin.Server, error) {
 	return standin.StartDynamoDB(ctx, standin.DynamoDBOptions{})
 }
 
+func startMoto(ctx context.Context) (*standin.Server, error) {
+	return standin.StartMoto(ctx, standin.MotoOptions{})
+}
+
 // Kinesis returns the package's kinesis-mock, starting it on first use.
 func Kinesis(t testing.TB) *standin.Server {
 	t.Helper()
@@ -134,6 +150,13 @@ func Kinesis(t testing.TB) *standin.Server {
 func DynamoDB(t testing.TB) *standin.Server {
 	t.Helper()
 	return one(t, &dynamoS, startDynamoDB)
+}
+
+// Moto returns the package's moto_server (SQS, SNS and S3 on one
+// endpoint), starting it on first use.
+func Moto(t testing.TB) *standin.Server {
+	t.Helper()
+	return one(t, &motoS, startMoto)
 }
 
 func one(t testing.TB, s *shared, start func(context.Context) (*standin.Server, error)) *standin.Server {
@@ -191,7 +214,7 @@ func perTest(t testing.TB, start func(context.Context) (*standin.Server, error))
 func skipShort(t testing.TB) {
 	t.Helper()
 	if testing.Short() {
-		t.Skip("skipped under -short: needs the local AWS stand-ins (kinesis-mock, DynamoDB Local)")
+		t.Skip("skipped under -short: needs the local AWS stand-ins (kinesis-mock, DynamoDB Local, moto_server)")
 	}
 }
 
@@ -210,6 +233,23 @@ func KinesisClient(endpoint string, optFns ...func(*kinesis.Options)) *kinesis.C
 // (region us-east-1, dummy credentials, DisableValidateResponseChecksum).
 func DynamoDBClient(endpoint string, optFns ...func(*dynamodb.Options)) *dynamodb.Client {
 	return standin.DynamoDBClient(endpoint, optFns...)
+}
+
+// SQSClient returns an SDK SQS client for a moto endpoint (region
+// us-east-1, dummy credentials).
+func SQSClient(endpoint string, optFns ...func(*sqs.Options)) *sqs.Client {
+	return standin.SQSClient(endpoint, optFns...)
+}
+
+// SNSClient returns an SDK SNS client for a moto endpoint.
+func SNSClient(endpoint string, optFns ...func(*sns.Options)) *sns.Client {
+	return standin.SNSClient(endpoint, optFns...)
+}
+
+// S3Client returns an SDK S3 client for a moto endpoint, with path-style
+// addressing.
+func S3Client(endpoint string, optFns ...func(*s3.Options)) *s3.Client {
+	return standin.S3Client(endpoint, optFns...)
 }
 
 var unsafeName = regexp.MustCompile(`[^a-zA-Z0-9_.-]+`)

@@ -14,6 +14,7 @@ import (
 	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/shardline/shardline/shared/standin"
 	"github.com/shardline/shardline/shared/standin/standintest"
@@ -144,5 +145,19 @@ func TestUnavailable(t *testing.T) {
 		case !short && (err == nil || !strings.Contains(string(out), "--- FAIL") || !strings.Contains(string(out), "not available")):
 			t.Errorf("want a failure saying why, got %v:\n%s", err, out)
 		}
+	}
+}
+
+func TestMotoSharedOncePerPackage(t *testing.T) {
+	m1 := standintest.Moto(t)
+	m2 := standintest.Moto(t)
+	if m1 != m2 {
+		t.Errorf("second call started anew: pids %d, %d", m1.PID, m2.PID)
+	}
+	if name, ok := standin.IsStandin(m1.PID); !ok || name != standin.MotoName {
+		t.Errorf("moto pid %d: IsStandin = %q, %v", m1.PID, name, ok)
+	}
+	if _, err := standintest.SQSClient(m1.Endpoint).ListQueues(context.Background(), &sqs.ListQueuesInput{}); err != nil {
+		t.Errorf("ListQueues: %v", err)
 	}
 }
