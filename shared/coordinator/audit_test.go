@@ -6,6 +6,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"sync"
@@ -19,7 +22,9 @@ import (
 
 	"github.com/shardline/shardline/shared/coordinator"
 	"github.com/shardline/shardline/shared/destination/filedest"
+	"github.com/shardline/shardline/shared/invoke"
 	"github.com/shardline/shardline/shared/kpl"
+	"github.com/shardline/shardline/shared/lambdaemu"
 	"github.com/shardline/shardline/shared/stream"
 	"github.com/shardline/shardline/shared/testwait"
 )
@@ -56,11 +61,15 @@ func newFaults(report bool, once map[string]string, poison ...string) *faults {
 	return f
 }
 
-func (f *faults) handle(ctx context.Context, ev events.KinesisEvent) (events.KinesisEventResponse, error) {
+// decide is what happens to a call with these records: "" (success), or
+// the kind of failure and the index of the record it concerns. It records
+// the records handled: all on success, those before the failed one on a
+// partial failure (all when partial failures are ignored).
+func (f *faults) decide(ids []string) (kind string, failAt int) {
 	f.mu.Lock()
-	failAt, kind := -1, ""
-	for i, r := range ev.Records {
-		id := string(r.Kinesis.Data)
+	defer f.mu.Unlock()
+	failAt = -1
+	for i, id := range ids {
 		if f.poison[id] {
 			failAt, kind = i, "poison"
 			break
@@ -72,40 +81,45 @@ func (f *faults) handle(ctx context.Context, ev events.KinesisEvent) (events.Kin
 		}
 	}
 	f.failures[kind]++
-	record := func(upTo int) {
-		for _, r := range ev.Records[:upTo] {
-			id := string(r.Kinesis.Data)
-			f.handled[id]++
-			f.order = append(f.order, id)
-		}
+	upTo := 0
+	switch {
+	case kind == "":
+		upTo = len(ids)
+	case kind == "partial" && f.report:
+		upTo = failAt
+	case kind == "partial":
+		upTo = len(ids) // ignored: the whole batch succeeded
 	}
+	for _, id := range ids[:upTo] {
+		f.handled[id]++
+		f.order = append(f.order, id)
+	}
+	return kind, failAt
+}
+
+// handle is the audit handler in process.
+func (f *faults) handle(ctx context.Context, ev events.KinesisEvent) (events.KinesisEventResponse, error) {
+	ids := make([]string, len(ev.Records))
+	for i, r := range ev.Records {
+		ids[i] = string(r.Kinesis.Data)
+	}
+	kind, failAt := f.decide(ids)
 	switch kind {
 	case "":
-		record(len(ev.Records))
-		f.mu.Unlock()
 		return events.KinesisEventResponse{}, nil
 	case "partial":
-		if f.report {
-			record(failAt)
-		} else {
-			record(len(ev.Records)) // ignored: the whole batch succeeded
-		}
 		r := ev.Records[failAt]
 		id := r.Kinesis.SequenceNumber
 		if _, pos, agg, _ := stream.ParseEventID(r.EventID); agg {
 			id = fmt.Sprintf("%s:%d", pos.Seq, pos.SubSeq)
 		}
-		f.mu.Unlock()
 		return events.KinesisEventResponse{BatchItemFailures: []events.KinesisBatchItemFailure{{ItemIdentifier: id}}}, nil
 	case "panic":
-		f.mu.Unlock()
-		panic("audit: " + string(ev.Records[failAt].Kinesis.Data))
+		panic("audit: " + ids[failAt])
 	case "timeout":
-		f.mu.Unlock()
 		<-ctx.Done() // past -handler-timeout
 		return events.KinesisEventResponse{}, ctx.Err()
 	default: // error, poison
-		f.mu.Unlock()
 		return events.KinesisEventResponse{}, errors.New("audit: " + kind)
 	}
 }
@@ -149,6 +163,11 @@ func given(t *testing.T, path string) map[string]int {
 // only in the destination, each key's records handled in order, and the
 // checkpoint at the shard's last record.
 func TestAuditFailurePolicies(t *testing.T) {
+	audit(t, func(t *testing.T, fa *faults) stream.Handler { return fa.handle })
+}
+
+// audit runs the policies with the handler handlerFor makes around fa.
+func audit(t *testing.T, handlerFor func(*testing.T, *faults) stream.Handler) {
 	policies := []policy{
 		{bisect: false, retries: 2, factor: 1, report: true},
 		{bisect: true, retries: 1, factor: 1, report: true},
@@ -163,7 +182,7 @@ func TestAuditFailurePolicies(t *testing.T) {
 				want[11]: "error", want[23]: "partial", want[37]: "panic", want[58]: "timeout",
 			}, want[70], want[99])
 			dest := filepath.Join(t.TempDir(), "failed.jsonl")
-			r := f.start(fa.handle, func(cfg *coordinator.Config) {
+			r := f.start(handlerFor(t, fa), func(cfg *coordinator.Config) {
 				cfg.BatchSize = 8
 				cfg.BisectOnError = p.bisect
 				cfg.MaxRetryAttempts = p.retries
@@ -247,4 +266,39 @@ func lastPosition(t *testing.T, f *fixture) stream.Position {
 	}
 	recs, _ := kpl.Deaggregate(nil, "shardId-000000000000", lastRec, kpl.HashRange{})
 	return recs[len(recs)-1].Position()
+}
+
+// TestAuditFailurePoliciesInvoked: the same audit with the handler as a
+// Lambda function behind the Invoke API (hosted by shared/lambdaemu): the
+// function errors, panics, reports partial failures and outlives its
+// timeout as the test tells it.
+func TestAuditFailurePoliciesInvoked(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test: needs the stand-ins (run without -short)")
+	}
+	bin, err := lambdaemu.Build(context.Background(), t.TempDir(), "./testdata/auditfn")
+	if err != nil {
+		t.Fatal(err)
+	}
+	audit(t, func(t *testing.T, fa *faults) stream.Handler {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			var ids []string
+			if err := json.NewDecoder(r.Body).Decode(&ids); err != nil {
+				http.Error(w, err.Error(), http.StatusBadRequest)
+				return
+			}
+			kind, failAt := fa.decide(ids)
+			_ = json.NewEncoder(w).Encode(map[string]any{"kind": kind, "failAt": failAt})
+		}))
+		t.Cleanup(srv.Close)
+		emu, err := lambdaemu.Start(context.Background(), lambdaemu.Function{
+			Name: "audit", Path: bin, Timeout: time.Second, Stdout: io.Discard, Stderr: io.Discard,
+			Env: []string{"SHARDLINE_AUDIT_URL=" + srv.URL},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = emu.Close() })
+		return invoke.Handler(lambdaemu.Client(emu.Endpoint), "audit")
+	})
 }
