@@ -15,6 +15,7 @@ import (
 	"github.com/shardline/shardline/shared/dispatch"
 	"github.com/shardline/shardline/shared/filter"
 	"github.com/shardline/shardline/shared/lease"
+	"github.com/shardline/shardline/shared/metrics"
 	"github.com/shardline/shardline/shared/stream"
 )
 
@@ -105,6 +106,10 @@ type Config struct {
 	RetryWaitTime    time.Duration // Kinesis read retry wait; default 100ms
 	RetryMaxAttempts int           // Kinesis read retries before back-off; default 3
 	Region           string        // awsRegion in events
+
+	// MetricsLevel is how much is measured (KCL's metricsLevel); at NONE
+	// the hot path does not read the clock. The zero value is DETAILED.
+	MetricsLevel metrics.Level
 
 	Kinesis  KinesisAPI  // required
 	DynamoDB DynamoDBAPI // required

@@ -18,6 +18,7 @@ import (
 	"github.com/shardline/shardline/shared/fetch"
 	"github.com/shardline/shardline/shared/kpl"
 	"github.com/shardline/shardline/shared/lease"
+	"github.com/shardline/shardline/shared/metrics"
 	"github.com/shardline/shardline/shared/shards"
 	"github.com/shardline/shardline/shared/stream"
 )
@@ -66,6 +67,7 @@ func (w *Worker) consume(h *held, st *shardStats) consumeResult {
 	lost := func() (consumeResult, bool) {
 		cause := h.lost()
 		if cause != nil && !errors.Is(cause, errReleased) {
+			w.counters.lostLeases.Add(1)
 			log.Warn("lease lost; shard stopped without writing", "cause", cause)
 		}
 		return consumeResult{}, cause != nil
@@ -74,7 +76,7 @@ func (w *Worker) consume(h *held, st *shardStats) consumeResult {
 	end := func(children []string) consumeResult {
 		endPos := stream.Position{Seq: stream.ShardEnd}
 		if err := w.writeRetrying(h, log, func(ctx context.Context) error {
-			return h.checkpoint(ctx, w.table, endPos, children)
+			return w.countCheckpoint(h.checkpoint(ctx, w.table, endPos, children))
 		}); err != nil {
 			log.Warn("lease lost before SHARD_END was written", "error", err)
 			return consumeResult{}
@@ -106,7 +108,7 @@ func (w *Worker) consume(h *held, st *shardStats) consumeResult {
 		hr = kpl.HashRange{}
 	}
 	reader, err := fetch.New(w.cfg.Kinesis, fetch.Config{
-		StreamName: w.cfg.StreamName, ShardID: l.Key, Start: start, Timestamp: ts,
+		StreamName: w.cfg.StreamName, ShardID: l.Key, Start: start, Timestamp: ts, NoTiming: w.cfg.MetricsLevel == metrics.None,
 		RetryWaitTime: w.cfg.RetryWaitTime, RetryMaxAttempts: w.cfg.RetryMaxAttempts, Logger: log,
 	})
 	if err != nil {
@@ -138,7 +140,7 @@ func (w *Worker) consume(h *held, st *shardStats) consumeResult {
 			// Bounded: a failed write is tried again at the next interval.
 			ctx, cancel := context.WithTimeout(h.ctx, w.cfg.FailoverTime/2)
 			defer cancel()
-			if err := h.checkpoint(ctx, w.table, pos, nil); err != nil {
+			if err := w.countCheckpoint(h.checkpoint(ctx, w.table, pos, nil)); err != nil {
 				cpErr = err
 				return
 			}
@@ -333,6 +335,7 @@ func (w *Worker) read(ctx context.Context, shardID string, r *fetch.Reader, hr k
 	for {
 		r.SetTargetBytes(w.readTarget())
 		b, err := r.Next(ctx)
+		st.setFetch(r.Stats())
 		if err != nil {
 			return b, err
 		}

@@ -1,14 +1,19 @@
 package coordinator
 
 import (
+	"errors"
 	"maps"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/shardline/shardline/shared/dispatch"
+	"github.com/shardline/shardline/shared/fetch"
 	"github.com/shardline/shardline/shared/kpl"
+	"github.com/shardline/shardline/shared/lease"
+	"github.com/shardline/shardline/shared/metrics"
 	"github.com/shardline/shardline/shared/stream"
 )
 
@@ -29,6 +34,9 @@ type ShardStats struct {
 	// worker (a shard lost and taken again keeps its counts).
 	Dispatch dispatch.Stats
 	Parked   string // why the shard is parked, "" when it is not
+	// Fetch counts GetRecords calls and expired iterators, over every take.
+	Fetch fetch.Stats
+	Held  bool // held by this worker now
 }
 
 // Totals adds up every shard's stats.
@@ -49,9 +57,10 @@ type Totals struct {
 }
 
 type shardStats struct {
-	mu    sync.Mutex
-	s     ShardStats
-	prior dispatch.Stats // the dispatchers of earlier takes
+	mu         sync.Mutex
+	s          ShardStats
+	prior      dispatch.Stats // the dispatchers of earlier takes
+	priorFetch fetch.Stats    // the readers of earlier takes
 }
 
 func (s *shardStats) update(fn func(*ShardStats)) {
@@ -76,9 +85,21 @@ func (s *shardStats) setDispatch(d dispatch.Stats) {
 	s.update(func(x *ShardStats) { x.Dispatch = addStats(s.prior, d) })
 }
 
-// newTake starts counting a new dispatcher on top of the earlier ones.
+// newTake starts counting a new dispatcher and reader on top of the
+// earlier ones.
 func (s *shardStats) newTake() {
-	s.update(func(x *ShardStats) { s.prior = x.Dispatch })
+	s.update(func(x *ShardStats) { s.prior, s.priorFetch = x.Dispatch, x.Fetch })
+}
+
+// setFetch records the current take's reader stats.
+func (s *shardStats) setFetch(f fetch.Stats) {
+	s.update(func(x *ShardStats) {
+		x.Fetch = fetch.Stats{
+			GetRecords:       s.priorFetch.GetRecords.Add(f.GetRecords),
+			GetRecordsFailed: s.priorFetch.GetRecordsFailed + f.GetRecordsFailed,
+			ExpiredIterators: s.priorFetch.ExpiredIterators + f.ExpiredIterators,
+		}
+	})
 }
 
 func (s *shardStats) addFiltered(n int64) { s.update(func(x *ShardStats) { x.FilteredOut += n }) }
@@ -207,6 +228,73 @@ func (w *Worker) Summary() Summary {
 		if st.LastRead.After(s.LastRead) {
 			s.LastRead = st.LastRead
 		}
+	}
+	return s
+}
+
+// counters are the worker's own, for Snapshot.
+type counters struct {
+	takenLeases, lostLeases              atomic.Int64
+	checkpointWrites, checkpointFailures atomic.Int64
+	renewAll                             metrics.Hist
+}
+
+// countCheckpoint counts a checkpoint write's outcome and returns err.
+func (w *Worker) countCheckpoint(err error) error {
+	if err == nil {
+		w.counters.checkpointWrites.Add(1)
+	} else if !errors.Is(err, lease.ErrLeaseLost) {
+		w.counters.checkpointFailures.Add(1)
+	}
+	return err
+}
+
+// Snapshot is what a worker did so far, cumulative, for metric backends
+// (shared/telemetry): KCL's worker and per-shard metrics and Lambda's
+// event source mapping metrics are derived from it.
+type Snapshot struct {
+	Time       time.Time
+	WorkerID   string
+	StreamName string
+	AppName    string
+	Level      metrics.Level
+	// Ready is true once the worker has read the lease table and taken its
+	// first round of leases; Stopped once Run has returned.
+	Ready   bool
+	Stopped bool
+
+	CurrentLeases      int64 // gauge
+	TakenLeases        int64
+	LostLeases         int64 // lost to another worker, or expired
+	CheckpointWrites   int64
+	CheckpointFailures int64
+	ParkedShards       int64 // gauge: parked in the table as last seen
+	RenewAllLeases     metrics.HistSnapshot
+
+	Shards []ShardStats // every shard this worker has read, held or not
+}
+
+// Snapshot reads the worker's counters. It is safe to call at any time,
+// from any goroutine.
+func (w *Worker) Snapshot() Snapshot {
+	s := Snapshot{
+		Time: time.Now(), WorkerID: w.cfg.WorkerID, StreamName: w.cfg.StreamName, AppName: w.cfg.AppName,
+		Level: w.cfg.MetricsLevel, Ready: w.ready.Load(), Stopped: w.stopped.Load(),
+		TakenLeases: w.counters.takenLeases.Load(), LostLeases: w.counters.lostLeases.Load(),
+		CheckpointWrites: w.counters.checkpointWrites.Load(), CheckpointFailures: w.counters.checkpointFailures.Load(),
+		RenewAllLeases: w.counters.renewAll.Snapshot(),
+	}
+	w.mu.Lock()
+	s.CurrentLeases = int64(len(w.held))
+	s.ParkedShards = int64(len(w.parked))
+	held := make(map[string]bool, len(w.held))
+	for k := range w.held {
+		held[k] = true
+	}
+	w.mu.Unlock()
+	s.Shards = w.Stats()
+	for i := range s.Shards {
+		s.Shards[i].Held = held[s.Shards[i].ShardID]
 	}
 	return s
 }

@@ -20,6 +20,7 @@ import (
 
 	"github.com/shardline/shardline/shared/balance"
 	"github.com/shardline/shardline/shared/lease"
+	"github.com/shardline/shardline/shared/metrics"
 	"github.com/shardline/shardline/shared/shards"
 	"github.com/shardline/shardline/shared/stream"
 )
@@ -76,6 +77,9 @@ type Worker struct {
 	parked     map[string]lease.Park // parked leases as last seen in the table
 
 	heldCount atomic.Int64 // shards being consumed, for the read budget
+	counters  counters
+	ready     atomic.Bool // the first lease round is done
+	stopped   atomic.Bool // Run has returned
 	wg        sync.WaitGroup
 	draining  chan struct{}
 	syncNow   chan struct{}
@@ -153,6 +157,8 @@ func (w *Worker) Run(ctx context.Context) error {
 	var runErr error
 	w.syncShards(ctx)
 	w.takeRound(ctx, work)
+	w.ready.Store(true)
+	defer w.stopped.Store(true)
 	syncTick := time.NewTicker(w.cfg.ShardSyncInterval)
 	takeTick := time.NewTicker(w.cfg.FailoverTime / 3)
 loop:
@@ -378,6 +384,7 @@ func (w *Worker) takeRound(ctx, work context.Context) {
 			}
 			continue
 		}
+		w.counters.takenLeases.Add(1)
 		how := "claimed"
 		switch {
 		case k == plan.Steal:
@@ -436,11 +443,18 @@ func (w *Worker) renewLoop(ctx context.Context) {
 		w.mu.Unlock()
 		// Concurrently: one slow lease must not hold the others' renewals
 		// past their failover time.
+		var began time.Time
+		if w.cfg.MetricsLevel != metrics.None {
+			began = time.Now()
+		}
 		var wg sync.WaitGroup
 		for _, h := range hs {
 			wg.Go(func() { h.renew(ctx, w.table, w.cfg.FailoverTime) })
 		}
 		wg.Wait()
+		if w.cfg.MetricsLevel != metrics.None && len(hs) > 0 {
+			w.counters.renewAll.Observe(time.Since(began))
+		}
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 
+	"github.com/shardline/shardline/shared/metrics"
 	"github.com/shardline/shardline/shared/stream"
 )
 
@@ -45,6 +46,9 @@ type Config struct {
 	// negative value asks for Limit every time.
 	TargetBytes int
 	FirstLimit  int32 // records in the first GetRecords; default 100
+	// NoTiming leaves GetRecords' time out of Stats (metrics level NONE:
+	// the clock is not read for it).
+	NoTiming bool
 	// BusyInterval is the least time between two GetRecords calls while
 	// the reader is behind; IdleInterval while it has caught up. Kinesis
 	// allows 5 calls per second per shard, shared by all consumers.
@@ -72,6 +76,29 @@ type Reader struct {
 	nextCall time.Time
 	ended    bool
 	meanSize float64 // bytes per Kinesis record read, a moving mean; 0 before any
+
+	// What Stats reports.
+	getRecordsTime   metrics.Hist
+	getRecordsOK     int64
+	getRecordsFailed int64
+	expired          int64
+}
+
+// Stats counts a reader's calls (KCL's KinesisDataFetcher.getRecords and
+// ExpiredIterator metrics).
+type Stats struct {
+	GetRecords       metrics.HistSnapshot // successful calls and their time (Count only with NoTiming)
+	GetRecordsFailed int64                // failed calls, throttles included
+	ExpiredIterators int64
+}
+
+// Stats returns the reader's counts so far. Read it between Next calls.
+func (r *Reader) Stats() Stats {
+	s := Stats{GetRecords: r.getRecordsTime.Snapshot(), GetRecordsFailed: r.getRecordsFailed, ExpiredIterators: r.expired}
+	if r.cfg.NoTiming {
+		s.GetRecords = metrics.HistSnapshot{Count: r.getRecordsOK}
+	}
+	return s
 }
 
 // SetTargetBytes changes TargetBytes for the next reads (the worker
@@ -182,12 +209,25 @@ func (r *Reader) Next(ctx context.Context) (Batch, error) {
 			}
 			r.iterator = it
 		}
+		var began time.Time
+		if !r.cfg.NoTiming {
+			began = time.Now()
+		}
 		out, err := r.client.GetRecords(ctx, &kinesis.GetRecordsInput{ShardIterator: r.iterator, Limit: aws.Int32(r.limit())})
+		if err == nil {
+			r.getRecordsOK++
+			if !r.cfg.NoTiming {
+				r.getRecordsTime.Observe(time.Since(began))
+			}
+		} else {
+			r.getRecordsFailed++
+		}
 		if err != nil {
 			var expired *types.ExpiredIteratorException
 			var invalid *types.InvalidArgumentException
 			switch {
 			case errors.As(err, &expired):
+				r.expired++
 				r.log.Info("shard iterator expired; getting a new one", "after", r.lastSeq)
 				r.iterator = nil
 				continue
