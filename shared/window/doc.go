@@ -34,7 +34,8 @@
 // windows of their own with a fresh state, as on Lambda). The final invoke
 // is retried with back-off until it succeeds and never given up: the
 // shard waits, as Lambda pauses it; only stopping ends the wait, and then
-// the window is left unfinished.
+// the window is left unfinished. Its response needs a state too (it is
+// dropped); batchItemFailures in it are ignored, as it has no records.
 //
 // A state is at most MaxStateBytes (1 MB), measured as its JSON. A call
 // that returns a larger state ends the window early: one invoke with
