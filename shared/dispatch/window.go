@@ -144,8 +144,8 @@ func (w *Windowed) Deliver(ctx context.Context, stop <-chan struct{}, recs []str
 		}
 		n := window.Span(recs, w.cur.Window.End)
 		err := w.d.Deliver(ctx, stop, recs[:n:n], w.innerDone)
-		if err == nil {
-			err = w.halt
+		if w.halt != nil {
+			err = w.halt // the calls cut after it say less
 		}
 		if err != nil {
 			w.drop()
