@@ -13,4 +13,10 @@
 //
 // Batch sizes are measured with invoke.Sizer, as the JSON that
 // invoke.Marshal sends to a Lambda function.
+//
+// Deliverer is what a shard's reader calls: Dispatcher (one batch at a
+// time), Parallel (a parallelization factor: lanes by partition key) or
+// Windowed (tumbling windows with state, for a stream.WindowHandler: a
+// Dispatcher inside each window, the final invoke at its end, and done
+// only when a window is finished; see package window).
 package dispatch

@@ -13,6 +13,13 @@
 //   - "wordcount" (WordCount): the word count of Spark's KinesisWordCountASL
 //     example, running totals printed at most once per Options.Interval.
 //
+// With a tumbling window (-tumbling-window) a handler has the windowed
+// signature (stream.WindowHandler) instead: NewWindow builds the windowed
+// variant registered under a name, and RegisterWindow adds one. Built-in:
+//
+//   - "wordcount" (WindowWordCount): counts per window, in the window's
+//     state; the window's counts printed as one JSON line when it ends.
+//
 // Register adds more, normally from an init function. Apart from the
 // registry, the package keeps no global state: every handler value owns its
 // state, so a program may build several.

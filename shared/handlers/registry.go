@@ -36,23 +36,39 @@ const DefaultInterval = time.Second
 // handler it returns may be called concurrently from several shards.
 type Factory func(Options) (stream.Handler, error)
 
-// ErrUnknownHandler is wrapped by the error New returns for a name that no
-// one registered.
+// WindowFactory builds a windowed handler (for -tumbling-window) from
+// Options. It is called once per NewWindow; the handler it returns may be
+// called concurrently from several shards.
+type WindowFactory func(Options) (stream.WindowHandler, error)
+
+// ErrUnknownHandler is wrapped by the error New or NewWindow returns for a
+// name that no one registered.
 var ErrUnknownHandler = errors.New("unknown handler")
+
+// ErrNoWindowVariant is wrapped by the error NewWindow returns for a
+// handler registered without a windowed variant: it cannot run with a
+// tumbling window.
+var ErrNoWindowVariant = errors.New("no windowed variant")
 
 // registry maps names to factories. It is a type of its own so that tests
 // can use a fresh one; the package-level functions use registered.
 type registry struct {
 	mu        sync.RWMutex
 	factories map[string]Factory
+	windows   map[string]WindowFactory // windowed variants
 }
 
 // registered is the package's only global: the named handlers, the
 // built-ins first.
-var registered = &registry{factories: map[string]Factory{
-	"print":     newPrintHandler,
-	"wordcount": newWordCountHandler,
-}}
+var registered = &registry{
+	factories: map[string]Factory{
+		"print":     newPrintHandler,
+		"wordcount": newWordCountHandler,
+	},
+	windows: map[string]WindowFactory{
+		"wordcount": newWindowWordCountHandler,
+	},
+}
 
 // Register makes a handler available to New under name. It is meant to be
 // called from an init function, like database/sql.Register: it panics if
@@ -67,6 +83,22 @@ func New(name string, o Options) (stream.Handler, error) { return registered.new
 
 // Names returns the registered handler names, sorted.
 func Names() []string { return registered.names() }
+
+// RegisterWindow makes a windowed handler available to NewWindow under
+// name, normally the name of the plain handler it is the windowed variant
+// of. It panics as Register does.
+func RegisterWindow(name string, f WindowFactory) { registered.registerWindow(name, f) }
+
+// NewWindow builds the windowed variant registered under name with o, for
+// a tumbling window. A name registered only as a plain handler gives an
+// error wrapping ErrNoWindowVariant; a name no one registered, one
+// wrapping ErrUnknownHandler. Both errors name the windowed handlers.
+func NewWindow(name string, o Options) (stream.WindowHandler, error) {
+	return registered.newWindow(name, o)
+}
+
+// WindowNames returns the names with a windowed variant, sorted.
+func WindowNames() []string { return registered.windowNames() }
 
 func (r *registry) register(name string, f Factory) {
 	if name == "" {
@@ -109,6 +141,60 @@ func (r *registry) names() []string {
 	defer r.mu.RUnlock()
 	names := make([]string, 0, len(r.factories))
 	for name := range r.factories {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	return names
+}
+
+func (r *registry) registerWindow(name string, f WindowFactory) {
+	if name == "" {
+		panic("handlers: RegisterWindow with an empty name")
+	}
+	if f == nil {
+		panic(fmt.Sprintf("handlers: RegisterWindow %q with a nil factory", name))
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, dup := r.windows[name]; dup {
+		panic(fmt.Sprintf("handlers: RegisterWindow called twice for %q", name))
+	}
+	if r.windows == nil {
+		r.windows = make(map[string]WindowFactory)
+	}
+	r.windows[name] = f
+}
+
+func (r *registry) newWindow(name string, o Options) (stream.WindowHandler, error) {
+	r.mu.RLock()
+	f, ok := r.windows[name]
+	_, plain := r.factories[name]
+	r.mu.RUnlock()
+	if !ok {
+		windowed := "none"
+		if names := r.windowNames(); len(names) > 0 {
+			windowed = strings.Join(names, ", ")
+		}
+		if plain {
+			return nil, fmt.Errorf("handler %q: %w for a tumbling window; windowed handlers: %s", name, ErrNoWindowVariant, windowed)
+		}
+		return nil, fmt.Errorf("handler %q: %w; windowed handlers: %s", name, ErrUnknownHandler, windowed)
+	}
+	h, err := f(o)
+	if err != nil {
+		return nil, fmt.Errorf("handler %q: %w", name, err)
+	}
+	if h == nil {
+		return nil, fmt.Errorf("handler %q: factory returned no handler", name)
+	}
+	return h, nil
+}
+
+func (r *registry) windowNames() []string {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	names := make([]string, 0, len(r.windows))
+	for name := range r.windows {
 		names = append(names, name)
 	}
 	slices.Sort(names)

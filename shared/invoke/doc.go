@@ -8,4 +8,9 @@
 // branches on: a 429 wraps stream.ErrThrottled, a 413 stream.ErrTooLarge, a
 // function timeout stream.ErrHandlerTimeout. Sizer measures the JSON
 // Marshal writes without marshalling, for the dispatcher's batch limit.
+//
+// With a tumbling window, WindowHandler sends the windowed event
+// (MarshalWindow: the same records plus window, state, shardId and the
+// flags, as Lambda writes them) and reads {"state", "batchItemFailures"};
+// WindowOverhead is what the window's fields add to Sizer's count.
 package invoke

@@ -91,33 +91,10 @@ func Handler(client lambdaAPI, function string) stream.Handler {
 		if err != nil {
 			return events.KinesisEventResponse{}, err
 		}
-		var capture errorBody
-		out, err := client.Invoke(ctx, &lambda.InvokeInput{
-			FunctionName:   aws.String(function),
-			InvocationType: types.InvocationTypeRequestResponse,
-			Payload:        payload,
-		}, func(o *lambda.Options) {
-			o.Retryer = aws.NopRetryer{}
-			o.RetryMaxAttempts = 1
-			o.APIOptions = append(o.APIOptions, capture.add)
-		})
+		p, status, err := invokeOnce(ctx, client, function, payload)
 		if err != nil {
-			return events.KinesisEventResponse{}, invokeError(ctx, function, err, capture.body)
+			return events.KinesisEventResponse{}, err
 		}
-		if out.FunctionError != nil {
-			fe := &FunctionError{Function: function, Kind: aws.ToString(out.FunctionError), StatusCode: int(out.StatusCode)}
-			var body struct {
-				Type    string `json:"errorType"`
-				Message string `json:"errorMessage"`
-			}
-			if json.Unmarshal(out.Payload, &body) == nil {
-				fe.Type, fe.Message = body.Type, body.Message
-			} else {
-				fe.Message = string(out.Payload)
-			}
-			return events.KinesisEventResponse{}, fe
-		}
-		p := bytes.TrimSpace(out.Payload)
 		if len(p) == 0 || string(p) == "null" {
 			return events.KinesisEventResponse{}, nil // an empty or null answer is success
 		}
@@ -127,11 +104,8 @@ func Handler(client lambdaAPI, function string) stream.Handler {
 			ErrorMessage string `json:"errorMessage"`
 		}
 		if err := json.Unmarshal(p, &answer); err != nil {
-			if bytes.HasPrefix(p, []byte("Task timed out")) {
-				// The runtime interface emulator answers a timeout with
-				// status 200 and this text.
-				return events.KinesisEventResponse{}, &FunctionError{Function: function, Kind: "Unhandled",
-					Type: "Sandbox.Timedout", Message: string(p), StatusCode: int(out.StatusCode)}
+			if fe := emulatorTimeout(function, p, status); fe != nil {
+				return events.KinesisEventResponse{}, fe
 			}
 			// Lambda treats an answer it cannot read as a failed batch.
 			return events.KinesisEventResponse{}, fmt.Errorf("function %s answered %q: not a KinesisEventResponse: %w", function, truncate(p), err)
@@ -140,10 +114,53 @@ func Handler(client lambdaAPI, function string) stream.Handler {
 			// The runtime interface emulator reports a function error
 			// with status 200 and no X-Amz-Function-Error header.
 			return events.KinesisEventResponse{}, &FunctionError{Function: function, Kind: "Unhandled",
-				Type: answer.ErrorType, Message: answer.ErrorMessage, StatusCode: int(out.StatusCode)}
+				Type: answer.ErrorType, Message: answer.ErrorMessage, StatusCode: status}
 		}
 		return answer.KinesisEventResponse, nil
 	}
+}
+
+// invokeOnce sends payload to function in one Invoke request and returns
+// the answer's payload, trimmed, and its HTTP status; a function error
+// with Lambda's X-Amz-Function-Error header, and every error of the call,
+// become what the dispatcher branches on (see Handler).
+func invokeOnce(ctx context.Context, client lambdaAPI, function string, payload []byte) ([]byte, int, error) {
+	var capture errorBody
+	out, err := client.Invoke(ctx, &lambda.InvokeInput{
+		FunctionName:   aws.String(function),
+		InvocationType: types.InvocationTypeRequestResponse,
+		Payload:        payload,
+	}, func(o *lambda.Options) {
+		o.Retryer = aws.NopRetryer{}
+		o.RetryMaxAttempts = 1
+		o.APIOptions = append(o.APIOptions, capture.add)
+	})
+	if err != nil {
+		return nil, 0, invokeError(ctx, function, err, capture.body)
+	}
+	if out.FunctionError != nil {
+		fe := &FunctionError{Function: function, Kind: aws.ToString(out.FunctionError), StatusCode: int(out.StatusCode)}
+		var body struct {
+			Type    string `json:"errorType"`
+			Message string `json:"errorMessage"`
+		}
+		if json.Unmarshal(out.Payload, &body) == nil {
+			fe.Type, fe.Message = body.Type, body.Message
+		} else {
+			fe.Message = string(out.Payload)
+		}
+		return nil, 0, fe
+	}
+	return bytes.TrimSpace(out.Payload), int(out.StatusCode), nil
+}
+
+// emulatorTimeout is the function error of an answer that is not JSON but
+// the runtime interface emulator's timeout text (status 200), or nil.
+func emulatorTimeout(function string, p []byte, status int) *FunctionError {
+	if !bytes.HasPrefix(p, []byte("Task timed out")) {
+		return nil
+	}
+	return &FunctionError{Function: function, Kind: "Unhandled", Type: "Sandbox.Timedout", Message: string(p), StatusCode: status}
 }
 
 // invokeError turns an Invoke call's error into what the dispatcher

@@ -134,6 +134,14 @@ func ParseEventID(id string) (shardID string, pos Position, aggregated bool, err
 // handler serially within a shard and concurrently across shards.
 type Handler func(context.Context, events.KinesisEvent) (events.KinesisEventResponse, error)
 
+// WindowHandler is the AWS Lambda signature of a Kinesis handler with a
+// tumbling window (TumblingWindowInSeconds): it receives the window, the
+// state returned by the previous call for that window and the window's
+// records, and returns the new state. A response without state (a nil
+// map) is a failed invocation, as on Lambda. Shardline calls it serially
+// within a shard and concurrently across shards.
+type WindowHandler func(context.Context, events.KinesisTimeWindowEvent) (events.KinesisTimeWindowEventResponse, error)
+
 // Source is what an event says about where its records came from.
 type Source struct {
 	StreamARN         string // eventSourceARN
