@@ -105,6 +105,10 @@ func (f *function) handle(ctx context.Context, _ json.RawMessage) (coordinator.S
 	if time.Until(stopAt) <= 0 {
 		return coordinator.Summary{}, config.Usagef("%s=%s leaves no time before the deadline: make the function timeout longer than the margin", config.EnvName("deadline-margin"), f.margin)
 	}
+	if win := f.settings.TumblingWindow; win > 0 && time.Until(stopAt) <= win+time.Second {
+		f.log.Warn("the run is not longer than the tumbling window: a caught-up shard re-reads its open window each run and never finishes one; make the function timeout longer than the window plus the deadline margin",
+			"window", win, "run", time.Until(stopAt).Round(time.Millisecond))
+	}
 	cfg := f.settings.WorkerConfig(f.clients, f.handler, f.log)
 	// The drain (final checkpoints, releases) must end within the margin,
 	// and no handler call (or Invoke) may run past half of it: a call cut

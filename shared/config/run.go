@@ -47,6 +47,8 @@ type Run struct {
 
 	// Timestamp is InitialTimestamp parsed by Validate.
 	Timestamp time.Time
+	// windowHandler is what NewHandler built for a tumbling window.
+	windowHandler stream.WindowHandler
 }
 
 // Register adds the run settings to fs.
@@ -144,6 +146,9 @@ func (s *Run) validate(now time.Time) (err error) {
 	if _, err := filter.Parse(s.Filters); err != nil {
 		return Usagef("%v", err)
 	}
+	if s.TumblingWindow > 0 && s.Handler != "" && !slices.Contains(handlers.WindowNames(), s.Handler) {
+		return Usagef("-handler %q with -tumbling-window: allowed handlers with a windowed variant: %s", s.Handler, strings.Join(handlers.WindowNames(), ", "))
+	}
 	if s.Handler != "" && !slices.Contains(handlers.Names(), s.Handler) {
 		return Usagef("-handler %q: allowed %s", s.Handler, strings.Join(handlers.Names(), ", "))
 	}
@@ -177,6 +182,19 @@ func ParseTimestamp(name, value string, now time.Time) (time.Time, error) {
 // NewHandler builds the handler the settings name: an in-process one from the
 // registry (writing to out), or a Lambda function through the Invoke API.
 func (s *Run) NewHandler(clients *awsconf.Clients, out io.Writer, log *slog.Logger) (stream.Handler, error) {
+	if s.TumblingWindow > 0 {
+		// A windowed handler, kept for WorkerConfig; no plain one.
+		if s.TargetFunction != "" {
+			s.windowHandler = invoke.WindowHandler(clients.Lambda, s.TargetFunction)
+			return nil, nil
+		}
+		wh, err := handlers.NewWindow(s.Handler, handlers.Options{Out: out, Logger: log, Interval: s.CheckpointInterval})
+		if err != nil {
+			return nil, Usagef("-handler %q with -tumbling-window: %v", s.Handler, err)
+		}
+		s.windowHandler = wh
+		return nil, nil
+	}
 	if s.TargetFunction != "" {
 		return invoke.Handler(clients.Lambda, s.TargetFunction), nil
 	}
@@ -205,6 +223,7 @@ func (s *Run) WorkerConfig(clients *awsconf.Clients, h stream.Handler, log *slog
 		IgnoreItemFailures: !s.ReportItemFailures, ParallelizationFactor: s.ParallelizationFactor,
 		BisectOnError: s.BisectOnError, OnFailure: dest, HandlerTimeout: s.HandlerTimeout,
 		OversizeAlone: s.TargetFunction == "", FunctionARN: s.TargetFunction,
+		TumblingWindow: s.TumblingWindow, WindowHandler: s.windowHandler,
 		RetryWaitTime: s.RetryWaitTime, RetryMaxAttempts: s.RetryMaxAttempts,
 		Region: clients.Region, Kinesis: clients.Kinesis, DynamoDB: clients.DynamoDB, Logger: log,
 	}

@@ -46,6 +46,7 @@ func TestValidateOK(t *testing.T) {
 			wantTS: testNow,
 		},
 		{name: "wordcount", args: []string{"-app-name", "words-app", "-stream-name", "words", "-handler", "wordcount"}},
+		{name: "windowed wordcount", args: []string{"-app-name", "words-app", "-stream-name", "words", "-handler", "wordcount", "-tumbling-window", "60s"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -102,6 +103,8 @@ func TestValidateErrors(t *testing.T) {
 		{"max-record-age 59s", append([]string{"-max-record-age", "59s"}, validArgs...), nil, []string{"-max-record-age", "59s", "60s"}},
 		{"tumbling-window 901s", append([]string{"-tumbling-window", "901s"}, validArgs...), nil, []string{"-tumbling-window", "15m1s", "900s"}},
 		{"tumbling-window fraction", append([]string{"-tumbling-window", "1500ms"}, validArgs...), nil, []string{"-tumbling-window", "1.5s", "whole seconds"}},
+		{"window with print", append([]string{"-tumbling-window", "60s"}, validArgs...), nil, []string{"-handler", `"print"`, "-tumbling-window", "wordcount"}},
+		{"window with parallelization", []string{"-app-name", "words-app", "-stream-name", "words", "-handler", "wordcount", "-tumbling-window", "60s", "-parallelization-factor", "2"}, nil, []string{"-tumbling-window", "-parallelization-factor"}},
 		{"six filters", append([]string{"-filter", "{}", "-filter", "{}", "-filter", "{}", "-filter", "{}", "-filter", "{}", "-filter", "{}"}, validArgs...), nil, []string{"-filter", "6", "at most 5"}},
 		{"retry-max-attempts 0", append([]string{"-retry-max-attempts", "0"}, validArgs...), nil, []string{"-retry-max-attempts", "0"}},
 		{"bad log-level", append([]string{"-log-level", "loud"}, validArgs...), nil, []string{"-log-level", "loud"}},

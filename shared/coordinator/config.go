@@ -94,6 +94,11 @@ type Config struct {
 	// IgnoreItemFailures ignores batchItemFailures (Lambda without
 	// ReportBatchItemFailures).
 	IgnoreItemFailures bool
+	// TumblingWindow, when above 0, hands the records to WindowHandler in
+	// tumbling windows of this length (1–900 s) with state, as Lambda's
+	// TumblingWindowInSeconds; ParallelizationFactor must then be 1.
+	TumblingWindow time.Duration
+	WindowHandler  stream.WindowHandler
 	// Filter, when not nil, keeps only the user records it matches (Lambda's
 	// FilterCriteria): the others are never passed to the handler, are
 	// counted and are checkpointed past.
@@ -124,7 +129,12 @@ func (c *Config) fill() error {
 	if c.StreamName == "" {
 		errs = append(errs, errors.New("stream-name is required"))
 	}
-	if c.Handler == nil {
+	switch {
+	case c.TumblingWindow > 0 && c.WindowHandler == nil:
+		errs = append(errs, errors.New("a windowed handler is required with a tumbling window"))
+	case c.TumblingWindow > 0 && c.ParallelizationFactor > 1:
+		errs = append(errs, fmt.Errorf("tumbling-window %s with parallelization-factor %d: allowed one of them", c.TumblingWindow, c.ParallelizationFactor))
+	case c.TumblingWindow == 0 && c.Handler == nil:
 		errs = append(errs, errors.New("a handler is required"))
 	}
 	if c.Kinesis == nil || c.DynamoDB == nil {

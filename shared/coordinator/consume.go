@@ -121,15 +121,53 @@ func (w *Worker) consume(h *held, st *shardStats) consumeResult {
 		}
 		return w.cfg.Handler(ctx, ev)
 	}
-	disp, err := dispatch.NewDeliverer(dispatch.Config{
+	dcfg := dispatch.Config{
 		Handler: handler, Source: w.source, FunctionARN: w.cfg.FunctionARN,
 		BatchSize: w.cfg.BatchSize, MaxRetryAttempts: w.cfg.MaxRetryAttempts, MaxRecordAge: w.cfg.MaxRecordAge,
 		BisectOnError: w.cfg.BisectOnError, OnFailure: w.cfg.OnFailure, Logger: log,
 		HandlerTimeout: w.cfg.HandlerTimeout, Deadline: w.cfg.Deadline, MaxBatchBytes: w.cfg.MaxBatchBytes,
 		OversizeAlone: w.cfg.OversizeAlone, IgnoreItemFailures: w.cfg.IgnoreItemFailures,
-	}, w.cfg.ParallelizationFactor)
+	}
+	var disp dispatch.Deliverer
+	var win *dispatch.Windowed // with a tumbling window
+	if w.cfg.TumblingWindow > 0 {
+		wh := func(ctx context.Context, ev events.KinesisTimeWindowEvent) (events.KinesisTimeWindowEventResponse, error) {
+			if err := h.ensureFresh(ctx, w.table, w.cfg.FailoverTime); err != nil {
+				return events.KinesisTimeWindowEventResponse{}, err
+			}
+			return w.cfg.WindowHandler(ctx, ev)
+		}
+		win, err = dispatch.NewWindowed(dcfg, w.cfg.TumblingWindow, wh)
+		disp = win
+	} else {
+		disp, err = dispatch.NewDeliverer(dcfg, w.cfg.ParallelizationFactor)
+	}
 	if err != nil {
 		return park(err)
+	}
+	// afterCalls handles what a delivery (or a window's close) returned:
+	// stop, park, or go on.
+	type next int
+	const (
+		goOn next = iota
+		stopNow
+	)
+	var result consumeResult
+	afterCalls := func(err error) next {
+		st.setDispatch(disp.Stats())
+		if res, ok := lost(); ok {
+			result = res
+			return stopNow
+		}
+		if errors.Is(err, dispatch.ErrStopping) {
+			release()
+			return stopNow
+		}
+		if err != nil {
+			result = park(err)
+			return stopNow
+		}
+		return goOn
 	}
 	var cpErr error
 	// checkpointIfDue writes the position done once the interval has
@@ -195,24 +233,25 @@ func (w *Worker) consume(h *held, st *shardStats) consumeResult {
 		}
 		if len(recs) > 0 {
 			err := disp.Deliver(h.ctx, h.stop, recs, done)
-			st.setDispatch(disp.Stats())
 			// Nothing of a delivered batch stays reachable: an idle shard
 			// does not keep its largest read alive.
 			clear(recs)
 			if cap(recs) > 4*w.cfg.BatchSize {
 				recs = nil
 			}
-			if res, ok := lost(); ok {
-				return res
+			if afterCalls(err) == stopNow {
+				drops.flush()
+				return result
 			}
-			if errors.Is(err, dispatch.ErrStopping) {
-				break
-			}
-			if err != nil {
-				return park(err)
+		} else if win != nil {
+			// A caught-up shard closes its window once the clock is past it.
+			if afterCalls(win.Idle(h.ctx, h.stop, time.Now(), b.MillisBehindLatest == 0, done)) == stopNow {
+				drops.flush()
+				return result
 			}
 		}
-		if tail.Seq != "" && (lastDone.Seq == "" || lastDone.IsSentinel() || tail.After(lastDone)) {
+		// With a window, records are done only when their window closes.
+		if win == nil && tail.Seq != "" && (lastDone.Seq == "" || lastDone.IsSentinel() || tail.After(lastDone)) {
 			done(tail)
 		}
 		if cpErr != nil {
@@ -224,6 +263,13 @@ func (w *Worker) consume(h *held, st *shardStats) consumeResult {
 		}
 		checkpointIfDue()
 		drops.maybeWarn(time.Now())
+		if b.End && win != nil {
+			// The last window of the shard is finished before SHARD_END.
+			if afterCalls(win.ShardEnd(h.ctx, h.stop, done)) == stopNow {
+				drops.flush()
+				return result
+			}
+		}
 		if b.End {
 			children := make([]string, 0, len(b.Children))
 			for _, c := range b.Children {

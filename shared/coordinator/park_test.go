@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -653,4 +654,67 @@ func lastAggregateEnd(t *testing.T, f *fixture, cp stream.Position) bool {
 	}
 	n := len(out.Records)
 	return n > 0 && aws.ToString(out.Records[n-1].SequenceNumber) == cp.Seq
+}
+
+// TestTumblingWindows: with a tumbling window the handler gets windowed
+// events with the state it returned last, a final invoke once the window
+// has passed (the shard caught up), and the checkpoint moves only then.
+func TestTumblingWindows(t *testing.T) {
+	f := newFixture(t, 1)
+	want := f.put(2, 6, 0, 3)
+	var mu sync.Mutex
+	var calls []events.KinesisTimeWindowEvent
+	var cpAtFirstCall stream.Position
+	wh := func(ctx context.Context, ev events.KinesisTimeWindowEvent) (events.KinesisTimeWindowEventResponse, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if len(calls) == 0 {
+			cpAtFirstCall = f.leases()["shardId-000000000000"].Checkpoint
+		}
+		calls = append(calls, ev)
+		n, _ := strconv.Atoi(ev.State["n"])
+		state := map[string]string{"n": strconv.Itoa(n + len(ev.Records))}
+		if ev.IsFinalInvokeForWindow {
+			state = map[string]string{}
+		}
+		return events.KinesisTimeWindowEventResponse{TimeWindowEventResponseProperties: events.TimeWindowEventResponseProperties{State: state}}, nil
+	}
+	r := f.start(nil, func(cfg *coordinator.Config) {
+		cfg.TumblingWindow = time.Second
+		cfg.WindowHandler = wh
+		cfg.BatchSize = 4
+	})
+	testwait.Until(t, time.Minute, "a final invoke", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range calls {
+			if c.IsFinalInvokeForWindow {
+				return true
+			}
+		}
+		return false
+	})
+	mu.Lock()
+	total, finalState := 0, ""
+	for _, c := range calls {
+		total += len(c.Records)
+		if c.IsFinalInvokeForWindow {
+			finalState = c.State["n"]
+			if len(c.Records) != 0 || !c.Window.End.After(c.Window.Start.Time) {
+				t.Errorf("final invoke %+v: want no records and its window", c.TimeWindowProperties)
+			}
+		}
+	}
+	first := cpAtFirstCall
+	mu.Unlock()
+	if !first.IsSentinel() {
+		t.Errorf("checkpoint at the first windowed call = %s, want none yet (records are done when their window closes)", first)
+	}
+	if total < len(want) || finalState == "" {
+		t.Errorf("records in windowed calls %d, final state n=%q; want %d and a count", total, finalState, len(want))
+	}
+	testwait.Until(t, 10*time.Second, "the checkpoint after the final invoke", func() bool {
+		return !f.leases()["shardId-000000000000"].Checkpoint.IsSentinel()
+	})
+	r.stop(t)
 }
