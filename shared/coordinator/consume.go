@@ -127,6 +127,7 @@ func (w *Worker) consume(h *held, st *shardStats) consumeResult {
 		BisectOnError: w.cfg.BisectOnError, OnFailure: w.cfg.OnFailure, Logger: log,
 		HandlerTimeout: w.cfg.HandlerTimeout, Deadline: w.cfg.Deadline, MaxBatchBytes: w.cfg.MaxBatchBytes,
 		OversizeAlone: w.cfg.OversizeAlone, IgnoreItemFailures: w.cfg.IgnoreItemFailures,
+		NoTiming: w.cfg.MetricsLevel == metrics.None,
 	}
 	var disp dispatch.Deliverer
 	var win *dispatch.Windowed // with a tumbling window

@@ -108,17 +108,7 @@ func (s *shardStats) setParked(reason string) {
 	s.update(func(x *ShardStats) { x.Parked = reason })
 }
 
-func addStats(a, b dispatch.Stats) dispatch.Stats {
-	a.Batches += b.Batches
-	a.Records += b.Records
-	a.Failures += b.Failures
-	a.Retries += b.Retries
-	a.GivenUp += b.GivenUp
-	a.Handled += b.Handled
-	a.Throttles += b.Throttles
-	a.Timeouts += b.Timeouts
-	return a
-}
+func addStats(a, b dispatch.Stats) dispatch.Stats { return a.Add(b) }
 func (s *shardStats) addRead(k kpl.Stats, behind int64) {
 	s.update(func(x *ShardStats) {
 		x.KinesisRecords += int64(k.Records)

@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-lambda-go/lambdacontext"
 
 	"github.com/shardline/shardline/shared/invoke"
+	"github.com/shardline/shardline/shared/metrics"
 	"github.com/shardline/shardline/shared/stream"
 )
 
@@ -156,7 +157,9 @@ type Config struct {
 	// OversizeAlone delivers a record larger than MaxBatchBytes in a batch
 	// of its own instead of giving it up: an in-process handler has no
 	// request limit, only the memory bound the byte limit gives batches.
-	OversizeAlone   bool
+	OversizeAlone bool
+	// NoTiming leaves the calls' durations unmeasured (metrics level NONE).
+	NoTiming        bool
 	RetryBackoff    time.Duration // first wait between handler retries; default 100ms
 	MaxRetryBackoff time.Duration // longest wait, for failures and throttles alike; default 10s
 	Logger          *slog.Logger
@@ -190,6 +193,16 @@ type Stats struct {
 	// Timeouts is calls that outlived their deadline
 	// (stream.ErrHandlerTimeout); each is also a failure.
 	Timeouts int64
+	// HandledBytes is the data of the Handled records.
+	HandledBytes int64
+	// FailedRecords is user records in failed attempts (from the lowest
+	// failed item on, for a partial failure): Lambda's
+	// FailedInvokeEventCount.
+	FailedRecords int64
+	// DestinationFailures is sends the on-failure destination refused.
+	DestinationFailures int64
+	// HandlerTime is the calls' durations (empty with NoTiming).
+	HandlerTime metrics.HistSnapshot
 }
 
 // Dispatcher calls a handler for one shard at a time. Use one per shard; it
@@ -197,11 +210,12 @@ type Stats struct {
 // returns, except what an abandoned call (see Config.HandlerTimeout) still
 // holds while it runs.
 type Dispatcher struct {
-	cfg        Config
-	log        *slog.Logger
-	sizer      invoke.Sizer
-	errTimeout error // the cause of a call's context at HandlerTimeout
-	stats      Stats
+	cfg         Config
+	log         *slog.Logger
+	sizer       invoke.Sizer
+	errTimeout  error // the cause of a call's context at HandlerTimeout
+	stats       Stats
+	handlerTime metrics.Hist
 	// lastRequestID is the last call's request id, for Failure.
 	lastRequestID string
 }
@@ -246,7 +260,19 @@ func New(cfg Config) (*Dispatcher, error) {
 }
 
 // Stats returns the counts so far.
-func (d *Dispatcher) Stats() Stats { return d.stats }
+func (d *Dispatcher) Stats() Stats {
+	s := d.stats
+	s.HandlerTime = d.handlerTime.Snapshot()
+	return s
+}
+
+// handled counts recs as handled.
+func (d *Dispatcher) handled(recs []stream.Record) {
+	d.stats.Handled += int64(len(recs))
+	for i := range recs {
+		d.stats.HandledBytes += int64(len(recs[i].Data))
+	}
+}
 
 // Deliver hands recs, in order, to the handler in batches of at most
 // BatchSize records and MaxBatchBytes bytes. After each record is handled
@@ -327,7 +353,7 @@ func (d *Dispatcher) deliverBatch(ctx context.Context, stop <-chan struct{}, bat
 		}
 		failed, err := d.call(ctx, batch)
 		if err == nil && failed < 0 {
-			d.stats.Handled += int64(len(batch))
+			d.handled(batch)
 			done(batch[len(batch)-1].Position())
 			return nil
 		}
@@ -371,8 +397,9 @@ func (d *Dispatcher) deliverBatch(ctx context.Context, stop <-chan struct{}, bat
 			d.stats.Timeouts++
 		}
 		d.stats.Failures++
+		d.stats.FailedRecords += int64(len(batch) - max(failed, 0))
 		if failed > 0 { // records before the lowest failed item are done
-			d.stats.Handled += int64(failed)
+			d.handled(batch[:failed])
 			done(batch[failed-1].Position())
 			batch = batch[failed:]
 			first = batch[0].Position().String()
@@ -445,6 +472,7 @@ func (d *Dispatcher) giveUp(ctx context.Context, batch []stream.Record, attempts
 		}
 	}
 	if err := d.cfg.OnFailure.Send(ctx, f); err != nil {
+		d.stats.DestinationFailures++
 		return fmt.Errorf("send records %s..%s of %s to the on-failure destination: %w", first, last, f.ShardID, err)
 	}
 	d.log.Warn("records given up and sent to the on-failure destination", "records", len(batch), "first", first.String(),
@@ -467,7 +495,14 @@ func (d *Dispatcher) call(ctx context.Context, batch []stream.Record) (int, erro
 	defer cancel()
 	d.lastRequestID = requestID()
 	lc := &lambdacontext.LambdaContext{AwsRequestID: d.lastRequestID, InvokedFunctionArn: d.cfg.FunctionARN}
+	var began time.Time
+	if !d.cfg.NoTiming {
+		began = time.Now()
+	}
 	resp, err := d.run(lambdacontext.NewContext(hctx, lc), stream.Event(d.cfg.Source, batch))
+	if !d.cfg.NoTiming {
+		d.handlerTime.Observe(time.Since(began))
+	}
 	if err != nil {
 		return 0, err
 	}

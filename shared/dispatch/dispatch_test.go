@@ -226,7 +226,7 @@ func TestDeliverBatches(t *testing.T) {
 	if got, want := dl.got, positions(all[99], all[199], all[249]); !slices.Equal(got, want) {
 		t.Errorf("done = %v, want %v", got, want)
 	}
-	if got, want := d.Stats(), (Stats{Batches: 3, Records: 250, Handled: 250}); got != want {
+	if got, want := counts(d.Stats()), (Stats{Batches: 3, Records: 250, Handled: 250}); got != want {
 		t.Errorf("Stats = %+v, want %+v", got, want)
 	}
 }
@@ -515,7 +515,7 @@ func TestDeliverRecordAgeNotReached(t *testing.T) {
 	if got, want := dl.got, positions(all[2]); !slices.Equal(got, want) {
 		t.Errorf("done = %v, want %v", got, want)
 	}
-	if got, want := d.Stats(), (Stats{Batches: 3, Records: 9, Handled: 3, Failures: 2, Retries: 2}); got != want {
+	if got, want := counts(d.Stats()), (Stats{Batches: 3, Records: 9, Handled: 3, Failures: 2, Retries: 2}); got != want {
 		t.Errorf("Stats = %+v, want %+v", got, want)
 	}
 }
@@ -820,5 +820,40 @@ func TestDeliverIgnoreItemFailures(t *testing.T) {
 	}
 	if len(h.calls) != 1 || d.Stats().Handled != 3 || d.Stats().Failures != 0 {
 		t.Errorf("calls %v stats %+v: want one call, 3 handled, no failure", h.calls, d.Stats())
+	}
+}
+
+// counts keeps the call and record counts of s, for comparing with ==.
+func counts(s Stats) Stats {
+	return Stats{Batches: s.Batches, Records: s.Records, Handled: s.Handled, Failures: s.Failures, Retries: s.Retries,
+		GivenUp: s.GivenUp, Throttles: s.Throttles, Timeouts: s.Timeouts}
+}
+
+// TestStatsForMetrics: handled bytes, records in failed calls, refused
+// destination sends and the calls' durations are counted too.
+func TestStatsForMetrics(t *testing.T) {
+	all := recs(4)
+	h := &fakeHandler{answers: []func(context.Context, events.KinesisEvent) (events.KinesisEventResponse, error){
+		partial(all[2].SequenceNumber), ok(),
+	}}
+	d := newDispatcher(t, Config{Handler: h.handle, MaxRetryAttempts: -1})
+	dl := &doneLog{t: t}
+	if err := d.Deliver(context.Background(), nil, all, dl.done); err != nil {
+		t.Fatal(err)
+	}
+	s := d.Stats()
+	var bytes int64
+	for _, r := range all {
+		bytes += int64(len(r.Data))
+	}
+	if s.HandledBytes != bytes || s.FailedRecords != 2 || s.HandlerTime.Count != 2 {
+		t.Errorf("stats %+v: want %d handled bytes, 2 failed records, 2 timed calls", s, bytes)
+	}
+	d = newDispatcher(t, Config{Handler: h.handle, NoTiming: true})
+	if err := d.Deliver(context.Background(), nil, all[:1], (&doneLog{t: t}).done); err != nil {
+		t.Fatal(err)
+	}
+	if d.Stats().HandlerTime.Count != 0 {
+		t.Error("NoTiming: calls were timed")
 	}
 }

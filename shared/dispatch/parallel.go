@@ -76,6 +76,10 @@ func (s Stats) Add(o Stats) Stats {
 	s.GivenUp += o.GivenUp
 	s.Throttles += o.Throttles
 	s.Timeouts += o.Timeouts
+	s.HandledBytes += o.HandledBytes
+	s.FailedRecords += o.FailedRecords
+	s.DestinationFailures += o.DestinationFailures
+	s.HandlerTime = s.HandlerTime.Add(o.HandlerTime)
 	return s
 }
 

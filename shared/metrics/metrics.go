@@ -82,8 +82,8 @@ func ParseDimensions(s string) (Dimensions, error) {
 // Has reports whether d is enabled.
 func (ds Dimensions) Has(d string) bool { return slices.Contains(ds, d) }
 
-// Bounds are the histogram's bucket upper bounds; a last bucket counts
-// what lies above them.
+// Bounds are the histogram's bucket upper bounds (NumBuckets-1 of them); a
+// last bucket counts what lies above them.
 var Bounds = []time.Duration{
 	time.Millisecond, 2 * time.Millisecond, 5 * time.Millisecond, 10 * time.Millisecond,
 	25 * time.Millisecond, 50 * time.Millisecond, 100 * time.Millisecond, 250 * time.Millisecond,
@@ -91,12 +91,15 @@ var Bounds = []time.Duration{
 	10 * time.Second, 30 * time.Second, time.Minute,
 }
 
+// NumBuckets is len(Bounds)+1.
+const NumBuckets = 16
+
 // Hist is a cumulative duration histogram, safe for concurrent use. Its
 // zero value is ready.
 type Hist struct {
-	counts [16]atomic.Int64 // len(Bounds)+1
-	sum    atomic.Int64     // nanoseconds
-	max    atomic.Int64     // nanoseconds, the largest seen
+	counts [NumBuckets]atomic.Int64
+	sum    atomic.Int64 // nanoseconds
+	max    atomic.Int64 // nanoseconds, the largest seen
 }
 
 // Observe adds one duration.
@@ -116,13 +119,13 @@ func (h *Hist) Observe(d time.Duration) {
 type HistSnapshot struct {
 	Count   int64
 	Sum     time.Duration
-	Max     time.Duration // the largest seen since the start
-	Buckets []int64       // per bound of Bounds, then the rest; not cumulative
+	Max     time.Duration     // the largest seen since the start
+	Buckets [NumBuckets]int64 // per bound of Bounds, then the rest; not cumulative
 }
 
 // Snapshot reads the histogram.
 func (h *Hist) Snapshot() HistSnapshot {
-	s := HistSnapshot{Buckets: make([]int64, len(h.counts))}
+	var s HistSnapshot
 	for i := range h.counts {
 		s.Buckets[i] = h.counts[i].Load()
 		s.Count += s.Buckets[i]
@@ -134,26 +137,18 @@ func (h *Hist) Snapshot() HistSnapshot {
 
 // Sub is the observations of s since prev (Max stays s's).
 func (s HistSnapshot) Sub(prev HistSnapshot) HistSnapshot {
-	d := HistSnapshot{Count: s.Count - prev.Count, Sum: s.Sum - prev.Sum, Max: s.Max, Buckets: make([]int64, len(s.Buckets))}
+	d := HistSnapshot{Count: s.Count - prev.Count, Sum: s.Sum - prev.Sum, Max: s.Max}
 	for i := range s.Buckets {
-		d.Buckets[i] = s.Buckets[i]
-		if i < len(prev.Buckets) {
-			d.Buckets[i] -= prev.Buckets[i]
-		}
+		d.Buckets[i] = s.Buckets[i] - prev.Buckets[i]
 	}
 	return d
 }
 
 // Add returns the sum of two snapshots (for totals over shards).
 func (s HistSnapshot) Add(o HistSnapshot) HistSnapshot {
-	out := HistSnapshot{Count: s.Count + o.Count, Sum: s.Sum + o.Sum, Max: max(s.Max, o.Max), Buckets: make([]int64, max(len(s.Buckets), len(o.Buckets)))}
+	out := HistSnapshot{Count: s.Count + o.Count, Sum: s.Sum + o.Sum, Max: max(s.Max, o.Max)}
 	for i := range out.Buckets {
-		if i < len(s.Buckets) {
-			out.Buckets[i] += s.Buckets[i]
-		}
-		if i < len(o.Buckets) {
-			out.Buckets[i] += o.Buckets[i]
-		}
+		out.Buckets[i] = s.Buckets[i] + o.Buckets[i]
 	}
 	return out
 }
