@@ -23,6 +23,7 @@ type Common struct {
 	DynamoDBRoleARN   string
 	CloudWatchRoleARN string
 	LogLevel          string
+	LogFormat         string
 }
 
 // uses says which of the common settings a command takes: each command
@@ -75,6 +76,7 @@ func (c *Common) register(fs *flag.FlagSet, u uses) {
 	}
 	if u&usesLog != 0 {
 		fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
+		fs.StringVar(&c.LogFormat, "log-format", "auto", "text or json; auto: json on Lambda and when stderr is not a terminal, text on a terminal")
 	}
 }
 
@@ -99,6 +101,11 @@ func (c *Common) Validate(withApp bool) error {
 		if v != "" && !strings.HasPrefix(v, "arn:") {
 			return Usagef("-%s %q: allowed an IAM role ARN (arn:aws:iam::123456789012:role/name)", name, v)
 		}
+	}
+	switch c.LogFormat {
+	case "", "auto", "text", "json":
+	default:
+		return Usagef("-log-format %q: allowed auto, text, json", c.LogFormat)
 	}
 	if _, err := ParseLevel(c.LogLevel); err != nil {
 		return err

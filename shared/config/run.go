@@ -5,6 +5,7 @@ import (
 	"flag"
 	"io"
 	"log/slog"
+	"net"
 	"slices"
 	"strings"
 	"time"
@@ -16,6 +17,7 @@ import (
 	"github.com/shardline/shardline/shared/filter"
 	"github.com/shardline/shardline/shared/handlers"
 	"github.com/shardline/shardline/shared/invoke"
+	"github.com/shardline/shardline/shared/metrics"
 	"github.com/shardline/shardline/shared/stream"
 )
 
@@ -44,6 +46,10 @@ type Run struct {
 	FunctionTimeout       time.Duration
 	RetryWaitTime         time.Duration
 	RetryMaxAttempts      int
+	MetricsLevel          string
+	MetricsDimensions     string
+	MetricsAddr           string
+	MetricsCloudWatch     bool
 
 	// Timestamp is InitialTimestamp parsed by Validate.
 	Timestamp time.Time
@@ -76,6 +82,10 @@ func (s *Run) Register(fs *flag.FlagSet) {
 	fs.DurationVar(&s.FunctionTimeout, "function-timeout", 15*time.Minute, "how long one Invoke of -target-function may run; the SDK never re-sends an Invoke by itself")
 	fs.DurationVar(&s.RetryWaitTime, "retry-wait-time", 100*time.Millisecond, "wait between Kinesis read retries")
 	fs.IntVar(&s.RetryMaxAttempts, "retry-max-attempts", 3, "Kinesis read retries before backing off")
+	fs.StringVar(&s.MetricsLevel, "metrics-level", "DETAILED", "NONE, SUMMARY or DETAILED (KCL's metricsLevel); NONE measures nothing")
+	fs.StringVar(&s.MetricsDimensions, "metrics-dimensions", "Operation,ShardId,WorkerIdentifier", "enabled dimensions, of Operation, ShardId, WorkerIdentifier, StreamName (KCL's metricsEnabledDimensions)")
+	fs.StringVar(&s.MetricsAddr, "metrics-addr", "", "host:port for Prometheus /metrics, /healthz and /readyz (off when empty)")
+	fs.BoolVar(&s.MetricsCloudWatch, "metrics-cloudwatch", false, "also send metrics with CloudWatch PutMetricData (namespace: the app name), batched")
 }
 
 // Validate checks every setting and returns the first problem as one
@@ -143,6 +153,17 @@ func (s *Run) validate(now time.Time) (err error) {
 	case s.RetryMaxAttempts < 1:
 		return Usagef("-retry-max-attempts %d: allowed 1 or more", s.RetryMaxAttempts)
 	}
+	if _, err := metrics.ParseLevel(s.MetricsLevel); err != nil {
+		return Usagef("-metrics-level %v", err)
+	}
+	if _, err := metrics.ParseDimensions(s.MetricsDimensions); err != nil {
+		return Usagef("-metrics-dimensions %v", err)
+	}
+	if s.MetricsAddr != "" {
+		if _, _, err := net.SplitHostPort(s.MetricsAddr); err != nil {
+			return Usagef("-metrics-addr %q: allowed host:port such as 127.0.0.1:9102 (or :9102)", s.MetricsAddr)
+		}
+	}
 	if _, err := filter.Parse(s.Filters); err != nil {
 		return Usagef("%v", err)
 	}
@@ -158,6 +179,18 @@ func (s *Run) validate(now time.Time) (err error) {
 		}
 	}
 	return nil
+}
+
+// Metrics is the metrics level (checked by Validate).
+func (s *Run) Metrics() metrics.Level {
+	l, _ := metrics.ParseLevel(s.MetricsLevel)
+	return l
+}
+
+// Dimensions are the enabled metric dimensions (checked by Validate).
+func (s *Run) Dimensions() metrics.Dimensions {
+	d, _ := metrics.ParseDimensions(s.MetricsDimensions)
+	return d
 }
 
 // Clients builds the AWS clients; an Invoke may run for -function-timeout.
@@ -223,7 +256,7 @@ func (s *Run) WorkerConfig(clients *awsconf.Clients, h stream.Handler, log *slog
 		IgnoreItemFailures: !s.ReportItemFailures, ParallelizationFactor: s.ParallelizationFactor,
 		BisectOnError: s.BisectOnError, OnFailure: dest, HandlerTimeout: s.HandlerTimeout,
 		OversizeAlone: s.TargetFunction == "", FunctionARN: s.TargetFunction,
-		TumblingWindow: s.TumblingWindow, WindowHandler: s.windowHandler,
+		TumblingWindow: s.TumblingWindow, WindowHandler: s.windowHandler, MetricsLevel: s.Metrics(),
 		RetryWaitTime: s.RetryWaitTime, RetryMaxAttempts: s.RetryMaxAttempts,
 		Region: clients.Region, Kinesis: clients.Kinesis, DynamoDB: clients.DynamoDB, Logger: log,
 	}
