@@ -184,7 +184,8 @@ func TestSplitWhenLambdaRefusesTheSize(t *testing.T) {
 	if len(invs) != 2 || invs[0].Status != lambdaemu.StatusSuccess || invs[1].Status != lambdaemu.StatusSuccess {
 		t.Errorf("invocations %+v, want the two halves, successful", invs)
 	}
-	if got, want := d.Stats(), (dispatch.Stats{Batches: 3, Records: 200, Handled: 100}); got != want {
+	if s := d.Stats(); s.Batches != 3 || s.Records != 200 || s.Handled != 100 || s.Failures != 0 || s.Retries != 0 || s.GivenUp != 0 {
+		got, want := s, "3 batches, 200 records, 100 handled, no failure"
 		t.Errorf("Stats = %+v, want %+v", got, want)
 	}
 }
