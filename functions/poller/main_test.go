@@ -345,3 +345,57 @@ func TestTargetStillRunningAtDeadline(t *testing.T) {
 		t.Errorf("the target was invoked %d times, want 1 (a cut call is not retried in the same run)", n)
 	}
 }
+
+// TestTriggerSettings: the scheduled function takes the Kinesis trigger's
+// settings from its environment as poller does: a filter (only orders are
+// handled, the rest counted), a parallelization factor, and a tumbling
+// window with the windowed wordcount (its per-window line printed).
+func TestTriggerSettings(t *testing.T) {
+	t.Run("filter and parallelization", func(t *testing.T) {
+		e := newEnv(t, 1, 5*time.Second, `SHARDLINE_FILTER=[{"data":{"type":["order"]}}]`, "SHARDLINE_PARALLELIZATION_FACTOR=3")
+		prod, err := produce.New(context.Background(), standintest.KinesisClient(e.kinesisEP), e.stream, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var recs []kpl.UserRecord
+		for i := range 30 {
+			typ := "other"
+			if i%3 == 0 {
+				typ = "order"
+			}
+			recs = append(recs, kpl.UserRecord{PartitionKey: fmt.Sprint("k", i%5), Data: []byte(fmt.Sprintf(`{"type":%q,"n":%d}`, typ, i))})
+		}
+		if err := prod.Put(context.Background(), recs); err != nil {
+			t.Fatal(err)
+		}
+		s := e.invoke(t)
+		if s.Handled != 10 || s.FilteredOut != 20 {
+			t.Errorf("summary handled %d, filtered out %d; want 10 and 20", s.Handled, s.FilteredOut)
+		}
+		for data := range e.printed() {
+			if !strings.Contains(data, "order") {
+				t.Errorf("printed %q, which the filter drops", data)
+			}
+		}
+	})
+	t.Run("tumbling window", func(t *testing.T) {
+		e := newEnv(t, 1, 6*time.Second, "SHARDLINE_HANDLER=wordcount", "SHARDLINE_TUMBLING_WINDOW=1s")
+		prod, err := produce.New(context.Background(), standintest.KinesisClient(e.kinesisEP), e.stream, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := prod.Put(context.Background(), []kpl.UserRecord{{PartitionKey: "k", Data: []byte("1 2 2")}}); err != nil {
+			t.Fatal(err)
+		}
+		e.invoke(t)
+		var found bool
+		for _, line := range strings.Split(e.out.String(), "\n") {
+			if strings.Contains(line, `"counts"`) && strings.Contains(line, `"start"`) {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("no per-window counts line in the function's output:\n%s", tail(e.out.String()))
+		}
+	})
+}
