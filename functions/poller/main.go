@@ -86,6 +86,9 @@ func (f *function) init(ctx context.Context) error {
 	}
 	lvl, _ := config.ParseLevel(f.settings.LogLevel)
 	f.log = slog.New(slog.NewJSONHandler(f.stderr, &slog.HandlerOptions{Level: lvl}))
+	if f.settings.MetricsCloudWatch {
+		f.log.Warn(config.EnvName("metrics-cloudwatch") + " has no effect on the function: it writes its metrics as Embedded Metric Format log lines, which CloudWatch makes metrics of")
+	}
 	var err error
 	if f.clients, err = f.settings.Clients(ctx); err != nil {
 		return err
