@@ -7,8 +7,11 @@ import (
 	"io"
 	"time"
 
+	"github.com/shardline/shardline/shared/awsconf"
 	"github.com/shardline/shardline/shared/config"
 	"github.com/shardline/shardline/shared/coordinator"
+	"github.com/shardline/shardline/shared/metrics"
+	"github.com/shardline/shardline/shared/telemetry/cloudwatch"
 )
 
 func runPoller(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -42,6 +45,16 @@ func runPoller(ctx context.Context, args []string, getenv func(string) string, s
 			return nil
 		}
 		return fmt.Errorf("cannot start: %w", err)
+	}
+	if s.MetricsCloudWatch && s.Metrics() != metrics.None {
+		// PutMetricData every 10 s in a goroutine of its own; the last
+		// send, bounded, once the worker has stopped.
+		cwc := awsconf.CloudWatchConfig(clients, awsconf.Options{CloudWatchRoleARN: s.CloudWatchRoleARN, SessionName: "shardline-metrics"})
+		pub, err := cloudwatch.Start(ctx, cloudwatch.Config{Client: cloudwatch.NewClient(cwc), Snapshot: w.Snapshot, Dimensions: s.Dimensions(), Logger: log})
+		if err != nil {
+			return err
+		}
+		defer pub.Stop()
 	}
 	return w.Run(ctx)
 }

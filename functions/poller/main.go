@@ -6,7 +6,9 @@
 // the function's environment variables (SHARDLINE_STREAM_NAME,
 // SHARDLINE_APP_NAME, SHARDLINE_HANDLER or SHARDLINE_TARGET_FUNCTION, ...);
 // the AWS SDK's own variables (AWS_REGION, credentials) work as the SDK
-// defines them. Build with -tags lambda.norpc as bootstrap for
+// defines them. At the end of each invocation it writes the invocation's
+// metrics as CloudWatch Embedded Metric Format lines on stdout
+// (SHARDLINE_METRICS_LEVEL, SHARDLINE_METRICS_DIMENSIONS). Build with -tags lambda.norpc as bootstrap for
 // provided.al2023.
 package main
 
@@ -28,7 +30,9 @@ import (
 	"github.com/shardline/shardline/shared/awsconf"
 	"github.com/shardline/shardline/shared/config"
 	"github.com/shardline/shardline/shared/coordinator"
+	"github.com/shardline/shardline/shared/metrics"
 	"github.com/shardline/shardline/shared/stream"
+	"github.com/shardline/shardline/shared/telemetry/emf"
 )
 
 func main() {
@@ -82,6 +86,9 @@ func (f *function) init(ctx context.Context) error {
 	}
 	lvl, _ := config.ParseLevel(f.settings.LogLevel)
 	f.log = slog.New(slog.NewJSONHandler(f.stderr, &slog.HandlerOptions{Level: lvl}))
+	if f.settings.MetricsCloudWatch {
+		f.log.Warn(config.EnvName("metrics-cloudwatch") + " has no effect on the function: it writes its metrics as Embedded Metric Format log lines, which CloudWatch makes metrics of")
+	}
 	var err error
 	if f.clients, err = f.settings.Clients(ctx); err != nil {
 		return err
@@ -121,7 +128,9 @@ func (f *function) handle(ctx context.Context, _ json.RawMessage) (coordinator.S
 	if base == "" {
 		base = lambdacontext.FunctionName
 	}
+	var requestID string
 	if lc, ok := lambdacontext.FromContext(ctx); ok {
+		requestID = lc.AwsRequestID
 		cfg.WorkerID = base + "-" + lc.AwsRequestID
 		if cfg.FunctionARN == "" { // in-process handler: this function's ARN
 			cfg.FunctionARN = lc.InvokedFunctionArn
@@ -134,6 +143,7 @@ func (f *function) handle(ctx context.Context, _ json.RawMessage) (coordinator.S
 	runCtx, cancel := context.WithDeadline(ctx, stopAt)
 	defer cancel()
 	err = w.Run(runCtx)
+	f.writeMetrics(w.Snapshot(), base, requestID)
 	sum := w.Summary()
 	sum.StoppedBecause = "deadline"
 	var drain *coordinator.DrainError
@@ -153,6 +163,33 @@ func (f *function) handle(ctx context.Context, _ json.RawMessage) (coordinator.S
 		f.log.Info("poller finished", "summary", sum)
 	}
 	return sum, nil
+}
+
+// writeMetrics writes what this invocation did as CloudWatch Embedded
+// Metric Format lines on stdout, where Lambda's log capture hands them to
+// CloudWatch Logs, which makes them metrics (no API call, no permission):
+// the namespace is the app name, the values count from zero (each
+// invocation is a worker of its own). Nothing at -metrics-level NONE.
+//
+// The WorkerIdentifier dimension is the function's worker name (-worker-id,
+// or the function's name), not the invocation's worker id: a dimension
+// value per invocation would make a new metric per invocation (each one
+// billed, none continuous). The invocation's worker id and request id are
+// members of each line, not dimensions, to find its other log lines.
+func (f *function) writeMetrics(s coordinator.Snapshot, base, requestID string) {
+	if f.settings.Metrics() == metrics.None {
+		return
+	}
+	fields := map[string]string{"workerId": s.WorkerID}
+	if requestID != "" {
+		fields["requestId"] = requestID
+	}
+	if base != "" {
+		s.WorkerID = base
+	}
+	if err := emf.Write(f.stdout, coordinator.Snapshot{}, s, emf.Options{Dimensions: f.settings.Dimensions(), Fields: fields}); err != nil {
+		f.log.Warn("metrics not written", "err", err)
+	}
 }
 
 // RunError is what the function reports when its run stopped with an
