@@ -22,7 +22,7 @@ func runPoller(ctx context.Context, args []string, getenv func(string) string, s
 		return err
 	}
 	log := s.Logger(stderr)
-	clients, err := s.Clients(ctx)
+	clients, err := s.Clients(ctx, log)
 	if err != nil {
 		return err
 	}

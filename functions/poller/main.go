@@ -80,10 +80,10 @@ func (f *function) init(ctx context.Context) error {
 	if err := f.parse(); err != nil {
 		return err
 	}
-	lvl, _ := config.ParseLevel(f.settings.LogLevel)
-	f.log = slog.New(slog.NewJSONHandler(f.stderr, &slog.HandlerOptions{Level: lvl}))
+	// JSON under -log-format auto (Lambda's own), text when asked.
+	f.log = f.settings.LoggerAs(f.stderr, config.ResolveFormat(f.settings.LogFormat, false, true))
 	var err error
-	if f.clients, err = f.settings.Clients(ctx); err != nil {
+	if f.clients, err = f.settings.Clients(ctx, f.log); err != nil {
 		return err
 	}
 	f.handler, err = f.settings.NewHandler(f.clients, f.stdout, f.log)
