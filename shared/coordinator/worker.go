@@ -154,6 +154,9 @@ func (w *Worker) Run(ctx context.Context) error {
 		w.renewLoop(renewCtx)
 	}()
 
+	stopSummary := w.startSummary(work)
+	defer stopSummary()
+
 	var runErr error
 	w.syncShards(ctx)
 	w.takeRound(ctx, work)
@@ -232,7 +235,11 @@ func (w *Worker) waitDrained() error {
 			log := w.log.With("shard", key)
 			ctx, cancel := context.WithTimeout(h.ctx, max(w.cfg.DrainTimeout/4, 500*time.Millisecond))
 			defer cancel()
-			if err := h.release(ctx, w.table, h.lastDone()); err != nil && h.lost() == nil {
+			final := h.lastDone()
+			switch err := h.release(ctx, w.table, final); {
+			case err == nil:
+				log.Info("lease released", "checkpoint", releasedAt(h, final), "drainTimedOut", true)
+			case h.lost() == nil:
 				log.Warn("release after the drain timeout failed; the lease will expire after the failover time", "error", Explain(err))
 			}
 		})
