@@ -27,6 +27,7 @@ import (
 
 	"github.com/shardline/shardline/shared/config"
 	"github.com/shardline/shardline/shared/coordinator"
+	"github.com/shardline/shardline/shared/terminal"
 )
 
 func main() {
@@ -49,6 +50,9 @@ func Main(args []string, getenv func(string) string, stdout, stderr io.Writer) i
 		what := "stopping"
 		if isRun(args) {
 			what = "draining (finishing batches in flight, checkpointing, releasing leases)"
+		}
+		if terminal.Is(stderr) {
+			fmt.Fprint(stderr, terminal.Erase) // run's live status line, if any
 		}
 		fmt.Fprintf(stderr, "poller: %v: %s; signal again to exit at once\n", s, what)
 		cancel()

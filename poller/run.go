@@ -9,6 +9,7 @@ import (
 
 	"github.com/shardline/shardline/shared/config"
 	"github.com/shardline/shardline/shared/coordinator"
+	"github.com/shardline/shardline/shared/terminal"
 )
 
 func runPoller(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -21,7 +22,15 @@ func runPoller(ctx context.Context, args []string, getenv func(string) string, s
 	if err := s.Validate(); err != nil {
 		return err
 	}
-	log := s.Logger(stderr)
+	// On a terminal, a live status line stays below the logs and the
+	// handler's output: both pass above it.
+	format := s.Format(stderr)
+	var live *terminal.Live
+	if liveOn(s.Quiet, stdout, stderr, format) {
+		live = terminal.NewLive(stderr, terminal.Width(stderr, 80))
+		stdout, stderr = live.Writer(stdout), live.Writer(stderr)
+	}
+	log := s.LoggerAs(stderr, format)
 	clients, err := s.Clients(ctx, log)
 	if err != nil {
 		return err
@@ -42,6 +51,10 @@ func runPoller(ctx context.Context, args []string, getenv func(string) string, s
 			return nil
 		}
 		return fmt.Errorf("cannot start: %w", err)
+	}
+	if live != nil {
+		stop := startLive(live, w.Snapshot)
+		defer stop()
 	}
 	return w.Run(ctx)
 }
