@@ -474,7 +474,8 @@ func (w *Worker) start(work context.Context, l lease.Lease) {
 		st = &shardStats{s: ShardStats{ShardID: l.Key, MillisBehindLatest: -1}}
 		w.stats[l.Key] = st
 	}
-	h.behind = st.behind
+	h.behind, h.handled = st.behind, st.handled
+	h.reported = st.handled()
 	w.held[l.Key] = h
 	w.mu.Unlock()
 	w.wg.Add(1)
