@@ -120,13 +120,13 @@ func TestRateMeter(t *testing.T) {
 		want float64
 		ok   bool
 	}{
-		{row("w", 100, t0), 0, false},                       // first sample
-		{row("w", 100, t0), 0, false},                       // no renewal yet
-		{row("w", 600, t0.Add(2*time.Second)), 250, true},   // 500 in 2 s
-		{row("w", 600, t0.Add(2*time.Second)), 250, true},   // stands
-		{row("w", 600, t0.Add(4*time.Second)), 0, true},     // idle
-		{row("", 600, t0.Add(4*time.Second)), 0, false},     // released
-		{row("w2", 700, t0.Add(5*time.Second)), 0, false},   // a new owner: first sample again
+		{row("w", 100, t0), 0, false},                        // first sample
+		{row("w", 100, t0), 0, false},                        // no renewal yet
+		{row("w", 600, t0.Add(2*time.Second)), 250, true},    // 500 in 2 s
+		{row("w", 600, t0.Add(2*time.Second)), 250, true},    // stands
+		{row("w", 600, t0.Add(4*time.Second)), 0, true},      // idle
+		{row("", 600, t0.Add(4*time.Second)), 0, false},      // released
+		{row("w2", 700, t0.Add(5*time.Second)), 0, false},    // a new owner: first sample again
 		{row("w2", 1700, t0.Add(6*time.Second)), 1000, true}, // 1000 in 1 s
 	}
 	for i, s := range steps {
