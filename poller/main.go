@@ -85,7 +85,7 @@ func isRun(args []string) bool {
 var commands = []struct{ name, line string }{
 	{"run", "read the stream, call the handler, checkpoint (the default command)"},
 	{"produce", "put lines of random numbers on a stream (the word producer); prints the totals Kinesis accepted"},
-	{"status", "one row per shard: state, parents, owner, checkpoint, lag, last renewal"},
+	{"status", "one row per shard: state, parents, owner, checkpoint, lag, last renewal; -watch follows it with records/s"},
 	{"reset", "move an application's checkpoints to a position, with its pollers stopped"},
 	{"resume", "clear a parked shard so it is retried at once"},
 	{"version", "print the version, the VCS commit and the Go version"},
