@@ -117,6 +117,9 @@ func TestLogLines(t *testing.T) {
 			t.Errorf("%d %s %q lines with %v, want %d–%d", n, ch.level, ch.msg, ch.keys, ch.min, ch.max)
 		}
 	}
+	if last := all[len(all)-1]; last["msg"] != "worker stopped" {
+		t.Errorf("the last line is %v, want worker stopped (no summary after it)", last)
+	}
 	outcomes := map[any]int{}
 	var summed float64
 	for _, l := range all {

@@ -155,7 +155,6 @@ func (w *Worker) Run(ctx context.Context) error {
 	}()
 
 	stopSummary := w.startSummary(work)
-	defer stopSummary()
 
 	var runErr error
 	w.syncShards(ctx)
@@ -201,6 +200,7 @@ loop:
 		runErr = errors.Join(runErr, err)
 	default:
 	}
+	stopSummary() // no summary after the last line
 	t := w.Totals()
 	w.log.Info("worker stopped", "handled", t.Handled, "records", t.Records, "batches", t.Batches, "failures", t.Failures, "givenUp", t.GivenUp)
 	return runErr
