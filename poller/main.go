@@ -51,10 +51,11 @@ func Main(args []string, getenv func(string) string, stdout, stderr io.Writer) i
 		if isRun(args) {
 			what = "draining (finishing batches in flight, checkpointing, releasing leases)"
 		}
+		erase := "" // run's live status line, if any, in the same write
 		if terminal.Is(stderr) {
-			fmt.Fprint(stderr, terminal.Erase) // run's live status line, if any
+			erase = terminal.Erase
 		}
-		fmt.Fprintf(stderr, "poller: %v: %s; signal again to exit at once\n", s, what)
+		fmt.Fprintf(stderr, "%spoller: %v: %s; signal again to exit at once\n", erase, s, what)
 		cancel()
 		if _, ok := <-sigs; ok {
 			fmt.Fprintln(stderr, "poller: second signal: exiting now")
