@@ -103,7 +103,7 @@ const (
 func chaosArgs(id string) []string {
 	return []string{"run", "-handler", "print", "-initial-position", "TRIM_HORIZON",
 		"-failover-time", chaosFailover.String(), "-checkpoint-interval", "1s",
-		"-worker-id", id, "-log-level", "debug"}
+		"-worker-id", id, "-log-level", "debug", "-log-format", "text"} // the audit reads text lines
 }
 
 // chaos is the state of one TestChaos run.

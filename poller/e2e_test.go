@@ -470,8 +470,8 @@ func TestStatusAndReset(t *testing.T) {
 	tbl := e.startPoller(t, "status")
 	tbl.wait(t, time.Minute)
 	lines := strings.Split(strings.TrimSpace(tbl.out.String()), "\n")
-	if len(lines) != 3 || !strings.HasPrefix(lines[0], "SHARD") || !strings.Contains(lines[1], "w-status") {
-		t.Fatalf("status table:\n%s\nwant a header and 2 rows owned by w-status", tbl.out.String())
+	if len(lines) != 4 || !strings.HasPrefix(lines[0], "SHARD") || !strings.Contains(lines[1], "w-status") || !strings.HasPrefix(lines[3], "2 shards | 1 owners | max lag ") || !strings.HasSuffix(lines[3], " | 0 parked") {
+		t.Fatalf("status table:\n%s\nwant a header, 2 rows owned by w-status and the summary row", tbl.out.String())
 	}
 
 	// Bare FORCE and JSON (a shell's, a Lambda environment's) are not

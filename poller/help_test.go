@@ -39,7 +39,7 @@ func TestCommandHelp(t *testing.T) {
 		{"run", []string{"-handler-timeout", "-lambda-endpoint", "-log-level", "\nhandler or function:\n", "\nAWS access:\n"}, nil},
 		{"produce", []string{"-rate", "-count", "-stream-name", "-kinesis-endpoint", "-region"},
 			[]string{"-app-name", "-lambda-endpoint", "-dynamodb-endpoint", "-dynamodb-role-arn", "-cloudwatch-role-arn", "-log-level", "-handler"}},
-		{"status", []string{"-json", "-app-name", "-dynamodb-endpoint"}, []string{"-lambda-endpoint", "-cloudwatch-role-arn", "-log-level"}},
+		{"status", []string{"-json", "-watch", "-app-name", "-dynamodb-endpoint"}, []string{"-lambda-endpoint", "-cloudwatch-role-arn", "-log-level"}},
 		{"reset", []string{"-to", "-timestamp", "-shard", "-force", "-dynamodb-endpoint"}, []string{"-lambda-endpoint", "-cloudwatch-role-arn", "-log-level"}},
 	}
 	for _, tt := range tests {

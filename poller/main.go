@@ -27,6 +27,7 @@ import (
 
 	"github.com/shardline/shardline/shared/config"
 	"github.com/shardline/shardline/shared/coordinator"
+	"github.com/shardline/shardline/shared/terminal"
 )
 
 func main() {
@@ -50,7 +51,11 @@ func Main(args []string, getenv func(string) string, stdout, stderr io.Writer) i
 		if isRun(args) {
 			what = "draining (finishing batches in flight, checkpointing, releasing leases)"
 		}
-		fmt.Fprintf(stderr, "poller: %v: %s; signal again to exit at once\n", s, what)
+		erase := "" // run's live status line, if any, in the same write
+		if terminal.Is(stderr) {
+			erase = terminal.Erase
+		}
+		fmt.Fprintf(stderr, "%spoller: %v: %s; signal again to exit at once\n", erase, s, what)
 		cancel()
 		if _, ok := <-sigs; ok {
 			fmt.Fprintln(stderr, "poller: second signal: exiting now")
@@ -81,7 +86,7 @@ func isRun(args []string) bool {
 var commands = []struct{ name, line string }{
 	{"run", "read the stream, call the handler, checkpoint (the default command)"},
 	{"produce", "put lines of random numbers on a stream (the word producer); prints the totals Kinesis accepted"},
-	{"status", "one row per shard: state, parents, owner, checkpoint, lag, last renewal"},
+	{"status", "one row per shard: state, parents, owner, checkpoint, lag, last renewal; -watch follows it with records/s"},
 	{"reset", "move an application's checkpoints to a position, with its pollers stopped"},
 	{"resume", "clear a parked shard so it is retried at once"},
 	{"version", "print the version, the VCS commit and the Go version"},

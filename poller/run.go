@@ -12,6 +12,7 @@ import (
 	"github.com/shardline/shardline/shared/coordinator"
 	"github.com/shardline/shardline/shared/metrics"
 	"github.com/shardline/shardline/shared/telemetry/cloudwatch"
+	"github.com/shardline/shardline/shared/terminal"
 )
 
 func runPoller(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -24,8 +25,16 @@ func runPoller(ctx context.Context, args []string, getenv func(string) string, s
 	if err := s.Validate(); err != nil {
 		return err
 	}
-	log := s.Logger(stderr)
-	clients, err := s.Clients(ctx)
+	// On a terminal, a live status line stays below the logs and the
+	// handler's output: both pass above it.
+	format := s.Format(stderr)
+	var live *terminal.Live
+	if liveOn(s.Quiet, stdout, stderr, format) {
+		live = terminal.NewLive(stderr, terminal.Width(stderr, 80))
+		stdout, stderr = live.Writer(stdout), live.Writer(stderr)
+	}
+	log := s.LoggerAs(stderr, format)
+	clients, err := s.Clients(ctx, log)
 	if err != nil {
 		return err
 	}
@@ -55,6 +64,10 @@ func runPoller(ctx context.Context, args []string, getenv func(string) string, s
 			return err
 		}
 		defer pub.Stop()
+	}
+	if live != nil {
+		stop := startLive(live, w.Snapshot)
+		defer stop()
 	}
 	return w.Run(ctx)
 }

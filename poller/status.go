@@ -7,12 +7,13 @@ import (
 	"io"
 	"sort"
 	"strings"
-	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 
 	"github.com/shardline/shardline/shared/config"
 	"github.com/shardline/shardline/shared/lease"
 	"github.com/shardline/shardline/shared/shards"
+	"github.com/shardline/shardline/shared/terminal"
 )
 
 // shardStatus is one row of `poller status`.
@@ -37,6 +38,9 @@ type shardStatus struct {
 	// DroppedOutOfRange counts user records dropped outside the shard's
 	// hash range over the lease's life.
 	DroppedOutOfRange int64 `json:"droppedOutOfRange,omitempty"`
+	// RecordsHandled counts user records the handler finished with over
+	// the lease's life, as its owners reported them at their renewals.
+	RecordsHandled int64 `json:"recordsHandled,omitempty"`
 	// Unreadable says what is wrong with a lease item that does not decode.
 	Unreadable string `json:"unreadable,omitempty"`
 }
@@ -45,17 +49,25 @@ type shardStatus struct {
 type statusCmd struct {
 	c      config.Common
 	asJSON bool
+	watch  bool
 }
 
 func (s *statusCmd) parse(args []string, getenv func(string) string, stdout io.Writer) error {
 	fs := newFlagSet("status", stdout)
 	s.c.Register(fs, true)
 	fs.BoolVar(&s.asJSON, "json", false, "print JSON (one array) for scripts")
+	fs.BoolVar(&s.watch, "watch", false, "redraw the table every second, with each shard's records/s, until interrupted (on a terminal the screen is cleared; otherwise the table is printed again)")
 	if err := config.Parse(fs, args, getenv); err != nil {
 		return err
 	}
+	if s.watch && s.asJSON {
+		return config.Usagef("-watch and -json: allowed one of them (-json prints one array for scripts; run it again to poll)")
+	}
 	return s.c.Validate(true)
 }
+
+// watchEvery is how often -watch reads and redraws.
+var watchEvery = time.Second
 
 func runStatus(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	var s statusCmd
@@ -67,56 +79,309 @@ func runStatus(ctx context.Context, args []string, getenv func(string) string, s
 	if err != nil {
 		return err
 	}
-	list, err := shards.List(ctx, clients.Kinesis, c.StreamName)
-	if err != nil {
-		return fmt.Errorf("stream %s: %w", c.StreamName, explain(err))
+	table := lease.NewTable(clients.DynamoDB, c.AppName)
+	read := func() ([]shardStatus, error) {
+		list, err := shards.List(ctx, clients.Kinesis, c.StreamName)
+		if err != nil {
+			return nil, fmt.Errorf("stream %s: %w", c.StreamName, explain(err))
+		}
+		leases, bad, err := table.Scan(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("lease table %s: %w", c.AppName, explain(err))
+		}
+		return statusRows(list, leases, bad), nil
 	}
-	leases, bad, err := lease.NewTable(clients.DynamoDB, c.AppName).Scan(ctx)
+	rows, err := read()
 	if err != nil {
-		return fmt.Errorf("lease table %s: %w", c.AppName, explain(err))
+		return err
 	}
-	rows := statusRows(list, leases, bad)
 	if s.asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		return enc.Encode(rows)
 	}
-	now := time.Now()
-	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "SHARD\tSTATE\tPARENTS\tOWNER\tCHECKPOINT\tLAG\tLAST RENEWAL\tCOUNTER\tNOTE")
+	if !s.watch {
+		printStatus(stdout, rows, nil, time.Now())
+		return nil
+	}
+	return watchStatus(ctx, stdout, c, rows, read)
+}
+
+// watchStatus redraws the table every watchEvery until ctx ends: on a
+// terminal it clears the screen first, otherwise it prints the table again
+// after a blank line. A read that fails is reported under the last table
+// and tried again.
+func watchStatus(ctx context.Context, stdout io.Writer, c config.Common, rows []shardStatus, read func() ([]shardStatus, error)) error {
+	tty := terminal.Is(stdout)
+	var rates rateMeter
+	tick := time.NewTicker(watchEvery)
+	defer tick.Stop()
+	for first := true; ; first = false {
+		now := time.Now()
+		rates.observe(rows)
+		switch {
+		case tty:
+			fmt.Fprint(stdout, clearScreen)
+		case !first:
+			fmt.Fprintln(stdout)
+		}
+		fmt.Fprintln(stdout, cutEnd(fmt.Sprintf("%s  app %s, stream %s, every %s (Ctrl-C stops)", now.UTC().Format(time.RFC3339),
+			cutMiddle(c.AppName, 30), cutMiddle(c.StreamName, 30), watchEvery), statusWidth))
+		printStatus(stdout, rows, rates.rates, now)
+		for {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-tick.C:
+			}
+			next, err := read()
+			if err == nil {
+				rows = next
+				break
+			}
+			if ctx.Err() != nil {
+				return nil
+			}
+			fmt.Fprintf(stdout, "%s  read failed, trying again: %s\n", time.Now().UTC().Format(time.RFC3339), cutEnd(err.Error(), 90))
+		}
+	}
+}
+
+// clearScreen moves the cursor home and clears the screen (ANSI).
+const clearScreen = "\x1b[H\x1b[2J"
+
+// rateMeter derives each shard's records/s from the records its lease
+// counts at each renewal: the change of the count over the time between
+// two renewals seen. A shard keeps its last rate until its next renewal;
+// it has none before its second renewal is seen, or when no one owns it.
+type rateMeter struct {
+	last  map[string]rateSample
+	rates map[string]float64
+}
+
+type rateSample struct {
+	handled int64
+	renewed time.Time
+}
+
+func (m *rateMeter) observe(rows []shardStatus) {
+	if m.last == nil {
+		m.last, m.rates = map[string]rateSample{}, map[string]float64{}
+	}
+	for _, r := range rows {
+		if r.LastRenewal == nil || r.Owner == "" {
+			delete(m.rates, r.ShardID)
+			delete(m.last, r.ShardID)
+			continue
+		}
+		cur := rateSample{handled: r.RecordsHandled, renewed: *r.LastRenewal}
+		prev, ok := m.last[r.ShardID]
+		switch {
+		case !ok || cur.handled < prev.handled: // first seen, or the item was reset
+			delete(m.rates, r.ShardID)
+		case cur.renewed.After(prev.renewed):
+			m.rates[r.ShardID] = float64(cur.handled-prev.handled) / cur.renewed.Sub(prev.renewed).Seconds()
+		default:
+			continue // no renewal since: the rate stands
+		}
+		m.last[r.ShardID] = cur
+	}
+}
+
+// statusWidth is the most columns a line of the table takes: long owners,
+// checkpoints, parents and notes are cut with an ellipsis (-json has them
+// whole).
+const statusWidth = 120
+
+// Column caps: a value longer than its cap is cut with an ellipsis (in the
+// middle for owners and checkpoints, whose ends tell them apart). With the
+// two spaces between columns a row takes at most 120 columns.
+const (
+	capShard      = 20 // shardId-000000000000
+	capParents    = 9
+	capOwner      = 22
+	capCheckpoint = 23
+	capLag        = 8
+	capRate       = 8
+	capRenewed    = 10 // 59m59s ago
+)
+
+// notePrefix starts the line under a row that carries its note.
+const notePrefix = "  note: "
+
+// printStatus writes the table, rows of at most statusWidth columns, each
+// row with a note (a park, an unreadable item, records dropped) followed by
+// a line with it, then a summary row. rates (nil: no RATE column) are
+// records/s by shard.
+func printStatus(w io.Writer, rows []shardStatus, rates map[string]float64, now time.Time) {
+	header := []string{"SHARD", "STATE", "PARENTS", "OWNER", "CHECKPOINT", "LAG"}
+	if rates != nil {
+		header = append(header, "RATE")
+	}
+	header = append(header, "RENEWED")
+	cells := [][]string{header}
+	notes := []string{""}
+	var maxLag int64 = -1
+	owners := map[string]bool{}
+	parked := 0
+	var total float64
 	for _, r := range rows {
 		cp := r.Checkpoint
 		if r.SubSequence != 0 {
 			cp += fmt.Sprintf("/%d", r.SubSequence)
+		}
+		if r.Timestamp != nil {
+			cp += " " + r.Timestamp.UTC().Format(time.RFC3339)
 		}
 		if !r.HasLease {
 			cp = "(no lease)"
 		}
 		lag, renewed := "-", "-"
 		if r.MillisBehindLatest != nil && *r.MillisBehindLatest >= 0 {
-			lag = (time.Duration(*r.MillisBehindLatest) * time.Millisecond).String()
+			lag = shortDuration(time.Duration(*r.MillisBehindLatest) * time.Millisecond)
+			if r.Owner != "" {
+				maxLag = max(maxLag, *r.MillisBehindLatest)
+			}
 		}
 		if r.LastRenewal != nil {
-			renewed = fmt.Sprintf("%s (%s ago)", r.LastRenewal.Format(time.RFC3339), now.Sub(*r.LastRenewal).Round(100*time.Millisecond))
+			renewed = shortDuration(now.Sub(*r.LastRenewal)) + " ago"
 		}
-		if r.Timestamp != nil {
-			cp += " " + r.Timestamp.UTC().Format(time.RFC3339)
+		row := []string{cutEnd(r.ShardID, capShard), r.State, cutEnd(dash(shortIDs(r.Parents)), capParents),
+			cutMiddle(dash(r.Owner), capOwner), cutMiddle(cp, capCheckpoint), cutEnd(lag, capLag)}
+		if rates != nil {
+			rate := "-"
+			if v, ok := rates[r.ShardID]; ok {
+				rate = rateText(v)
+				total += v
+			}
+			row = append(row, cutEnd(rate, capRate))
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", r.ShardID, r.State, dash(strings.Join(r.Parents, ",")), dash(r.Owner), cp, lag, renewed, r.LeaseCounter, note(r, now))
+		row = append(row, cutEnd(renewed, capRenewed))
+		cells = append(cells, row)
+		notes = append(notes, note(r, now))
+		if r.Owner != "" {
+			owners[r.Owner] = true
+		}
+		if r.Parked != nil {
+			parked++
+		}
 	}
-	return tw.Flush()
+	for i, line := range table(cells) {
+		fmt.Fprintln(w, line)
+		if notes[i] != "" {
+			fmt.Fprintln(w, notePrefix+cutEnd(notes[i], statusWidth-len(notePrefix)))
+		}
+	}
+	sum := fmt.Sprintf("%d shards | %d owners | max lag %s | %d parked", len(rows), len(owners), lagText(maxLag), parked)
+	if rates != nil {
+		sum += fmt.Sprintf(" | %.0f records/s", total)
+	}
+	fmt.Fprintln(w, cutEnd(sum, statusWidth))
 }
 
-// note is a row's last column: why it is parked, what is wrong with its
-// item, how many records were dropped outside its hash range.
+// table pads each column to its widest cell, two spaces apart.
+func table(cells [][]string) []string {
+	widths := make([]int, len(cells[0]))
+	for _, row := range cells {
+		for i, c := range row {
+			widths[i] = max(widths[i], utf8.RuneCountInString(c))
+		}
+	}
+	lines := make([]string, len(cells))
+	for j, row := range cells {
+		var b strings.Builder
+		for i, c := range row {
+			fmt.Fprintf(&b, "%-*s  ", widths[i], c)
+		}
+		lines[j] = strings.TrimRight(b.String(), " ")
+	}
+	return lines
+}
+
+// rateText writes records/s in a few characters: 850/s, 12.3k/s, 1.2M/s.
+func rateText(v float64) string {
+	switch {
+	case v < 10_000:
+		return fmt.Sprintf("%.0f/s", v)
+	case v < 1_000_000:
+		return fmt.Sprintf("%.1fk/s", v/1_000)
+	}
+	return fmt.Sprintf("%.1fM/s", v/1_000_000)
+}
+
+func lagText(ms int64) string {
+	if ms < 0 {
+		return "-"
+	}
+	return shortDuration(time.Duration(ms) * time.Millisecond)
+}
+
+// shortDuration writes d in a few characters: 0s, 0.9s, 1.2s, 42s, 3m5s,
+// 2h4m, 3d2h.
+func shortDuration(d time.Duration) string {
+	switch {
+	case d <= 0:
+		return "0s"
+	case d < 10*time.Second:
+		return fmt.Sprintf("%.1fs", d.Seconds())
+	case d < time.Hour:
+		return d.Round(time.Second).String()
+	case d < 24*time.Hour:
+		d = d.Round(time.Minute)
+		return fmt.Sprintf("%dh%dm", d/time.Hour, d%time.Hour/time.Minute)
+	}
+	d = d.Round(time.Hour)
+	return fmt.Sprintf("%dd%dh", d/(24*time.Hour), d%(24*time.Hour)/time.Hour)
+}
+
+// shortIDs writes shard ids by their number (shardId-000000000004 → 4),
+// other ids as they are.
+func shortIDs(ids []string) string {
+	out := make([]string, len(ids))
+	for i, id := range ids {
+		n := strings.TrimLeft(strings.TrimPrefix(id, "shardId-"), "0")
+		if !strings.HasPrefix(id, "shardId-") {
+			n = id
+		} else if n == "" {
+			n = "0"
+		}
+		out[i] = n
+	}
+	return strings.Join(out, ",")
+}
+
+// cutEnd shortens s to n runes, the last an ellipsis.
+func cutEnd(s string, n int) string {
+	if utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	r := []rune(s)
+	return string(r[:n-1]) + "…"
+}
+
+// cutMiddle shortens s to n runes with an ellipsis in the middle, keeping
+// both ends (a sequence number's and an owner's ends tell them apart).
+func cutMiddle(s string, n int) string {
+	if utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	r := []rune(s)
+	head := (n - 1) / 2
+	tail := n - 1 - head
+	return string(r[:head]) + "…" + string(r[len(r)-tail:])
+}
+
+// note is what the line under a row says: why it is parked and when it is
+// retried, what is wrong with its item, how many records were dropped
+// outside its hash range; "" for none.
 func note(r shardStatus, now time.Time) string {
 	var parts []string
 	if p := r.Parked; p != nil {
 		retry := "retry due"
 		if now.Before(p.Until) {
-			retry = "retry in " + p.Until.Sub(now).Round(time.Second).String()
+			retry = "retry in " + shortDuration(p.Until.Sub(now))
 		}
-		parts = append(parts, fmt.Sprintf("PARKED x%d (%s): %s", p.Count, retry, p.Reason))
+		parts = append(parts, fmt.Sprintf("PARKED x%d, %s: %s", p.Count, retry, p.Reason))
 	}
 	if r.Unreadable != "" {
 		parts = append(parts, "UNREADABLE: "+r.Unreadable)
@@ -124,7 +389,7 @@ func note(r shardStatus, now time.Time) string {
 	if r.DroppedOutOfRange > 0 {
 		parts = append(parts, fmt.Sprintf("%d dropped outside the hash range", r.DroppedOutOfRange))
 	}
-	return dash(strings.Join(parts, "; "))
+	return strings.Join(parts, "; ")
 }
 
 func statusRows(list []shards.Shard, leases []lease.Lease, bad []lease.BadItem) []shardStatus {
@@ -184,6 +449,7 @@ func fill(r *shardStatus, l lease.Lease) {
 		r.Timestamp = &ts
 	}
 	r.DroppedOutOfRange = l.DroppedOutOfRange
+	r.RecordsHandled = l.RecordsHandled
 	if !l.LastRenewal.IsZero() {
 		t, behind := l.LastRenewal, l.MillisBehindLatest
 		r.LastRenewal, r.MillisBehindLatest = &t, &behind

@@ -84,13 +84,13 @@ func (f *function) init(ctx context.Context) error {
 	if err := f.parse(); err != nil {
 		return err
 	}
-	lvl, _ := config.ParseLevel(f.settings.LogLevel)
-	f.log = slog.New(slog.NewJSONHandler(f.stderr, &slog.HandlerOptions{Level: lvl}))
+	// JSON under -log-format auto (Lambda's own), text when asked.
+	f.log = f.settings.LoggerAs(f.stderr, config.ResolveFormat(f.settings.LogFormat, false, true))
 	if f.settings.MetricsCloudWatch {
 		f.log.Warn(config.EnvName("metrics-cloudwatch") + " has no effect on the function: it writes its metrics as Embedded Metric Format log lines, which CloudWatch makes metrics of")
 	}
 	var err error
-	if f.clients, err = f.settings.Clients(ctx); err != nil {
+	if f.clients, err = f.settings.Clients(ctx, f.log); err != nil {
 		return err
 	}
 	f.handler, err = f.settings.NewHandler(f.clients, f.stdout, f.log)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"time"
 
@@ -43,6 +44,14 @@ type Options struct {
 	// calls and end use 2, so that an endpoint that does not answer is
 	// reported at once.
 	MaxAttempts int
+	// Logger, when set, receives the SDK's own messages (its warnings at
+	// WARN, component=aws-sdk); nil leaves the SDK's default (stderr).
+	Logger *slog.Logger
+	// LogRetries asks the SDK to log each retry it makes (at DEBUG, through
+	// Logger): the only ClientLogMode Load ever sets. Requests and
+	// responses, which carry the signature and the session token, are
+	// never logged.
+	LogRetries bool
 }
 
 // ErrNoRegion means neither Options.Region nor the AWS configuration
@@ -102,6 +111,13 @@ func Load(ctx context.Context, o Options) (*Clients, error) {
 	}
 	if o.Region != "" {
 		opts = append(opts, config.WithRegion(o.Region))
+	}
+	if o.Logger != nil {
+		var mode aws.ClientLogMode // nothing unless asked
+		if o.LogRetries {
+			mode = aws.LogRetries
+		}
+		opts = append(opts, config.WithLogger(sdkLogger{log: o.Logger}), config.WithClientLogMode(mode))
 	}
 	base, err := config.LoadDefaultConfig(ctx, opts...)
 	if err != nil {

@@ -6,9 +6,11 @@ import (
 	"flag"
 	"io"
 	"log/slog"
+	"os"
 	"strings"
 
 	"github.com/shardline/shardline/shared/awsconf"
+	"github.com/shardline/shardline/shared/terminal"
 )
 
 // Common are the settings every sub-command that talks to AWS has.
@@ -103,7 +105,7 @@ func (c *Common) Validate(withApp bool) error {
 		}
 	}
 	switch c.LogFormat {
-	case "", "auto", "text", "json":
+	case "", FormatAuto, FormatText, FormatJSON:
 	default:
 		return Usagef("-log-format %q: allowed auto, text, json", c.LogFormat)
 	}
@@ -140,9 +142,70 @@ func ParseLevel(s string) (slog.Level, error) {
 	return 0, Usagef("-log-level %q: allowed debug, info, warn, error", s)
 }
 
+// Log formats, as -log-format names them.
+const (
+	FormatAuto = "auto"
+	FormatText = "text"
+	FormatJSON = "json"
+)
+
+// ResolveFormat turns -log-format into text or json: auto is json on
+// Lambda (AWS_LAMBDA_FUNCTION_NAME set) and when stderr is not a
+// terminal, text on a terminal.
+func ResolveFormat(format string, stderrIsTerminal, onLambda bool) string {
+	switch format {
+	case FormatText, FormatJSON:
+		return format
+	}
+	if onLambda || !stderrIsTerminal {
+		return FormatJSON
+	}
+	return FormatText
+}
+
+// OnLambda reports whether the process runs in a Lambda execution
+// environment (the runtime sets AWS_LAMBDA_FUNCTION_NAME).
+func OnLambda() bool { return os.Getenv("AWS_LAMBDA_FUNCTION_NAME") != "" }
+
+// Format is the log format the settings resolve to on this stderr.
+func (c *Common) Format(stderr io.Writer) string {
+	return ResolveFormat(c.LogFormat, terminal.Is(stderr), OnLambda())
+}
+
+// Logger writes to stderr at -log-level, in Format(stderr).
 func (c *Common) Logger(stderr io.Writer) *slog.Logger {
+	return c.LoggerAs(stderr, c.Format(stderr))
+}
+
+// LoggerAs writes to w at -log-level in format (text or json); for a w
+// that wraps stderr (the live view), with the format stderr resolved to.
+func (c *Common) LoggerAs(w io.Writer, format string) *slog.Logger {
 	lvl, _ := ParseLevel(c.LogLevel)
-	return slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lvl}))
+	return NewLogger(w, format, lvl)
+}
+
+// NewLogger is Shardline's slog logger: text or json lines on w from lvl
+// up. Durations read as Go writes them (1.5s, 250ms) in both formats,
+// rather than JSON's nanoseconds.
+func NewLogger(w io.Writer, format string, lvl slog.Level) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: lvl, ReplaceAttr: durationText}
+	if format == FormatJSON {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+func durationText(_ []string, a slog.Attr) slog.Attr {
+	if a.Value.Kind() == slog.KindDuration {
+		a.Value = slog.StringValue(a.Value.Duration().String())
+	}
+	return a
+}
+
+// Debug reports whether -log-level is debug.
+func (c *Common) Debug() bool {
+	lvl, _ := ParseLevel(c.LogLevel)
+	return lvl <= slog.LevelDebug
 }
 
 // Clients builds the AWS clients with each service's retry policy.

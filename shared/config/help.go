@@ -23,7 +23,7 @@ var Groups = []struct {
 	{"leases", []string{"worker-id", "failover-time", "max-leases", "checkpoint-interval"}},
 	{"AWS access", []string{"region", "kinesis-endpoint", "dynamodb-endpoint", "lambda-endpoint",
 		"kinesis-role-arn", "dynamodb-role-arn", "cloudwatch-role-arn"}},
-	{"logging and metrics", []string{"log-level", "log-format", "metrics-level", "metrics-dimensions", "metrics-addr", "metrics-cloudwatch"}},
+	{"logging and metrics", []string{"log-level", "log-format", "quiet", "metrics-level", "metrics-dimensions", "metrics-addr", "metrics-cloudwatch"}},
 }
 
 // NewFlagSet makes a flag set whose -h prints, on stdout, each flag with

@@ -50,6 +50,9 @@ type Run struct {
 	MetricsDimensions     string
 	MetricsAddr           string
 	MetricsCloudWatch     bool
+	// Quiet turns the live view off: the status line `poller run` keeps on
+	// a terminal.
+	Quiet bool
 
 	// Timestamp is InitialTimestamp parsed by Validate.
 	Timestamp time.Time
@@ -86,6 +89,7 @@ func (s *Run) Register(fs *flag.FlagSet) {
 	fs.StringVar(&s.MetricsDimensions, "metrics-dimensions", "Operation,ShardId,WorkerIdentifier", "enabled dimensions, of Operation, ShardId, WorkerIdentifier, StreamName (KCL's metricsEnabledDimensions)")
 	fs.StringVar(&s.MetricsAddr, "metrics-addr", "", "host:port for Prometheus /metrics, /healthz and /readyz (off when empty)")
 	fs.BoolVar(&s.MetricsCloudWatch, "metrics-cloudwatch", false, "also send metrics with CloudWatch PutMetricData (namespace: the app name), batched")
+	fs.BoolVar(&s.Quiet, "quiet", false, "no live status line on a terminal (it is off anyway when stdout or stderr is not a terminal, and with -log-format json)")
 }
 
 // Validate checks every setting and returns the first problem as one
@@ -194,8 +198,10 @@ func (s *Run) Dimensions() metrics.Dimensions {
 }
 
 // Clients builds the AWS clients; an Invoke may run for -function-timeout.
-func (s *Run) Clients(ctx context.Context) (*awsconf.Clients, error) {
-	return s.clients(ctx, awsconf.Options{InvokeTimeout: s.FunctionTimeout})
+// The SDK's own messages go to log (nil: the SDK's default), and at
+// -log-level debug its retries too.
+func (s *Run) Clients(ctx context.Context, log *slog.Logger) (*awsconf.Clients, error) {
+	return s.clients(ctx, awsconf.Options{InvokeTimeout: s.FunctionTimeout, Logger: log, LogRetries: log != nil && s.Debug()})
 }
 
 // ParseTimestamp reads the RFC 3339 time of the flag called name: a time

@@ -112,6 +112,13 @@ type Config struct {
 	RetryMaxAttempts int           // Kinesis read retries before back-off; default 3
 	Region           string        // awsRegion in events
 
+	// SummaryInterval is how often the worker logs one summary line at
+	// INFO ("worker summary": shards held, records/s, bytes/s, the
+	// largest lag, failures since the last line), from a goroutine of its
+	// own that reads Snapshot: nothing is added to the path of a record.
+	// Default 1m; negative: no summary lines.
+	SummaryInterval time.Duration
+
 	// MetricsLevel is how much is measured (KCL's metricsLevel); at NONE
 	// the hot path does not read the clock. The zero value is DETAILED.
 	MetricsLevel metrics.Level
@@ -166,6 +173,7 @@ func (c *Config) fill() error {
 	def(&c.HandlerTimeout, 15*time.Minute)
 	def(&c.ParkRetryWait, 5*time.Second)
 	def(&c.MaxParkRetryWait, 5*time.Minute)
+	def(&c.SummaryInterval, time.Minute)
 	if c.ReadBudget == 0 {
 		c.ReadBudget = 16 << 20
 	}

@@ -494,7 +494,18 @@ func (w *Worker) writeRetrying(h *held, log *slog.Logger, fn func(context.Contex
 // It gives up after DrainTimeout; the lease then expires after the failover
 // time and the next owner starts from the last checkpoint written.
 func (w *Worker) flushAndRelease(h *held, final *stream.Position, log *slog.Logger) {
-	w.releaseWith(h, log, "release", func(ctx context.Context) error { return h.release(ctx, w.table, final) })
+	if w.releaseWith(h, log, "release", func(ctx context.Context) error { return h.release(ctx, w.table, final) }) {
+		log.Info("lease released", "checkpoint", releasedAt(h, final))
+	}
+}
+
+// releasedAt is the checkpoint a lease was released at: final, or the
+// one it had.
+func releasedAt(h *held, final *stream.Position) string {
+	if final != nil {
+		return final.String()
+	}
+	return h.snapshot().Checkpoint.String()
 }
 
 // park gives the lease up as parked, with its back-off: one ERROR line when
@@ -530,22 +541,26 @@ func parkWait(base, most time.Duration, n int64) time.Duration {
 }
 
 // releaseWith retries a releasing write (release or park) until it
-// succeeds, the lease is lost, or DrainTimeout passes.
-func (w *Worker) releaseWith(h *held, log *slog.Logger, what string, fn func(context.Context) error) {
+// succeeds, the lease is lost, or DrainTimeout passes. It reports whether
+// the write succeeded.
+func (w *Worker) releaseWith(h *held, log *slog.Logger, what string, fn func(context.Context) error) bool {
 	if h.lost() != nil {
-		return
+		return false
 	}
 	ctx, cancel := context.WithTimeout(h.ctx, w.cfg.DrainTimeout)
 	defer cancel()
 	wait := 100 * time.Millisecond
 	for {
 		err := fn(ctx)
-		if err == nil || h.lost() != nil {
-			return
+		if err == nil {
+			return true
+		}
+		if h.lost() != nil {
+			return false
 		}
 		if ctx.Err() != nil {
 			log.Warn(what+" failed; the lease will expire after the failover time", "error", Explain(err))
-			return
+			return false
 		}
 		log.Warn(what+" failed; retrying", "error", Explain(err), "wait", wait)
 		select {

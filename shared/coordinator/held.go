@@ -29,6 +29,11 @@ type held struct {
 	stop        chan struct{}
 	stopOnce    sync.Once
 	behind      func() int64 // the shard's last MillisBehindLatest, -1 unknown
+	// handled is the shard's count of records handled by this worker,
+	// over its takes; reported is what of it the lease has (under
+	// writing), so that each renewal adds the rest.
+	handled  func() int64
+	reported int64
 
 	progress sync.Mutex
 	done     *stream.Position // the last position reported done
@@ -75,7 +80,7 @@ func (h *held) giveBackDropped(n int64) {
 func newHeld(work context.Context, l lease.Lease) *held {
 	h := &held{
 		writing: make(chan struct{}, 1), lease: l, lastRenew: time.Now(),
-		stop: make(chan struct{}), behind: func() int64 { return -1 },
+		stop: make(chan struct{}), behind: func() int64 { return -1 }, handled: func() int64 { return 0 },
 	}
 	h.ctx, h.cancel = context.WithCancelCause(work)
 	h.fetchCtx, h.fetchCancel = context.WithCancelCause(h.ctx)
@@ -146,7 +151,13 @@ func (h *held) renew(ctx context.Context, t *lease.Table, failover time.Duration
 	defer cancel()
 	dropped := h.takeDropped()
 	err := h.write(rctx, func(ctx context.Context, l lease.Lease) (lease.Lease, error) {
-		return t.Renew(ctx, l, lease.Progress{Time: time.Now(), MillisBehindLatest: h.behind(), DroppedOutOfRange: dropped})
+		handled := h.handled()
+		out, err := t.Renew(ctx, l, lease.Progress{Time: time.Now(), MillisBehindLatest: h.behind(), DroppedOutOfRange: dropped,
+			RecordsHandled: handled - h.reported})
+		if err == nil {
+			h.reported = handled
+		}
+		return out, err
 	})
 	if err != nil {
 		h.giveBackDropped(dropped)

@@ -75,6 +75,13 @@ func (s *shardStats) behind() int64 {
 	return s.s.MillisBehindLatest
 }
 
+// handled is the records the handler finished with, over every take.
+func (s *shardStats) handled() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.s.Dispatch.Handled
+}
+
 func (s *shardStats) addDone() { s.update(func(x *ShardStats) { x.Done++ }) }
 func (s *shardStats) setCheckpoint(p stream.Position) {
 	s.update(func(x *ShardStats) { x.Checkpoint = p })

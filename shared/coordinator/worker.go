@@ -154,6 +154,8 @@ func (w *Worker) Run(ctx context.Context) error {
 		w.renewLoop(renewCtx)
 	}()
 
+	stopSummary := w.startSummary(work)
+
 	var runErr error
 	w.syncShards(ctx)
 	w.takeRound(ctx, work)
@@ -198,6 +200,7 @@ loop:
 		runErr = errors.Join(runErr, err)
 	default:
 	}
+	stopSummary() // no summary after the last line
 	t := w.Totals()
 	w.log.Info("worker stopped", "handled", t.Handled, "records", t.Records, "batches", t.Batches, "failures", t.Failures, "givenUp", t.GivenUp)
 	return runErr
@@ -232,7 +235,11 @@ func (w *Worker) waitDrained() error {
 			log := w.log.With("shard", key)
 			ctx, cancel := context.WithTimeout(h.ctx, max(w.cfg.DrainTimeout/4, 500*time.Millisecond))
 			defer cancel()
-			if err := h.release(ctx, w.table, h.lastDone()); err != nil && h.lost() == nil {
+			final := h.lastDone()
+			switch err := h.release(ctx, w.table, final); {
+			case err == nil:
+				log.Info("lease released", "checkpoint", releasedAt(h, final), "drainTimedOut", true)
+			case h.lost() == nil:
 				log.Warn("release after the drain timeout failed; the lease will expire after the failover time", "error", Explain(err))
 			}
 		})
@@ -467,7 +474,8 @@ func (w *Worker) start(work context.Context, l lease.Lease) {
 		st = &shardStats{s: ShardStats{ShardID: l.Key, MillisBehindLatest: -1}}
 		w.stats[l.Key] = st
 	}
-	h.behind = st.behind
+	h.behind, h.handled = st.behind, st.handled
+	h.reported = st.handled()
 	w.held[l.Key] = h
 	w.mu.Unlock()
 	w.wg.Add(1)

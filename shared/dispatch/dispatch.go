@@ -495,21 +495,79 @@ func (d *Dispatcher) call(ctx context.Context, batch []stream.Record) (int, erro
 	defer cancel()
 	d.lastRequestID = requestID()
 	lc := &lambdacontext.LambdaContext{AwsRequestID: d.lastRequestID, InvokedFunctionArn: d.cfg.FunctionARN}
+	// The clock is read for the metrics, or for the debug line.
+	debug := d.log.Enabled(ctx, slog.LevelDebug)
 	var began time.Time
-	if !d.cfg.NoTiming {
+	if !d.cfg.NoTiming || debug {
 		began = time.Now()
 	}
 	resp, err := d.run(lambdacontext.NewContext(hctx, lc), stream.Event(d.cfg.Source, batch))
+	var took time.Duration
+	if !began.IsZero() {
+		took = time.Since(began)
+	}
 	if !d.cfg.NoTiming {
-		d.handlerTime.Observe(time.Since(began))
+		d.handlerTime.Observe(took)
+	}
+	failed := -1
+	if err == nil && !d.cfg.IgnoreItemFailures { // ignored: as Lambda without ReportBatchItemFailures
+		failed = FailedIndex(batch, resp)
+	}
+	if debug {
+		d.logCall(ctx, batch, d.lastRequestID, took, failed, err)
 	}
 	if err != nil {
 		return 0, err
 	}
-	if d.cfg.IgnoreItemFailures {
-		return -1, nil // as Lambda without ReportBatchItemFailures
+	return failed, nil
+}
+
+// Outcomes of a handler call, in the debug line's outcome key.
+const (
+	OutcomeOK        = "ok"
+	OutcomePartial   = "partial failure"
+	OutcomeError     = "error"
+	OutcomePanic     = "panic"
+	OutcomeTimeout   = "timeout"
+	OutcomeThrottled = "throttled"
+	OutcomeTooLarge  = "too large"
+	OutcomeCut       = "cut at the deadline"
+)
+
+// logCall writes one DEBUG line for a handler call: the shard (on the
+// logger), records, first and last position, duration and outcome, with
+// the lowest failed item of a partial failure or the error, then extra.
+func (d *Dispatcher) logCall(ctx context.Context, batch []stream.Record, requestID string, took time.Duration, failed int, err error, extra ...any) {
+	attrs := []any{"records", len(batch)}
+	if len(batch) > 0 {
+		attrs = append(attrs, "first", batch[0].Position().String(), "last", batch[len(batch)-1].Position().String())
 	}
-	return FailedIndex(batch, resp), nil
+	attrs = append(attrs, "duration", took, "requestId", requestID)
+	attrs = append(attrs, extra...)
+	var pe *PanicError
+	outcome := OutcomeOK
+	switch {
+	case err == nil && failed >= 0:
+		outcome = OutcomePartial
+		attrs = append(attrs, "failedFrom", batch[failed].Position().String())
+	case err == nil:
+	case errors.Is(err, errCut):
+		outcome = OutcomeCut
+	case errors.Is(err, stream.ErrThrottled):
+		outcome = OutcomeThrottled
+	case errors.Is(err, stream.ErrTooLarge):
+		outcome = OutcomeTooLarge
+	case errors.Is(err, stream.ErrHandlerTimeout):
+		outcome = OutcomeTimeout
+	case errors.As(err, &pe):
+		outcome = OutcomePanic
+	default:
+		outcome = OutcomeError
+	}
+	if err != nil {
+		attrs = append(attrs, "error", err.Error())
+	}
+	d.log.DebugContext(ctx, "handler call", append(attrs, "outcome", outcome)...)
 }
 
 // callContext is one call's context: ctx with the call's deadline, the

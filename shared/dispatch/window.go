@@ -360,16 +360,21 @@ func (w *Windowed) finalCall(ctx context.Context, early bool) error {
 	c := w.cur
 	c.State, c.Final, c.TerminatedEarly = maps.Clone(c.State), true, early
 	ev := window.Event(w.src, c, nil)
+	debug := d.log.Enabled(ctx, slog.LevelDebug)
+	var began time.Time
+	if debug {
+		began = time.Now()
+	}
 	resp, err := runAbandoning(lambdacontext.NewContext(hctx, lc), d.late, func(ctx context.Context) (events.KinesisTimeWindowEventResponse, error) {
 		return w.h(ctx, ev)
 	})
-	if err != nil {
-		return err
+	if err == nil && resp.State == nil {
+		err = fmt.Errorf("final invoke of window %s: %w", c.Window, window.ErrNoState)
 	}
-	if resp.State == nil {
-		return fmt.Errorf("final invoke of window %s: %w", c.Window, window.ErrNoState)
+	if debug {
+		d.logCall(ctx, nil, lc.AwsRequestID, time.Since(began), -1, err, "window", c.Window.String(), "final", true, "terminatedEarly", early)
 	}
-	return nil
+	return err
 }
 
 // runAbandoning calls fn in a goroutine of its own and waits for its

@@ -209,15 +209,24 @@ func (r *Reader) Next(ctx context.Context) (Batch, error) {
 			}
 			r.iterator = it
 		}
+		// The clock is read for the metrics, or for the debug line.
+		debug := r.log.Enabled(ctx, slog.LevelDebug)
 		var began time.Time
-		if !r.cfg.NoTiming {
+		if !r.cfg.NoTiming || debug {
 			began = time.Now()
 		}
 		out, err := r.client.GetRecords(ctx, &kinesis.GetRecordsInput{ShardIterator: r.iterator, Limit: aws.Int32(r.limit())})
 		if err == nil {
 			r.getRecordsOK++
+			var took time.Duration
+			if !began.IsZero() {
+				took = time.Since(began)
+			}
 			if !r.cfg.NoTiming {
-				r.getRecordsTime.Observe(time.Since(began))
+				r.getRecordsTime.Observe(took)
+			}
+			if debug {
+				r.log.Debug("GetRecords", "records", len(out.Records), "millisBehindLatest", aws.ToInt64(out.MillisBehindLatest), "duration", took)
 			}
 		} else {
 			r.getRecordsFailed++

@@ -1,6 +1,7 @@
 package fetch
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -638,5 +639,40 @@ func TestLimitFollowsTargetBytes(t *testing.T) {
 	// (10,000 + 10) / 2 → 19; then the cap of 10,000 records.
 	if want := []int32{100, 10, 10, 19}; !slices.Equal(got, want) {
 		t.Errorf("limits = %v, want %v", got, want)
+	}
+}
+
+// TestDebugLinePerGetRecords: at DEBUG every GetRecords call that answers
+// is one line with its records, millisBehindLatest and duration (timed
+// even with NoTiming); above DEBUG there is none.
+func TestDebugLinePerGetRecords(t *testing.T) {
+	for _, lvl := range []slog.Level{slog.LevelDebug, slog.LevelInfo} {
+		var buf bytes.Buffer
+		f := &fakeKinesis{answers: []answer{page("it-a", 1234, "1", "2"), page("it-b", 0)}}
+		cfg := fastConfig(stream.TrimHorizon)
+		cfg.NoTiming = true
+		cfg.Logger = slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: lvl})).With("shard", testShard)
+		r := newReader(t, f, cfg)
+		for range 2 {
+			if _, err := r.Next(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+		if lvl == slog.LevelInfo {
+			if buf.Len() != 0 {
+				t.Errorf("at INFO: %q, want no line", buf.String())
+			}
+			continue
+		}
+		want := []string{"msg=GetRecords shard=" + testShard + " records=2 millisBehindLatest=1234 duration=", "msg=GetRecords shard=" + testShard + " records=0 millisBehindLatest=0 duration="}
+		if len(lines) != 2 {
+			t.Fatalf("at DEBUG: %d lines, want 2:\n%s", len(lines), buf.String())
+		}
+		for i, w := range want {
+			if !strings.Contains(lines[i], w) {
+				t.Errorf("line %d = %q, want it to contain %q", i, lines[i], w)
+			}
+		}
 	}
 }

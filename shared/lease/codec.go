@@ -57,6 +57,9 @@ func encode(l Lease) map[string]types.AttributeValue {
 	if l.DroppedOutOfRange != 0 {
 		item[attrDropped] = num(l.DroppedOutOfRange)
 	}
+	if l.RecordsHandled != 0 {
+		item[attrHandled] = num(l.RecordsHandled)
+	}
 	return item
 }
 
@@ -121,6 +124,7 @@ func decode(item map[string]types.AttributeValue) (Lease, error) {
 		l.Park = p
 	}
 	l.DroppedOutOfRange, _ = getN(item, attrDropped)
+	l.RecordsHandled, _ = getN(item, attrHandled)
 	l.MillisBehindLatest, _ = getN(item, attrBehind)
 	l.LastRenewal, _ = getTime(item, attrLastRenewal)
 	if _, ok := item[attrLastRenewal]; !ok { // as earlier versions named them

@@ -32,6 +32,7 @@ func TestEncodeDecodeRoundTrip(t *testing.T) {
 				EndingHashKey:                "340282366920938463463374607431768211455",
 				Nonce:                        "1767366245000-abcd",
 				DroppedOutOfRange:            12,
+				RecordsHandled:               1234,
 			},
 		},
 		{

@@ -45,6 +45,10 @@ type Lease struct {
 	// lies outside the shard's range (aggregates not made by the KPL), over
 	// the lease's life.
 	DroppedOutOfRange int64
+	// RecordsHandled counts user records the handler finished with, over
+	// the lease's life, as its owners reported them at their renewals:
+	// `poller status -watch` derives records/s from it.
+	RecordsHandled int64
 	// LastRenewal is the owner's wall-clock time of its last renewal (zero
 	// when none was recorded) and MillisBehindLatest how far behind the tip
 	// its last read was (-1: no read yet), for `poller status`.
@@ -73,6 +77,9 @@ type Progress struct {
 	// DroppedOutOfRange is added to the lease's count of user records
 	// dropped outside the shard's hash range.
 	DroppedOutOfRange int64
+	// RecordsHandled is added to the lease's count of user records the
+	// handler finished with.
+	RecordsHandled int64
 }
 
 // Ended reports whether the shard was read to its end.

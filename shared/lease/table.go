@@ -35,6 +35,7 @@ const (
 	attrParkedUntil = "shardlineParkedUntil"
 	attrParkCount   = "shardlineParkCount"
 	attrDropped     = "shardlineDroppedOutOfRange"
+	attrHandled     = "shardlineRecordsHandled"
 	attrLastRenewal = "shardlineLastRenewal"
 	attrBehind      = "shardlineMillisBehindLatest"
 	// Names earlier versions used for the last two.
@@ -255,8 +256,12 @@ func (t *Table) Renew(ctx context.Context, l Lease, p Progress) (Lease, error) {
 		attrLastRenewal: str(p.Time.UTC().Format(time.RFC3339Nano)),
 		attrBehind:      num(p.MillisBehindLatest),
 	}}
+	u.add = map[string]int64{}
 	if p.DroppedOutOfRange > 0 {
-		u.add = map[string]int64{attrDropped: p.DroppedOutOfRange}
+		u.add[attrDropped] = p.DroppedOutOfRange
+	}
+	if p.RecordsHandled > 0 {
+		u.add[attrHandled] = p.RecordsHandled
 	}
 	out, err := t.write(ctx, l, u, false)
 	if err != nil {

@@ -189,12 +189,12 @@ func TestTimestampAndDropped(t *testing.T) {
 		t.Errorf("after CheckpointAt: %s %v, want AT_TIMESTAMP %v", l.Checkpoint, l.Timestamp, ts2)
 	}
 	for range 2 {
-		if l, err = tbl.Renew(ctx, l, lease.Progress{Time: time.Now(), MillisBehindLatest: 5, DroppedOutOfRange: 7}); err != nil {
+		if l, err = tbl.Renew(ctx, l, lease.Progress{Time: time.Now(), MillisBehindLatest: 5, DroppedOutOfRange: 7, RecordsHandled: 100}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if l.DroppedOutOfRange != 14 || l.MillisBehindLatest != 5 {
-		t.Errorf("dropped %d behind %d, want 14 and 5", l.DroppedOutOfRange, l.MillisBehindLatest)
+	if l.DroppedOutOfRange != 14 || l.MillisBehindLatest != 5 || l.RecordsHandled != 200 {
+		t.Errorf("dropped %d behind %d handled %d, want 14, 5 and 200", l.DroppedOutOfRange, l.MillisBehindLatest, l.RecordsHandled)
 	}
 	if l, err = tbl.Checkpoint(ctx, l, stream.Position{Seq: "1"}, nil); err != nil {
 		t.Fatal(err)

@@ -1,0 +1,194 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+	"unicode/utf8"
+
+	"github.com/shardline/shardline/shared/lease"
+	"github.com/shardline/shardline/shared/testwait"
+)
+
+// TestStatusTableWidth: with long owners, checkpoints, parents and notes
+// every line of the table fits 120 columns, long values end or break with
+// an ellipsis, and the summary row counts shards, owners, the largest lag
+// and parked shards.
+func TestStatusTableWidth(t *testing.T) {
+	now := time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
+	renewed := now.Add(-1234 * time.Millisecond)
+	ts := now.Add(-time.Hour)
+	lag := func(ms int64) *int64 { return &ms }
+	long := strings.Repeat("x", 200)
+	rows := []shardStatus{
+		{ShardID: "shardId-000000000000", State: "open", Owner: "ip-10-0-0-12.eu-west-1.compute.internal-12345-0123abcd",
+			Checkpoint: "49680431546846898293091286536262011587232640427413176322", SubSequence: 12345, HasLease: true,
+			MillisBehindLatest: lag(86_400_000 * 3), LastRenewal: &renewed, LeaseCounter: 123456789},
+		{ShardID: "shardId-000000000001", State: "parked", Parents: []string{"shardId-000000000010", "shardId-000000000011"},
+			Checkpoint: "AT_TIMESTAMP", Timestamp: &ts, HasLease: true,
+			Parked:            &lease.Park{Reason: "shard shardId-000000000001: gave up on records 4968…5970 after 4 attempts (retry attempts exhausted) and no on-failure destination is set: " + long, Count: 12, Until: now.Add(90 * time.Second)},
+			DroppedOutOfRange: 99999, Unreadable: long},
+		{ShardID: "shardId-000000000002" + long, State: "gone", Parents: []string{long, long}, Owner: long, Checkpoint: long, HasLease: true,
+			MillisBehindLatest: lag(500), LastRenewal: &ts},
+		{ShardID: "shardId-000000000003", State: "open"},
+	}
+	rates := map[string]float64{"shardId-000000000000": 123456789.4, "shardId-000000000001": 0}
+	for _, withRates := range []map[string]float64{nil, rates} {
+		var out bytes.Buffer
+		printStatus(&out, rows, withRates, now)
+		lines := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
+		if len(lines) != len(rows)+3 {
+			t.Fatalf("%d lines, want a header, %d rows, one note and a summary:\n%s", len(lines), len(rows), out.String())
+		}
+		for _, l := range lines {
+			if n := utf8.RuneCountInString(l); n > statusWidth {
+				t.Errorf("line of %d columns, want at most %d:\n%s", n, statusWidth, l)
+			}
+		}
+		if testing.Verbose() {
+			t.Logf("\n%s", out.String())
+		}
+		note := lines[3]
+		if !strings.HasPrefix(note, notePrefix+"PARKED x12, retry in 1m30s: shard shardId-000000000001: gave up") || !strings.HasSuffix(note, "…") {
+			t.Errorf("the parked row's note line: %q", note)
+		}
+		if !strings.Contains(lines[1], "ip-10-0-0-…45-0123abcd") || !strings.Contains(lines[1], "49680431546…76322/12345") {
+			t.Errorf("row 0 does not cut its owner and checkpoint in the middle: %s", lines[1])
+		}
+		if !strings.Contains(lines[4], "shardId-00000000000…") || strings.Count(lines[4], "…") != 4 {
+			t.Errorf("the row of long values does not cut each: %s", lines[4])
+		}
+		if !strings.Contains(lines[2], " 10,11 ") {
+			t.Errorf("parents not by number: %s", lines[2])
+		}
+		wantSum := "4 shards | 2 owners | max lag 3d0h | 1 parked"
+		if withRates != nil {
+			wantSum += " | 123456789 records/s"
+			if !strings.Contains(lines[0], " RATE ") || !strings.Contains(lines[1], " 123.5M/s ") {
+				t.Errorf("RATE column missing or not cut:\n%s", out.String())
+			}
+		}
+		if got := lines[len(lines)-1]; got != wantSum {
+			t.Errorf("summary row %q, want %q", got, wantSum)
+		}
+	}
+}
+
+func TestCut(t *testing.T) {
+	tests := []struct {
+		f       func(string, int) string
+		in      string
+		n       int
+		want    string
+		comment string
+	}{
+		{cutEnd, "short", 10, "short", "fits"},
+		{cutEnd, "a long note here", 8, "a long …", "end"},
+		{cutMiddle, "49680431546846898293091286536262011587232640427413176322", 16, "4968043…13176322", "middle"},
+		{cutMiddle, "héllo-wörld", 7, "hél…rld", "runes"},
+	}
+	for _, tt := range tests {
+		if got := tt.f(tt.in, tt.n); got != tt.want || utf8.RuneCountInString(got) > tt.n {
+			t.Errorf("%s: cut(%q, %d) = %q, want %q", tt.comment, tt.in, tt.n, got, tt.want)
+		}
+	}
+	for d, want := range map[time.Duration]string{0: "0s", 850 * time.Millisecond: "0.8s", 1234 * time.Millisecond: "1.2s",
+		42 * time.Second: "42s", 185 * time.Second: "3m5s", 2*time.Hour + 4*time.Minute: "2h4m", 74 * time.Hour: "3d2h", -time.Second: "0s"} {
+		if got := shortDuration(d); got != want {
+			t.Errorf("shortDuration(%s) = %q, want %q", d, got, want)
+		}
+	}
+	if got := shortIDs([]string{"shardId-000000000004", "shardId-000000000000", "other"}); got != "4,0,other" {
+		t.Errorf("shortIDs = %q", got)
+	}
+}
+
+// TestRateMeter: a shard's rate is the change of its handled count over
+// the time between two renewals; it stands between renewals and goes
+// away with its owner.
+func TestRateMeter(t *testing.T) {
+	t0 := time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
+	row := func(owner string, handled int64, renewed time.Time) []shardStatus {
+		return []shardStatus{{ShardID: "s", Owner: owner, RecordsHandled: handled, LastRenewal: &renewed}}
+	}
+	var m rateMeter
+	steps := []struct {
+		rows []shardStatus
+		want float64
+		ok   bool
+	}{
+		{row("w", 100, t0), 0, false},                        // first sample
+		{row("w", 100, t0), 0, false},                        // no renewal yet
+		{row("w", 600, t0.Add(2*time.Second)), 250, true},    // 500 in 2 s
+		{row("w", 600, t0.Add(2*time.Second)), 250, true},    // stands
+		{row("w", 600, t0.Add(4*time.Second)), 0, true},      // idle
+		{row("", 600, t0.Add(4*time.Second)), 0, false},      // released
+		{row("w2", 700, t0.Add(5*time.Second)), 0, false},    // a new owner: first sample again
+		{row("w2", 1700, t0.Add(6*time.Second)), 1000, true}, // 1000 in 1 s
+	}
+	for i, s := range steps {
+		m.observe(s.rows)
+		got, ok := m.rates["s"]
+		if ok != s.ok || got != s.want {
+			t.Errorf("step %d: rate %v (%v), want %v (%v)", i, got, ok, s.want, s.ok)
+		}
+	}
+}
+
+// TestStatusWatch: `status -watch` off a terminal prints the table again
+// at each read, each with its summary row, and a RATE column that shows
+// a shard's records/s once its owner has renewed after handling records;
+// Ctrl-C (the context) ends it with no error. -watch with -json is a bad
+// setting.
+func TestStatusWatch(t *testing.T) {
+	e := newEnv(t, 1)
+	awsEnv(t)
+	watchEvery = 100 * time.Millisecond
+	t.Cleanup(func() { watchEvery = time.Second })
+	vars := map[string]string{"SHARDLINE_KINESIS_ENDPOINT": e.kinesisEP, "SHARDLINE_DYNAMODB_ENDPOINT": e.dynamoEP,
+		"SHARDLINE_APP_NAME": e.app, "SHARDLINE_STREAM_NAME": e.stream}
+	if err := runStatus(context.Background(), []string{"-watch", "-json"}, env(vars), &bytes.Buffer{}, &bytes.Buffer{}); err == nil || !strings.Contains(err.Error(), "-watch and -json") {
+		t.Fatalf("-watch -json: %v, want a bad setting naming both", err)
+	}
+	p := e.startPoller(t, "run", "-handler", "print", "-initial-position", "TRIM_HORIZON", "-failover-time", "900ms")
+	testwait.Until(t, time.Minute, "the poller started", func() bool { return strings.Contains(p.errOut.String(), "shard started") })
+
+	var out testwait.Buffer
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- runStatus(ctx, []string{"-watch"}, env(vars), &out, &bytes.Buffer{}) }()
+	testwait.Until(t, 30*time.Second, "two tables with the shard owned", func() bool {
+		return strings.Count(out.String(), "1 shards | 1 owners") >= 2
+	})
+	e.put(t, 300)
+	rate := regexp.MustCompile(`\s[1-9][0-9]*/s\s`)
+	testwait.Until(t, time.Minute, "a records/s above 0", func() bool { return rate.MatchString(out.String()) })
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("status -watch returned %v after Ctrl-C, want nil", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("status -watch did not return after Ctrl-C")
+	}
+	s := out.String()
+	if testing.Verbose() {
+		t.Logf("the last tables:\n%s", tail(s, 1500))
+	}
+	if strings.Contains(s, clearScreen) {
+		t.Error("the screen was cleared off a terminal")
+	}
+	tables := strings.Count(s, "\nSHARD ")
+	if tables < 3 || strings.Count(s, " records/s\n") != tables {
+		t.Errorf("%d tables and %d summary rows, want several, one each:\n%s", tables, strings.Count(s, " records/s\n"), tail(s, 3000))
+	}
+	for _, l := range strings.Split(s, "\n") {
+		if utf8.RuneCountInString(l) > statusWidth {
+			t.Errorf("line of %d columns: %s", utf8.RuneCountInString(l), l)
+		}
+	}
+}
