@@ -9,6 +9,7 @@ import (
 
 	"github.com/shardline/shardline/shared/config"
 	"github.com/shardline/shardline/shared/coordinator"
+	"github.com/shardline/shardline/shared/telemetry/prom"
 )
 
 func runPoller(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -33,6 +34,13 @@ func runPoller(ctx context.Context, args []string, getenv func(string) string, s
 	w, err := coordinator.New(s.WorkerConfig(clients, h, log))
 	if err != nil {
 		return config.Usagef("%v", err)
+	}
+	if s.MetricsAddr != "" { // Prometheus /metrics, /healthz, /readyz until Run returns
+		srv, err := prom.Serve(s.MetricsAddr, w, s.Dimensions(), log)
+		if err != nil {
+			return fmt.Errorf("cannot start: %w", err)
+		}
+		defer srv.Close()
 	}
 	checkCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	err = w.Check(checkCtx)
