@@ -12,6 +12,7 @@ import (
 	"github.com/shardline/shardline/shared/coordinator"
 	"github.com/shardline/shardline/shared/metrics"
 	"github.com/shardline/shardline/shared/telemetry/cloudwatch"
+	"github.com/shardline/shardline/shared/telemetry/prom"
 	"github.com/shardline/shardline/shared/terminal"
 )
 
@@ -45,6 +46,13 @@ func runPoller(ctx context.Context, args []string, getenv func(string) string, s
 	w, err := coordinator.New(s.WorkerConfig(clients, h, log))
 	if err != nil {
 		return config.Usagef("%v", err)
+	}
+	if s.MetricsAddr != "" { // Prometheus /metrics, /healthz, /readyz until Run returns
+		srv, err := prom.Serve(s.MetricsAddr, w, s.Dimensions(), log)
+		if err != nil {
+			return fmt.Errorf("cannot start: %w", err)
+		}
+		defer srv.Close()
 	}
 	checkCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	err = w.Check(checkCtx)

@@ -382,7 +382,9 @@ func (w *Worker) read(ctx context.Context, shardID string, r *fetch.Reader, hr k
 	for {
 		r.SetTargetBytes(w.readTarget())
 		b, err := r.Next(ctx)
-		st.setFetch(r.Stats())
+		if w.cfg.MetricsLevel != metrics.None { // only metric backends read it
+			st.setFetch(r.Stats())
+		}
 		if err != nil {
 			return b, err
 		}

@@ -262,7 +262,9 @@ func New(cfg Config) (*Dispatcher, error) {
 // Stats returns the counts so far.
 func (d *Dispatcher) Stats() Stats {
 	s := d.stats
-	s.HandlerTime = d.handlerTime.Snapshot()
+	if !d.cfg.NoTiming {
+		s.HandlerTime = d.handlerTime.Snapshot()
+	}
 	return s
 }
 

@@ -94,9 +94,11 @@ type Stats struct {
 
 // Stats returns the reader's counts so far. Read it between Next calls.
 func (r *Reader) Stats() Stats {
-	s := Stats{GetRecords: r.getRecordsTime.Snapshot(), GetRecordsFailed: r.getRecordsFailed, ExpiredIterators: r.expired}
+	s := Stats{GetRecordsFailed: r.getRecordsFailed, ExpiredIterators: r.expired}
 	if r.cfg.NoTiming {
 		s.GetRecords = metrics.HistSnapshot{Count: r.getRecordsOK}
+	} else {
+		s.GetRecords = r.getRecordsTime.Snapshot()
 	}
 	return s
 }
