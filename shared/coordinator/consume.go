@@ -521,6 +521,12 @@ func (w *Worker) park(h *held, final *stream.Position, reason error, log *slog.L
 	wait := parkWait(w.cfg.ParkRetryWait, w.cfg.MaxParkRetryWait, p.Count)
 	p.Until = now.Add(wait)
 	key := h.snapshot().Key
+	// Written first, said after: a worker that lost the lease meanwhile
+	// (stolen while failing) writes no park and says nothing of it.
+	if !w.releaseWith(h, log, "park", func(ctx context.Context) error { return h.park(ctx, w.table, final, p) }) {
+		log.Info("park not written (the lease was lost, or the lease table did not answer); whoever takes the shard next retries it", "reason", p.Reason)
+		return
+	}
 	w.mu.Lock()
 	w.parked[key] = p
 	w.mu.Unlock()
@@ -530,7 +536,6 @@ func (w *Worker) park(h *held, final *stream.Position, reason error, log *slog.L
 	} else {
 		log.Info("shard still parked", "reason", p.Reason, "times", p.Count, "retry in", wait)
 	}
-	w.releaseWith(h, log, "park", func(ctx context.Context) error { return h.park(ctx, w.table, final, p) })
 }
 
 // parkWait is the back-off before the n-th retry of a parked shard.
