@@ -91,6 +91,20 @@ clean:
 # The chaos test alone for five minutes (`make test` runs 90 s of it): three
 # pollers under load while one is killed with -9, one is stopped with
 # SIGSTOP, a shard is split and two are merged; audited for loss and order.
+# One function, built and run once under AWS's runtime interface emulator
+# with template.yaml's variables and events/env.json's overrides:
+# `make invoke FN=WordCountFunction EVENT=events/kinesis.json`, or
+# `make up` then `make invoke FN=PollerFunction EVENT=events/schedule.json`.
+.PHONY: invoke start-lambda
+invoke: $(BIN)/standins
+	@$(STANDINS) invoke -fn $(FN) -event $(EVENT)
+
+# The template's functions on one Invoke endpoint, as `sam local
+# start-lambda`: `poller -target-function WordCountFunction
+# -lambda-endpoint http://127.0.0.1:3001`. Ctrl-C stops.
+start-lambda: $(BIN)/standins
+	@$(STANDINS) start-lambda $(if $(PORT),-port $(PORT))
+
 .PHONY: chaos
 chaos:
 	SHARDLINE_CHAOS_DURATION=5m $(GO) test -race -count=1 -timeout 30m -run TestChaos -v ./poller/

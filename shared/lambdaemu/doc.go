@@ -1,9 +1,25 @@
 // Package lambdaemu runs built Lambda `bootstrap` binaries (the
 // provided.al2023 runtime, built with -tags lambda.norpc) the way AWS Lambda
 // runs them, behind the Lambda Invoke API, so that tests can call them with
-// the real aws-sdk-go-v2 Lambda client. It stands in for AWS's runtime
-// interface emulator and `sam local start-lambda`, neither of which can be
-// installed here.
+// the real aws-sdk-go-v2 Lambda client.
+//
+// Two hosts run the functions in the tests, each for what it does well:
+//
+//   - AWS's runtime interface emulator (standin.StartRIE, the pinned
+//     aws-lambda-rie that runs inside `sam local invoke`): the real Runtime
+//     API, init, deadlines and the environment a function gets, and the
+//     emulator's own answers, which the poller must read as `sam local`
+//     gives them (a returned error as 200 without X-Amz-Function-Error, a
+//     crash as 502, a timeout as plain text). One invocation at a time per
+//     process, and one name, "function". Used by functions/*/rie_test.go,
+//     poller/rie_target_test.go and `standins invoke` / `start-lambda`.
+//   - this package, for what the emulator cannot do: concurrent
+//     invocations of one function in one host (a sandbox per invocation,
+//     cold and warm starts), throttling (429), payload limits (413, 400),
+//     Lambda's exact error answers and headers (X-Amz-Function-Error,
+//     X-Amzn-ErrorType, Sandbox.Timedout, Runtime.ExitError), Event and
+//     DryRun invocations, function names, partial and full ARNs, and
+//     Invocations/Processes for tests to inspect.
 //
 // [Start] serves the Invoke API on one listener on 127.0.0.1
 // ([Server.Endpoint], for the SDK's BaseEndpoint):

@@ -26,6 +26,13 @@
 // Needs Node.js with npm, and a JDK 17 or later (java and javac) on PATH;
 // moto_server on PATH for StartMoto.
 //
+// [InstallRIE] installs AWS's Lambda runtime interface emulator at the
+// pinned RIEVersion into the same cache (`go install`, not in go.mod);
+// [StartRIE] runs a function's bootstrap under it on two free ports (the
+// Invoke API and the function's Runtime API), stopped by PID with its
+// process group. The functions' tests, poller's target test and `standins
+// invoke` / `start-lambda` use it; package lambdaemu covers what it cannot.
+//
 // Package standintest builds test helpers on this package; the command
 // cmd/standins runs both stand-ins in the background for people.
 package standin

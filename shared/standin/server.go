@@ -61,6 +61,10 @@ func (s *Server) Stop() error {
 }
 
 func (s *Server) stop() error {
+	// The emulator runs the function as its child, in its process group:
+	// whatever is left of the group goes with it. A group id is not reused
+	// while the group has members, so this never hits another process.
+	defer killGroupLeftovers(s.PID)
 	select {
 	case <-s.done:
 		return nil
@@ -78,6 +82,14 @@ func (s *Server) stop() error {
 		return nil
 	case <-time.After(StopTimeout):
 		return fmt.Errorf("standin: %s (pid %d) still running after SIGKILL", s.Name, s.PID)
+	}
+}
+
+// killGroupLeftovers sends SIGKILL to what is left of the process group
+// pgid (our attached servers lead their own group).
+func killGroupLeftovers(pgid int) {
+	if pgid > 0 {
+		_ = syscall.Kill(-pgid, syscall.SIGKILL)
 	}
 }
 
@@ -173,6 +185,8 @@ func IsStandin(pid int) (name string, ok bool) {
 		return DynamoDBName, true
 	case strings.Contains(cl, "moto_server"):
 		return MotoName, true
+	case strings.Contains(cl, "aws-lambda-rie") && strings.Contains(cl, "--runtime-interface-emulator-address"):
+		return RIEName, true
 	}
 	return "", false
 }

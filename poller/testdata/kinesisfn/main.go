@@ -2,7 +2,9 @@
 // signature. It appends one JSON line per invocation to $RECORD_FILE and
 // fails on purpose, once per record: data "fail-item:…" is reported in
 // batchItemFailures, data "fail-batch:…" makes the invocation return an
-// error (a function error, X-Amz-Function-Error).
+// error (a function error, X-Amz-Function-Error), data "crash:…" makes the
+// process exit with status 2 (once per record across processes: a marker
+// file beside $RECORD_FILE remembers it).
 package main
 
 import (
@@ -34,6 +36,17 @@ func handle(ctx context.Context, ev events.KinesisEvent) (events.KinesisEventRes
 		case strings.HasPrefix(data, "fail-batch:") && !seen[data]:
 			seen[data] = true
 			a.Error = true
+		case strings.HasPrefix(data, "crash:"):
+			marker := os.Getenv("RECORD_FILE") + "." + strings.TrimPrefix(data, "crash:") + ".crashed"
+			if _, err := os.Stat(marker); err != nil {
+				_ = os.WriteFile(marker, nil, 0o644)
+				a.Error = true
+				if f, err := os.OpenFile(os.Getenv("RECORD_FILE"), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644); err == nil {
+					_ = json.NewEncoder(f).Encode(a)
+					f.Close()
+				}
+				os.Exit(2)
+			}
 		case strings.HasPrefix(data, "fail-item:") && !seen[data]:
 			seen[data] = true
 			if a.FailedFrom < 0 {

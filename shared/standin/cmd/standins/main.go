@@ -65,6 +65,13 @@ commands:
   env    print that environment (export SHARDLINE_KINESIS_ENDPOINT=... ...)
   down   stop them and remove their PID and endpoint files
   demo   run the word count on fresh stand-ins until Ctrl-C (make demo)
+  invoke -fn <LogicalId> -event <file>
+         build the function, run it once under AWS's runtime interface
+         emulator with template.yaml's variables and events/env.json's
+         overrides; the answer to stdout, the function's log to stderr
+  start-lambda [-port 3001]
+         serve the template's functions on one Lambda Invoke endpoint, as
+         sam local start-lambda (an emulator per concurrent invocation)
 
 Run 'standins <command> -h' for the flags of a command.
 `
@@ -80,8 +87,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return usageError{"no command given"}
 	}
 	cmd, args := args[0], args[1:]
-	if cmd == "demo" {
+	switch cmd {
+	case "demo":
 		return demo(ctx, args, stdout, stderr)
+	case "invoke":
+		return invoke(ctx, args, stdout, stderr)
+	case "start-lambda":
+		return startLambda(ctx, args, stdout, stderr)
 	}
 	fs := flag.NewFlagSet("standins "+cmd, flag.ContinueOnError)
 	fs.SetOutput(stderr)
