@@ -125,9 +125,8 @@ func readTemplate(path string) (map[string]*function, error) {
 }
 
 var (
-	refRE  = regexp.MustCompile(`^!Ref (\w+)$`)
-	ifRE   = regexp.MustCompile(`^!If \[(\w+), *([^,]+), *([^,\]]+)\]$`)
-	condRE = regexp.MustCompile(`^!Not \[!Equals \[!Ref (\w+), *""\]\]$`)
+	refRE = regexp.MustCompile(`^!Ref (\w+)$`)
+	ifRE  = regexp.MustCompile(`^!If \[(\w+), *([^,]+), *([^,\]]+)\]$`)
 )
 
 // resolve gives the value of a template value on the parameters' defaults:
@@ -139,11 +138,11 @@ func resolve(v string, params, conds map[string]string) (string, bool) {
 		return p, ok
 	}
 	if m := ifRE.FindStringSubmatch(v); m != nil {
-		c := condRE.FindStringSubmatch(conds[m[1]])
-		if c == nil {
+		holds, ok := evalCond(conds[m[1]], params, conds, 0)
+		if !ok {
 			return "", false
 		}
-		if params[c[1]] != "" {
+		if holds {
 			return resolve(strings.TrimSpace(m[2]), params, conds)
 		}
 		return resolve(strings.TrimSpace(m[3]), params, conds)
@@ -159,4 +158,96 @@ func unquote(v string) string {
 		return v[1 : len(v)-1]
 	}
 	return v
+}
+
+// evalCond evaluates a condition written in flow style with !Not, !And,
+// !Or, !Equals, !Condition and !Ref on the parameters' defaults.
+func evalCond(expr string, params, conds map[string]string, depth int) (bool, bool) {
+	expr = strings.TrimSpace(expr)
+	if depth > 20 {
+		return false, false
+	}
+	fn, rest, _ := strings.Cut(expr, " ")
+	rest = strings.TrimSpace(rest)
+	switch fn {
+	case "!Condition":
+		return evalCond(conds[rest], params, conds, depth+1)
+	case "!Not", "!And", "!Or", "!Equals":
+		args, ok := flowList(rest)
+		if !ok {
+			return false, false
+		}
+		switch fn {
+		case "!Not":
+			if len(args) != 1 {
+				return false, false
+			}
+			v, ok := evalCond(args[0], params, conds, depth+1)
+			return !v, ok
+		case "!Equals":
+			if len(args) != 2 {
+				return false, false
+			}
+			a, ok1 := value(args[0], params)
+			b, ok2 := value(args[1], params)
+			return a == b, ok1 && ok2
+		}
+		all := fn == "!And"
+		for _, a := range args {
+			v, ok := evalCond(a, params, conds, depth+1)
+			if !ok {
+				return false, false
+			}
+			if fn == "!And" && !v {
+				all = false
+			}
+			if fn == "!Or" && v {
+				all = true
+			}
+		}
+		return all, true
+	}
+	return false, false
+}
+
+// value is a !Ref's default or a literal.
+func value(v string, params map[string]string) (string, bool) {
+	v = strings.TrimSpace(v)
+	if m := refRE.FindStringSubmatch(v); m != nil {
+		p, ok := params[m[1]]
+		return p, ok
+	}
+	if strings.HasPrefix(v, "!") {
+		return "", false
+	}
+	return unquote(v), true
+}
+
+// flowList splits "[a, [b, c], d]" into its top-level items.
+func flowList(s string) ([]string, bool) {
+	if !strings.HasPrefix(s, "[") || !strings.HasSuffix(s, "]") {
+		return nil, false
+	}
+	s = s[1 : len(s)-1]
+	var out []string
+	depth, start := 0, 0
+	inQuote := false
+	for i, r := range s {
+		switch {
+		case r == '"':
+			inQuote = !inQuote
+		case inQuote:
+		case r == '[':
+			depth++
+		case r == ']':
+			depth--
+		case r == ',' && depth == 0:
+			out = append(out, strings.TrimSpace(s[start:i]))
+			start = i + 1
+		}
+	}
+	if last := strings.TrimSpace(s[start:]); last != "" {
+		out = append(out, last)
+	}
+	return out, true
 }
