@@ -117,9 +117,8 @@ func TestScheduledUnderRIE(t *testing.T) {
 	if got := len(e.printed()); got != 500 {
 		t.Fatalf("%d records printed, want 500", got)
 	}
-	if n := strings.Count(e.out.String(), "REPORT RequestId"); n != 2 {
-		t.Errorf("%d REPORT lines, want 2", n)
-	}
+	// The emulator writes its REPORT line after it has answered.
+	testwait.Until(t, 5*time.Second, "2 REPORT lines", func() bool { return strings.Count(e.out.String(), "REPORT RequestId") == 2 })
 }
 
 // TestTwoRIEInstancesSplitShards: two emulators (two execution

@@ -76,7 +76,10 @@ func TestWordCountUnderRIE(t *testing.T) {
 			if answer.ErrorType != "" || len(answer.BatchItemFailures) > 0 {
 				t.Fatalf("answer %s: want success with no failures\nlog:\n%s", body, out.String())
 			}
-			testwait.Until(t, 5*time.Second, "the counts in the log", func() bool { return strings.Contains(out.String(), want[name][0]) })
+			// The emulator writes its REPORT line after it has answered.
+			testwait.Until(t, 5*time.Second, "the counts and the REPORT line in the log", func() bool {
+				return strings.Contains(out.String(), want[name][0]) && strings.Contains(out.String(), "REPORT RequestId")
+			})
 			for _, w := range want[name] {
 				if !strings.Contains(out.String(), w) {
 					t.Errorf("log lacks %q:\n%s", w, out.String())

@@ -4,6 +4,9 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+	"github.com/awslabs/kinesis-aggregation/go/v2/deaggregator"
+
 	"github.com/shardline/shardline/shared/stream"
 )
 
@@ -69,4 +72,19 @@ func BenchmarkAggregate(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkDeaggregateAwslabs is awslabs' de-aggregator on the same
+// aggregate, for comparison (issue #11: at most a third of its time per user
+// record, at most one allocation per user record).
+func BenchmarkDeaggregateAwslabs(b *testing.B) {
+	agg := mustAggregate(b, benchRecords())
+	r := carrier(agg)
+	b.SetBytes(int64(len(agg)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := deaggregator.DeaggregateRecords([]types.Record{*r}); err != nil {
+			b.Fatal(err)
+		}
+	}
 }

@@ -6,9 +6,6 @@ import (
 	"slices"
 
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
-	"github.com/awslabs/kinesis-aggregation/go/v2/records"
-	protov1 "github.com/golang/protobuf/proto"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/shardline/shardline/shared/stream"
 )
@@ -79,8 +76,9 @@ func (s *Stats) Add(o Stats) {
 // a decimal integer in [0, 2^128-1] cannot be placed, and its record is kept
 // rather than dropped.
 //
-// The Data of delivered records aliases r.Data for plain records and memory
-// owned by the result for user records.
+// The Data (and the partition and explicit hash keys) of delivered records
+// alias r.Data, which must not change while they are in use: nothing is
+// copied, and the records of one aggregate share its memory.
 func Deaggregate(dst []stream.Record, shardID string, r *types.Record, hr HashRange) ([]stream.Record, Stats) {
 	if r == nil {
 		return dst, Stats{}
@@ -94,19 +92,15 @@ func Deaggregate(dst []stream.Record, shardID string, r *types.Record, hr HashRa
 	if sum := md5.Sum(body); !bytes.Equal(sum[:], digest) {
 		return appendPlain(dst, shardID, r), malformed
 	}
-	var agg records.AggregatedRecord
-	if err := proto.Unmarshal(body, protov1.MessageV2(&agg)); err != nil {
+	agg, ok := parseAggregate(body)
+	if !ok || len(agg.recs) == 0 {
 		return appendPlain(dst, shardID, r), malformed
 	}
-	pks, ehks := agg.PartitionKeyTable, agg.ExplicitHashKeyTable
-	if len(agg.Records) == 0 {
-		return appendPlain(dst, shardID, r), malformed
-	}
+	pks, ehks := agg.pks, agg.ehks
 	// Check every index before appending anything: a bad one means the
 	// whole record is delivered as it is.
-	for _, ur := range agg.Records {
-		if ur == nil || ur.PartitionKeyIndex == nil || *ur.PartitionKeyIndex >= uint64(len(pks)) ||
-			(ur.ExplicitHashKeyIndex != nil && *ur.ExplicitHashKeyIndex >= uint64(len(ehks))) {
+	for _, ur := range agg.recs {
+		if ur.pk >= uint64(len(pks)) || (ur.hasEHK && ur.ehk >= uint64(len(ehks))) {
 			return appendPlain(dst, shardID, r), malformed
 		}
 	}
@@ -133,17 +127,17 @@ func Deaggregate(dst []stream.Record, shardID string, r *types.Record, hr HashRa
 	if r.ApproximateArrivalTimestamp != nil {
 		base.ApproximateArrivalTimestamp = *r.ApproximateArrivalTimestamp
 	}
-	dst = slices.Grow(dst, len(agg.Records))
-	for i, ur := range agg.Records {
-		pki := *ur.PartitionKeyIndex
+	dst = slices.Grow(dst, len(agg.recs))
+	for i, ur := range agg.recs {
+		pki := ur.pk
 		var ehk string
-		if ur.ExplicitHashKeyIndex != nil {
-			ehk = ehks[*ur.ExplicitHashKeyIndex]
+		if ur.hasEHK {
+			ehk = ehks[ur.ehk]
 		}
 		if filter {
 			var in bool
-			if ur.ExplicitHashKeyIndex != nil {
-				in = cachedIn(ehkIn, *ur.ExplicitHashKeyIndex, func() bool {
+			if ur.hasEHK {
+				in = cachedIn(ehkIn, ur.ehk, func() bool {
 					k, ok := parseHashKey(ehk)
 					return !ok || k.in(lo, hi)
 				})
@@ -161,7 +155,7 @@ func Deaggregate(dst []stream.Record, shardID string, r *types.Record, hr HashRa
 		rec.SubSequenceNumber = int64(i)
 		rec.PartitionKey = pks[pki]
 		rec.ExplicitHashKey = ehk
-		rec.Data = ur.Data
+		rec.Data = ur.data
 		dst = append(dst, rec)
 		st.UserRecords++
 	}

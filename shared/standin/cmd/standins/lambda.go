@@ -152,8 +152,9 @@ func invoke(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
+	log := &reportWatch{w: stderr, seen: make(chan struct{})}
 	rie, err := standin.StartRIE(ctx, standin.RIEConfig{Bootstrap: bin, Name: fn.Name, Env: fn.envList(),
-		Timeout: time.Duration(fn.Timeout) * time.Second, MemoryMB: fn.MemoryMB, Log: stderr})
+		Timeout: time.Duration(fn.Timeout) * time.Second, MemoryMB: fn.MemoryMB, Log: log})
 	if err != nil {
 		return err
 	}
@@ -172,6 +173,12 @@ func invoke(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 	fmt.Fprintf(stdout, "%s\n", bytes.TrimSpace(body))
+	// The emulator writes its REPORT line just after it answers: let it
+	// reach the log before the emulator stops.
+	select {
+	case <-log.seen:
+	case <-time.After(2 * time.Second):
+	}
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("invoke %s: HTTP %d", fn.Name, resp.StatusCode)
 	}
@@ -390,4 +397,23 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.w.Write(p)
+}
+
+// reportWatch passes a function's log on and closes seen once the
+// emulator's REPORT line has gone by.
+type reportWatch struct {
+	w    io.Writer
+	mu   sync.Mutex
+	once sync.Once
+	seen chan struct{}
+}
+
+func (r *reportWatch) Write(p []byte) (int, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n, err := r.w.Write(p)
+	if bytes.Contains(p, []byte("REPORT RequestId")) {
+		r.once.Do(func() { close(r.seen) })
+	}
+	return n, err
 }
