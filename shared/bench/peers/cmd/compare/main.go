@@ -74,6 +74,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	libs := fs.String("libs", "harlow,vmware,shardline", "libraries, comma-separated")
 	peer := fs.String("peer", "", "a built cmd/peer binary (default: go build it)")
 	timeout := fs.Duration("timeout", 5*time.Minute, "per run")
+	shardSync := fs.Duration("vmware-shard-sync", time.Second, "vmware's ShardSyncIntervalMillis (0: its default, 60 s; it takes one lease per sync)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -146,7 +147,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		for lib := range strings.SplitSeq(*libs, ",") {
 			r := result{ds: d, lib: lib}
 			for i := range *runs {
-				rep, err := runPeer(ctx, *peer, env, lib, d, ks.Endpoint, ds.Endpoint, *timeout)
+				rep, err := runPeer(ctx, *peer, env, lib, d, ks.Endpoint, ds.Endpoint, *timeout, *shardSync)
 				if err != nil {
 					logf("%s on %s, run %d: %v", lib, d.stream, i+1, err)
 					r.err = err
@@ -158,15 +159,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			results = append(results, r)
 		}
 	}
-	writeTable(stdout, results, *shards)
+	writeTable(stdout, results, *shards, *shardSync)
 	return nil
 }
 
-func runPeer(ctx context.Context, bin string, env []string, lib string, d dataset, kin, ddb string, timeout time.Duration) (report, error) {
+func runPeer(ctx context.Context, bin string, env []string, lib string, d dataset, kin, ddb string, timeout, shardSync time.Duration) (report, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout+30*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, "-lib", lib, "-stream", d.stream, "-n", fmt.Sprint(d.records),
-		"-kinesis", kin, "-dynamodb", ddb, "-timeout", timeout.String())
+		"-kinesis", kin, "-dynamodb", ddb, "-timeout", timeout.String(), "-vmware-shard-sync", shardSync.String())
 	cmd.Env = env
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
@@ -213,7 +214,7 @@ func mean(r result) figures {
 	return figures{f.rate / n, f.cpuPerM / n, f.rssMB / n, f.first / n, f.last / n}
 }
 
-func writeTable(w io.Writer, results []result, shards int) {
+func writeTable(w io.Writer, results []result, shards int, shardSync time.Duration) {
 	fmt.Fprintf(w, "| stream | library | runs | user records/s | CPU s per 1M user records | peak RSS MB | first record s | all records s |\n")
 	fmt.Fprintf(w, "|---|---|---|---:|---:|---:|---:|---:|\n")
 	for _, r := range results {
@@ -239,5 +240,5 @@ func writeTable(w io.Writer, results []result, shards int) {
 			fmt.Fprintf(w, "| %s | %s | %.2f | %.2f | %.2f | %.2f |\n", s.ds.name, p.lib, sf.rate/pf.rate, sf.cpuPerM/pf.cpuPerM, sf.rssMB/pf.rssMB, sf.first/pf.first)
 		}
 	}
-	fmt.Fprintf(w, "\nuser records/s: N ÷ (last − first record), so start-up is left out; first record and all records: seconds from the consumer process's start. CPU and RSS: the consumer process's own getrusage at the N-th record. Stand-ins on the same host.\n")
+	fmt.Fprintf(w, "\nuser records/s: N ÷ (last − first record), so start-up is left out; first record and all records: seconds from the consumer process's start. CPU and RSS: the consumer process's own getrusage at the N-th record. Stand-ins on the same host. vmware's ShardSyncIntervalMillis: %v (0: its default, 60 s; it takes one lease per sync).\n", shardSync)
 }

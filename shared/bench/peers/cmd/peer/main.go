@@ -67,6 +67,7 @@ type config struct {
 	lib, stream, app, kinesis, dynamodb, region string
 	n                                           int64
 	timeout                                     time.Duration
+	shardSync                                   time.Duration // vmware only; 0: the library's default
 }
 
 // runner starts a library's consumer; it returns when ctx is done or the
@@ -99,6 +100,7 @@ func run(start time.Time, args []string) error {
 	fs.StringVar(&cfg.region, "region", "us-east-1", "region")
 	fs.Int64Var(&cfg.n, "n", 0, "user records to count before exiting")
 	fs.DurationVar(&cfg.timeout, "timeout", 10*time.Minute, "give up after this long")
+	fs.DurationVar(&cfg.shardSync, "vmware-shard-sync", 0, "vmware: ShardSyncIntervalMillis (0: the library's 60 s, ±50% jitter; its worker takes one lease per sync, so 4 shards take ~4 intervals)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

@@ -10,7 +10,10 @@ import (
 )
 
 // runVMware: vmware-go-kcl-v2's polling worker, its own DynamoDB lease
-// table (created by the worker), its defaults otherwise. The KCL
+// table (created by the worker), its defaults otherwise (but see
+// -vmware-shard-sync: its worker takes one lease per shard sync, every
+// 60 s ± 50% by default, so with the defaults a 4-shard stream is read one
+// shard at a time over some 4 minutes). The KCL
 // de-aggregates KPL records itself; the processor only counts and does not
 // checkpoint (like the Shardline run, whose checkpoints are the
 // coordinator's own).
@@ -20,6 +23,9 @@ func runVMware(ctx context.Context, cfg config, c *counter) error {
 		WithKinesisEndpoint(cfg.kinesis).
 		WithDynamoDBEndpoint(cfg.dynamodb).
 		WithInitialPositionInStream(cfgpkg.TRIM_HORIZON)
+	if cfg.shardSync > 0 {
+		kc = kc.WithShardSyncIntervalMillis(int(cfg.shardSync.Milliseconds()))
+	}
 	w := worker.NewWorker(factory{c}, kc)
 	if err := w.Start(); err != nil {
 		return err
