@@ -240,5 +240,5 @@ func writeTable(w io.Writer, results []result, shards int, shardSync time.Durati
 			fmt.Fprintf(w, "| %s | %s | %.2f | %.2f | %.2f | %.2f |\n", s.ds.name, p.lib, sf.rate/pf.rate, sf.cpuPerM/pf.cpuPerM, sf.rssMB/pf.rssMB, sf.first/pf.first)
 		}
 	}
-	fmt.Fprintf(w, "\nuser records/s: N ÷ (last − first record), so start-up is left out; first record and all records: seconds from the consumer process's start. CPU and RSS: the consumer process's own getrusage at the N-th record. Stand-ins on the same host. vmware's ShardSyncIntervalMillis: %v (0: its default, 60 s; it takes one lease per sync).\n", shardSync)
+	fmt.Fprintf(w, "\nuser records/s: N ÷ (last − first record), so start-up is left out; first record and all records: seconds from the consumer process's start. CPU: the consumer process's own getrusage (user + sys) at the N-th record; peak RSS: its VmHWM then. Stand-ins on the same host. vmware's ShardSyncIntervalMillis: %v (0: its default, 60 s; it takes one lease per sync).\n", shardSync)
 }

@@ -16,6 +16,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -32,6 +33,26 @@ type Report struct {
 	UserSeconds  float64 `json:"user_seconds"`
 	SysSeconds   float64 `json:"sys_seconds"`
 	MaxRSSKB     int64   `json:"max_rss_kb"`
+}
+
+// peakRSSKB is this process's own peak RSS: VmHWM from /proc/self/status.
+// getrusage's ru_maxrss is no good for a child: Linux carries the parent's
+// high-water mark across fork and exec into it (a child of a 48 MB driver
+// reports 48 MB). Falls back to ru_maxrss (kB) where /proc is missing.
+func peakRSSKB(fallback int64) int64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return fallback
+	}
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			var kb int64
+			if _, err := fmt.Sscanf(strings.TrimSpace(v), "%d kB", &kb); err == nil {
+				return kb
+			}
+		}
+	}
+	return fallback
 }
 
 // counter counts user records and closes done at the N-th.
@@ -140,7 +161,7 @@ func run(start time.Time, args []string) error {
 		FirstSeconds: time.Duration(c.first.Load()).Seconds(),
 		LastSeconds:  time.Duration(c.last.Load()).Seconds(),
 		UserSeconds:  tv(ru.Utime), SysSeconds: tv(ru.Stime),
-		MaxRSSKB: ru.Maxrss, // kilobytes on Linux
+		MaxRSSKB: peakRSSKB(ru.Maxrss),
 	}
 	rep.CPUSeconds = rep.UserSeconds + rep.SysSeconds
 	return json.NewEncoder(os.Stdout).Encode(rep)
