@@ -16,6 +16,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -122,8 +123,20 @@ func run(start time.Time, args []string) error {
 	fs.Int64Var(&cfg.n, "n", 0, "user records to count before exiting")
 	fs.DurationVar(&cfg.timeout, "timeout", 10*time.Minute, "give up after this long")
 	fs.DurationVar(&cfg.shardSync, "vmware-shard-sync", 0, "vmware: ShardSyncIntervalMillis (0: the library's 60 s, ±50% jitter; its worker takes one lease per sync, so 4 shards take ~4 intervals)")
+	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the run to this file")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	r, ok := runners[cfg.lib]
 	if !ok {
