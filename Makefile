@@ -66,6 +66,12 @@ tidy-check:
 bench:
 	$(GO) test -run='^$$' -bench=. -benchmem ./...
 
+# Shardline beside harlow/kinesis-consumer and vmware-go-kcl-v2 on the same
+# stand-ins (a module of its own: shared/bench/peers; see its README).
+.PHONY: bench-peers
+bench-peers:
+	cd shared/bench/peers && $(GO) run ./cmd/compare
+
 fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzDeaggregate -fuzztime=60s ./shared/kpl/
 
