@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -139,12 +140,7 @@ func (r *registry) new(name string, o Options) (stream.Handler, error) {
 func (r *registry) names() []string {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	names := make([]string, 0, len(r.factories))
-	for name := range r.factories {
-		names = append(names, name)
-	}
-	slices.Sort(names)
-	return names
+	return slices.Sorted(maps.Keys(r.factories))
 }
 
 func (r *registry) registerWindow(name string, f WindowFactory) {
@@ -193,10 +189,5 @@ func (r *registry) newWindow(name string, o Options) (stream.WindowHandler, erro
 func (r *registry) windowNames() []string {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	names := make([]string, 0, len(r.windows))
-	for name := range r.windows {
-		names = append(names, name)
-	}
-	slices.Sort(names)
-	return names
+	return slices.Sorted(maps.Keys(r.windows))
 }
