@@ -14,6 +14,7 @@ import (
 	"github.com/shardline/shardline/shared/coordinator"
 	"github.com/shardline/shardline/shared/destination"
 	"github.com/shardline/shardline/shared/dispatch"
+	"github.com/shardline/shardline/shared/fetch"
 	"github.com/shardline/shardline/shared/filter"
 	"github.com/shardline/shardline/shared/handlers"
 	"github.com/shardline/shardline/shared/invoke"
@@ -45,6 +46,7 @@ type Run struct {
 	HandlerTimeout        time.Duration
 	FunctionTimeout       time.Duration
 	RetryWaitTime         time.Duration
+	IdleTimeBetweenReads  time.Duration
 	RetryMaxAttempts      int
 	MetricsLevel          string
 	MetricsDimensions     string
@@ -85,6 +87,7 @@ func (s *Run) Register(fs *flag.FlagSet) {
 	fs.DurationVar(&s.FunctionTimeout, "function-timeout", 15*time.Minute, "how long one Invoke of -target-function may run; the SDK never re-sends an Invoke by itself")
 	fs.DurationVar(&s.RetryWaitTime, "retry-wait-time", 100*time.Millisecond, "wait between Kinesis read retries")
 	fs.IntVar(&s.RetryMaxAttempts, "retry-max-attempts", 3, "Kinesis read retries before backing off")
+	fs.DurationVar(&s.IdleTimeBetweenReads, "idle-time-between-reads", fetch.DefaultIdleInterval, "time between reads of a shard that has caught up (a shard behind is read again as soon as 5 reads/s allow); Kinesis allows 5 reads/s per shard for all consumers together")
 	fs.StringVar(&s.MetricsLevel, "metrics-level", "DETAILED", "NONE, SUMMARY or DETAILED (KCL's metricsLevel); NONE measures nothing")
 	fs.StringVar(&s.MetricsDimensions, "metrics-dimensions", "Operation,ShardId,WorkerIdentifier", "enabled dimensions, of Operation, ShardId, WorkerIdentifier, StreamName (KCL's metricsEnabledDimensions)")
 	fs.StringVar(&s.MetricsAddr, "metrics-addr", "", "host:port for Prometheus /metrics, /healthz and /readyz (off when empty)")
@@ -154,6 +157,8 @@ func (s *Run) validate(now time.Time) (err error) {
 		return Usagef("-function-timeout %s: allowed 1s–15m (Lambda's function timeouts)", s.FunctionTimeout)
 	case s.RetryWaitTime <= 0:
 		return Usagef("-retry-wait-time %s: allowed a positive duration such as 100ms", s.RetryWaitTime)
+	case s.IdleTimeBetweenReads < 200*time.Millisecond:
+		return Usagef("-idle-time-between-reads %s: allowed 200ms or more (Kinesis allows 5 GetRecords per second per shard)", s.IdleTimeBetweenReads)
 	case s.RetryMaxAttempts < 1:
 		return Usagef("-retry-max-attempts %d: allowed 1 or more", s.RetryMaxAttempts)
 	}
@@ -263,7 +268,7 @@ func (s *Run) WorkerConfig(clients *awsconf.Clients, h stream.Handler, log *slog
 		BisectOnError: s.BisectOnError, OnFailure: dest, HandlerTimeout: s.HandlerTimeout,
 		OversizeAlone: s.TargetFunction == "", FunctionARN: s.TargetFunction,
 		TumblingWindow: s.TumblingWindow, WindowHandler: s.windowHandler, MetricsLevel: s.Metrics(),
-		RetryWaitTime: s.RetryWaitTime, RetryMaxAttempts: s.RetryMaxAttempts,
+		RetryWaitTime: s.RetryWaitTime, RetryMaxAttempts: s.RetryMaxAttempts, IdleTimeBetweenReads: s.IdleTimeBetweenReads,
 		Region: clients.Region, Kinesis: clients.Kinesis, DynamoDB: clients.DynamoDB, Logger: log,
 	}
 }

@@ -107,6 +107,8 @@ func TestValidateErrors(t *testing.T) {
 		{"window with parallelization", []string{"-app-name", "words-app", "-stream-name", "words", "-handler", "wordcount", "-tumbling-window", "60s", "-parallelization-factor", "2"}, nil, []string{"-tumbling-window", "-parallelization-factor"}},
 		{"six filters", append([]string{"-filter", "{}", "-filter", "{}", "-filter", "{}", "-filter", "{}", "-filter", "{}", "-filter", "{}"}, validArgs...), nil, []string{"-filter", "6", "at most 5"}},
 		{"retry-max-attempts 0", append([]string{"-retry-max-attempts", "0"}, validArgs...), nil, []string{"-retry-max-attempts", "0"}},
+		{"idle-time-between-reads 100ms", append([]string{"-idle-time-between-reads", "100ms"}, validArgs...), nil, []string{"-idle-time-between-reads", "100ms", "200ms or more", "5 GetRecords per second"}},
+		{"idle-time-between-reads from env", validArgs, map[string]string{"SHARDLINE_IDLE_TIME_BETWEEN_READS": "0s"}, []string{"-idle-time-between-reads", "0s"}},
 		{"bad log-level", append([]string{"-log-level", "loud"}, validArgs...), nil, []string{"-log-level", "loud"}},
 		{"bad endpoint", append([]string{"-kinesis-endpoint", "localhost:4567"}, validArgs...), nil, []string{"-kinesis-endpoint", "localhost:4567"}},
 		{"bad role", append([]string{"-dynamodb-role-arn", "admin"}, validArgs...), nil, []string{"-dynamodb-role-arn", "admin"}},

@@ -110,7 +110,12 @@ type Config struct {
 
 	RetryWaitTime    time.Duration // Kinesis read retry wait; default 100ms
 	RetryMaxAttempts int           // Kinesis read retries before back-off; default 3
-	Region           string        // awsRegion in events
+	// IdleTimeBetweenReads is the time from one GetRecords of a shard that
+	// has caught up to the next (KCL's idleTimeBetweenReadsInMillis); a
+	// shard behind is read again as soon as Kinesis's 5 reads per second
+	// allow. Default 200ms.
+	IdleTimeBetweenReads time.Duration
+	Region               string // awsRegion in events
 
 	// SummaryInterval is how often the worker logs one summary line at
 	// INFO ("worker summary": shards held, records/s, bytes/s, the

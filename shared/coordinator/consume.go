@@ -107,9 +107,10 @@ func (w *Worker) consume(h *held, st *shardStats) consumeResult {
 		log.Warn("lease has an unreadable hash range; records are not filtered by it", "error", err)
 		hr = kpl.HashRange{}
 	}
-	reader, err := fetch.New(w.cfg.Kinesis, fetch.Config{
+	reader, err := fetch.New(w.reads, fetch.Config{
 		StreamName: w.cfg.StreamName, ShardID: l.Key, Start: start, Timestamp: ts, NoTiming: w.cfg.MetricsLevel == metrics.None,
 		RetryWaitTime: w.cfg.RetryWaitTime, RetryMaxAttempts: w.cfg.RetryMaxAttempts, Logger: log,
+		IdleInterval: w.cfg.IdleTimeBetweenReads,
 	})
 	if err != nil {
 		return park(err)

@@ -19,6 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 
 	"github.com/shardline/shardline/shared/balance"
+	"github.com/shardline/shardline/shared/fetch"
 	"github.com/shardline/shardline/shared/lease"
 	"github.com/shardline/shardline/shared/metrics"
 	"github.com/shardline/shardline/shared/shards"
@@ -65,6 +66,7 @@ type Worker struct {
 	started  time.Time
 	nonce    string // this process's: start time in ms, then random
 
+	reads     fetch.KinesisAPI  // GetShardIterator and GetRecords: over CBOR for an SDK client
 	badSeen   map[string]string // lease items that do not decode: key -> problem logged
 	dupWarned bool
 
@@ -93,8 +95,13 @@ func New(cfg Config) (*Worker, error) {
 	}
 	started := time.Now()
 	nonce := fmt.Sprintf("%d-%s", started.UnixMilli(), randomHex(4))
+	var reads fetch.KinesisAPI = cfg.Kinesis
+	if c, ok := cfg.Kinesis.(*kinesis.Client); ok && !fetch.CBORDisabled() {
+		reads = fetch.NewCBORClient(c)
+	}
 	return &Worker{
 		cfg:      cfg,
+		reads:    reads,
 		log:      cfg.Logger.With("worker", cfg.WorkerID),
 		table:    lease.NewTable(cfg.DynamoDB, cfg.AppName).WithNonce(nonce),
 		observer: balance.NewObserver(),

@@ -49,25 +49,29 @@ type Config struct {
 	// NoTiming leaves GetRecords' time out of Stats (metrics level NONE:
 	// the clock is not read for it).
 	NoTiming bool
-	// BusyInterval is the least time between two GetRecords calls while
-	// the reader is behind; IdleInterval while it has caught up. Kinesis
-	// allows 5 calls per second per shard, shared by all consumers.
+	// BusyInterval is the least time from the start of one GetRecords
+	// call to the start of the next while the reader is behind (the last
+	// call returned records and MillisBehindLatest > 0): the next read
+	// starts at once if handling the last one took that long already.
+	// IdleInterval is that time once the reader has caught up (no records,
+	// or MillisBehindLatest 0). Kinesis allows 5 calls per second per
+	// shard, shared by every consumer of the stream: 200ms is all of it.
 	BusyInterval time.Duration // default 200ms
-	IdleInterval time.Duration // default 500ms
+	IdleInterval time.Duration // default 200ms
 	Logger       *slog.Logger
 }
 
-// kinesisAPI lists the Kinesis calls a reader makes.
-type kinesisAPI interface {
+// KinesisAPI lists the Kinesis calls a reader makes.
+type KinesisAPI interface {
 	GetShardIterator(context.Context, *kinesis.GetShardIteratorInput, ...func(*kinesis.Options)) (*kinesis.GetShardIteratorOutput, error)
 	GetRecords(context.Context, *kinesis.GetRecordsInput, ...func(*kinesis.Options)) (*kinesis.GetRecordsOutput, error)
 }
 
-var _ kinesisAPI = (*kinesis.Client)(nil)
+var _ KinesisAPI = (*kinesis.Client)(nil)
 
 // Reader reads one shard. It is not safe for concurrent use.
 type Reader struct {
-	client   kinesisAPI
+	client   KinesisAPI
 	cfg      Config
 	log      *slog.Logger
 	iterator *string
@@ -137,7 +141,7 @@ func (r *Reader) observe(recs []types.Record) {
 }
 
 // New returns a reader for cfg.ShardID, validating cfg.
-func New(client kinesisAPI, cfg Config) (*Reader, error) {
+func New(client KinesisAPI, cfg Config) (*Reader, error) {
 	if cfg.StreamName == "" || cfg.ShardID == "" {
 		return nil, errors.New("fetch: stream name and shard id are required")
 	}
@@ -173,7 +177,7 @@ func New(client kinesisAPI, cfg Config) (*Reader, error) {
 		cfg.BusyInterval = 200 * time.Millisecond
 	}
 	if cfg.IdleInterval <= 0 {
-		cfg.IdleInterval = 500 * time.Millisecond
+		cfg.IdleInterval = DefaultIdleInterval
 	}
 	log := cfg.Logger
 	if log == nil {
@@ -181,6 +185,10 @@ func New(client kinesisAPI, cfg Config) (*Reader, error) {
 	}
 	return &Reader{client: client, cfg: cfg, log: log}, nil
 }
+
+// DefaultIdleInterval is the time between reads of a shard that has caught
+// up: Kinesis's 5 GetRecords calls per second per shard.
+const DefaultIdleInterval = 200 * time.Millisecond
 
 // ErrShardEnded is returned by Next after a Batch with End.
 var ErrShardEnded = errors.New("shard ended")
@@ -211,17 +219,15 @@ func (r *Reader) Next(ctx context.Context) (Batch, error) {
 			}
 			r.iterator = it
 		}
-		// The clock is read for the metrics, or for the debug line.
+		// The next call is timed from this one's start. The clock is read
+		// after it for the metrics, or for the debug line.
 		debug := r.log.Enabled(ctx, slog.LevelDebug)
-		var began time.Time
-		if !r.cfg.NoTiming || debug {
-			began = time.Now()
-		}
+		began := time.Now()
 		out, err := r.client.GetRecords(ctx, &kinesis.GetRecordsInput{ShardIterator: r.iterator, Limit: aws.Int32(r.limit())})
 		if err == nil {
 			r.getRecordsOK++
 			var took time.Duration
-			if !began.IsZero() {
+			if !r.cfg.NoTiming || debug {
 				took = time.Since(began)
 			}
 			if !r.cfg.NoTiming {
@@ -272,7 +278,7 @@ func (r *Reader) Next(ctx context.Context) (Batch, error) {
 		if len(out.Records) == 0 || b.MillisBehindLatest == 0 {
 			interval = r.cfg.IdleInterval
 		}
-		r.nextCall = time.Now().Add(interval)
+		r.nextCall = began.Add(interval)
 		return b, nil
 	}
 }

@@ -69,7 +69,7 @@ func (f *fakeKinesis) GetRecords(_ context.Context, in *kinesis.GetRecordsInput,
 	return a.out, a.err
 }
 
-var _ kinesisAPI = (*fakeKinesis)(nil)
+var _ KinesisAPI = (*fakeKinesis)(nil)
 
 func records(seqs ...string) []types.Record {
 	out := make([]types.Record, len(seqs))
@@ -674,5 +674,49 @@ func TestDebugLinePerGetRecords(t *testing.T) {
 				t.Errorf("line %d = %q, want it to contain %q", i, lines[i], w)
 			}
 		}
+	}
+}
+
+// The next read is timed from the start of the last: BusyInterval while
+// behind, IdleInterval once caught up (no records, or MillisBehindLatest
+// 0). So a reader that spent BusyInterval handling a batch reads again at
+// once, and never more often than one call per BusyInterval.
+func TestPollIntervalAdapts(t *testing.T) {
+	const busy, idle = time.Hour, 2 * time.Hour
+	cases := []struct {
+		name string
+		a    answer
+		want time.Duration
+	}{
+		{"records, behind", page("it-a", 5000, "1", "2"), busy},
+		{"records, caught up", page("it-a", 0, "1", "2"), idle},
+		{"no records", page("it-a", 5000), idle},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var called time.Time
+			tc.a.do = func() { called = time.Now() }
+			f := &fakeKinesis{answers: []answer{tc.a}}
+			cfg := fastConfig(stream.TrimHorizon)
+			cfg.BusyInterval, cfg.IdleInterval = busy, idle
+			r := newReader(t, f, cfg)
+			if _, err := r.Next(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			// The call started before the fake saw it: the next one is due
+			// at most the interval after the fake's clock, and at least the
+			// interval minus the (sub-second) time the call took.
+			got := r.nextCall.Sub(called)
+			if got > tc.want || got < tc.want-time.Minute {
+				t.Errorf("next call %v after this one began, want %v", got, tc.want)
+			}
+		})
+	}
+	r, err := New(&fakeKinesis{}, Config{StreamName: "s", ShardID: "x", Start: stream.Position{Seq: stream.TrimHorizon}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.cfg.BusyInterval != 200*time.Millisecond || r.cfg.IdleInterval != 200*time.Millisecond {
+		t.Errorf("default intervals %v, %v; want 200ms (Kinesis's 5 reads per second per shard)", r.cfg.BusyInterval, r.cfg.IdleInterval)
 	}
 }

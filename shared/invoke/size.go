@@ -56,6 +56,27 @@ func (s Sizer) Record(r *stream.Record) int {
 	return n
 }
 
+// Bound is at least Record(r), from the lengths alone (no string is
+// scanned): every byte of a string may be escaped as \u00XX, six bytes.
+// A batch whose bounds fit needs no exact count.
+func (s Sizer) Bound(r *stream.Record) int {
+	n := s.fixed + 6*(len(r.ShardID)+2*len(r.SequenceNumber)+len(r.PartitionKey)) +
+		base64.StdEncoding.EncodedLen(len(r.Data)) + maxEpochSecondsLen
+	if r.Aggregated {
+		n += 1 + maxIntLen
+	}
+	if r.EncryptionType != "" {
+		n += encryptionTypeKey + 6*len(r.EncryptionType)
+	}
+	return n
+}
+
+// The longest intLen and epochSecondsLen can be.
+const (
+	maxIntLen          = len("-9223372036854775808")
+	maxEpochSecondsLen = len("-9223372036854775.808")
+)
+
 // EventSize is the size of an event of n records whose Record sizes add
 // up to sum: {"Records":[…]} with a comma between records.
 func EventSize(n, sum int) int {
@@ -68,15 +89,8 @@ func jsonStringLen(s string) int {
 	n := 0
 	for i := 0; i < len(s); {
 		b := s[i]
-		if b < utf8.RuneSelf {
-			switch {
-			case b >= 0x20 && b != '"' && b != '\\' && b != '<' && b != '>' && b != '&':
-				n++
-			case b == '"', b == '\\', b == '\b', b == '\f', b == '\n', b == '\r', b == '\t':
-				n += 2
-			default:
-				n += len(`\u0000`)
-			}
+		if w := asciiWidth[b]; w != 0 {
+			n += int(w)
 			i++
 			continue
 		}
@@ -93,6 +107,22 @@ func jsonStringLen(s string) int {
 	}
 	return n
 }
+
+// asciiWidth is what encoding/json writes for each ASCII byte; 0 for the
+// bytes of multi-byte runes.
+var asciiWidth = func() (t [256]uint8) {
+	for b := range utf8.RuneSelf {
+		switch {
+		case b >= 0x20 && b != '"' && b != '\\' && b != '<' && b != '>' && b != '&':
+			t[b] = 1
+		case b == '"', b == '\\', b == '\b', b == '\f', b == '\n', b == '\r', b == '\t':
+			t[b] = 2
+		default:
+			t[b] = uint8(len(`\u0000`))
+		}
+	}
+	return t
+}()
 
 // intLen is the length of strconv.FormatInt(v, 10).
 func intLen(v int64) int {

@@ -31,6 +31,11 @@ func checkSize(t *testing.T, src stream.Source, recs []stream.Record) {
 	if got, want := EventSize(len(recs), sum), len(b); got != want {
 		t.Errorf("EventSize = %d, Marshal wrote %d bytes: %s", got, want, b)
 	}
+	for i := range recs {
+		if bound, exact := s.Bound(&recs[i]), s.Record(&recs[i]); bound < exact {
+			t.Errorf("record %d: Bound %d under the exact size %d", i, bound, exact)
+		}
+	}
 }
 
 // TestSizer: the size computed without marshalling is exactly what
@@ -109,8 +114,16 @@ func BenchmarkSizer(b *testing.B) {
 	s := NewSizer(sizerSources[1])
 	r := stream.Record{ShardID: "shardId-000000000006", SequenceNumber: "49590338271490256608559692538361571095921575989136588898",
 		PartitionKey: "partition-key-0123456789", Data: make([]byte, 1000), ApproximateArrivalTimestamp: time.UnixMilli(1545084650987)}
-	b.ReportAllocs()
-	for b.Loop() {
-		_ = s.Record(&r)
-	}
+	b.Run("exact", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			_ = s.Record(&r)
+		}
+	})
+	b.Run("bound", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			_ = s.Bound(&r)
+		}
+	})
 }

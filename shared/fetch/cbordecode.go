@@ -1,0 +1,661 @@
+package fetch
+
+import (
+	"encoding/base64"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"time"
+	"unsafe"
+
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+)
+
+// A decoder for the CBOR (RFC 8949) that Kinesis answers GetRecords with.
+// It reads what the answer holds and skips anything else. Definite-length
+// strings are not copied: the strings and byte slices it returns share the
+// buffer, which must therefore never change afterwards (the buffer is the
+// answer's, read for this decoder alone).
+
+// CBOR major types.
+const (
+	majUint   = 0
+	majNegint = 1
+	majBytes  = 2
+	majText   = 3
+	majArray  = 4
+	majMap    = 5
+	majTag    = 6
+	majSimple = 7
+)
+
+const (
+	infoIndefinite = 31
+	breakByte      = 0xff
+	nullByte       = 0xf6
+	undefinedByte  = 0xf7
+	maxDepth       = 32
+)
+
+var errTruncated = errors.New("truncated")
+
+type decoder struct {
+	b []byte
+	i int
+}
+
+func (d *decoder) errorf(format string, args ...any) error {
+	return fmt.Errorf("at byte %d: %s", d.i, fmt.Sprintf(format, args...))
+}
+
+// head reads an item's initial byte and argument. For an indefinite
+// length, indefinite is true and arg is 0.
+func (d *decoder) head() (major byte, arg uint64, indefinite bool, err error) {
+	if d.i >= len(d.b) {
+		return 0, 0, false, d.errorf("%v", errTruncated)
+	}
+	c := d.b[d.i]
+	d.i++
+	major, info := c>>5, c&0x1f
+	switch {
+	case info < 24:
+		return major, uint64(info), false, nil
+	case info == 24:
+		if d.i+1 > len(d.b) {
+			return 0, 0, false, d.errorf("%v", errTruncated)
+		}
+		arg = uint64(d.b[d.i])
+		d.i++
+	case info == 25:
+		if d.i+2 > len(d.b) {
+			return 0, 0, false, d.errorf("%v", errTruncated)
+		}
+		arg = uint64(binary.BigEndian.Uint16(d.b[d.i:]))
+		d.i += 2
+	case info == 26:
+		if d.i+4 > len(d.b) {
+			return 0, 0, false, d.errorf("%v", errTruncated)
+		}
+		arg = uint64(binary.BigEndian.Uint32(d.b[d.i:]))
+		d.i += 4
+	case info == 27:
+		if d.i+8 > len(d.b) {
+			return 0, 0, false, d.errorf("%v", errTruncated)
+		}
+		arg = binary.BigEndian.Uint64(d.b[d.i:])
+		d.i += 8
+	case info == infoIndefinite && major >= majBytes && major <= majMap:
+		return major, 0, true, nil
+	default:
+		return 0, 0, false, d.errorf("initial byte 0x%02x is not well-formed", c)
+	}
+	return major, arg, false, nil
+}
+
+// take returns the next n bytes, shared with the buffer.
+func (d *decoder) take(n uint64) ([]byte, error) {
+	if n > uint64(len(d.b)-d.i) {
+		return nil, d.errorf("a string of %d bytes with %d left", n, len(d.b)-d.i)
+	}
+	s := d.b[d.i : d.i+int(n) : d.i+int(n)]
+	d.i += int(n)
+	return s, nil
+}
+
+// null reads a null or undefined if one is next.
+func (d *decoder) null() bool {
+	if d.i < len(d.b) && (d.b[d.i] == nullByte || d.b[d.i] == undefinedByte) {
+		d.i++
+		return true
+	}
+	return false
+}
+
+// isBreak reads the break that ends an indefinite-length item if it is next.
+func (d *decoder) isBreak() bool {
+	if d.i < len(d.b) && d.b[d.i] == breakByte {
+		d.i++
+		return true
+	}
+	return false
+}
+
+// str reads a byte or text string of the major type want (either, with
+// want < 0). Definite strings share the buffer; indefinite ones are joined.
+func (d *decoder) str(want int) (major byte, s []byte, err error) {
+	at := d.i
+	major, arg, indef, err := d.head()
+	if err != nil {
+		return 0, nil, err
+	}
+	if major != majBytes && major != majText || want >= 0 && major != byte(want) {
+		d.i = at
+		return 0, nil, d.errorf("major type %d, want a string", major)
+	}
+	if !indef {
+		s, err = d.take(arg)
+		return major, s, err
+	}
+	var joined []byte
+	for !d.isBreak() {
+		m, arg, indef, err := d.head()
+		if err != nil {
+			return 0, nil, err
+		}
+		if m != major || indef {
+			return 0, nil, d.errorf("a chunk of major type %d in a string of type %d", m, major)
+		}
+		chunk, err := d.take(arg)
+		if err != nil {
+			return 0, nil, err
+		}
+		joined = append(joined, chunk...)
+	}
+	return major, joined, nil
+}
+
+// text reads a text string (or null, as "") and shares its bytes.
+func (d *decoder) text() (string, error) {
+	if d.null() {
+		return "", nil
+	}
+	_, s, err := d.str(majText)
+	if err != nil {
+		return "", err
+	}
+	return unsafe.String(unsafe.SliceData(s), len(s)), nil
+}
+
+// blob reads a byte string (shared), or a text string of base64 as some
+// servers write blobs (decoded into a new slice).
+func (d *decoder) blob() ([]byte, error) {
+	if d.null() {
+		return nil, nil
+	}
+	major, s, err := d.str(-1)
+	if err != nil || major == majBytes {
+		return s, err
+	}
+	out := make([]byte, base64.StdEncoding.DecodedLen(len(s)))
+	n, err := base64.StdEncoding.Decode(out, s)
+	if err != nil {
+		return nil, d.errorf("a blob in base64 text that does not decode: %v", err)
+	}
+	return out[:n:n], nil
+}
+
+// skipTags reads any tags before an item.
+func (d *decoder) skipTags() error {
+	for d.i < len(d.b) && d.b[d.i]>>5 == majTag {
+		if _, _, _, err := d.head(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// int reads an integer (tags before it are ignored).
+func (d *decoder) int() (int64, error) {
+	if err := d.skipTags(); err != nil {
+		return 0, err
+	}
+	major, arg, _, err := d.head()
+	if err != nil {
+		return 0, err
+	}
+	switch {
+	case major == majUint && arg <= math.MaxInt64:
+		return int64(arg), nil
+	case major == majNegint && arg < math.MaxInt64:
+		return -1 - int64(arg), nil
+	}
+	return 0, d.errorf("major type %d (%d), want an integer", major, arg)
+}
+
+// number reads an integer or a float as a float64.
+func (d *decoder) number() (float64, error) {
+	if err := d.skipTags(); err != nil {
+		return 0, err
+	}
+	if d.i < len(d.b) && d.b[d.i]>>5 == majSimple {
+		c := d.b[d.i]
+		_, arg, _, err := d.head()
+		if err != nil {
+			return 0, err
+		}
+		switch c & 0x1f {
+		case 25:
+			return float64(halfToFloat(uint16(arg))), nil
+		case 26:
+			return float64(math.Float32frombits(uint32(arg))), nil
+		case 27:
+			return math.Float64frombits(arg), nil
+		}
+		return 0, d.errorf("simple value 0x%02x, want a number", c)
+	}
+	v, err := d.int()
+	return float64(v), err
+}
+
+// timestamp reads a time as Kinesis writes it in CBOR: epoch milliseconds,
+// usually under tag 1. Epoch seconds (a number below 1e11, before 1973 as
+// milliseconds) are read as seconds, so both forms decode.
+func (d *decoder) timestamp() (time.Time, error) {
+	if d.null() {
+		return time.Time{}, nil
+	}
+	v, err := d.number()
+	if err != nil {
+		return time.Time{}, err
+	}
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return time.Time{}, d.errorf("a timestamp of %v", v)
+	}
+	if math.Abs(v) < 1e11 {
+		v *= 1000
+	}
+	ms := math.Floor(v)
+	return time.UnixMilli(int64(ms)).Add(time.Duration((v - ms) * float64(time.Millisecond))), nil
+}
+
+// container reads an array or map head: its length, or -1 if indefinite.
+func (d *decoder) container(want byte) (int, error) {
+	if d.null() {
+		return 0, nil
+	}
+	at := d.i
+	major, arg, indef, err := d.head()
+	if err != nil {
+		return 0, err
+	}
+	if major != want {
+		d.i = at
+		return 0, d.errorf("major type %d, want %d", major, want)
+	}
+	if indef {
+		return -1, nil
+	}
+	// Every element takes a byte at least (a map's entry two).
+	if arg > uint64(len(d.b)-d.i) {
+		return 0, d.errorf("%d elements with %d bytes left", arg, len(d.b)-d.i)
+	}
+	return int(arg), nil
+}
+
+// more reports whether element i of a container of length n (or -1) follows.
+func (d *decoder) more(i, n int) bool {
+	if n < 0 {
+		return !d.isBreak()
+	}
+	return i < n
+}
+
+// key reads a map key, which must be a text string.
+func (d *decoder) key() (string, error) {
+	_, s, err := d.str(majText)
+	if err != nil {
+		return "", err
+	}
+	return unsafe.String(unsafe.SliceData(s), len(s)), nil
+}
+
+// skip reads one item of any kind.
+func (d *decoder) skip(depth int) error {
+	if depth > maxDepth {
+		return d.errorf("nested more than %d deep", maxDepth)
+	}
+	at := d.i
+	major, arg, indef, err := d.head()
+	if err != nil {
+		return err
+	}
+	switch major {
+	case majUint, majNegint, majSimple:
+		return nil
+	case majBytes, majText:
+		d.i = at
+		_, _, err := d.str(-1)
+		return err
+	case majTag:
+		return d.skip(depth + 1)
+	}
+	n := -1
+	if !indef {
+		if arg > uint64(len(d.b)-d.i) {
+			return d.errorf("%d elements with %d bytes left", arg, len(d.b)-d.i)
+		}
+		n = int(arg)
+		if major == majMap {
+			n *= 2
+		}
+	}
+	for i := 0; d.more(i, n); i++ {
+		if d.i >= len(d.b) {
+			return d.errorf("%v", errTruncated)
+		}
+		if err := d.skip(depth + 1); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// halfToFloat converts an IEEE 754 half-precision float.
+func halfToFloat(h uint16) float32 {
+	sign := uint32(h>>15) << 31
+	exp := uint32(h>>10) & 0x1f
+	frac := uint32(h) & 0x3ff
+	switch exp {
+	case 0:
+		f := float32(frac) / 1024 / 16384 // subnormal: frac × 2^-24
+		if sign != 0 {
+			return -f
+		}
+		return f
+	case 0x1f:
+		return math.Float32frombits(sign | 0xff<<23 | frac<<13)
+	}
+	return math.Float32frombits(sign | (exp+112)<<23 | frac<<13)
+}
+
+// decodeGetRecords decodes a GetRecords answer. The records' Data,
+// PartitionKey and SequenceNumber share buf.
+func decodeGetRecords(buf []byte) (*kinesis.GetRecordsOutput, error) {
+	d := &decoder{b: buf}
+	out := &kinesis.GetRecordsOutput{}
+	n, err := d.container(majMap)
+	if err != nil {
+		return nil, err
+	}
+	seen := false
+	for i := 0; d.more(i, n); i++ {
+		k, err := d.key()
+		if err != nil {
+			return nil, err
+		}
+		switch k {
+		case "Records":
+			seen = true
+			if out.Records, err = d.records(); err != nil {
+				return nil, fmt.Errorf("Records: %w", err)
+			}
+		case "NextShardIterator":
+			if d.null() {
+				break
+			}
+			s, err := d.text()
+			if err != nil {
+				return nil, fmt.Errorf("NextShardIterator: %w", err)
+			}
+			// Its own copy: the iterator outlives the answer.
+			out.NextShardIterator = &[]string{string([]byte(s))}[0]
+		case "MillisBehindLatest":
+			if d.null() {
+				break
+			}
+			v, err := d.int()
+			if err != nil {
+				return nil, fmt.Errorf("MillisBehindLatest: %w", err)
+			}
+			out.MillisBehindLatest = &v
+		case "ChildShards":
+			if out.ChildShards, err = d.childShards(); err != nil {
+				return nil, fmt.Errorf("ChildShards: %w", err)
+			}
+		default:
+			if err := d.skip(0); err != nil {
+				return nil, fmt.Errorf("%s: %w", k, err)
+			}
+		}
+	}
+	if d.i != len(d.b) {
+		return nil, d.errorf("%d bytes after the answer", len(d.b)-d.i)
+	}
+	if !seen {
+		return nil, errors.New("no Records in the answer")
+	}
+	return out, nil
+}
+
+// records reads the Records array. The pointers the SDK's Record has are
+// taken from three arrays, one allocation each for the whole answer.
+func (d *decoder) records() ([]types.Record, error) {
+	n, err := d.container(majArray)
+	if err != nil {
+		return nil, err
+	}
+	var (
+		recs  []types.Record
+		strs  []string
+		times []time.Time
+	)
+	if n > 0 {
+		recs, strs, times = make([]types.Record, 0, n), make([]string, 0, 2*n), make([]time.Time, 0, n)
+	}
+	for i := 0; d.more(i, n); i++ {
+		if len(recs) == cap(recs) { // an indefinite array: grow all three
+			c := max(8, 2*cap(recs))
+			recs, strs, times = growTo(recs, c), growTo(strs, 2*c), growTo(times, c)
+		}
+		if err := d.record(&recs, &strs, &times); err != nil {
+			return nil, fmt.Errorf("record %d: %w", i, err)
+		}
+	}
+	return recs, nil
+}
+
+// growTo returns s with capacity c. Earlier elements' pointers into the old
+// array stay valid (they keep it alive).
+func growTo[T any](s []T, c int) []T {
+	t := make([]T, len(s), c)
+	copy(t, s)
+	return t
+}
+
+func (d *decoder) record(recs *[]types.Record, strs *[]string, times *[]time.Time) error {
+	n, err := d.container(majMap)
+	if err != nil {
+		return err
+	}
+	*recs = append(*recs, types.Record{})
+	r := &(*recs)[len(*recs)-1]
+	for i := 0; d.more(i, n); i++ {
+		k, err := d.key()
+		if err != nil {
+			return err
+		}
+		switch k {
+		case "Data":
+			r.Data, err = d.blob()
+		case "SequenceNumber", "PartitionKey":
+			var s string
+			if s, err = d.text(); err == nil {
+				*strs = append(*strs, s)
+				p := &(*strs)[len(*strs)-1]
+				if k == "SequenceNumber" {
+					r.SequenceNumber = p
+				} else {
+					r.PartitionKey = p
+				}
+			}
+		case "ApproximateArrivalTimestamp":
+			var t time.Time
+			if t, err = d.timestamp(); err == nil {
+				*times = append(*times, t)
+				r.ApproximateArrivalTimestamp = &(*times)[len(*times)-1]
+			}
+		case "EncryptionType":
+			var s string
+			if s, err = d.text(); err == nil {
+				r.EncryptionType = types.EncryptionType(s)
+			}
+		default:
+			err = d.skip(0)
+		}
+		if err != nil {
+			return fmt.Errorf("%s: %w", k, err)
+		}
+	}
+	if r.SequenceNumber == nil {
+		return errors.New("no SequenceNumber")
+	}
+	if r.Data == nil {
+		r.Data = []byte{}
+	}
+	return nil
+}
+
+func (d *decoder) childShards() ([]types.ChildShard, error) {
+	n, err := d.container(majArray)
+	if err != nil {
+		return nil, err
+	}
+	var out []types.ChildShard
+	for i := 0; d.more(i, n); i++ {
+		var c types.ChildShard
+		m, err := d.container(majMap)
+		if err != nil {
+			return nil, err
+		}
+		for j := 0; d.more(j, m); j++ {
+			k, err := d.key()
+			if err != nil {
+				return nil, err
+			}
+			switch k {
+			case "ShardId":
+				var s string
+				if s, err = d.text(); err == nil {
+					c.ShardId = &[]string{string([]byte(s))}[0]
+				}
+			case "ParentShards":
+				var p int
+				if p, err = d.container(majArray); err == nil {
+					for x := 0; err == nil && d.more(x, p); x++ {
+						var s string
+						if s, err = d.text(); err == nil {
+							c.ParentShards = append(c.ParentShards, string([]byte(s)))
+						}
+					}
+				}
+			case "HashKeyRange":
+				c.HashKeyRange, err = d.hashKeyRange()
+			default:
+				err = d.skip(0)
+			}
+			if err != nil {
+				return nil, fmt.Errorf("child shard %d: %s: %w", i, k, err)
+			}
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+func (d *decoder) hashKeyRange() (*types.HashKeyRange, error) {
+	n, err := d.container(majMap)
+	if err != nil {
+		return nil, err
+	}
+	h := &types.HashKeyRange{}
+	for i := 0; d.more(i, n); i++ {
+		k, err := d.key()
+		if err != nil {
+			return nil, err
+		}
+		var s string
+		switch k {
+		case "StartingHashKey":
+			if s, err = d.text(); err == nil {
+				h.StartingHashKey = &[]string{string([]byte(s))}[0]
+			}
+		case "EndingHashKey":
+			if s, err = d.text(); err == nil {
+				h.EndingHashKey = &[]string{string([]byte(s))}[0]
+			}
+		default:
+			err = d.skip(0)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	return h, nil
+}
+
+// decodeError reads __type and message from an error answer; empty when
+// the body is not a CBOR map.
+func decodeError(buf []byte) (code, msg string) {
+	d := &decoder{b: buf}
+	n, err := d.container(majMap)
+	if err != nil {
+		return "", ""
+	}
+	for i := 0; d.more(i, n); i++ {
+		k, err := d.key()
+		if err != nil {
+			return code, msg
+		}
+		switch k {
+		case "__type", "code":
+			s, err := d.text()
+			if err != nil {
+				return code, msg
+			}
+			code = string([]byte(s))
+		case "message", "Message":
+			s, err := d.text()
+			if err != nil {
+				return code, msg
+			}
+			msg = string([]byte(s))
+		default:
+			if d.skip(0) != nil {
+				return code, msg
+			}
+		}
+	}
+	return code, msg
+}
+
+// encodeGetRecords writes {"ShardIterator": it, "Limit": limit}.
+func encodeGetRecords(it string, limit *int32) []byte {
+	b := make([]byte, 0, len(it)+40)
+	n := uint64(1)
+	if limit != nil {
+		n = 2
+	}
+	b = appendHead(b, majMap, n)
+	b = appendText(b, "ShardIterator")
+	b = appendText(b, it)
+	if limit != nil {
+		b = appendText(b, "Limit")
+		if *limit >= 0 {
+			b = appendHead(b, majUint, uint64(*limit))
+		} else {
+			b = appendHead(b, majNegint, uint64(-1-int64(*limit)))
+		}
+	}
+	return b
+}
+
+func appendText(b []byte, s string) []byte {
+	return append(appendHead(b, majText, uint64(len(s))), s...)
+}
+
+func appendHead(b []byte, major byte, n uint64) []byte {
+	m := major << 5
+	switch {
+	case n < 24:
+		return append(b, m|byte(n))
+	case n <= math.MaxUint8:
+		return append(b, m|24, byte(n))
+	case n <= math.MaxUint16:
+		return binary.BigEndian.AppendUint16(append(b, m|25), uint16(n))
+	case n <= math.MaxUint32:
+		return binary.BigEndian.AppendUint32(append(b, m|26), uint32(n))
+	}
+	return binary.BigEndian.AppendUint64(append(b, m|27), n)
+}
