@@ -182,6 +182,9 @@ func (c *Config) fill() error {
 	if c.ReadBudget == 0 {
 		c.ReadBudget = 16 << 20
 	}
+	if c.BatchSize == 0 {
+		c.BatchSize = 100 // dispatch's default, which read's chunks follow
+	}
 	if c.MaxBatchBytes == 0 {
 		c.MaxBatchBytes = DefaultMaxBatchBytes
 	}

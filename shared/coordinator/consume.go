@@ -202,8 +202,9 @@ func (w *Worker) consume(h *held, st *shardStats) consumeResult {
 	drops := dropReporter{log: log, every: w.cfg.CheckpointInterval}
 	log.Info("shard started", "from", describeStart(start, ts))
 	var recs []stream.Record
+	var pend pending
 	for {
-		b, err := w.read(h.fetchCtx, l.Key, reader, hr, resume, &recs, st, h, &drops)
+		b, err := w.read(h.fetchCtx, l.Key, reader, hr, resume, &recs, &pend, st, h, &drops)
 		if err != nil {
 			if res, ok := lost(); ok {
 				return res
@@ -372,34 +373,59 @@ func (w *Worker) shardGone(ctx context.Context, shardID string) (bool, []string,
 	return true, children, nil
 }
 
-// read fetches the next batch into recs, de-aggregated and with the records
-// the checkpoint covers dropped. With MaxBatchingWindow it keeps reading
-// until the batch is full (records or bytes), the window passes or the
-// shard ends.
-func (w *Worker) read(ctx context.Context, shardID string, r *fetch.Reader, hr kpl.HashRange, resume *stream.Position, recs *[]stream.Record, st *shardStats, h *held, drops *dropReporter) (fetch.Batch, error) {
+// pending is what a shard has read and not yet de-aggregated: the rest of
+// the last GetRecords answer.
+type pending struct {
+	recs  []types.Record
+	batch fetch.Batch // the answer (End, Children, MillisBehindLatest)
+}
+
+// chunk is how many user records read de-aggregates at a time: what one
+// Deliver call can have in flight. The rest of an answer waits as Kinesis
+// records (whose data the user records share), so that a shard holds its
+// answer's bytes and at most a chunk of user records, whatever the
+// records per aggregate.
+func (w *Worker) chunk() int {
+	return max(1, w.cfg.BatchSize) * max(1, w.cfg.ParallelizationFactor)
+}
+
+// read puts the next user records into recs: de-aggregated, a chunk at a
+// time, with the records the checkpoint covers dropped; it reads from
+// Kinesis only when nothing is pending. With MaxBatchingWindow it keeps
+// reading until the batch is full (records or bytes), the window passes or
+// the shard ends. The Batch returned has End (and Children) only with the
+// last records of the shard's last answer.
+func (w *Worker) read(ctx context.Context, shardID string, r *fetch.Reader, hr kpl.HashRange, resume *stream.Position, recs *[]stream.Record, p *pending, st *shardStats, h *held, drops *dropReporter) (fetch.Batch, error) {
 	*recs = (*recs)[:0]
 	deadline := time.Now().Add(w.cfg.MaxBatchingWindow)
 	bytes := 0
+	chunk := w.chunk()
 	for {
-		r.SetTargetBytes(w.readTarget())
-		b, err := r.Next(ctx)
-		if w.cfg.MetricsLevel != metrics.None { // only metric backends read it
-			st.setFetch(r.Stats())
-		}
-		if err != nil {
-			return b, err
+		if len(p.recs) == 0 {
+			r.SetTargetBytes(w.readTarget())
+			b, err := r.Next(ctx)
+			if w.cfg.MetricsLevel != metrics.None { // only metric backends read it
+				st.setFetch(r.Stats())
+			}
+			if err != nil {
+				return b, err
+			}
+			p.recs, b.Records = b.Records, nil
+			p.batch = b
 		}
 		var ks kpl.Stats
 		from := len(*recs)
-		for i := range b.Records {
+		i := 0
+		for ; i < len(p.recs) && len(*recs) < chunk; i++ {
 			var s kpl.Stats
-			*recs, s = kpl.Deaggregate(*recs, shardID, &b.Records[i], hr)
+			*recs, s = kpl.Deaggregate(*recs, shardID, &p.recs[i], hr)
 			ks.Add(s)
 		}
-		// The answer's blobs are not needed past de-aggregation (user
-		// records of an aggregate hold copies): let them go before the
-		// batch is delivered.
-		b.Records = nil
+		clear(p.recs[:i]) // let each answer record go once de-aggregated
+		p.recs = p.recs[i:]
+		if len(p.recs) == 0 {
+			p.recs = nil
+		}
 		if resume != nil {
 			kept := (*recs)[:from]
 			for _, rec := range (*recs)[from:] {
@@ -413,7 +439,7 @@ func (w *Worker) read(ctx context.Context, shardID string, r *fetch.Reader, hr k
 		for _, rec := range (*recs)[from:] {
 			bytes += len(rec.Data)
 		}
-		st.addRead(ks, b.MillisBehindLatest)
+		st.addRead(ks, p.batch.MillisBehindLatest)
 		if ks.DroppedOutOfRange > 0 {
 			drops.add(int64(ks.DroppedOutOfRange))
 			h.addDropped(int64(ks.DroppedOutOfRange))
@@ -421,8 +447,17 @@ func (w *Worker) read(ctx context.Context, shardID string, r *fetch.Reader, hr k
 		if ks.Malformed > 0 {
 			w.log.Warn("malformed KPL aggregates delivered as they are", "shard", shardID, "count", ks.Malformed)
 		}
-		if b.End || w.cfg.MaxBatchingWindow <= 0 || len(*recs) >= w.cfg.BatchSize || bytes >= w.cfg.MaxBatchBytes || !time.Now().Before(deadline) {
-			return b, nil
+		out := p.batch
+		if len(p.recs) > 0 {
+			// More of this answer is pending: not its end yet.
+			out.End, out.Children = false, nil
+			if len(*recs) >= chunk || len(*recs) >= w.cfg.BatchSize && w.cfg.MaxBatchingWindow > 0 {
+				return out, nil
+			}
+			continue // all dropped (at or before the checkpoint): go on
+		}
+		if out.End || w.cfg.MaxBatchingWindow <= 0 || len(*recs) >= w.cfg.BatchSize || bytes >= w.cfg.MaxBatchBytes || !time.Now().Before(deadline) {
+			return out, nil
 		}
 	}
 }
