@@ -183,6 +183,7 @@ func runCostScenario(b *testing.B, sc costScenario, window time.Duration) {
 	handledIn := handled.Load() - handledBefore
 	b.StopTimer()
 
+	scanCost(b, standintest.DynamoDBClient(d.Endpoint), app)
 	var users int64
 	if prodStop != nil {
 		users = prodStop()
@@ -211,13 +212,67 @@ func runCostScenario(b *testing.B, sc costScenario, window time.Duration) {
 	b.ReportMetric(r.wcu*perShardHour, "WCU/shard-h")
 	for _, op := range win.names() {
 		if c := win.ops[op]; c.calls > 0 && !strings.HasPrefix(op, "kinesis.") {
-			b.ReportMetric(float64(c.calls)*perShardHour, op+"/shard-h")
+			b.ReportMetric(float64(c.calls)*perShardHour, strings.NewReplacer(" (", ".", ")", "").Replace(op)+"/shard-h")
 		}
 	}
 	if c := win.ops["kinesis.ListShards"]; c.calls > 0 {
 		b.ReportMetric(float64(c.calls)*perShardHour, "ListShards/shard-h")
 	}
 	b.ReportMetric(0, "ns/op") // the window is fixed: time per op says nothing
+}
+
+// scanCost logs what one Scan of the lease table costs, consistent (as
+// Shardline reads it) and eventually consistent (as the KCL does), and
+// the size of its items by DynamoDB's rules (attribute names plus values).
+func scanCost(b *testing.B, c *dynamodb.Client, table string) {
+	b.Helper()
+	units := map[bool]float64{}
+	var items []map[string]dtypes.AttributeValue
+	for _, consistent := range []bool{true, false} {
+		out, err := c.Scan(context.Background(), &dynamodb.ScanInput{TableName: &table, ConsistentRead: &consistent,
+			ReturnConsumedCapacity: dtypes.ReturnConsumedCapacityTotal})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if out.ConsumedCapacity != nil && out.ConsumedCapacity.CapacityUnits != nil {
+			units[consistent] = *out.ConsumedCapacity.CapacityUnits
+		}
+		items = out.Items
+	}
+	var sizes []int
+	total := 0
+	for _, it := range items {
+		n := itemSize(it)
+		sizes = append(sizes, n)
+		total += n
+	}
+	slices.Sort(sizes)
+	b.Logf("one Scan of the lease table (%d items, %d bytes, item sizes %v): consistent %.1f RCU, eventually consistent %.1f RCU",
+		len(items), total, sizes, units[true], units[false])
+}
+
+// itemSize is an item's size as DynamoDB bills it: names plus values
+// (numbers: about one byte per two significant digits, plus one).
+func itemSize(item map[string]dtypes.AttributeValue) int {
+	n := 0
+	for k, v := range item {
+		n += len(k)
+		switch v := v.(type) {
+		case *dtypes.AttributeValueMemberS:
+			n += len(v.Value)
+		case *dtypes.AttributeValueMemberN:
+			n += (len(strings.TrimLeft(strings.TrimPrefix(v.Value, "-"), "0"))+1)/2 + 1
+		case *dtypes.AttributeValueMemberSS:
+			for _, e := range v.Value {
+				n += len(e)
+			}
+		case *dtypes.AttributeValueMemberBOOL, *dtypes.AttributeValueMemberNULL:
+			n++
+		default:
+			n += 8 // not in a lease item; a rough figure
+		}
+	}
+	return n
 }
 
 // startProducer puts perSecond user records a second, spread over the
@@ -323,8 +378,39 @@ func (m *ddbMeter) handleDynamoDB(ctx context.Context, in middleware.InitializeI
 	askCapacity(in.Parameters)
 	out, md, err := next.HandleInitialize(ctx, in)
 	cc := consumed(out.Result)
-	m.add(awsmiddleware.GetOperationName(ctx), err, cc)
+	op := awsmiddleware.GetOperationName(ctx)
+	if u, ok := in.Parameters.(*dynamodb.UpdateItemInput); ok {
+		op += " (" + updateKind(u) + ")"
+	}
+	m.add(op, err, cc)
 	return out, md, err
+}
+
+// updateKind tells a lease-table UpdateItem by what it writes (the
+// attribute names of package lease's expressions: #aN set, #rN removed).
+func updateKind(u *dynamodb.UpdateItemInput) string {
+	set, removed := map[string]bool{}, map[string]bool{}
+	for k, v := range u.ExpressionAttributeNames {
+		switch {
+		case strings.HasPrefix(k, "#a"):
+			set[v] = true
+		case strings.HasPrefix(k, "#r"):
+			removed[v] = true
+		}
+	}
+	switch {
+	case set["shardlineParked"]:
+		return "park"
+	case removed["leaseOwner"]:
+		return "release"
+	case set["leaseOwner"]:
+		return "take"
+	case set["shardlineLastRenewal"]:
+		return "renew"
+	case set["checkpoint"]:
+		return "checkpoint"
+	}
+	return "other"
 }
 
 func (m *ddbMeter) handleKinesis(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
@@ -453,16 +539,22 @@ func (s meterSnapshot) names() []string {
 var readOps = map[string]bool{"GetItem": true, "Scan": true, "Query": true, "BatchGetItem": true, "TransactGetItems": true}
 var writeOps = map[string]bool{"PutItem": true, "UpdateItem": true, "DeleteItem": true, "BatchWriteItem": true, "TransactWriteItems": true}
 
+// opBase is an operation's name without its kind: "UpdateItem (renew)" -> "UpdateItem".
+func opBase(op string) string {
+	base, _, _ := strings.Cut(op, " (")
+	return base
+}
+
 type costTotals struct{ reads, rcu, writes, wcu float64 }
 
 func (s meterSnapshot) totals() costTotals {
 	var t costTotals
 	for op, c := range s.ops {
 		switch {
-		case readOps[op]:
+		case readOps[opBase(op)]:
 			t.reads += float64(c.calls)
 			t.rcu += c.units
-		case writeOps[op]:
+		case writeOps[opBase(op)]:
 			t.writes += float64(c.calls)
 			t.wcu += c.units
 		}
