@@ -64,7 +64,7 @@ tidy-check:
 	@$(GO) mod tidy -diff >/dev/null 2>&1 || { echo "go mod tidy would change go.mod/go.sum:"; $(GO) mod tidy -diff; exit 1; }
 
 bench:
-	$(GO) test -run='^$$' -bench=. -benchmem ./...
+	$(GO) test -run='^$$' -bench=. -benchmem -timeout 30m ./...
 
 # Shardline beside harlow/kinesis-consumer and vmware-go-kcl-v2 on the same
 # stand-ins (a module of its own: shared/bench/peers; see its README).
