@@ -36,6 +36,7 @@ type Report struct {
 	// CPUFirstSeconds is what reading from the first record to the N-th
 	// cost, without start-up.
 	CPUFirstSeconds float64 `json:"cpu_first_seconds"`
+	FirstBatch      int64   `json:"first_batch"` // user records in the handler call of the first record
 	UserSeconds     float64 `json:"user_seconds"`
 	SysSeconds      float64 `json:"sys_seconds"`
 	MaxRSSKB        int64   `json:"max_rss_kb"`
@@ -73,6 +74,7 @@ type counter struct {
 	n        atomic.Int64
 	first    atomic.Int64 // ns since start, 0 until the first record
 	cpuFirst atomic.Int64 // CPU ns (user + sys) at the first record
+	firstK   atomic.Int64 // user records in that handler call
 	last     atomic.Int64
 	done     chan struct{}
 	closeMu  sync.Once
@@ -90,6 +92,7 @@ func (c *counter) add(k int) {
 	now := int64(time.Since(c.start))
 	if c.first.CompareAndSwap(0, now) {
 		c.cpuFirst.Store(int64(cpuTime()))
+		c.firstK.Store(int64(k))
 	}
 	n := c.n.Add(int64(k))
 	if c.lat != nil {
@@ -227,6 +230,7 @@ func run(start time.Time, args []string) error {
 	}
 	rep.CPUSeconds = rep.UserSeconds + rep.SysSeconds
 	rep.CPUFirstSeconds = time.Duration(c.cpuFirst.Load()).Seconds()
+	rep.FirstBatch = c.firstK.Load()
 	if c.lat != nil {
 		rep.Latency = c.lat.report()
 	}
