@@ -80,6 +80,7 @@ func (r *runner) latency(ctx context.Context, kc *kinesis.Client, endpoint strin
 			}
 			if x.err == nil {
 				x.rep.WallSeconds = time.Since(start).Seconds()
+				x.rep.PutRate = float64(made) / time.Since(start).Seconds()
 				l := x.rep.Latency
 				r.logf("%s latency on %s: %d samples, p50 %.0f ms, p99 %.0f ms, max %.0f ms; %d records put in %.1fs", lib, stream, l.Samples, l.P50MS, l.P99MS, l.MaxMS, made, time.Since(start).Seconds())
 			}
