@@ -59,7 +59,13 @@ func (r *runner) latency(ctx context.Context, kc *kinesis.Client, endpoint strin
 	done := make(chan result, 1)
 	peerCtx, stopPeer := context.WithCancel(ctx)
 	defer stopPeer()
+	// putCtx ends when the peer has exited, so a slow PutRecords does
+	// not hold the run.
+	putCtx, stopPuts := context.WithCancel(ctx)
+	defer stopPuts()
+	p.GiveUpAfter = 30 * time.Second
 	go func() {
+		defer stopPuts()
 		rep, err := r.peer(peerCtx, "-lib", lib, "-stream", stream, "-n", fmt.Sprint(samples), "-kinesis", endpoint,
 			"-latency", "-warmup", fmt.Sprint(r.opt.warmup))
 		done <- result{rep, err}
@@ -104,7 +110,10 @@ func (r *runner) latency(ctx context.Context, kc *kinesis.Client, endpoint strin
 			made += due
 		}
 		if len(buf) > 0 && (v.aggregate <= 1 || now.Sub(lastFlush) >= r.opt.kplFlush) {
-			if err := p.Put(ctx, buf); err != nil {
+			if err := p.Put(putCtx, buf); err != nil {
+				if putCtx.Err() != nil && ctx.Err() == nil {
+					continue // the peer is done: its result is in done
+				}
 				putErr = fmt.Errorf("put: %w", err)
 				stopPeer()
 				continue
