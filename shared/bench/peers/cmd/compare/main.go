@@ -1,14 +1,26 @@
 // Command compare runs the peer comparison of issue #11: it starts the
-// stand-ins (kinesis-mock, DynamoDB Local), preloads two streams with the
-// same user records (KPL-aggregated and plain), builds cmd/peer, runs each
-// library's consumer on each stream as a child process -runs times, one at
-// a time, and prints a Markdown table to stdout (progress on stderr).
+// stand-ins (kinesis-mock, DynamoDB Local), preloads streams with the same
+// user records (KPL-aggregated and plain, and a 100-shard KPL stream),
+// copies them into an in-process fake Kinesis (internal/fakekinesis,
+// served on 127.0.0.1 by this process, so that its CPU is not the
+// consumer's), builds cmd/peer and runs each library's consumer as a child
+// process, one at a time, -runs times:
 //
-//	cd shared/bench/peers && go run ./cmd/compare [-kpl 100000] [-plain 20000] [-shards 4] [-runs 2] [-libs harlow,vmware,shardline]
+//   - backlog: TRIM_HORIZON to the end of each stream, on the fake and on
+//     kinesis-mock (records/s, CPU per user record first→last and whole
+//     process, peak RSS, time to first record);
+//   - 100 shards: Shardline holding a 100-shard stream with a backlog;
+//   - first record once the lease table exists: Shardline;
+//   - latency: a new 4-shard stream on kinesis-mock, the consumer started
+//     first, then 1,000 user records/s put for -latency-duration, plain and
+//     KPL-aggregated, each user record carrying its producer timestamp;
+//   - with -profile DIR: CPU and heap profiles of Shardline on the fake.
 //
-// The stand-ins run on the same machine as the consumers: wall-clock
-// figures include kinesis-mock's own CPU, so compare them between rows,
-// not with AWS.
+// It prints Markdown on stdout (progress on stderr) and writes it into
+// -write (default the repository's BENCHMARKS.md, between
+// <!-- peers:begin --> and <!-- peers:end -->).
+//
+//	cd shared/bench/peers && go run ./cmd/compare [-runs 2] [-quick] [-profile DIR] [-write PATH]
 package main
 
 import (
@@ -19,20 +31,26 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime"
+	"strconv"
 	"strings"
+	"sync/atomic"
+	"syscall"
 	"time"
 
-	"github.com/shardline/shardline/shared/kpl"
+	"github.com/shardline/shardline/shared/bench/peers/internal/fakekinesis"
 	"github.com/shardline/shardline/shared/produce"
 	"github.com/shardline/shardline/shared/standin"
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "compare:", err)
@@ -42,43 +60,113 @@ func main() {
 
 // report is cmd/peer's JSON line.
 type report struct {
-	Lib          string  `json:"lib"`
-	Records      int64   `json:"records"`
-	FirstSeconds float64 `json:"first_seconds"`
-	LastSeconds  float64 `json:"last_seconds"`
-	CPUSeconds   float64 `json:"cpu_seconds"`
-	MaxRSSKB     int64   `json:"max_rss_kb"`
+	Lib             string  `json:"lib"`
+	Records         int64   `json:"records"`
+	FirstSeconds    float64 `json:"first_seconds"`
+	LastSeconds     float64 `json:"last_seconds"`
+	CPUSeconds      float64 `json:"cpu_seconds"`
+	CPUFirstSeconds float64 `json:"cpu_first_seconds"`
+	FirstBatch      int64   `json:"first_batch"`
+	MaxRSSKB        int64   `json:"max_rss_kb"`
+	Latency         *struct {
+		Samples int64   `json:"samples"`
+		P50MS   float64 `json:"p50_ms"`
+		P90MS   float64 `json:"p90_ms"`
+		P99MS   float64 `json:"p99_ms"`
+		MaxMS   float64 `json:"max_ms"`
+	} `json:"latency"`
+	// Filled in by compare:
+	WallSeconds float64 // the child's whole life
+	PutRate     float64 // latency runs: user records put per second
+	MockCPU     float64 // kinesis-mock's CPU seconds during the run
 }
 
 type dataset struct {
+	key       string // kpl, plain, shards100
 	name      string
 	stream    string
 	records   int
+	shards    int
 	aggregate int // user records per Kinesis record; 0: plain
 }
 
+// result is one row: a library on a dataset from a source.
 type result struct {
-	ds   dataset
-	lib  string
-	runs []report
-	err  error
+	section string // backlog, shards100, firstrecord, latency
+	source  string // fake, kinesis-mock
+	ds      dataset
+	lib     string
+	runs    []report
+	err     error
 }
+
+type options struct {
+	runs              int
+	libs              []string
+	timeout           time.Duration
+	shardSync         time.Duration
+	latencyDuration   time.Duration
+	rate, warmup      int
+	kplFlush, plainTk time.Duration
+	profileDir        string
+}
+
+const (
+	srcFake = "fake"
+	srcMock = "kinesis-mock"
+)
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("compare", flag.ContinueOnError)
-	nKPL := fs.Int("kpl", 100000, "user records in the KPL-aggregated stream (0: skip)")
+	fs.SetOutput(stderr)
+	nKPL := fs.Int("kpl", 400000, "user records in the KPL-aggregated backlog stream (0: skip)")
 	agg := fs.Int("aggregate", 100, "user records per KPL aggregate")
-	nPlain := fs.Int("plain", 20000, "records in the plain stream (0: skip)")
-	shards := fs.Int("shards", 4, "shards per stream")
-	runs := fs.Int("runs", 2, "runs per library and stream")
+	nPlain := fs.Int("plain", 30000, "records in the plain backlog stream (0: skip)")
+	shards := fs.Int("shards", 4, "shards of the backlog and latency streams")
+	n100 := fs.Int("shards100", 100000, "KPL user records in the 100-shard stream Shardline holds (0: skip)")
+	runs := fs.Int("runs", 2, "runs of everything")
 	libs := fs.String("libs", "harlow,vmware,shardline", "libraries, comma-separated")
 	peer := fs.String("peer", "", "a built cmd/peer binary (default: go build it)")
 	timeout := fs.Duration("timeout", 5*time.Minute, "per run")
 	shardSync := fs.Duration("vmware-shard-sync", time.Second, "vmware's ShardSyncIntervalMillis (0: its default, 60 s; it takes one lease per sync)")
+	latDur := fs.Duration("latency-duration", 30*time.Second, "measured part of each latency run (0: skip the latency runs)")
+	rate := fs.Int("rate", 1000, "user records per second in the latency runs")
+	warmup := fs.Int("warmup", 2000, "latency: user records the consumer receives before samples count (records produced later count)")
+	profileDir := fs.String("profile", "", "write Shardline's CPU and heap profiles of the fake KPL and plain runs into this directory")
+	write := fs.String("write", "", "write the Markdown into this file between <!-- peers:begin --> and <!-- peers:end --> (default: the repository's BENCHMARKS.md; \"-\": nowhere; with -quick: nowhere unless given)")
+	quick := fs.Bool("quick", false, "smoke run: small streams, one run, 5 s latency runs, writes nothing unless -write is given")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	logf := func(format string, a ...any) { fmt.Fprintf(stderr, format+"\n", a...) }
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if *quick {
+		for name, v := range map[string]string{"kpl": "20000", "plain": "5000", "shards100": "10000", "runs": "1", "latency-duration": "5s", "warmup": "500"} {
+			if !set[name] {
+				fs.Set(name, v)
+			}
+		}
+	}
+	dest := *write
+	switch {
+	case dest == "-" || (*quick && !set["write"]):
+		dest = ""
+	case dest == "":
+		root, err := repoRoot()
+		if err != nil {
+			return fmt.Errorf("-write: %w", err)
+		}
+		dest = filepath.Join(root, "BENCHMARKS.md")
+	}
+	opt := options{
+		runs: *runs, libs: strings.Split(*libs, ","), timeout: *timeout, shardSync: *shardSync,
+		latencyDuration: *latDur, rate: *rate, warmup: *warmup,
+		kplFlush: 50 * time.Millisecond, plainTk: 10 * time.Millisecond, profileDir: *profileDir,
+	}
+	logf := func(format string, a ...any) {
+		fmt.Fprintf(stderr, "%s "+format+"\n", append([]any{time.Now().Format("15:04:05")}, a...)...)
+	}
+	began := time.Now()
 
 	tmp, err := os.MkdirTemp("", "shardline-peers-")
 	if err != nil {
@@ -94,17 +182,26 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("build cmd/peer: %w", err)
 		}
 	}
+	if opt.profileDir != "" {
+		if err := os.MkdirAll(opt.profileDir, 0o755); err != nil {
+			return err
+		}
+	}
 
 	var sets []dataset
 	if *nKPL > 0 {
-		sets = append(sets, dataset{name: fmt.Sprintf("KPL (%d per aggregate)", *agg), stream: "peers-kpl", records: *nKPL, aggregate: *agg})
+		sets = append(sets, dataset{key: "kpl", name: fmt.Sprintf("KPL (%d per aggregate)", *agg), stream: "peers-kpl", records: *nKPL, shards: *shards, aggregate: *agg})
 	}
 	if *nPlain > 0 {
-		sets = append(sets, dataset{name: "plain", stream: "peers-plain", records: *nPlain})
+		sets = append(sets, dataset{key: "plain", name: "plain", stream: "peers-plain", records: *nPlain, shards: *shards})
+	}
+	var ds100 *dataset
+	if *n100 > 0 {
+		ds100 = &dataset{key: "shards100", name: fmt.Sprintf("KPL (%d per aggregate), 100 shards", *agg), stream: "peers-100", records: *n100, shards: 100, aggregate: *agg}
 	}
 	var spec []string
-	for _, d := range sets {
-		spec = append(spec, fmt.Sprintf("%s:%d", d.stream, *shards))
+	for _, d := range append(sets, deref(ds100)...) {
+		spec = append(spec, fmt.Sprintf("%s:%d", d.stream, d.shards))
 	}
 	logf("starting stand-ins")
 	ks, err := standin.StartKinesis(ctx, standin.KinesisOptions{InitializeStreams: strings.Join(spec, ",")})
@@ -112,76 +209,264 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("kinesis-mock: %w", err)
 	}
 	defer ks.Stop()
-	ds, err := standin.StartDynamoDB(ctx, standin.DynamoDBOptions{})
+	dsrv, err := standin.StartDynamoDB(ctx, standin.DynamoDBOptions{})
 	if err != nil {
 		return fmt.Errorf("dynamodb local: %w", err)
 	}
-	defer ds.Stop()
-	logf("kinesis %s, dynamodb %s", ks.Endpoint, ds.Endpoint)
+	defer dsrv.Stop()
+	logf("kinesis-mock %s (pid %d), dynamodb %s (pid %d)", ks.Endpoint, ks.PID, dsrv.Endpoint, dsrv.PID)
+	// The latency runs put into a kinesis-mock of their own: the one
+	// holding the backlog streams is slow to take puts (a 50,000-record
+	// plain preload ran at ~400 records/s, a 1,000/s producer fell to
+	// ~280/s).
+	lks := ks
+	if opt.latencyDuration > 0 {
+		if lks, err = standin.StartKinesis(ctx, standin.KinesisOptions{}); err != nil {
+			return fmt.Errorf("kinesis-mock for the latency runs: %w", err)
+		}
+		defer lks.Stop()
+		logf("kinesis-mock for the latency runs %s (pid %d)", lks.Endpoint, lks.PID)
+	}
+	lkc := standin.KinesisClient(lks.Endpoint)
 
 	kc := standin.KinesisClient(ks.Endpoint)
-	for _, d := range sets {
+	fake := fakekinesis.New()
+	var unknown atomic.Int64
+	fake.Logf = func(format string, a ...any) {
+		if strings.Contains(format, "UNKNOWN") {
+			unknown.Add(1)
+		}
+		logf(format, a...)
+	}
+	preload := map[string]float64{}
+	for _, d := range append(sets, deref(ds100)...) {
 		t0 := time.Now()
 		p, err := produce.New(ctx, kc, d.stream, d.aggregate)
 		if err != nil {
 			return err
 		}
-		recs := make([]kpl.UserRecord, 0, d.records)
-		for i := range d.records {
-			recs = append(recs, kpl.UserRecord{PartitionKey: fmt.Sprint("key-", i%1000), Data: fmt.Appendf(nil, "key-%d:%d 1 2 3 4 5 6 7 8 9", i%1000, i)})
-		}
-		for len(recs) > 0 { // in slices, so a failure says where
-			k := min(len(recs), 10000)
-			if err := p.Put(ctx, recs[:k]); err != nil {
+		for i := 0; i < d.records; i += 10000 { // in slices, so a failure says where
+			recs := userRecords(i, min(10000, d.records-i), time.Now())
+			if err := p.Put(ctx, recs); err != nil {
 				return fmt.Errorf("preload %s: %w", d.stream, err)
 			}
-			recs = recs[k:]
 		}
-		logf("preloaded %s: %d user records in %.1fs", d.stream, d.records, time.Since(t0).Seconds())
+		st, err := fakekinesis.Load(ctx, kc, d.stream)
+		if err != nil {
+			return fmt.Errorf("copy %s into the fake: %w", d.stream, err)
+		}
+		fake.Add(st)
+		preload[d.stream] = time.Since(t0).Seconds()
+		logf("preloaded %s: %d user records in %d Kinesis records over %d shards, %.1fs (copied into the fake)", d.stream, d.records, st.Records(), len(st.Shards), time.Since(t0).Seconds())
 	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	hs := &http.Server{Handler: fake}
+	go hs.Serve(ln)
+	defer hs.Close()
+	fakeURL := "http://" + ln.Addr().String()
+	logf("fake Kinesis %s", fakeURL)
 
-	env := append(os.Environ(), standin.Env(ks.Endpoint, ds.Endpoint)...)
+	env := append(os.Environ(), standin.Env(ks.Endpoint, dsrv.Endpoint)...)
 	env = append(env, "AWS_EC2_METADATA_DISABLED=true")
-	var results []result
-	for _, d := range sets {
-		for lib := range strings.SplitSeq(*libs, ",") {
-			r := result{ds: d, lib: lib}
-			for i := range *runs {
-				rep, err := runPeer(ctx, *peer, env, lib, d, ks.Endpoint, ds.Endpoint, *timeout, *shardSync)
-				if err != nil {
-					logf("%s on %s, run %d: %v", lib, d.stream, i+1, err)
-					r.err = err
-					break
-				}
-				logf("%s on %s, run %d: %.2fs to first, %.2fs to last, %.2f CPU s, %d MB", lib, d.stream, i+1, rep.FirstSeconds, rep.LastSeconds, rep.CPUSeconds, rep.MaxRSSKB/1024)
-				r.runs = append(r.runs, rep)
+	r := &runner{bin: *peer, env: env, ddb: dsrv.Endpoint, opt: opt, mockPID: ks.PID, logf: logf,
+		endpoints: map[string]string{srcFake: fakeURL, srcMock: ks.Endpoint}}
+
+	// One row per (section, source, dataset, lib); runs appended round by
+	// round, so run 2 of everything comes after run 1 of everything.
+	var rows []*result
+	row := func(section, source string, d dataset, lib string) *result {
+		for _, x := range rows {
+			if x.section == section && x.source == source && x.ds.key == d.key && x.lib == lib {
+				return x
 			}
-			results = append(results, r)
+		}
+		x := &result{section: section, source: source, ds: d, lib: lib}
+		rows = append(rows, x)
+		return x
+	}
+	do := func(x *result, f func() (report, error)) {
+		if x.err != nil {
+			return // failed before: do not repeat
+		}
+		rep, err := f()
+		if err != nil {
+			logf("%s %s %s %s: %v", x.section, x.source, x.ds.stream, x.lib, err)
+			x.err = err
+			return
+		}
+		x.runs = append(x.runs, rep)
+	}
+	for round := 1; round <= opt.runs; round++ {
+		logf("round %d of %d", round, opt.runs)
+		for _, src := range []string{srcFake, srcMock} {
+			for _, d := range sets {
+				for _, lib := range opt.libs {
+					x := row("backlog", src, d, lib)
+					do(x, func() (report, error) { return r.backlog(ctx, src, d, lib, "", nil) })
+				}
+			}
+			if ds100 != nil && contains(opt.libs, "shardline") {
+				x := row("shards100", src, *ds100, "shardline")
+				do(x, func() (report, error) { return r.backlog(ctx, src, *ds100, "shardline", "", nil) })
+			}
+			if len(sets) > 0 && contains(opt.libs, "shardline") {
+				d := sets[len(sets)-1]
+				x := row("firstrecord", src, d, "shardline")
+				do(x, func() (report, error) { return r.firstRecord(ctx, src, d, round) })
+			}
+		}
+		if opt.latencyDuration > 0 {
+			for _, v := range []dataset{
+				{key: "plain", name: "plain", shards: *shards},
+				{key: "kpl", name: fmt.Sprintf("KPL (≤%d per aggregate, flushed every %v)", *agg, opt.kplFlush), shards: *shards, aggregate: *agg},
+			} {
+				for _, lib := range opt.libs {
+					x := row("latency", srcMock, v, lib)
+					do(x, func() (report, error) { return r.latency(ctx, lkc, lks.Endpoint, v, lib, round) })
+				}
+			}
 		}
 	}
-	writeTable(stdout, results, *shards, *shardSync)
+	profiles := map[string]string{}
+	if opt.profileDir != "" && contains(opt.libs, "shardline") {
+		for _, d := range sets {
+			base := filepath.Join(opt.profileDir, "shardline-fake-"+d.key)
+			_, err := r.backlog(ctx, srcFake, d, "shardline", "", []string{"-cpuprofile", base + ".cpu.pprof", "-memprofile", base + ".heap.pprof"})
+			if err != nil {
+				logf("profile %s: %v", d.stream, err)
+				continue
+			}
+			profiles[d.key] = base
+			logf("profiles: %s.cpu.pprof, %s.heap.pprof", base, base)
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return err // interrupted: write nothing
+	}
+	calls := fake.Calls()
+	logf("fake Kinesis calls: %v", calls)
+
+	var md bytes.Buffer
+	writeReport(&md, reportInput{
+		rows: rows, opt: opt, args: args, began: began, took: time.Since(began), preload: preload,
+		fakeCalls: calls, unknown: unknown.Load(), profiles: profiles, quick: *quick,
+	})
+	stdout.Write(md.Bytes())
+	if dest != "" {
+		if err := writeBetweenMarkers(dest, md.Bytes()); err != nil {
+			return err
+		}
+		logf("wrote %s", dest)
+	}
 	return nil
 }
 
-func runPeer(ctx context.Context, bin string, env []string, lib string, d dataset, kin, ddb string, timeout, shardSync time.Duration) (report, error) {
-	ctx, cancel := context.WithTimeout(ctx, timeout+30*time.Second)
+func deref(d *dataset) []dataset {
+	if d == nil {
+		return nil
+	}
+	return []dataset{*d}
+}
+
+func contains(s []string, v string) bool {
+	for _, x := range s {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+// repoRoot is the directory of the main module's go.mod above the working
+// directory.
+func repoRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		b, err := os.ReadFile(filepath.Join(dir, "go.mod"))
+		if err == nil && bytes.Contains(b, []byte("module github.com/shardline/shardline\n")) {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("no github.com/shardline/shardline go.mod above the working directory")
+		}
+		dir = parent
+	}
+}
+
+// runner starts peer children.
+type runner struct {
+	bin       string
+	env       []string
+	ddb       string
+	opt       options
+	mockPID   int
+	endpoints map[string]string
+	logf      func(string, ...any)
+}
+
+// peer runs one child to completion and decodes its report.
+func (r *runner) peer(ctx context.Context, args ...string) (report, error) {
+	ctx, cancel := context.WithTimeout(ctx, r.opt.timeout+30*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, "-lib", lib, "-stream", d.stream, "-n", fmt.Sprint(d.records),
-		"-kinesis", kin, "-dynamodb", ddb, "-timeout", timeout.String(), "-vmware-shard-sync", shardSync.String())
-	cmd.Env = env
+	cmd := exec.CommandContext(ctx, r.bin, append(args, "-dynamodb", r.ddb, "-timeout", r.opt.timeout.String(), "-vmware-shard-sync", r.opt.shardSync.String())...)
+	cmd.Env = r.env
+	cmd.WaitDelay = 5 * time.Second
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
+	mock0 := procCPU(r.mockPID)
+	t0 := time.Now()
 	if err := cmd.Run(); err != nil {
 		return report{}, fmt.Errorf("%w: %s", err, tail(errb.String(), 600))
 	}
 	var rep report
+	if out.Len() == 0 {
+		return rep, nil
+	}
 	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
 		return report{}, fmt.Errorf("decode %q: %w", tail(out.String(), 300), err)
 	}
-	if rep.Records < int64(d.records) {
-		return rep, errors.New("fewer records than asked")
-	}
+	rep.WallSeconds = time.Since(t0).Seconds()
+	rep.MockCPU = procCPU(r.mockPID) - mock0
 	return rep, nil
+}
+
+// backlog reads d from TRIM_HORIZON to the end.
+func (r *runner) backlog(ctx context.Context, src string, d dataset, lib, app string, extra []string) (report, error) {
+	args := []string{"-lib", lib, "-stream", d.stream, "-n", fmt.Sprint(d.records), "-kinesis", r.endpoints[src]}
+	if app != "" {
+		args = append(args, "-app", app)
+	}
+	rep, err := r.peer(ctx, append(args, extra...)...)
+	if err != nil {
+		return rep, err
+	}
+	if rep.Records < int64(d.records) {
+		return rep, fmt.Errorf("%d records, fewer than %d", rep.Records, d.records)
+	}
+	r.logf("%s on %s (%s): %.2fs to first, %.2fs to last, %.2f CPU s (%.2f first→last), %d MB", lib, d.stream, src, rep.FirstSeconds, rep.LastSeconds, rep.CPUSeconds, rep.CPUSeconds-rep.CPUFirstSeconds, rep.MaxRSSKB/1024)
+	return rep, nil
+}
+
+// firstRecord times Shardline to its first record once its lease table
+// exists: an untimed child creates the table with the library's own code,
+// then the timed one starts under the same application name.
+func (r *runner) firstRecord(ctx context.Context, src string, d dataset, round int) (report, error) {
+	app := fmt.Sprintf("peer-first-%s-%d-%d", strings.ReplaceAll(src, "-", ""), round, time.Now().UnixNano())
+	if _, err := r.peer(ctx, "-lib", "shardline", "-stream", d.stream, "-n", "1", "-kinesis", r.endpoints[src], "-app", app, "-ensure-table"); err != nil {
+		return report{}, fmt.Errorf("create the lease table: %w", err)
+	}
+	rep, err := r.peer(ctx, "-lib", "shardline", "-stream", d.stream, "-n", "1", "-kinesis", r.endpoints[src], "-app", app)
+	if err == nil {
+		r.logf("shardline first record on %s (%s), lease table there: %.3fs", d.stream, src, rep.FirstSeconds)
+	}
+	return rep, err
 }
 
 func tail(s string, n int) string {
@@ -192,53 +477,48 @@ func tail(s string, n int) string {
 	return s
 }
 
-// figures are the means over a result's runs.
-type figures struct {
-	rate, cpuPerM, rssMB, first, last float64
+// procCPU is a process's user + system CPU seconds (from /proc; 0 if
+// unreadable). Clock ticks are taken as 100 per second (USER_HZ on Linux).
+func procCPU(pid int) float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(s[i+1:])
+	if len(f) < 13 {
+		return 0
+	}
+	u, _ := strconv.ParseFloat(f[11], 64)
+	k, _ := strconv.ParseFloat(f[12], 64)
+	return (u + k) / 100
 }
 
-func mean(r result) figures {
-	var f figures
-	for _, x := range r.runs {
-		span := x.LastSeconds - x.FirstSeconds
-		if span <= 0 {
-			span = x.LastSeconds
-		}
-		f.rate += float64(r.ds.records) / span
-		f.cpuPerM += x.CPUSeconds / float64(r.ds.records) * 1e6
-		f.rssMB += float64(x.MaxRSSKB) / 1024
-		f.first += x.FirstSeconds
-		f.last += x.LastSeconds
-	}
-	n := float64(len(r.runs))
-	return figures{f.rate / n, f.cpuPerM / n, f.rssMB / n, f.first / n, f.last / n}
-}
-
-func writeTable(w io.Writer, results []result, shards int, shardSync time.Duration) {
-	fmt.Fprintf(w, "| stream | library | runs | user records/s | CPU s per 1M user records | peak RSS MB | first record s | all records s |\n")
-	fmt.Fprintf(w, "|---|---|---|---:|---:|---:|---:|---:|\n")
-	for _, r := range results {
-		if len(r.runs) == 0 {
-			fmt.Fprintf(w, "| %s, %d shards, %d | %s | failed: %s | | | | | |\n", r.ds.name, shards, r.ds.records, r.lib, strings.ReplaceAll(tail(r.err.Error(), 200), "|", "/"))
-			continue
-		}
-		f := mean(r)
-		fmt.Fprintf(w, "| %s, %d shards, %d | %s | %d | %.0f | %.1f | %.0f | %.2f | %.2f |\n", r.ds.name, shards, r.ds.records, r.lib, len(r.runs), f.rate, f.cpuPerM, f.rssMB, f.first, f.last)
-	}
-	fmt.Fprintf(w, "\nShardline ÷ peer (means over runs; records/s above 1 = Shardline faster, CPU, RSS and first-record below 1 = Shardline cheaper/sooner):\n\n")
-	fmt.Fprintf(w, "| stream | peer | records/s | CPU per 1M | peak RSS | first record |\n|---|---|---:|---:|---:|---:|\n")
-	for _, s := range results {
-		if s.lib != "shardline" || len(s.runs) == 0 {
-			continue
-		}
-		sf := mean(s)
-		for _, p := range results {
-			if p.ds != s.ds || p.lib == "shardline" || len(p.runs) == 0 {
-				continue
+// machine describes the host for the report.
+func machine() string {
+	cpu := "unknown CPU"
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for line := range strings.SplitSeq(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, "model name"); ok {
+				cpu = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(v), ":"))
+				break
 			}
-			pf := mean(p)
-			fmt.Fprintf(w, "| %s | %s | %.2f | %.2f | %.2f | %.2f |\n", s.ds.name, p.lib, sf.rate/pf.rate, sf.cpuPerM/pf.cpuPerM, sf.rssMB/pf.rssMB, sf.first/pf.first)
 		}
 	}
-	fmt.Fprintf(w, "\nuser records/s: N ÷ (last − first record), so start-up is left out; first record and all records: seconds from the consumer process's start. CPU: the consumer process's own getrusage (user + sys) at the N-th record; peak RSS: its VmHWM then. Stand-ins on the same host. vmware's ShardSyncIntervalMillis: %v (0: its default, 60 s; it takes one lease per sync).\n", shardSync)
+	mem := ""
+	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
+		var kb int64
+		if _, err := fmt.Sscanf(string(b), "MemTotal: %d kB", &kb); err == nil {
+			mem = fmt.Sprintf(", %.0f GB RAM", float64(kb)/1024/1024)
+		}
+	}
+	kernel := ""
+	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		kernel = ", Linux " + strings.TrimSpace(string(b))
+	}
+	return fmt.Sprintf("%d cores (%s, shared)%s%s, %s", runtime.NumCPU(), cpu, mem, kernel, runtime.Version())
 }

@@ -16,6 +16,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"runtime"
 	"runtime/pprof"
 	"strings"
 	"sync"
@@ -30,10 +31,19 @@ type Report struct {
 	Records      int64   `json:"records"`
 	FirstSeconds float64 `json:"first_seconds"` // process start to first record
 	LastSeconds  float64 `json:"last_seconds"`  // process start to the N-th record
-	CPUSeconds   float64 `json:"cpu_seconds"`   // user + system, this process
-	UserSeconds  float64 `json:"user_seconds"`
-	SysSeconds   float64 `json:"sys_seconds"`
-	MaxRSSKB     int64   `json:"max_rss_kb"`
+	CPUSeconds   float64 `json:"cpu_seconds"`   // user + system, this process, start to the N-th record
+	// CPUFirstSeconds is user + system at the first record: CPUSeconds -
+	// CPUFirstSeconds is what reading from the first record to the N-th
+	// cost, without start-up.
+	CPUFirstSeconds float64 `json:"cpu_first_seconds"`
+	FirstBatch      int64   `json:"first_batch"` // user records in the handler call of the first record
+	UserSeconds     float64 `json:"user_seconds"`
+	SysSeconds      float64 `json:"sys_seconds"`
+	MaxRSSKB        int64   `json:"max_rss_kb"`
+	// Latency (-latency): producer timestamp (the first 8 bytes of each
+	// user record, big-endian UnixNano) to handler, over the records
+	// produced after the warm-up.
+	Latency *LatencyReport `json:"latency,omitempty"`
 }
 
 // peakRSSKB is this process's own peak RSS: VmHWM from /proc/self/status.
@@ -56,15 +66,19 @@ func peakRSSKB(fallback int64) int64 {
 	return fallback
 }
 
-// counter counts user records and closes done at the N-th.
+// counter counts user records and closes done at the N-th (with
+// -latency: at the N-th latency sample).
 type counter struct {
-	start   time.Time
-	want    int64
-	n       atomic.Int64
-	first   atomic.Int64 // ns since start, 0 until the first record
-	last    atomic.Int64
-	done    chan struct{}
-	closeMu sync.Once
+	start    time.Time
+	want     int64
+	n        atomic.Int64
+	first    atomic.Int64 // ns since start, 0 until the first record
+	cpuFirst atomic.Int64 // CPU ns (user + sys) at the first record
+	firstK   atomic.Int64 // user records in that handler call
+	last     atomic.Int64
+	done     chan struct{}
+	closeMu  sync.Once
+	lat      *latency // nil without -latency
 }
 
 func newCounter(start time.Time, want int64) *counter {
@@ -76,13 +90,38 @@ func (c *counter) add(k int) {
 		return
 	}
 	now := int64(time.Since(c.start))
-	c.first.CompareAndSwap(0, now)
-	if c.n.Add(int64(k)) >= c.want {
+	if c.first.CompareAndSwap(0, now) {
+		c.cpuFirst.Store(int64(cpuTime()))
+		c.firstK.Store(int64(k))
+	}
+	n := c.n.Add(int64(k))
+	if c.lat != nil {
+		n = c.lat.samples.Load()
+	}
+	if n >= c.want {
 		c.closeMu.Do(func() {
 			c.last.Store(now)
 			close(c.done)
 		})
 	}
+}
+
+// observe takes the latency of each user record's data (with -latency),
+// then counts them.
+func (c *counter) observe(data func(i int) []byte, k int) {
+	if c.lat != nil {
+		c.lat.observe(data, k, c.n.Load())
+	}
+	c.add(k)
+}
+
+// cpuTime is this process's user + system CPU time so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 type config struct {
@@ -123,7 +162,11 @@ func run(start time.Time, args []string) error {
 	fs.Int64Var(&cfg.n, "n", 0, "user records to count before exiting")
 	fs.DurationVar(&cfg.timeout, "timeout", 10*time.Minute, "give up after this long")
 	fs.DurationVar(&cfg.shardSync, "vmware-shard-sync", 0, "vmware: ShardSyncIntervalMillis (0: the library's 60 s, ±50% jitter; its worker takes one lease per sync, so 4 shards take ~4 intervals)")
-	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the run to this file")
+	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the run (start to the N-th record) to this file")
+	memprofile := fs.String("memprofile", "", "write a heap profile to this file at the N-th record")
+	lat := fs.Bool("latency", false, "take each user record's producer timestamp (first 8 bytes, big-endian UnixNano) and report latency percentiles; -n then counts latency samples")
+	warmup := fs.Int64("warmup", 1000, "with -latency: only records produced after this many user records were received count")
+	ensureTable := fs.Bool("ensure-table", false, "shardline: create the lease table of -app (the library's own code) and exit, printing nothing")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -150,7 +193,16 @@ func run(start time.Time, args []string) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.timeout)
 	defer cancel()
+	if *ensureTable {
+		if cfg.lib != "shardline" {
+			return errors.New("-ensure-table: shardline only")
+		}
+		return ensureShardlineTable(ctx, cfg)
+	}
 	c := newCounter(start, cfg.n)
+	if *lat {
+		c.lat = newLatency(*warmup)
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- r(ctx, cfg, c) }()
 	select {
@@ -177,5 +229,32 @@ func run(start time.Time, args []string) error {
 		MaxRSSKB: peakRSSKB(ru.Maxrss),
 	}
 	rep.CPUSeconds = rep.UserSeconds + rep.SysSeconds
+	rep.CPUFirstSeconds = time.Duration(c.cpuFirst.Load()).Seconds()
+	rep.FirstBatch = c.firstK.Load()
+	if c.lat != nil {
+		rep.Latency = c.lat.report()
+	}
+	if *cpuprofile != "" {
+		pprof.StopCPUProfile()
+	}
+	if *memprofile != "" {
+		if err := writeHeap(*memprofile); err != nil {
+			return err
+		}
+	}
 	return json.NewEncoder(os.Stdout).Encode(rep)
+}
+
+// writeHeap writes a heap profile (after a GC, so it shows what is live).
+func writeHeap(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	runtime.GC()
+	if err := pprof.WriteHeapProfile(f); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/binary"
 	"strings"
 	"testing"
 	"time"
@@ -41,5 +42,38 @@ func TestRunFlags(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("run(%q) = %v, want an error containing %q", tc.args, err, tc.want)
 		}
+	}
+}
+
+func TestLatency(t *testing.T) {
+	c := newCounter(time.Now(), 3)
+	c.lat = newLatency(2)
+	stamp := func(ago time.Duration) []byte {
+		b := make([]byte, 100)
+		binary.BigEndian.PutUint64(b, uint64(time.Now().Add(-ago).UnixNano()))
+		return b
+	}
+	// Warm-up: the first two records, and any produced before it ended, do not count.
+	old := stamp(time.Hour)
+	c.observe(func(int) []byte { return old }, 1)
+	c.observe(func(int) []byte { return stamp(time.Minute) }, 1)
+	if n := c.lat.samples.Load(); n != 0 {
+		t.Fatalf("%d samples during the warm-up", n)
+	}
+	recs := [][]byte{stamp(-5 * time.Millisecond), stamp(-5 * time.Millisecond), old, {1, 2}}
+	c.observe(func(i int) []byte { return recs[i] }, len(recs))
+	select {
+	case <-c.done:
+		t.Fatal("done after 2 of 3 samples")
+	default:
+	}
+	c.observe(func(int) []byte { return stamp(-20 * time.Millisecond) }, 1)
+	<-c.done
+	r := c.lat.report()
+	if r.Samples != 3 || r.Bad != 1 {
+		t.Fatalf("report %+v, want 3 samples, 1 bad", r)
+	}
+	if r.P50MS > 10 || r.MaxMS < 1 {
+		t.Errorf("report %+v", r)
 	}
 }

@@ -41,6 +41,8 @@ func (f factory) CreateProcessor() kcl.IRecordProcessor { return processor(f) }
 
 type processor struct{ c *counter }
 
-func (processor) Initialize(*kcl.InitializationInput)          {}
-func (p processor) ProcessRecords(in *kcl.ProcessRecordsInput) { p.c.add(len(in.Records)) }
-func (processor) Shutdown(*kcl.ShutdownInput)                  {}
+func (processor) Initialize(*kcl.InitializationInput) {}
+func (p processor) ProcessRecords(in *kcl.ProcessRecordsInput) {
+	p.c.observe(func(i int) []byte { return in.Records[i].Data }, len(in.Records))
+}
+func (processor) Shutdown(*kcl.ShutdownInput) {}

@@ -1,0 +1,364 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"maps"
+	"os"
+	"slices"
+	"strings"
+	"time"
+)
+
+const (
+	beginMarker = "<!-- peers:begin -->"
+	endMarker   = "<!-- peers:end -->"
+)
+
+type reportInput struct {
+	rows      []*result
+	opt       options
+	args      []string
+	began     time.Time
+	took      time.Duration
+	preload   map[string]float64
+	fakeCalls map[string]int64
+	unknown   int64
+	profiles  map[string]string
+	quick     bool
+}
+
+// figures are the means (and a few worsts) over a row's runs.
+type figures struct {
+	rate, cpuFL, cpuAll, rssMB, maxRSSMB, first, maxFirst, last float64
+	p50, p90, p99, maxP50, maxP99, max                          float64
+	samples                                                     int64
+	putRate, minPutRate                                         float64
+	mockCores                                                   float64
+}
+
+func mean(x *result) figures {
+	var f figures
+	for _, r := range x.runs {
+		span := r.LastSeconds - r.FirstSeconds
+		if span <= 0 {
+			span = r.LastSeconds
+		}
+		f.rate += float64(r.Records) / span
+		if n := r.Records - r.FirstBatch; n > 0 {
+			f.cpuFL += (r.CPUSeconds - r.CPUFirstSeconds) / float64(n) * 1e6
+		}
+		f.cpuAll += r.CPUSeconds / float64(r.Records) * 1e6
+		rss := float64(r.MaxRSSKB) / 1024
+		f.rssMB += rss
+		f.maxRSSMB = max(f.maxRSSMB, rss)
+		f.first += r.FirstSeconds
+		f.maxFirst = max(f.maxFirst, r.FirstSeconds)
+		f.last += r.LastSeconds
+		if r.WallSeconds > 0 {
+			f.mockCores += r.MockCPU / r.WallSeconds
+		}
+		if l := r.Latency; l != nil {
+			f.p50 += l.P50MS
+			f.p90 += l.P90MS
+			f.p99 += l.P99MS
+			f.maxP50 = max(f.maxP50, l.P50MS)
+			f.maxP99 = max(f.maxP99, l.P99MS)
+			f.max = max(f.max, l.MaxMS)
+			f.samples += l.Samples
+			f.putRate += r.PutRate
+			if f.minPutRate == 0 || r.PutRate < f.minPutRate {
+				f.minPutRate = r.PutRate
+			}
+		}
+	}
+	n := float64(len(x.runs))
+	if n == 0 {
+		return f
+	}
+	for _, p := range []*float64{&f.rate, &f.cpuFL, &f.cpuAll, &f.rssMB, &f.first, &f.last, &f.p50, &f.p90, &f.p99, &f.mockCores, &f.putRate} {
+		*p /= n
+	}
+	return f
+}
+
+func failed(x *result) string {
+	return "failed: " + strings.ReplaceAll(tail(x.err.Error(), 160), "|", "/")
+}
+
+func libName(lib string) string {
+	switch lib {
+	case "harlow":
+		return "harlow v0.5.0"
+	case "vmware":
+		return "vmware-go-kcl-v2 v1.0.0"
+	case "shardline":
+		return "Shardline"
+	}
+	return lib
+}
+
+func ratio(a, b float64) string {
+	if b == 0 {
+		return "–"
+	}
+	return fmt.Sprintf("%.2f", a/b)
+}
+
+func writeReport(w io.Writer, in reportInput) {
+	rows := in.rows
+	pick := func(section string) []*result {
+		var out []*result
+		for _, x := range rows {
+			if x.section == section {
+				out = append(out, x)
+			}
+		}
+		return out
+	}
+	cmd := "make bench-peers"
+	if len(in.args) > 0 {
+		cmd = "cd shared/bench/peers && go run ./cmd/compare " + strings.Join(in.args, " ")
+	}
+	fmt.Fprintf(w, "## Side by side with the Go peers (issue #11)\n\n")
+	if in.quick {
+		fmt.Fprintf(w, "**Smoke run (-quick): small streams, too short to rank anything.**\n\n")
+	}
+	fmt.Fprintf(w, "Written by `cmd/compare` (shared/bench/peers; its README says how each figure is taken).\n\n")
+	fmt.Fprintf(w, "- Machine: %s.\n", machine())
+	fmt.Fprintf(w, "- Command: `%s` (the module's `go run ./cmd/compare`), %s, %d run(s) of everything, each library one at a time; took %s.\n",
+		cmd, in.began.Format("2006-01-02 15:04 MST"), in.opt.runs, in.took.Round(time.Second))
+	fmt.Fprintf(w, "- Libraries: harlow/kinesis-consumer v0.5.0 (AWS SDK v2, JSON), vmware-go-kcl-v2 v1.0.0 (AWS SDK v2, JSON; shard sync %v), Shardline (`shared/coordinator`, BatchSize 1000), each in a child process whose handler counts user records (harlow's de-aggregates KPL with awslabs' deaggregator; the other two de-aggregate themselves).\n", in.opt.shardSync)
+	fmt.Fprintf(w, "- Sources: **fake** = an in-process read-only Kinesis (`internal/fakekinesis`) served by the driver, holding a copy of the streams read back from kinesis-mock (same shards, sequence numbers, data, timestamps): its CPU is the driver's, so the consumer's CPU and speed are measured without the stand-in in the way. **kinesis-mock** = the Node stand-in itself; it takes ~%s of a core while serving (measured below), on the same 2 cores as the consumer, so its rows are bounded by it. DynamoDB Local holds leases/checkpoints in both.\n\n", mockCores(rows))
+
+	// Backlog.
+	fmt.Fprintf(w, "### Backlog: TRIM_HORIZON to the end\n\n")
+	fmt.Fprintf(w, "| source | stream | library | runs | user records/s | CPU s per 1M user records, first→last | CPU s per 1M, whole process | peak RSS MB | first record s | all records s |\n")
+	fmt.Fprintf(w, "|---|---|---|---:|---:|---:|---:|---:|---:|---:|\n")
+	for _, x := range pick("backlog") {
+		label := fmt.Sprintf("%s, %d shards, %d", x.ds.name, x.ds.shards, x.ds.records)
+		if len(x.runs) == 0 {
+			fmt.Fprintf(w, "| %s | %s | %s | %s | | | | | | |\n", x.source, label, libName(x.lib), failed(x))
+			continue
+		}
+		f := mean(x)
+		fmt.Fprintf(w, "| %s | %s | %s | %d | %.0f | %.2f | %.2f | %.0f | %.2f | %.2f |\n", x.source, label, libName(x.lib), len(x.runs), f.rate, f.cpuFL, f.cpuAll, f.rssMB, f.first, f.last)
+	}
+	fmt.Fprintf(w, "\nShardline ÷ peer (means over runs; records/s above 1: Shardline faster; the others below 1: Shardline cheaper or sooner):\n\n")
+	fmt.Fprintf(w, "| source | stream | peer | records/s | CPU first→last | CPU whole | peak RSS | first record |\n|---|---|---|---:|---:|---:|---:|---:|\n")
+	for _, s := range pick("backlog") {
+		if s.lib != "shardline" || len(s.runs) == 0 {
+			continue
+		}
+		sf := mean(s)
+		for _, p := range pick("backlog") {
+			if p.source != s.source || p.ds.key != s.ds.key || p.lib == "shardline" || len(p.runs) == 0 {
+				continue
+			}
+			pf := mean(p)
+			fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s |\n", s.source, s.ds.name, libName(p.lib), ratio(sf.rate, pf.rate), ratio(sf.cpuFL, pf.cpuFL), ratio(sf.cpuAll, pf.cpuAll), ratio(sf.rssMB, pf.rssMB), ratio(sf.first, pf.first))
+		}
+	}
+
+	// 100 shards and first record.
+	if xs := pick("shards100"); len(xs) > 0 {
+		fmt.Fprintf(w, "\n### Shardline holding 100 shards\n\n")
+		fmt.Fprintf(w, "| source | stream | runs | user records/s | CPU s per 1M, first→last | peak RSS MB (mean / max) | first record s | all records s |\n|---|---|---:|---:|---:|---:|---:|---:|\n")
+		for _, x := range xs {
+			label := fmt.Sprintf("%s, %d", x.ds.name, x.ds.records)
+			if len(x.runs) == 0 {
+				fmt.Fprintf(w, "| %s | %s | %s | | | | | |\n", x.source, label, failed(x))
+				continue
+			}
+			f := mean(x)
+			fmt.Fprintf(w, "| %s | %s | %d | %.0f | %.2f | %.0f / %.0f | %.2f | %.2f |\n", x.source, label, len(x.runs), f.rate, f.cpuFL, f.rssMB, f.maxRSSMB, f.first, f.last)
+		}
+	}
+	if xs := pick("firstrecord"); len(xs) > 0 {
+		fmt.Fprintf(w, "\n### Shardline's first record once the lease table exists\n\n")
+		fmt.Fprintf(w, "The lease table is created first by an untimed child with Shardline's own code (`Worker.Check`), then a new process under the same application name is timed from its start to its first record.\n\n")
+		fmt.Fprintf(w, "| source | stream | runs | first record s, mean | worst |\n|---|---|---:|---:|---:|\n")
+		for _, x := range xs {
+			if len(x.runs) == 0 {
+				fmt.Fprintf(w, "| %s | %s | %s | | |\n", x.source, x.ds.stream, failed(x))
+				continue
+			}
+			f := mean(x)
+			fmt.Fprintf(w, "| %s | %s (%d shards) | %d | %.3f | %.3f |\n", x.source, x.ds.stream, x.ds.shards, len(x.runs), f.first, f.maxFirst)
+		}
+	}
+
+	// Latency.
+	if xs := pick("latency"); len(xs) > 0 {
+		fmt.Fprintf(w, "\n### Latency at a steady %d user records/s (kinesis-mock, real puts)\n\n", in.opt.rate)
+		fmt.Fprintf(w, "A new %d-shard stream per run; the consumer is started first (TRIM_HORIZON), then the driver makes %d records every %v, each stamped with its wall-clock time (first 8 bytes, big-endian UnixNano; 100 bytes in all): plain ones put at once, KPL ones aggregated and put every %v. Latency is producer timestamp to handler, in 1 ms buckets (upper bounds), over records produced after the consumer had received %d user records; a run ends after %d such samples (%v).\n\n",
+			xs[0].ds.shards, max(1, int(float64(in.opt.rate)*in.opt.plainTk.Seconds())), in.opt.plainTk, in.opt.kplFlush, in.opt.warmup, int(float64(in.opt.rate)*in.opt.latencyDuration.Seconds()), in.opt.latencyDuration)
+		fmt.Fprintf(w, "These runs use a second kinesis-mock holding only their streams (the one with the backlog streams took puts at a few hundred records/s). The put rate column is what the producer achieved (user records put ÷ run time, slowest run); below the target rate kinesis-mock, not the consumer, limits the run.\n\n")
+		fmt.Fprintf(w, "| stream | library | runs | samples | p50 ms | p90 ms | p99 ms | max ms | put rate /s | CPU s per 1M, whole process | peak RSS MB |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+		for _, x := range xs {
+			if len(x.runs) == 0 {
+				fmt.Fprintf(w, "| %s | %s | %s | | | | | | | | |\n", x.ds.name, libName(x.lib), failed(x))
+				continue
+			}
+			f := mean(x)
+			fmt.Fprintf(w, "| %s | %s | %d | %d | %.0f | %.0f | %.0f | %.0f | %.0f | %.1f | %.0f |\n", x.ds.name, libName(x.lib), len(x.runs), f.samples, f.p50, f.p90, f.p99, f.max, f.minPutRate, f.cpuAll, f.rssMB)
+		}
+		fmt.Fprintf(w, "\nShardline ÷ peer (below 1: Shardline sooner):\n\n| stream | peer | p50 | p99 |\n|---|---|---:|---:|\n")
+		for _, s := range xs {
+			if s.lib != "shardline" || len(s.runs) == 0 {
+				continue
+			}
+			sf := mean(s)
+			for _, p := range xs {
+				if p.ds.key != s.ds.key || p.lib == "shardline" || len(p.runs) == 0 {
+					continue
+				}
+				pf := mean(p)
+				fmt.Fprintf(w, "| %s | %s | %s | %s |\n", s.ds.key, libName(p.lib), ratio(sf.p50, pf.p50), ratio(sf.p99, pf.p99))
+			}
+		}
+	}
+
+	writeTargets(w, rows)
+
+	fmt.Fprintf(w, "\nNotes:\n\n")
+	fmt.Fprintf(w, "- user records/s: N ÷ (last − first record), start-up left out. CPU first→last: the child's own `getrusage(RUSAGE_SELF)` (user + sys) at the N-th record minus at the first, per user record after the first handler call; whole process: at the N-th record, start-up included. Peak RSS: the child's VmHWM at the N-th record. First record: seconds from the child's start (lease/checkpoint table creation included, except in the lease-table section).\n")
+	fmt.Fprintf(w, "- kinesis-mock's own CPU while serving the backlog runs: %s of a core on average (from /proc/<pid>/stat over each run). On kinesis-mock the consumers wait on it; the fake rows are the ones that show each library's own cost.\n", mockCores(rows))
+	if len(in.fakeCalls) > 0 {
+		keys := slices.Sorted(maps.Keys(in.fakeCalls))
+		var parts []string
+		for _, k := range keys {
+			parts = append(parts, fmt.Sprintf("%s %d", k, in.fakeCalls[k]))
+		}
+		fmt.Fprintf(w, "- Calls the fake served: %s. Operations it does not serve: %d (logged).\n", strings.Join(parts, ", "), in.unknown)
+	}
+	if len(in.preload) > 0 {
+		keys := slices.Sorted(maps.Keys(in.preload))
+		var parts []string
+		for _, k := range keys {
+			parts = append(parts, fmt.Sprintf("%s %.0f s", k, in.preload[k]))
+		}
+		fmt.Fprintf(w, "- Preloading kinesis-mock (PutRecords through `shared/produce`) and copying into the fake: %s.\n", strings.Join(parts, ", "))
+	}
+	if len(in.profiles) > 0 {
+		keys := slices.Sorted(maps.Keys(in.profiles))
+		for _, k := range keys {
+			fmt.Fprintf(w, "- Profiles of Shardline on the fake %s stream (a separate run, not in the tables): `go tool pprof -top %s.cpu.pprof`, `go tool pprof -top -sample_index=alloc_space %s.heap.pprof`.\n", k, in.profiles[k], in.profiles[k])
+		}
+	}
+}
+
+// mockCores is kinesis-mock's mean share of a core over its backlog runs.
+func mockCores(rows []*result) string {
+	var sum float64
+	n := 0
+	for _, x := range rows {
+		if x.source != srcMock || x.section != "backlog" {
+			continue
+		}
+		for _, r := range x.runs {
+			if r.WallSeconds > 0 {
+				sum += r.MockCPU / r.WallSeconds
+				n++
+			}
+		}
+	}
+	if n == 0 {
+		return "(not measured)"
+	}
+	return fmt.Sprintf("%.2f", sum/float64(n))
+}
+
+func mark(ok bool) string {
+	if ok {
+		return "**met**"
+	}
+	return "**not met**"
+}
+
+func writeTargets(w io.Writer, rows []*result) {
+	fmt.Fprintf(w, "\n### Targets of issue #11\n\n| target | figures | |\n|---|---|---|\n")
+	find := func(section, source, key, lib string) *result {
+		for _, x := range rows {
+			if x.section == section && x.source == source && x.ds.key == key && x.lib == lib && len(x.runs) > 0 {
+				return x
+			}
+		}
+		return nil
+	}
+	for _, src := range []string{srcFake, srcMock} {
+		for _, key := range []string{"kpl", "plain"} {
+			s := find("backlog", src, key, "shardline")
+			if s == nil {
+				continue
+			}
+			sf := mean(s)
+			best, bestLib := 0.0, ""
+			for _, lib := range []string{"harlow", "vmware"} {
+				if p := find("backlog", src, key, lib); p != nil {
+					if c := mean(p).cpuFL; bestLib == "" || c < best {
+						best, bestLib = c, lib
+					}
+				}
+			}
+			if bestLib == "" {
+				continue
+			}
+			fmt.Fprintf(w, "| CPU per user record ≤ ½ the best peer's (%s, %s, first→last) | Shardline %.2f vs %s %.2f CPU s per 1M: %.2f× | %s |\n", s.ds.name, src, sf.cpuFL, bestLib, best, sf.cpuFL/best, mark(sf.cpuFL <= best/2))
+		}
+	}
+	for _, src := range []string{srcFake, srcMock} {
+		if s := find("backlog", src, "kpl", "shardline"); s != nil {
+			f := mean(s)
+			fmt.Fprintf(w, "| peak RSS ≤ 64 MB, %d-user-record KPL backlog over %d shards (%s) | %.0f MB (worst run) | %s |\n", s.ds.records, s.ds.shards, src, f.maxRSSMB, mark(f.maxRSSMB <= 64))
+		}
+		if s := find("shards100", src, "shards100", "shardline"); s != nil {
+			f := mean(s)
+			fmt.Fprintf(w, "| peak RSS ≤ 64 MB holding 100 shards (%d KPL user records, %s) | %.0f MB (worst run) | %s |\n", s.ds.records, src, f.maxRSSMB, mark(f.maxRSSMB <= 64))
+		}
+	}
+	for _, key := range []string{"plain", "kpl"} {
+		if s := find("latency", srcMock, key, "shardline"); s != nil {
+			f := mean(s)
+			fmt.Fprintf(w, "| latency p50 ≤ 120 ms, p99 ≤ 250 ms at 1,000 records/s (%s) | p50 %.0f ms, p99 %.0f ms (worst run) | %s |\n", s.ds.name, f.maxP50, f.maxP99, mark(f.maxP50 <= 120 && f.maxP99 <= 250))
+		}
+	}
+	for _, src := range []string{srcFake, srcMock} {
+		for _, x := range rows {
+			if x.section == "firstrecord" && x.source == src && len(x.runs) > 0 {
+				f := mean(x)
+				fmt.Fprintf(w, "| start to first record ≤ 1 s once the lease table exists (%s) | %.3f s (worst run) | %s |\n", src, f.maxFirst, mark(f.maxFirst <= 1))
+			}
+		}
+	}
+}
+
+// writeBetweenMarkers replaces what lies between the markers in path
+// (keeping the markers), or appends both markers and md if absent.
+func writeBetweenMarkers(path string, md []byte) error {
+	old, err := os.ReadFile(path)
+	if err != nil && !os.IsNotExist(err) {
+		return err
+	}
+	var out bytes.Buffer
+	b, e := bytes.Index(old, []byte(beginMarker)), bytes.Index(old, []byte(endMarker))
+	switch {
+	case b >= 0 && e > b:
+		out.Write(old[:b+len(beginMarker)])
+		out.WriteString("\n")
+		out.Write(md)
+		out.Write(old[e:])
+	case b >= 0 || e >= 0:
+		return fmt.Errorf("%s: only one of %s and %s", path, beginMarker, endMarker)
+	default:
+		out.Write(old)
+		if len(old) > 0 && !bytes.HasSuffix(old, []byte("\n")) {
+			out.WriteString("\n")
+		}
+		out.WriteString("\n" + beginMarker + "\n")
+		out.Write(md)
+		out.WriteString(endMarker + "\n")
+	}
+	return os.WriteFile(path, out.Bytes(), 0o644)
+}
