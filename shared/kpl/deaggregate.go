@@ -92,7 +92,9 @@ func Deaggregate(dst []stream.Record, shardID string, r *types.Record, hr HashRa
 	if sum := md5.Sum(body); !bytes.Equal(sum[:], digest) {
 		return appendPlain(dst, shardID, r), malformed
 	}
-	agg, ok := parseAggregate(body)
+	agg := scratch.Get().(*aggregate)
+	defer putScratch(agg)
+	ok := parseAggregate(body, agg)
 	if !ok || len(agg.recs) == 0 {
 		return appendPlain(dst, shardID, r), malformed
 	}
