@@ -88,3 +88,32 @@ func BenchmarkDeaggregateAwslabs(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkDeaggregateAnswer: a whole GetRecords answer of 80 aggregates
+// of 100 user records of 100 bytes (~1 MB), as the worker de-aggregates
+// it (CheckAll, then DeaggregateChecked per record) and as awslabs'
+// deaggregator does (DeaggregateRecords of the answer). ns/user-record.
+func BenchmarkDeaggregateAnswer(b *testing.B) {
+	recs := answerOf(b, 80, 100, 100)
+	b.Run("shardline", func(b *testing.B) {
+		var dst []stream.Record
+		b.ReportAllocs()
+		for b.Loop() {
+			good := CheckAll(recs)
+			dst = dst[:0]
+			for i := range recs {
+				dst, _ = DeaggregateChecked(dst, testShard, &recs[i], HashRange{}, good != nil && good[i])
+			}
+		}
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*8000), "ns/user-record")
+	})
+	b.Run("awslabs", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := deaggregator.DeaggregateRecords(recs); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*8000), "ns/user-record")
+	})
+}
