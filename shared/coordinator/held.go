@@ -149,19 +149,9 @@ func (h *held) renew(ctx context.Context, t *lease.Table, failover time.Duration
 	h.mu.Unlock()
 	rctx, cancel := context.WithDeadline(ctx, expires)
 	defer cancel()
-	dropped := h.takeDropped()
-	err := h.write(rctx, func(ctx context.Context, l lease.Lease) (lease.Lease, error) {
-		handled := h.handled()
-		out, err := t.Renew(ctx, l, lease.Progress{Time: time.Now(), MillisBehindLatest: h.behind(), DroppedOutOfRange: dropped,
-			RecordsHandled: handled - h.reported})
-		if err == nil {
-			h.reported = handled
-		}
-		return out, err
+	err := h.progressWrite(rctx, func(ctx context.Context, l lease.Lease, p lease.Progress) (lease.Lease, error) {
+		return t.Renew(ctx, l, p)
 	})
-	if err != nil {
-		h.giveBackDropped(dropped)
-	}
 	if err == nil || errors.Is(err, lease.ErrLeaseLost) || h.lost() != nil || ctx.Err() != nil {
 		return
 	}
@@ -185,11 +175,41 @@ func (h *held) ensureFresh(ctx context.Context, t *lease.Table, failover time.Du
 	return h.lost()
 }
 
-// checkpoint writes pos (fenced).
-func (h *held) checkpoint(ctx context.Context, t *lease.Table, pos stream.Position, children []string) error {
-	return h.write(ctx, func(ctx context.Context, l lease.Lease) (lease.Lease, error) {
-		return t.Checkpoint(ctx, l, pos, children)
+// progressWrite is a fenced write that carries the progress a renewal
+// reports: the user records handled since the last one that succeeded and
+// the dropped ones not yet written. It runs inside h.write, which
+// serialises the lease's writes, so nothing is counted twice.
+func (h *held) progressWrite(ctx context.Context, write func(context.Context, lease.Lease, lease.Progress) (lease.Lease, error)) error {
+	dropped := h.takeDropped()
+	err := h.write(ctx, func(ctx context.Context, l lease.Lease) (lease.Lease, error) {
+		handled := h.handled()
+		out, err := write(ctx, l, lease.Progress{Time: time.Now(), MillisBehindLatest: h.behind(), DroppedOutOfRange: dropped,
+			RecordsHandled: handled - h.reported})
+		if err == nil {
+			h.reported = handled
+		}
+		return out, err
 	})
+	if err != nil {
+		h.giveBackDropped(dropped)
+	}
+	return err
+}
+
+// checkpoint writes pos (fenced), with what a renewal writes: a shard that
+// checkpoints often needs no renewals besides (see fresh).
+func (h *held) checkpoint(ctx context.Context, t *lease.Table, pos stream.Position, children []string) error {
+	return h.progressWrite(ctx, func(ctx context.Context, l lease.Lease, p lease.Progress) (lease.Lease, error) {
+		return t.Checkpoint(ctx, l, pos, children, p)
+	})
+}
+
+// fresh reports whether the lease was written (renewed or checkpointed)
+// less than d ago.
+func (h *held) fresh(d time.Duration) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return time.Since(h.lastRenew) < d
 }
 
 // checkpointAt fixes the lease's start as AT_TIMESTAMP ts (fenced).

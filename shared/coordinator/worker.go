@@ -463,6 +463,14 @@ func (w *Worker) renewLoop(ctx context.Context) {
 		}
 		var wg sync.WaitGroup
 		for _, h := range hs {
+			// A lease written moments ago (a checkpoint moves the counter
+			// and carries the progress, as a renewal does) is not renewed
+			// again: a busy shard checkpointing every second pays for its
+			// checkpoints only. An idle one is renewed at an age between
+			// failover/6 and failover/2.
+			if h.fresh(w.cfg.FailoverTime / 6) {
+				continue
+			}
 			wg.Go(func() { h.renew(ctx, w.table, w.cfg.FailoverTime) })
 		}
 		wg.Wait()

@@ -252,17 +252,8 @@ func (t *Table) Take(ctx context.Context, l Lease, owner string) (Lease, error) 
 // Renew moves l's counter on, proving its holder is alive, and records
 // the holder's progress for `status`.
 func (t *Table) Renew(ctx context.Context, l Lease, p Progress) (Lease, error) {
-	u := update{set: map[string]types.AttributeValue{
-		attrLastRenewal: str(p.Time.UTC().Format(time.RFC3339Nano)),
-		attrBehind:      num(p.MillisBehindLatest),
-	}}
-	u.add = map[string]int64{}
-	if p.DroppedOutOfRange > 0 {
-		u.add[attrDropped] = p.DroppedOutOfRange
-	}
-	if p.RecordsHandled > 0 {
-		u.add[attrHandled] = p.RecordsHandled
-	}
+	u := update{set: map[string]types.AttributeValue{}}
+	progressUpdate(&u, p)
 	out, err := t.write(ctx, l, u, false)
 	if err != nil {
 		return Lease{}, fmt.Errorf("renew lease %s: %w", l.Key, err)
@@ -270,11 +261,31 @@ func (t *Table) Renew(ctx context.Context, l Lease, p Progress) (Lease, error) {
 	return out, nil
 }
 
+// progressUpdate adds what a renewal writes to u.
+func progressUpdate(u *update, p Progress) {
+	u.set[attrLastRenewal] = str(p.Time.UTC().Format(time.RFC3339Nano))
+	u.set[attrBehind] = num(p.MillisBehindLatest)
+	if u.add == nil {
+		u.add = map[string]int64{}
+	}
+	if p.DroppedOutOfRange > 0 {
+		u.add[attrDropped] = p.DroppedOutOfRange
+	}
+	if p.RecordsHandled > 0 {
+		u.add[attrHandled] = p.RecordsHandled
+	}
+}
+
 // Checkpoint records pos as done for l. At SHARD_END, children (if any) are
 // recorded as childShardIds. A parked lease that gets this far is no
-// longer parked.
-func (t *Table) Checkpoint(ctx context.Context, l Lease, pos stream.Position, children []string) (Lease, error) {
+// longer parked. With p, the write also does what Renew(p) does (a
+// checkpoint moves the counter as a renewal does), so that a shard
+// checkpointing often needs no renewals of its own.
+func (t *Table) Checkpoint(ctx context.Context, l Lease, pos stream.Position, children []string, p ...Progress) (Lease, error) {
 	u := checkpointUpdate(pos, children)
+	if len(p) > 0 {
+		progressUpdate(&u, p[0])
+	}
 	out, err := t.write(ctx, l, u, false)
 	if err != nil {
 		return Lease{}, fmt.Errorf("checkpoint %s at %s: %w", l.Key, pos, err)
