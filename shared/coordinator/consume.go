@@ -377,6 +377,7 @@ func (w *Worker) shardGone(ctx context.Context, shardID string) (bool, []string,
 // the last GetRecords answer.
 type pending struct {
 	recs  []types.Record
+	good  []bool      // per record of recs: KPL checksum known right (kpl.CheckAll), or nil
 	batch fetch.Batch // the answer (End, Children, MillisBehindLatest)
 }
 
@@ -411,6 +412,7 @@ func (w *Worker) read(ctx context.Context, shardID string, r *fetch.Reader, hr k
 				return b, err
 			}
 			p.recs, b.Records = b.Records, nil
+			p.good = kpl.CheckAll(p.recs) // the aggregates' checksums side by side
 			p.batch = b
 		}
 		var ks kpl.Stats
@@ -418,13 +420,16 @@ func (w *Worker) read(ctx context.Context, shardID string, r *fetch.Reader, hr k
 		i := 0
 		for ; i < len(p.recs) && len(*recs) < chunk; i++ {
 			var s kpl.Stats
-			*recs, s = kpl.Deaggregate(*recs, shardID, &p.recs[i], hr)
+			*recs, s = kpl.DeaggregateChecked(*recs, shardID, &p.recs[i], hr, p.good != nil && p.good[i])
 			ks.Add(s)
 		}
 		clear(p.recs[:i]) // let each answer record go once de-aggregated
 		p.recs = p.recs[i:]
+		if p.good != nil {
+			p.good = p.good[i:]
+		}
 		if len(p.recs) == 0 {
-			p.recs = nil
+			p.recs, p.good = nil, nil
 		}
 		if resume != nil {
 			kept := (*recs)[:from]

@@ -1,6 +1,7 @@
 package kpl
 
 import (
+	"sync"
 	"unsafe"
 
 	"google.golang.org/protobuf/encoding/protowire"
@@ -20,6 +21,20 @@ type aggregate struct {
 	recs      []userRec
 }
 
+// scratch reuses the parse tables between aggregates: they are cleared
+// (nothing aliases an old aggregate) before they go back.
+var scratch = sync.Pool{New: func() any { return new(aggregate) }}
+
+func putScratch(a *aggregate) {
+	if cap(a.recs) > 1<<16 { // an outsized aggregate's tables are not kept
+		return
+	}
+	clear(a.pks)
+	clear(a.ehks)
+	clear(a.recs)
+	scratch.Put(a)
+}
+
 // parseAggregate reads the protobuf of a KPL aggregate (kinesis-aggregation's
 // records.proto: partition_key_table = 1, explicit_hash_key_table = 2,
 // records = 3 with partition_key_index = 1, explicit_hash_key_index = 2,
@@ -30,18 +45,20 @@ type aggregate struct {
 // there (strings of proto2 are not checked for UTF-8). It allocates nothing per user record: strings and data alias body,
 // which must not change while they are in use (Kinesis answers are not
 // written to).
-func parseAggregate(body []byte) (aggregate, bool) {
-	var a aggregate
+//
+// It parses into a, whose tables are reset first and reused.
+func parseAggregate(body []byte, a *aggregate) bool {
+	a.pks, a.ehks, a.recs = a.pks[:0], a.ehks[:0], a.recs[:0]
 	for len(body) > 0 {
 		num, typ, n := protowire.ConsumeTag(body)
 		if n < 0 || !validNumber(num) {
-			return a, false
+			return false
 		}
 		body = body[n:]
 		if typ == protowire.BytesType && num >= 1 && num <= 3 {
 			v, m := protowire.ConsumeBytes(body)
 			if m < 0 {
-				return a, false
+				return false
 			}
 			body = body[m:]
 			switch num {
@@ -54,7 +71,7 @@ func parseAggregate(body []byte) (aggregate, bool) {
 			case 3:
 				r, ok := parseUserRecord(v)
 				if !ok {
-					return a, false
+					return false
 				}
 				a.recs = append(a.recs, r)
 			}
@@ -62,11 +79,11 @@ func parseAggregate(body []byte) (aggregate, bool) {
 		}
 		m := protowire.ConsumeFieldValue(num, typ, body)
 		if m < 0 {
-			return a, false
+			return false
 		}
 		body = body[m:]
 	}
-	return a, true
+	return true
 }
 
 func parseUserRecord(b []byte) (userRec, bool) {
