@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
@@ -35,19 +36,33 @@ func userRecords(first, n int, ts time.Time) []kpl.UserRecord {
 	return out
 }
 
-// latency runs one consumer on a new stream of kinesis-mock and puts rate
-// user records a second into it once the consumer has been started, until
+// latencyTarget is where the latency runs put and every consumer reads:
+// the in-process fake or a kinesis-mock.
+type latencyTarget struct {
+	source   string // srcFake or srcMock
+	endpoint string
+	client   *kinesis.Client
+	create   func(ctx context.Context, name string, shards int) error // a new empty stream
+	remove   func(name string)                                        // nil: streams stay
+}
+
+// latency runs one consumer on a new stream of lt and puts rate user
+// records a second into it once the consumer has been started, until
 // the consumer has taken rate × latencyDuration latency samples (records
 // produced after its warm-up) and exited. Records are made every plainTk
 // (10 ms) and stamped when made; plain ones are put at once, KPL ones
 // collected and put as aggregates every kplFlush (50 ms), so their latency
 // includes up to that wait, as with the KPL's RecordMaxBufferedTime.
-func (r *runner) latency(ctx context.Context, kc *kinesis.Client, endpoint string, v dataset, lib string, round int) (report, error) {
+func (r *runner) latency(ctx context.Context, lt latencyTarget, v dataset, lib string, round int) (report, error) {
 	stream := fmt.Sprintf("lat-%s-%s-%d-%d", v.key, lib, round, time.Now().UnixNano()%1e9)
-	if err := standin.EnsureStreams(ctx, endpoint, fmt.Sprintf("%s:%d", stream, v.shards)); err != nil {
+	if err := lt.create(ctx, stream, v.shards); err != nil {
 		return report{}, err
 	}
-	p, err := produce.New(ctx, kc, stream, v.aggregate)
+	if lt.remove != nil {
+		defer lt.remove(stream)
+	}
+	endpoint := lt.endpoint
+	p, err := produce.New(ctx, lt.client, stream, v.aggregate)
 	if err != nil {
 		return report{}, err
 	}
@@ -86,9 +101,9 @@ func (r *runner) latency(ctx context.Context, kc *kinesis.Client, endpoint strin
 			}
 			if x.err == nil {
 				x.rep.WallSeconds = time.Since(start).Seconds()
-				x.rep.PutRate = float64(made) / time.Since(start).Seconds()
+				x.rep.PutRate = float64(p.UserRecords) / time.Since(start).Seconds()
 				l := x.rep.Latency
-				r.logf("%s latency on %s: %d samples, p50 %.0f ms, p99 %.0f ms, max %.0f ms; %d records put in %.1fs", lib, stream, l.Samples, l.P50MS, l.P99MS, l.MaxMS, made, time.Since(start).Seconds())
+				r.logf("%s latency on %s (%s): %d samples, p50 %.0f ms, p99 %.0f ms, max %.0f ms; %d of %d records put in %.1fs (%.0f/s)", lib, stream, lt.source, l.Samples, l.P50MS, l.P99MS, l.MaxMS, p.UserRecords, made, time.Since(start).Seconds(), x.rep.PutRate)
 			}
 			return x.rep, x.err
 		case <-ctx.Done():
@@ -122,4 +137,90 @@ func (r *runner) latency(ctx context.Context, kc *kinesis.Client, endpoint strin
 			lastFlush = now
 		}
 	}
+}
+
+// putProbe is what a fresh kinesis-mock took from the latency producer
+// alone (plain records, no consumer).
+type putProbe struct {
+	rate    int           // the rate asked, user records/s
+	put     int64         // records kinesis-mock accepted
+	seconds float64       // the probe's length
+	longest time.Duration // the longest Put (one PutRecords call of ~10 records)
+	calls   int
+	stuck   time.Duration // how long the Put cut off by the probe's end had waited (0: none)
+	windows []int64       // records accepted in each probeWindow, by when their Put returned
+}
+
+const probeWindow = 5 * time.Second
+
+// probeMockPuts starts a kinesis-mock of its own with one empty stream of
+// shards shards, makes opt.rate plain user records a second for dur as
+// the latency runs do (opt.plainTk apart, put at once, one Put at a time)
+// and stops it; every Put ends with the probe.
+func probeMockPuts(ctx context.Context, dur time.Duration, shards int, opt options, logf func(string, ...any)) (putProbe, error) {
+	ks, err := standin.StartKinesis(ctx, standin.KinesisOptions{InitializeStreams: fmt.Sprintf("probe:%d", shards)})
+	if err != nil {
+		return putProbe{}, err
+	}
+	defer ks.Stop()
+	p, err := produce.New(ctx, standin.KinesisClient(ks.Endpoint), "probe", 0)
+	if err != nil {
+		return putProbe{}, err
+	}
+	pctx, cancel := context.WithTimeout(ctx, dur)
+	defer cancel()
+	out := putProbe{rate: opt.rate}
+	tick := time.NewTicker(opt.plainTk)
+	defer tick.Stop()
+	start := time.Now()
+	made := 0
+	var buf []kpl.UserRecord
+	for pctx.Err() == nil {
+		select {
+		case <-pctx.Done():
+		case <-tick.C:
+		}
+		now := time.Now()
+		if due := int(now.Sub(start).Seconds()*float64(opt.rate)) - made; due > 0 {
+			buf = append(buf, userRecords(made, due, now)...)
+			made += due
+		}
+		if len(buf) == 0 || pctx.Err() != nil {
+			continue
+		}
+		t0, before := time.Now(), p.UserRecords
+		err := p.Put(pctx, buf)
+		took := time.Since(t0)
+		out.longest = max(out.longest, took)
+		out.calls++
+		if w := min(int(time.Since(start)/probeWindow), max(int((dur+probeWindow-1)/probeWindow), 1)-1); p.UserRecords > before {
+			for len(out.windows) <= w {
+				out.windows = append(out.windows, 0)
+			}
+			out.windows[w] += p.UserRecords - before
+		}
+		if err != nil {
+			if pctx.Err() != nil && ctx.Err() == nil {
+				out.stuck = took
+				break
+			}
+			return out, err
+		}
+		buf = nil
+	}
+	if err := ctx.Err(); err != nil {
+		return out, err
+	}
+	out.put, out.seconds = p.UserRecords, time.Since(start).Seconds()
+	logf("kinesis-mock put probe: %d of %d plain records made at %d/s accepted in %.1fs (%.0f/s; per %v: %s); longest Put %v", out.put, made, opt.rate, out.seconds, float64(out.put)/out.seconds, probeWindow, out.windowRates(), out.longest.Round(time.Millisecond))
+	return out, nil
+}
+
+// windowRates is the accepted records/s of each window, "990, 870, …".
+func (p putProbe) windowRates() string {
+	var parts []string
+	for _, n := range p.windows {
+		parts = append(parts, fmt.Sprintf("%.0f", float64(n)/probeWindow.Seconds()))
+	}
+	return strings.Join(parts, ", ")
 }

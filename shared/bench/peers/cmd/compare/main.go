@@ -11,9 +11,11 @@
 //     process, peak RSS, time to first record);
 //   - 100 shards: Shardline holding a 100-shard stream with a backlog;
 //   - first record once the lease table exists: Shardline;
-//   - latency: a new 4-shard stream on kinesis-mock, the consumer started
-//     first, then 1,000 user records/s put for -latency-duration, plain and
-//     KPL-aggregated, each user record carrying its producer timestamp;
+//   - latency: a new 4-shard stream on the fake (-latency-source; or on a
+//     kinesis-mock of their own), the consumer started first, then 1,000
+//     user records/s put for -latency-duration, plain and KPL-aggregated,
+//     each user record carrying its producer timestamp; with the fake, a
+//     put-rate probe first measures what a fresh kinesis-mock takes;
 //   - with -profile DIR: CPU and heap profiles of Shardline on the fake.
 //
 // It prints Markdown on stdout (progress on stderr) and writes it into
@@ -43,6 +45,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 
 	"github.com/shardline/shardline/shared/bench/peers/internal/fakekinesis"
 	"github.com/shardline/shardline/shared/produce"
@@ -109,6 +113,7 @@ type options struct {
 	rate, warmup      int
 	kplFlush, plainTk time.Duration
 	profileDir        string
+	latencySource     string
 }
 
 const (
@@ -129,11 +134,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	peer := fs.String("peer", "", "a built cmd/peer binary (default: go build it)")
 	timeout := fs.Duration("timeout", 5*time.Minute, "per run")
 	shardSync := fs.Duration("vmware-shard-sync", time.Second, "vmware's ShardSyncIntervalMillis (0: its default, 60 s; it takes one lease per sync)")
-	latDur := fs.Duration("latency-duration", 30*time.Second, "measured part of each latency run (0: skip the latency runs)")
+	latDur := fs.Duration("latency-duration", 20*time.Second, "measured part of each latency run (0: skip the latency runs)")
+	latSrc := fs.String("latency-source", srcFake, "where the latency runs put and every consumer reads: fake (the in-process fake, a fresh empty stream per run) or kinesis-mock (a kinesis-mock of their own; it could not take 1,000 puts/s on a 2-core host)")
+	probeDur := fs.Duration("mock-put-probe", 30*time.Second, "with -latency-source fake: put -rate plain records/s into a fresh kinesis-mock for this long, no consumer, and report the rate it took (0: skip)")
 	rate := fs.Int("rate", 1000, "user records per second in the latency runs")
 	warmup := fs.Int("warmup", 2000, "latency: user records the consumer receives before samples count (records produced later count)")
 	profileDir := fs.String("profile", "", "write Shardline's CPU and heap profiles of the fake KPL and plain runs into this directory")
 	write := fs.String("write", "", "write the Markdown into this file between <!-- peers:begin --> and <!-- peers:end --> (default: the repository's BENCHMARKS.md; \"-\": nowhere; with -quick: nowhere unless given)")
+	preloadWorkers := fs.Int("preload-workers", 1, "producers putting each backlog stream into kinesis-mock at once, each one PutRecords call at a time (more did not help: kinesis-mock is busy on one core)")
 	quick := fs.Bool("quick", false, "smoke run: small streams, one run, 5 s latency runs, writes nothing unless -write is given")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -141,11 +149,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	if *quick {
-		for name, v := range map[string]string{"kpl": "20000", "plain": "5000", "shards100": "10000", "runs": "1", "latency-duration": "5s", "warmup": "500"} {
+		for name, v := range map[string]string{"kpl": "20000", "plain": "5000", "shards100": "10000", "runs": "1", "latency-duration": "5s", "warmup": "500", "mock-put-probe": "3s"} {
 			if !set[name] {
 				fs.Set(name, v)
 			}
 		}
+	}
+	if *latSrc != srcFake && *latSrc != srcMock {
+		return fmt.Errorf("-latency-source %q: want %s or %s", *latSrc, srcFake, srcMock)
 	}
 	dest := *write
 	switch {
@@ -162,6 +173,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		runs: *runs, libs: strings.Split(*libs, ","), timeout: *timeout, shardSync: *shardSync,
 		latencyDuration: *latDur, rate: *rate, warmup: *warmup,
 		kplFlush: 50 * time.Millisecond, plainTk: 10 * time.Millisecond, profileDir: *profileDir,
+		latencySource: *latSrc,
 	}
 	logf := func(format string, a ...any) {
 		fmt.Fprintf(stderr, "%s "+format+"\n", append([]any{time.Now().Format("15:04:05")}, a...)...)
@@ -215,19 +227,18 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	defer dsrv.Stop()
 	logf("kinesis-mock %s (pid %d), dynamodb %s (pid %d)", ks.Endpoint, ks.PID, dsrv.Endpoint, dsrv.PID)
-	// The latency runs put into a kinesis-mock of their own: the one
-	// holding the backlog streams is slow to take puts (a 50,000-record
-	// plain preload ran at ~400 records/s, a 1,000/s producer fell to
-	// ~280/s).
-	lks := ks
-	if opt.latencyDuration > 0 {
+	// With -latency-source kinesis-mock the latency runs put into a
+	// kinesis-mock of their own: the one holding the backlog streams is
+	// slow to take puts (a 50,000-record plain preload ran at ~400
+	// records/s, a 1,000/s producer fell to ~280/s).
+	var lks *standin.Server
+	if opt.latencyDuration > 0 && opt.latencySource == srcMock {
 		if lks, err = standin.StartKinesis(ctx, standin.KinesisOptions{}); err != nil {
 			return fmt.Errorf("kinesis-mock for the latency runs: %w", err)
 		}
 		defer lks.Stop()
 		logf("kinesis-mock for the latency runs %s (pid %d)", lks.Endpoint, lks.PID)
 	}
-	lkc := standin.KinesisClient(lks.Endpoint)
 
 	kc := standin.KinesisClient(ks.Endpoint)
 	fake := fakekinesis.New()
@@ -241,23 +252,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	preload := map[string]float64{}
 	for _, d := range append(sets, deref(ds100)...) {
 		t0 := time.Now()
-		p, err := produce.New(ctx, kc, d.stream, d.aggregate)
-		if err != nil {
+		if err := preloadStream(ctx, kc, d, *preloadWorkers); err != nil {
 			return err
 		}
-		for i := 0; i < d.records; i += 10000 { // in slices, so a failure says where
-			recs := userRecords(i, min(10000, d.records-i), time.Now())
-			if err := p.Put(ctx, recs); err != nil {
-				return fmt.Errorf("preload %s: %w", d.stream, err)
-			}
-		}
+		putSecs := time.Since(t0).Seconds()
 		st, err := fakekinesis.Load(ctx, kc, d.stream)
 		if err != nil {
 			return fmt.Errorf("copy %s into the fake: %w", d.stream, err)
 		}
 		fake.Add(st)
 		preload[d.stream] = time.Since(t0).Seconds()
-		logf("preloaded %s: %d user records in %d Kinesis records over %d shards, %.1fs (copied into the fake)", d.stream, d.records, st.Records(), len(st.Shards), time.Since(t0).Seconds())
+		logf("preloaded %s: %d user records in %d Kinesis records over %d shards, %.1fs (puts %.1fs, %.0f Kinesis records/s; then copied into the fake)", d.stream, d.records, st.Records(), len(st.Shards), time.Since(t0).Seconds(), putSecs, float64(st.Records())/putSecs)
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -268,6 +273,30 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	defer hs.Close()
 	fakeURL := "http://" + ln.Addr().String()
 	logf("fake Kinesis %s", fakeURL)
+
+	// Where the latency runs put and read.
+	var lt latencyTarget
+	var probe *putProbe
+	if opt.latencyDuration > 0 {
+		switch opt.latencySource {
+		case srcFake:
+			lt = latencyTarget{source: srcFake, endpoint: fakeURL, client: standin.KinesisClient(fakeURL),
+				create: func(_ context.Context, name string, shards int) error { return fake.AddEmptyStream(name, shards) },
+				remove: fake.Remove}
+			if *probeDur > 0 {
+				pr, err := probeMockPuts(ctx, *probeDur, *shards, opt, logf)
+				if err != nil {
+					return fmt.Errorf("kinesis-mock put probe: %w", err)
+				}
+				probe = &pr
+			}
+		case srcMock:
+			lt = latencyTarget{source: srcMock, endpoint: lks.Endpoint, client: standin.KinesisClient(lks.Endpoint),
+				create: func(ctx context.Context, name string, shards int) error {
+					return standin.EnsureStreams(ctx, lks.Endpoint, fmt.Sprintf("%s:%d", name, shards))
+				}}
+		}
+	}
 
 	env := append(os.Environ(), standin.Env(ks.Endpoint, dsrv.Endpoint)...)
 	env = append(env, "AWS_EC2_METADATA_DISABLED=true")
@@ -324,8 +353,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 				{key: "kpl", name: fmt.Sprintf("KPL (≤%d per aggregate, flushed every %v)", *agg, opt.kplFlush), shards: *shards, aggregate: *agg},
 			} {
 				for _, lib := range opt.libs {
-					x := row("latency", srcMock, v, lib)
-					do(x, func() (report, error) { return r.latency(ctx, lkc, lks.Endpoint, v, lib, round) })
+					x := row("latency", lt.source, v, lib)
+					do(x, func() (report, error) { return r.latency(ctx, lt, v, lib, round) })
 				}
 			}
 		}
@@ -352,7 +381,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var md bytes.Buffer
 	writeReport(&md, reportInput{
 		rows: rows, opt: opt, args: args, began: began, took: time.Since(began), preload: preload,
-		fakeCalls: calls, unknown: unknown.Load(), profiles: profiles, quick: *quick,
+		fakeCalls: calls, unknown: unknown.Load(), profiles: profiles, quick: *quick, probe: probe,
 	})
 	stdout.Write(md.Bytes())
 	if dest != "" {
@@ -521,4 +550,42 @@ func machine() string {
 		kernel = ", Linux " + strings.TrimSpace(string(b))
 	}
 	return fmt.Sprintf("%d cores (%s, shared)%s%s, %s", runtime.NumCPU(), cpu, mem, kernel, runtime.Version())
+}
+
+// preloadStream puts d.records user records into d.stream with workers
+// producers at once, each taking slices of records in turn (so a failure
+// says where), one PutRecords call at a time each.
+func preloadStream(ctx context.Context, kc *kinesis.Client, d dataset, workers int) error {
+	const slice = 10000 // 100 user records per shard per slice over 100 shards: full aggregates
+	var next atomic.Int64
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	errc := make(chan error, max(workers, 1))
+	for range max(workers, 1) {
+		go func() {
+			errc <- func() error {
+				p, err := produce.New(ctx, kc, d.stream, d.aggregate)
+				if err != nil {
+					return err
+				}
+				for {
+					i := int(next.Add(slice)) - slice
+					if i >= d.records {
+						return nil
+					}
+					if err := p.Put(ctx, userRecords(i, min(slice, d.records-i), time.Now())); err != nil {
+						return fmt.Errorf("preload %s, records %d–: %w", d.stream, i, err)
+					}
+				}
+			}()
+		}()
+	}
+	var first error
+	for range max(workers, 1) {
+		if err := <-errc; err != nil && first == nil {
+			first = err
+			cancel(err)
+		}
+	}
+	return first
 }

@@ -36,3 +36,24 @@ func TestUserRecords(t *testing.T) {
 		t.Errorf("record 2: %q %q", recs[2].PartitionKey, recs[2].Data)
 	}
 }
+
+func TestLatencyReportNamesSource(t *testing.T) {
+	rep := report{Records: 20000, LastSeconds: 22, PutRate: 998}
+	rep.Latency = &struct {
+		Samples int64   `json:"samples"`
+		P50MS   float64 `json:"p50_ms"`
+		P90MS   float64 `json:"p90_ms"`
+		P99MS   float64 `json:"p99_ms"`
+		MaxMS   float64 `json:"max_ms"`
+	}{Samples: 20000, P50MS: 100, P90MS: 180, P99MS: 199, MaxMS: 210}
+	rows := []*result{{section: "latency", source: srcFake, ds: dataset{key: "plain", name: "plain", shards: 4}, lib: "shardline", runs: []report{rep}}}
+	var b strings.Builder
+	writeReport(&b, reportInput{rows: rows, opt: options{runs: 1, rate: 1000, latencyDuration: 20 * time.Second, plainTk: 10 * time.Millisecond, kplFlush: 50 * time.Millisecond, latencySource: srcFake},
+		probe: &putProbe{rate: 1000, put: 22000, seconds: 30, longest: 6700 * time.Millisecond, stuck: 2 * time.Second, windows: []int64{4980, 4835, 3495}}})
+	out := b.String()
+	for _, want := range []string{"(fake, real puts)", "accepted **733 records/s**", "996, 967, 699 /s", "had waited 2s", "| plain | Shardline | 1 | 20000 | 100 | 180 | 199 | 210 | 998 |", "(plain, fake; put rate 998/s) | p50 100 ms, p99 199 ms (worst run) | **met** |"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("report lacks %q:\n%s", want, out)
+		}
+	}
+}

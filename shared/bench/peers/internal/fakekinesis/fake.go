@@ -1,13 +1,16 @@
-// Package fakekinesis is a fast, read-only, in-memory Kinesis for the peer
+// Package fakekinesis is a fast, in-memory Kinesis for the peer
 // comparison: it serves streams copied from a real Kinesis endpoint (here
 // kinesis-mock) with the same shard ids, hash ranges, sequence numbers,
 // partition keys, data and arrival timestamps, so that every consumer
 // reads the same records and the server's own CPU (in the process that
-// serves it, not the consumer's) stays small.
+// serves it, not the consumer's) stays small; and it takes puts (PutRecord,
+// PutRecords) into new or copied streams, for latency runs at rates a
+// stand-in cannot take.
 //
 // It answers ListShards, DescribeStream, DescribeStreamSummary,
-// ListStreams, GetShardIterator and GetRecords, in both wire protocols of
-// Kinesis, chosen by the request's Content-Type:
+// ListStreams, GetShardIterator, GetRecords, PutRecord, PutRecords,
+// CreateStream and DeleteStream, in both wire protocols of Kinesis, chosen
+// by the request's Content-Type:
 //
 //   - AWS JSON 1.1 (application/x-amz-json-1.1): Data base64, timestamps
 //     epoch seconds as a JSON number (1796051652.086).
@@ -15,8 +18,11 @@
 //     SDK: a map with text keys; Data a byte string; timestamps tag 1
 //     wrapping an integer of epoch milliseconds.
 //
-// Every record is encoded once per protocol when its stream is added, so
-// a GetRecords answer is mostly copying. Anything else is logged and
+// Every record is encoded once per protocol when its stream is added or
+// when it is put, so a GetRecords answer is mostly copying. A shard's
+// records only grow: a reader copies the slice headers under the shard's
+// read lock and builds its answer outside it, so readers hold writers up
+// for no more than that copy. Anything else is logged and
 // answered 400 (UnknownOperationException). Errors are 400 with a
 // {"__type", "message"} body in the request's protocol and an
 // x-amzn-ErrorType header.
@@ -70,10 +76,36 @@ type Shard struct {
 	EndingHashKey         string
 	StartingSequence      string
 	EndingSequence        string // "": open
-	Records               []Record
+	// Records are the shard's records; once the stream is added, read
+	// and written only under the shard's lock (Server.Put appends).
+	Records []Record
 
+	mu         sync.RWMutex
 	json, cbor [][]byte // each record pre-encoded
 	size       []int    // bytes each record counts towards the 10 MB cap
+	lo, hi     hashKey  // the hash key range, parsed
+	lastSeq    string   // the last sequence number handed out (or StartingSequence)
+}
+
+// view is a shard's records as of one moment: all four slices have the
+// same length, and the elements below it never change.
+type view struct {
+	recs       []Record
+	json, cbor [][]byte
+	size       []int
+}
+
+func (sh *Shard) view() view {
+	sh.mu.RLock()
+	defer sh.mu.RUnlock()
+	return view{sh.Records, sh.json, sh.cbor, sh.size}
+}
+
+// Len is how many records the shard holds.
+func (sh *Shard) Len() int {
+	sh.mu.RLock()
+	defer sh.mu.RUnlock()
+	return len(sh.Records)
 }
 
 // Stream is one stream.
@@ -90,8 +122,8 @@ type Stream struct {
 // ARN is the stream's ARN.
 func (s *Stream) ARN() string { return s.arn }
 
-// Server serves streams over HTTP. Add streams before serving; it is
-// read-only afterwards, so any number of requests may be served at once.
+// Server serves streams over HTTP. Streams may be added, removed and put
+// into while it serves; any number of requests may be served at once.
 type Server struct {
 	mu      sync.RWMutex
 	streams map[string]*Stream
@@ -112,7 +144,8 @@ func New() *Server {
 }
 
 // Add adds (or replaces) a stream, encoding its records. Records of each
-// shard must be in sequence-number order.
+// shard must be in sequence-number order (sequence numbers of one length,
+// decimal, as Kinesis's are); puts get sequence numbers after the last.
 func (s *Server) Add(st *Stream) {
 	if st.Region == "" {
 		st.Region = "us-east-1"
@@ -121,6 +154,11 @@ func (s *Server) Add(st *Stream) {
 	st.index = make(map[string]int, len(st.Shards))
 	for i, sh := range st.Shards {
 		st.index[sh.ID] = i
+		sh.lo, sh.hi = parseRange(sh.StartingHashKey, sh.EndingHashKey)
+		sh.lastSeq = sh.StartingSequence
+		if n := len(sh.Records); n > 0 {
+			sh.lastSeq = sh.Records[n-1].SequenceNumber
+		}
 		sh.json = make([][]byte, len(sh.Records))
 		sh.cbor = make([][]byte, len(sh.Records))
 		sh.size = make([]int, len(sh.Records))
@@ -133,6 +171,25 @@ func (s *Server) Add(st *Stream) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.addLocked(st)
+}
+
+func (s *Server) addLocked(st *Stream) {
+	if st.Region == "" {
+		st.Region = "us-east-1"
+	}
+	st.arn = fmt.Sprintf("arn:aws:kinesis:%s:%s:stream/%s", st.Region, AccountID, st.Name)
+	if st.index == nil {
+		st.index = make(map[string]int, len(st.Shards))
+		for i, sh := range st.Shards {
+			st.index[sh.ID] = i
+			sh.lo, sh.hi = parseRange(sh.StartingHashKey, sh.EndingHashKey)
+			sh.lastSeq = sh.StartingSequence
+		}
+	}
+	if old := s.streams[st.Name]; old != nil {
+		delete(s.byARN, old.arn)
+	}
 	s.streams[st.Name] = st
 	s.byARN[st.arn] = st
 }
@@ -186,6 +243,19 @@ type request struct {
 	ShardIterator          string `json:"ShardIterator,omitempty"`
 	Limit                  *int64 `json:"Limit,omitempty"`
 	NextToken              string `json:"NextToken,omitempty"`
+	// PutRecord (one entry) and PutRecords (Records).
+	putEntry
+	Records []putEntry `json:"Records,omitempty"`
+	// CreateStream.
+	ShardCount *int64 `json:"ShardCount,omitempty"`
+}
+
+// putEntry is one record to put: Data is base64 in JSON (encoding/json
+// decodes it into bytes), a byte string in CBOR.
+type putEntry struct {
+	Data            []byte `json:"Data,omitempty"`
+	PartitionKey    string `json:"PartitionKey,omitempty"`
+	ExplicitHashKey string `json:"ExplicitHashKey,omitempty"`
 }
 
 var cborDec = func() cbor.DecMode {
@@ -281,6 +351,51 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				"OpenShardCount":          open,
 				"ConsumerCount":           0,
 			}})
+			return nil
+		})
+	case "PutRecord":
+		aerr = s.withStream(&req, func(st *Stream) *apiError {
+			res, err := s.put(st, []putEntry{req.putEntry})
+			if err != nil {
+				return err
+			}
+			out = encode(isCBOR, map[string]any{"ShardId": res[0].shard, "SequenceNumber": res[0].seq, "EncryptionType": "NONE"})
+			return nil
+		})
+	case "PutRecords":
+		aerr = s.withStream(&req, func(st *Stream) *apiError {
+			if len(req.Records) == 0 || len(req.Records) > 500 {
+				return errorf("ValidationException", "1 validation error detected: Value at 'records' failed to satisfy constraint: Member must have length less than or equal to 500 and greater than or equal to 1 (got %d)", len(req.Records))
+			}
+			res, err := s.put(st, req.Records)
+			if err != nil {
+				return err
+			}
+			recs := make([]any, len(res))
+			for i, r := range res {
+				recs[i] = map[string]any{"ShardId": r.shard, "SequenceNumber": r.seq}
+			}
+			out = encode(isCBOR, map[string]any{"FailedRecordCount": 0, "Records": recs, "EncryptionType": "NONE"})
+			return nil
+		})
+	case "CreateStream":
+		if req.ShardCount == nil || *req.ShardCount < 1 || *req.ShardCount > 10000 {
+			aerr = errorf("InvalidArgumentException", "ShardCount must be between 1 and 10000")
+			break
+		}
+		if req.StreamName == "" {
+			aerr = errorf("InvalidArgumentException", "StreamName is required")
+			break
+		}
+		if err := s.AddEmptyStream(req.StreamName, int(*req.ShardCount)); err != nil {
+			aerr = errorf("ResourceInUseException", "%v", err)
+			break
+		}
+		out = encode(isCBOR, map[string]any{})
+	case "DeleteStream":
+		aerr = s.withStream(&req, func(st *Stream) *apiError {
+			s.Remove(st.Name)
+			out = encode(isCBOR, map[string]any{})
 			return nil
 		})
 	case "ListStreams":
@@ -415,7 +530,7 @@ func (s *Server) parseIterator(it string) (st *Stream, shard, pos int, err *apiE
 	if st == nil {
 		return nil, 0, 0, errorf("ResourceNotFoundException", "Stream %s under account %s not found.", name, AccountID)
 	}
-	if sh < 0 || sh >= len(st.Shards) || p < 0 || p > len(st.Shards[sh].Records) {
+	if sh < 0 || sh >= len(st.Shards) || p < 0 || p > st.Shards[sh].Len() {
 		return bad()
 	}
 	return st, sh, p, nil
@@ -434,8 +549,8 @@ func (s *Server) iterator(st *Stream, req *request) (string, *apiError) {
 	if !ok {
 		return "", errorf("ResourceNotFoundException", "Shard %s in stream %s under account %s does not exist", req.ShardID, st.Name, AccountID)
 	}
-	sh := st.Shards[i]
-	n := len(sh.Records)
+	recs := st.Shards[i].view().recs
+	n := len(recs)
 	var pos int
 	switch req.ShardIteratorType {
 	case "TRIM_HORIZON":
@@ -448,16 +563,16 @@ func (s *Server) iterator(st *Stream, req *request) (string, *apiError) {
 			return "", errorf("InvalidArgumentException", "StartingSequenceNumber %q: must be a decimal number", seq)
 		}
 		if req.ShardIteratorType == "AT_SEQUENCE_NUMBER" {
-			pos = sort.Search(n, func(j int) bool { return !seqLess(sh.Records[j].SequenceNumber, seq) })
+			pos = sort.Search(n, func(j int) bool { return !seqLess(recs[j].SequenceNumber, seq) })
 		} else {
-			pos = sort.Search(n, func(j int) bool { return seqLess(seq, sh.Records[j].SequenceNumber) })
+			pos = sort.Search(n, func(j int) bool { return seqLess(seq, recs[j].SequenceNumber) })
 		}
 	case "AT_TIMESTAMP":
 		ts, ok := toTime(req.Timestamp)
 		if !ok {
 			return "", errorf("InvalidArgumentException", "AT_TIMESTAMP needs a Timestamp, got %T %v", req.Timestamp, req.Timestamp)
 		}
-		pos = sort.Search(n, func(j int) bool { return !sh.Records[j].Arrival.Before(ts) })
+		pos = sort.Search(n, func(j int) bool { return !recs[j].Arrival.Before(ts) })
 	default:
 		return "", errorf("InvalidArgumentException", "ShardIteratorType %q", req.ShardIteratorType)
 	}
@@ -511,8 +626,8 @@ func (s *Server) getRecords(req *request, isCBOR bool) ([]byte, *apiError) {
 		}
 		limit = int(*req.Limit)
 	}
-	sh := st.Shards[shi]
-	n := len(sh.Records)
+	sh := st.Shards[shi].view()
+	n := len(sh.recs)
 	end, size := pos, 0
 	for end < n && end-pos < limit {
 		if end > pos && size+sh.size[end] > maxAnswer {
@@ -523,9 +638,9 @@ func (s *Server) getRecords(req *request, isCBOR bool) ([]byte, *apiError) {
 	}
 	var behind int64
 	if end < n && end > 0 {
-		behind = sh.Records[n-1].Arrival.Sub(sh.Records[end-1].Arrival).Milliseconds()
+		behind = sh.recs[n-1].Arrival.Sub(sh.recs[end-1].Arrival).Milliseconds()
 	} else if end < n {
-		behind = sh.Records[n-1].Arrival.Sub(sh.Records[0].Arrival).Milliseconds()
+		behind = sh.recs[n-1].Arrival.Sub(sh.recs[0].Arrival).Milliseconds()
 	}
 	next := s.makeIterator(st, shi, end)
 	if isCBOR {

@@ -169,11 +169,11 @@ func TestJSONErrors(t *testing.T) {
 	if !errors.As(err, &exp) {
 		t.Errorf("old iterator: %v, want ExpiredIteratorException", err)
 	}
-	_, err = c.PutRecord(ctx, &kinesis.PutRecordInput{StreamName: aws.String("s"), PartitionKey: aws.String("k"), Data: []byte("x")})
+	_, err = c.MergeShards(ctx, &kinesis.MergeShardsInput{StreamName: aws.String("s"), ShardToMerge: aws.String("shardId-000000000000"), AdjacentShardToMerge: aws.String("shardId-000000000001")})
 	if err == nil || !strings.Contains(err.Error(), "UnknownOperation") {
-		t.Errorf("PutRecord: %v, want UnknownOperationException", err)
+		t.Errorf("MergeShards: %v, want UnknownOperationException", err)
 	}
-	if fk.Calls()["PutRecord"] != 1 {
+	if fk.Calls()["MergeShards"] != 1 {
 		t.Errorf("Calls = %v", fk.Calls())
 	}
 }

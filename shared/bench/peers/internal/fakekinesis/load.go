@@ -88,7 +88,7 @@ func Load(ctx context.Context, src Source, name string) (*Stream, error) {
 func (st *Stream) Records() int {
 	n := 0
 	for _, sh := range st.Shards {
-		n += len(sh.Records)
+		n += sh.Len()
 	}
 	return n
 }
