@@ -405,10 +405,10 @@ func updateKind(u *dynamodb.UpdateItemInput) string {
 		return "release"
 	case set["leaseOwner"]:
 		return "take"
+	case set["checkpoint"]: // a checkpoint carries the renewal's progress too
+		return "checkpoint"
 	case set["shardlineLastRenewal"]:
 		return "renew"
-	case set["checkpoint"]:
-		return "checkpoint"
 	}
 	return "other"
 }
