@@ -64,7 +64,8 @@ type Config struct {
 
 	// ReadBudget bounds the bytes of Kinesis answers the worker's shards
 	// hold at once: each read of a shard asks for about ReadBudget over
-	// the shards held, between 64 KiB and 1 MiB (default 16 MiB).
+	// the shards held, between 32 KiB and 1 MiB (default 4 MiB: 1 MiB a
+	// read up to 4 shards, 32 KiB from 128 shards on).
 	ReadBudget int
 
 	BatchSize         int           // most records per handler call; default 100
@@ -180,7 +181,7 @@ func (c *Config) fill() error {
 	def(&c.MaxParkRetryWait, 5*time.Minute)
 	def(&c.SummaryInterval, time.Minute)
 	if c.ReadBudget == 0 {
-		c.ReadBudget = 16 << 20
+		c.ReadBudget = 4 << 20
 	}
 	if c.BatchSize == 0 {
 		c.BatchSize = 100 // dispatch's default, which read's chunks follow

@@ -566,10 +566,10 @@ func nonceTime(nonce string) int64 {
 }
 
 // readTarget is the bytes one read of a shard asks for: the read budget
-// shared among the shards held, between 64 KiB and 1 MiB.
+// shared among the shards held, between 32 KiB and 1 MiB.
 func (w *Worker) readTarget() int {
 	n := max(1, w.heldCount.Load())
-	return int(min(max(int64(w.cfg.ReadBudget)/n, 64<<10), 1<<20))
+	return int(min(max(int64(w.cfg.ReadBudget)/n, 32<<10), 1<<20))
 }
 
 // Draining is closed once Run has told every shard to stop: no batch starts

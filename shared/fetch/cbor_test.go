@@ -144,6 +144,13 @@ func TestDecodeOtherForms(t *testing.T) {
 			t.Errorf("record %d = %q %q %q", i, r.Data, aws.ToString(r.SequenceNumber), aws.ToString(r.PartitionKey))
 		}
 	}
+	// Blobs came as text: the records hold copies, not the answer.
+	clear(e.b)
+	for i, r := range out.Records {
+		if string(r.Data) != "hello" || aws.ToString(r.SequenceNumber) != "1234" || aws.ToString(r.PartitionKey) != "p" {
+			t.Fatalf("record %d changed with the answer's buffer: %q %q", i, r.Data, aws.ToString(r.SequenceNumber))
+		}
+	}
 	ts := func(i int) time.Time { return aws.ToTime(out.Records[i].ApproximateArrivalTimestamp) }
 	if !ts(0).Equal(time.UnixMilli(1796051652086)) || !ts(1).Equal(time.UnixMilli(1796051652250)) || !ts(8).Equal(time.UnixMilli(1796051652008)) {
 		t.Errorf("timestamps %v %v %v", ts(0), ts(1), ts(8))
@@ -362,6 +369,28 @@ func BenchmarkDecodeGetRecords(b *testing.B) {
 	for b.Loop() {
 		if _, err := decodeGetRecords(e.b); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// Base64 text blobs decode in place to what encoding/base64 decodes, at
+// every length and across block boundaries; text that does not decode is
+// an error.
+func TestDecodeBase64InPlace(t *testing.T) {
+	for _, n := range []int{0, 1, 2, 3, 4, 5, 3071, 3072, 3073, 6144, 100_000} {
+		want := make([]byte, n)
+		for i := range want {
+			want[i] = byte(i*7 + i/13)
+		}
+		text := []byte(base64.StdEncoding.EncodeToString(want))
+		got, err := decodeBase64InPlace(text)
+		if err != nil || !bytes.Equal(text[:got], want) {
+			t.Fatalf("%d bytes: got %d, %v; equal %v", n, got, err, bytes.Equal(text[:got], want))
+		}
+	}
+	for _, bad := range []string{"abc", "ab=c", "!!!!", "QUJD" + strings.Repeat("QUI=", 1100), "QQ==QUJD"} {
+		if _, err := decodeBase64InPlace([]byte(bad)); err == nil {
+			t.Errorf("%.20q… decoded", bad)
 		}
 	}
 }

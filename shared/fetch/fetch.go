@@ -42,8 +42,9 @@ type Config struct {
 	// TargetBytes bounds what one read brings, so that what a shard holds
 	// at once is bounded: the records asked for in each GetRecords are
 	// TargetBytes over the mean size of the records read so far (at most
-	// Limit; the first read asks for FirstLimit). Default 1 MiB; a
-	// negative value asks for Limit every time.
+	// Limit; the first read asks for FirstLimit, or fewer if records of
+	// 16 KiB would pass TargetBytes). Default 1 MiB; a negative value asks
+	// for Limit every time.
 	TargetBytes int
 	FirstLimit  int32 // records in the first GetRecords; default 100
 	// NoTiming leaves GetRecords' time out of Stats (metrics level NONE:
@@ -107,6 +108,9 @@ func (r *Reader) Stats() Stats {
 	return s
 }
 
+// firstGuess is the record size the first read of a shard assumes.
+const firstGuess = 16 << 10
+
 // SetTargetBytes changes TargetBytes for the next reads (the worker
 // shares a budget among the shards it holds).
 func (r *Reader) SetTargetBytes(n int) { r.cfg.TargetBytes = n }
@@ -117,7 +121,11 @@ func (r *Reader) limit() int32 {
 		return r.cfg.Limit
 	}
 	if r.meanSize == 0 {
-		return r.cfg.FirstLimit
+		// Before any record is seen, a read is bounded as if records
+		// were of firstGuess bytes (a KPL aggregate is often 10–50 KB):
+		// a first answer of FirstLimit 1 MB records would be far past
+		// the target.
+		return int32(min(int(r.cfg.FirstLimit), max(1, r.cfg.TargetBytes/firstGuess)))
 	}
 	n := float64(r.cfg.TargetBytes) / r.meanSize
 	return int32(max(1, min(n, float64(r.cfg.Limit))))

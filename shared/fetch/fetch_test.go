@@ -226,7 +226,8 @@ func TestNextFollowsIterators(t *testing.T) {
 	if want := []string{"it-1", "it-a", "it-b"}; !slices.Equal(its, want) {
 		t.Errorf("iterators used = %v, want %v", its, want)
 	}
-	if got, want := aws.ToInt32(f.recIn[0].Limit), int32(100); got != want {
+	// The default target (1 MiB) over 16 KiB records: 64.
+	if got, want := aws.ToInt32(f.recIn[0].Limit), int32(64); got != want {
 		t.Errorf("first limit = %d, want %d", got, want)
 	}
 	if len(f.iterIn) != 1 {
@@ -635,9 +636,10 @@ func TestLimitFollowsTargetBytes(t *testing.T) {
 	for _, in := range f.recIn {
 		got = append(got, aws.ToInt32(in.Limit))
 	}
-	// 100 first; then 100,000 / 10,000 = 10; then the mean moves to
-	// (10,000 + 10) / 2 → 19; then the cap of 10,000 records.
-	if want := []int32{100, 10, 10, 19}; !slices.Equal(got, want) {
+	// 100,000 / 16 KiB = 6 first (no record seen yet: records of 16 KiB
+	// assumed, not FirstLimit's 100, which could be 100 MB of them); then
+	// 100,000 / 10,000 = 10; then the mean moves to (10,000 + 10) / 2 → 19.
+	if want := []int32{6, 10, 10, 19}; !slices.Equal(got, want) {
 		t.Errorf("limits = %v, want %v", got, want)
 	}
 }
