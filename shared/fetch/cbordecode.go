@@ -43,8 +43,8 @@ const (
 var errTruncated = errors.New("truncated")
 
 type decoder struct {
-	b    []byte
-	i    int
+	b       []byte
+	i       int
 	sawText bool // a blob came as base64 text
 }
 
