@@ -108,6 +108,10 @@ func (r *Reader) Stats() Stats {
 	return s
 }
 
+// recordOverhead is what a record of an answer takes besides its data,
+// partition key and sequence number.
+const recordOverhead = 64
+
 // firstGuess is the record size the first read of a shard assumes.
 const firstGuess = 16 << 10
 
@@ -136,9 +140,12 @@ func (r *Reader) observe(recs []types.Record) {
 	if len(recs) == 0 {
 		return
 	}
+	// What a record takes in the answer and in memory: its data, key and
+	// sequence number, and about recordOverhead besides (field names,
+	// timestamp, encryption type) — a small record is mostly the rest.
 	total := 0
 	for i := range recs {
-		total += len(recs[i].Data) + len(aws.ToString(recs[i].PartitionKey))
+		total += len(recs[i].Data) + len(aws.ToString(recs[i].PartitionKey)) + len(aws.ToString(recs[i].SequenceNumber)) + recordOverhead
 	}
 	mean := float64(total) / float64(len(recs))
 	if r.meanSize == 0 {

@@ -638,8 +638,9 @@ func TestLimitFollowsTargetBytes(t *testing.T) {
 	}
 	// 100,000 / 16 KiB = 6 first (no record seen yet: records of 16 KiB
 	// assumed, not FirstLimit's 100, which could be 100 MB of them); then
-	// 100,000 / 10,000 = 10; then the mean moves to (10,000 + 10) / 2 → 19.
-	if want := []int32{6, 10, 10, 19}; !slices.Equal(got, want) {
+	// 100,000 / (10,000 + a 1-digit sequence number + 64 of overhead) = 9;
+	// then the mean moves to (10,065 + 75) / 2 → 19.
+	if want := []int32{6, 9, 9, 19}; !slices.Equal(got, want) {
 		t.Errorf("limits = %v, want %v", got, want)
 	}
 }
