@@ -64,8 +64,9 @@ type Config struct {
 
 	// ReadBudget bounds the bytes of Kinesis answers the worker's shards
 	// hold at once: each read of a shard asks for about ReadBudget over
-	// the shards held, between 32 KiB and 1 MiB (default 4 MiB: 1 MiB a
-	// read up to 4 shards, 32 KiB from 128 shards on).
+	// the shards held, between 32 KiB and 1 MiB (default 2 MiB: 512 KiB a
+	// read up to 4 shards, enough for Kinesis's 2 MB/s per shard at 5
+	// reads/s; 32 KiB from 64 shards on).
 	ReadBudget int
 
 	BatchSize         int           // most records per handler call; default 100
@@ -181,7 +182,7 @@ func (c *Config) fill() error {
 	def(&c.MaxParkRetryWait, 5*time.Minute)
 	def(&c.SummaryInterval, time.Minute)
 	if c.ReadBudget == 0 {
-		c.ReadBudget = 4 << 20
+		c.ReadBudget = 2 << 20
 	}
 	if c.BatchSize == 0 {
 		c.BatchSize = 100 // dispatch's default, which read's chunks follow
