@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/md5"
 	"sync"
+	"sync/atomic"
 
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"github.com/klauspost/cpuid/v2"
@@ -23,32 +24,32 @@ const minSIMD = 4 << 10
 // lanes is how many messages are hashed side by side per round.
 const lanes = 16
 
-// free keeps a few sets of lanes hashers for reuse: a hasher is
-// registered with the server once (Reset starts a new message) and must be
-// closed to be let go, so the sets are kept in a bounded list, not a
-// sync.Pool, and a set the list has no room for is closed.
-var free = make(chan *[lanes]md5simd.Hasher, 8)
+// free keeps the sets of lanes hashers for reuse: a hasher is registered
+// with the server once (Reset starts a new message), and registering and
+// closing one is slow (it waits on the server), so at most maxSets sets are
+// ever made. A caller that finds none free checks nothing (CheckAll returns
+// nil, and each aggregate is checked by crypto/md5 as before).
+const maxSets = 8
+
+var (
+	free = make(chan *[lanes]md5simd.Hasher, maxSets)
+	made atomic.Int32
+)
 
 func getHashers() *[lanes]md5simd.Hasher {
 	select {
 	case hs := <-free:
 		return hs
 	default:
+	}
+	if made.Add(1) <= maxSets {
 		return new([lanes]md5simd.Hasher)
 	}
+	made.Add(-1)
+	return nil
 }
 
-func putHashers(hs *[lanes]md5simd.Hasher) {
-	select {
-	case free <- hs:
-	default:
-		for _, h := range hs {
-			if h != nil {
-				h.Close()
-			}
-		}
-	}
-}
+func putHashers(hs *[lanes]md5simd.Hasher) { free <- hs } // room for every set made
 
 var (
 	simdOnce   sync.Once
@@ -68,7 +69,8 @@ func server() md5simd.Server {
 // MD5 checksum is known to be right (false: not an aggregate, a wrong
 // checksum, or not checked here; DeaggregateChecked then checks it as
 // Deaggregate does). It returns nil when it checked nothing: fewer than two
-// aggregates of minSIMD bytes, or a CPU without AVX2.
+// aggregates of minSIMD bytes, a CPU without AVX2, or every set of hashers
+// in use by other shards.
 func CheckAll(recs []types.Record) []bool {
 	var idx []int
 	for i := range recs {
@@ -84,9 +86,12 @@ func CheckAll(recs []types.Record) []bool {
 	if srv == nil {
 		return nil
 	}
-	good := make([]bool, len(recs))
 	hs := getHashers()
+	if hs == nil {
+		return nil
+	}
 	defer putHashers(hs)
+	good := make([]bool, len(recs))
 	var sum [md5.Size]byte
 	for len(idx) > 0 {
 		n := min(len(idx), lanes)
