@@ -5,12 +5,14 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -53,6 +55,7 @@ type CBORClient struct {
 	url    string // the endpoint, resolved once
 	urlErr error
 	signer *v4.Signer
+	skew   atomic.Int64 // the server's clock minus ours (ns), learnt from a refused signature
 }
 
 // NewCBORClient wraps c.
@@ -120,7 +123,8 @@ func (c *CBORClient) getRecords(ctx context.Context, in *kinesis.GetRecordsInput
 			return nil, fmt.Errorf("get credentials: %w", err)
 		}
 		sum := sha256.Sum256(body)
-		if err := c.signer.SignHTTP(ctx, creds, req, hex.EncodeToString(sum[:]), "kinesis", c.region, time.Now()); err != nil {
+		signAt := time.Now().Add(time.Duration(c.skew.Load()))
+		if err := c.signer.SignHTTP(ctx, creds, req, hex.EncodeToString(sum[:]), "kinesis", c.region, signAt); err != nil {
 			return nil, fmt.Errorf("sign: %w", err)
 		}
 	}
@@ -134,7 +138,9 @@ func (c *CBORClient) getRecords(ctx context.Context, in *kinesis.GetRecordsInput
 		return nil, fmt.Errorf("read the answer (HTTP %d): %w", resp.StatusCode, err)
 	}
 	if resp.StatusCode != http.StatusOK {
-		return nil, errorFrom(resp, buf)
+		err := errorFrom(resp, buf)
+		c.learnSkew(resp, err)
+		return nil, err
 	}
 	if ct := resp.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, CBOR) {
 		return nil, fmt.Errorf("answer of type %q, want %s", ct, CBOR)
@@ -144,6 +150,29 @@ func (c *CBORClient) getRecords(ctx context.Context, in *kinesis.GetRecordsInput
 		return nil, fmt.Errorf("decode the CBOR answer (%d bytes): %w", len(buf), err)
 	}
 	return out, nil
+}
+
+// learnSkew: a signature refused for its time (this host's clock is off
+// by more than the 5 minutes SigV4 allows) sets the offset the next
+// requests are signed with from the answer's Date, as the SDK does for its
+// own calls; the Reader retries the call.
+func (c *CBORClient) learnSkew(resp *http.Response, err error) {
+	var api smithy.APIError
+	if !errors.As(err, &api) {
+		return
+	}
+	switch api.ErrorCode() {
+	case "InvalidSignatureException", "SignatureDoesNotMatch", "RequestExpired", "RequestTimeTooSkewed", "RequestInTheFuture":
+	default:
+		return
+	}
+	server, perr := http.ParseTime(resp.Header.Get("Date"))
+	if perr != nil {
+		return
+	}
+	if skew := time.Until(server); skew > time.Minute || skew < -time.Minute {
+		c.skew.Store(int64(skew))
+	}
 }
 
 // maxAnswer bounds the body read: Kinesis answers at most 10 MB of data.

@@ -394,3 +394,43 @@ func TestDecodeBase64InPlace(t *testing.T) {
 		}
 	}
 }
+
+// A host whose clock is an hour off: the first GetRecords is refused for
+// its signature's time (a retryable error), the client learns the offset
+// from the answer's Date, and the next one is signed at the server's time.
+func TestCBORClientClockSkew(t *testing.T) {
+	serverNow := func() time.Time { return time.Now().Add(time.Hour) }
+	calls := 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls++
+		w.Header().Set("Date", serverNow().UTC().Format(http.TimeFormat))
+		signed, err := time.Parse("20060102T150405Z", r.Header.Get("X-Amz-Date"))
+		if err != nil || serverNow().Sub(signed).Abs() > 5*time.Minute {
+			w.Header().Set("Content-Type", CBOR)
+			w.WriteHeader(400)
+			w.Write((&enc{}).head(majMap, 2).text("__type").text("InvalidSignatureException").
+				text("message").text("Signature expired").b)
+			return
+		}
+		w.Header().Set("Content-Type", CBOR)
+		w.Write(kinesisAnswer())
+	}))
+	defer srv.Close()
+	c := NewCBORClient(kinesis.New(kinesis.Options{Region: "us-east-1", BaseEndpoint: aws.String(srv.URL),
+		Credentials: aws.NewCredentialsCache(aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
+			return aws.Credentials{AccessKeyID: "AKID", SecretAccessKey: "secret"}, nil
+		}))}))
+	in := &kinesis.GetRecordsInput{ShardIterator: aws.String("it")}
+	_, err := c.GetRecords(context.Background(), in)
+	var api smithy.APIError
+	if !errors.As(err, &api) || api.ErrorCode() != "InvalidSignatureException" || IsFatal(err) {
+		t.Fatalf("first call: %v, want a retryable InvalidSignatureException", err)
+	}
+	out, err := c.GetRecords(context.Background(), in)
+	if err != nil || len(out.Records) != 2 {
+		t.Fatalf("second call: %v, want the answer signed at the server's time", err)
+	}
+	if calls != 2 {
+		t.Errorf("%d calls, want 2", calls)
+	}
+}
