@@ -7,9 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strings"
 	"time"
 	"unsafe"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 )
@@ -420,7 +422,7 @@ func decodeGetRecords(buf []byte) (*kinesis.GetRecordsOutput, error) {
 				return nil, fmt.Errorf("NextShardIterator: %w", err)
 			}
 			// Its own copy: the iterator outlives the answer.
-			out.NextShardIterator = &[]string{string([]byte(s))}[0]
+			out.NextShardIterator = aws.String(strings.Clone(s))
 		case "MillisBehindLatest":
 			if d.null() {
 				break
@@ -460,7 +462,7 @@ func compact(recs []types.Record) {
 	size := 0
 	for i := range recs {
 		r := &recs[i]
-		size += len(r.Data) + len(deref(r.SequenceNumber)) + len(deref(r.PartitionKey)) + len(r.EncryptionType)
+		size += len(r.Data) + len(aws.ToString(r.SequenceNumber)) + len(aws.ToString(r.PartitionKey)) + len(r.EncryptionType)
 	}
 	buf := make([]byte, 0, size)
 	put := func(b []byte) []byte {
@@ -488,13 +490,6 @@ func compact(recs []types.Record) {
 		}
 		r.EncryptionType = types.EncryptionType(str(string(r.EncryptionType)))
 	}
-}
-
-func deref(p *string) string {
-	if p == nil {
-		return ""
-	}
-	return *p
 }
 
 // records reads the Records array. The pointers the SDK's Record has are
@@ -606,7 +601,7 @@ func (d *decoder) childShards() ([]types.ChildShard, error) {
 			case "ShardId":
 				var s string
 				if s, err = d.text(); err == nil {
-					c.ShardId = &[]string{string([]byte(s))}[0]
+					c.ShardId = aws.String(strings.Clone(s))
 				}
 			case "ParentShards":
 				var p int
@@ -614,7 +609,7 @@ func (d *decoder) childShards() ([]types.ChildShard, error) {
 					for x := 0; err == nil && d.more(x, p); x++ {
 						var s string
 						if s, err = d.text(); err == nil {
-							c.ParentShards = append(c.ParentShards, string([]byte(s)))
+							c.ParentShards = append(c.ParentShards, strings.Clone(s))
 						}
 					}
 				}
@@ -647,11 +642,11 @@ func (d *decoder) hashKeyRange() (*types.HashKeyRange, error) {
 		switch k {
 		case "StartingHashKey":
 			if s, err = d.text(); err == nil {
-				h.StartingHashKey = &[]string{string([]byte(s))}[0]
+				h.StartingHashKey = aws.String(strings.Clone(s))
 			}
 		case "EndingHashKey":
 			if s, err = d.text(); err == nil {
-				h.EndingHashKey = &[]string{string([]byte(s))}[0]
+				h.EndingHashKey = aws.String(strings.Clone(s))
 			}
 		default:
 			err = d.skip(0)
@@ -682,13 +677,13 @@ func decodeError(buf []byte) (code, msg string) {
 			if err != nil {
 				return code, msg
 			}
-			code = string([]byte(s))
+			code = strings.Clone(s)
 		case "message", "Message":
 			s, err := d.text()
 			if err != nil {
 				return code, msg
 			}
-			msg = string([]byte(s))
+			msg = strings.Clone(s)
 		default:
 			if d.skip(0) != nil {
 				return code, msg
