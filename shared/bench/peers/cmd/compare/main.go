@@ -129,6 +129,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	agg := fs.Int("aggregate", 100, "user records per KPL aggregate")
 	nPlain := fs.Int("plain", 30000, "records in the plain backlog stream (0: skip)")
 	nFakePlain := fs.Int("fake-plain", 300000, "records in the plain backlog stream of the fake rows, put straight into the fake (0: the kinesis-mock stream's copy)")
+	nFakeKPL := fs.Int("fake-kpl", 0, "user records in the KPL backlog stream of the fake rows, put straight into the fake (0: the kinesis-mock stream's copy; more records, for a profile, without preloading kinesis-mock longer)")
 	shards := fs.Int("shards", 4, "shards of the backlog and latency streams")
 	n100 := fs.Int("shards100", 100000, "KPL user records in the 100-shard stream Shardline holds (0: skip)")
 	runs := fs.Int("runs", 2, "runs of everything")
@@ -280,10 +281,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	// that CPU per record is measured over more than a few ms.
 	fakeSets := slices.Clone(sets)
 	for i, d := range fakeSets {
-		if d.key != "plain" || *nFakePlain <= 0 {
+		n := map[string]int{"plain": *nFakePlain, "kpl": *nFakeKPL}[d.key]
+		if n <= 0 {
 			continue
 		}
-		d.stream, d.records = "peers-plain-fake", *nFakePlain
+		d.stream, d.records = "peers-"+d.key+"-fake", n
 		t0 := time.Now()
 		if err := fake.AddEmptyStream(d.stream, d.shards); err != nil {
 			return err
