@@ -107,6 +107,7 @@ func (w *Worker) consume(h *held, st *shardStats) consumeResult {
 		log.Warn("lease has an unreadable hash range; records are not filtered by it", "error", err)
 		hr = kpl.HashRange{}
 	}
+	filter := kpl.NewFilter(hr)
 	reader, err := fetch.New(w.reads, fetch.Config{
 		StreamName: w.cfg.StreamName, ShardID: l.Key, Start: start, Timestamp: ts, NoTiming: w.cfg.MetricsLevel == metrics.None,
 		RetryWaitTime: w.cfg.RetryWaitTime, RetryMaxAttempts: w.cfg.RetryMaxAttempts, Logger: log,
@@ -204,7 +205,7 @@ func (w *Worker) consume(h *held, st *shardStats) consumeResult {
 	var recs []stream.Record
 	var pend pending
 	for {
-		b, err := w.read(h.fetchCtx, l.Key, reader, hr, resume, &recs, &pend, st, h, &drops)
+		b, err := w.read(h.fetchCtx, l.Key, reader, filter, resume, &recs, &pend, st, h, &drops)
 		if err != nil {
 			if res, ok := lost(); ok {
 				return res
@@ -396,7 +397,7 @@ func (w *Worker) chunk() int {
 // reading until the batch is full (records or bytes), the window passes or
 // the shard ends. The Batch returned has End (and Children) only with the
 // last records of the shard's last answer.
-func (w *Worker) read(ctx context.Context, shardID string, r *fetch.Reader, hr kpl.HashRange, resume *stream.Position, recs *[]stream.Record, p *pending, st *shardStats, h *held, drops *dropReporter) (fetch.Batch, error) {
+func (w *Worker) read(ctx context.Context, shardID string, r *fetch.Reader, filter *kpl.Filter, resume *stream.Position, recs *[]stream.Record, p *pending, st *shardStats, h *held, drops *dropReporter) (fetch.Batch, error) {
 	*recs = (*recs)[:0]
 	deadline := time.Now().Add(w.cfg.MaxBatchingWindow)
 	bytes := 0
@@ -420,7 +421,7 @@ func (w *Worker) read(ctx context.Context, shardID string, r *fetch.Reader, hr k
 		i := 0
 		for ; i < len(p.recs) && len(*recs) < chunk; i++ {
 			var s kpl.Stats
-			*recs, s = kpl.DeaggregateChecked(*recs, shardID, &p.recs[i], hr, p.good != nil && p.good[i])
+			*recs, s = filter.Deaggregate(*recs, shardID, &p.recs[i], p.good != nil && p.good[i])
 			ks.Add(s)
 		}
 		clear(p.recs[:i]) // let each answer record go once de-aggregated

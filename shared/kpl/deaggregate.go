@@ -87,6 +87,12 @@ func Deaggregate(dst []stream.Record, shardID string, r *types.Record, hr HashRa
 // found right (good true): it is not checked again. With good false it is
 // Deaggregate.
 func DeaggregateChecked(dst []stream.Record, shardID string, r *types.Record, hr HashRange, good bool) ([]stream.Record, Stats) {
+	return deaggregate(dst, shardID, r, hr, good, nil)
+}
+
+// deaggregate is DeaggregateChecked placing partition keys through memo
+// (nil: an MD5 each time).
+func deaggregate(dst []stream.Record, shardID string, r *types.Record, hr HashRange, good bool, memo *keyMemo) ([]stream.Record, Stats) {
 	if r == nil {
 		return dst, Stats{}
 	}
@@ -154,7 +160,7 @@ func DeaggregateChecked(dst []stream.Record, shardID string, r *types.Record, hr
 				})
 			} else {
 				in = cachedIn(pkIn, pki, func() bool {
-					return hashPartitionKey(pks[pki]).in(lo, hi)
+					return memo.contains(pks[pki], lo, hi)
 				})
 			}
 			if !in {

@@ -175,23 +175,23 @@ func Event(src Source, recs []Record) events.KinesisEvent {
 		if len(ids) > at {
 			id = unsafe.String(&ids[at], len(ids)-at) // ids is never written there again
 		}
-		ev.Records[i] = events.KinesisEventRecord{
-			AwsRegion:         src.Region,
-			EventID:           id,
-			EventName:         "aws:kinesis:record",
-			EventSource:       "aws:kinesis",
-			EventSourceArn:    src.StreamARN,
-			EventVersion:      "1.0",
-			InvokeIdentityArn: src.InvokeIdentityARN,
-			Kinesis: events.KinesisRecord{
-				ApproximateArrivalTimestamp: events.SecondsEpochTime{Time: r.ApproximateArrivalTimestamp},
-				Data:                        r.Data,
-				EncryptionType:              r.EncryptionType,
-				PartitionKey:                r.PartitionKey,
-				SequenceNumber:              r.SequenceNumber,
-				KinesisSchemaVersion:        "1.0",
-			},
-		}
+		// Field by field, in place: a struct literal is built on the stack
+		// and copied with a bulk write barrier.
+		e := &ev.Records[i]
+		e.AwsRegion = src.Region
+		e.EventID = id
+		e.EventName = "aws:kinesis:record"
+		e.EventSource = "aws:kinesis"
+		e.EventSourceArn = src.StreamARN
+		e.EventVersion = "1.0"
+		e.InvokeIdentityArn = src.InvokeIdentityARN
+		k := &e.Kinesis
+		k.ApproximateArrivalTimestamp.Time = r.ApproximateArrivalTimestamp
+		k.Data = r.Data
+		k.EncryptionType = r.EncryptionType
+		k.PartitionKey = r.PartitionKey
+		k.SequenceNumber = r.SequenceNumber
+		k.KinesisSchemaVersion = "1.0"
 	}
 	return ev
 }
