@@ -81,7 +81,7 @@ func (r *runner) latency(ctx context.Context, lt latencyTarget, v dataset, lib s
 	p.GiveUpAfter = 30 * time.Second
 	go func() {
 		defer stopPuts()
-		rep, err := r.peer(peerCtx, "-lib", lib, "-stream", stream, "-n", fmt.Sprint(samples), "-kinesis", endpoint,
+		rep, err := r.peer(peerCtx, false, "-lib", lib, "-stream", stream, "-n", fmt.Sprint(samples), "-kinesis", endpoint,
 			"-latency", "-warmup", fmt.Sprint(r.opt.warmup))
 		done <- result{rep, err}
 	}()

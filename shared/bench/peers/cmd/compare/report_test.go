@@ -57,3 +57,83 @@ func TestLatencyReportNamesSource(t *testing.T) {
 		}
 	}
 }
+
+// TestBacklogCPUColumns: first read→last where the fake's hook gave one,
+// "—" elsewhere, and the CPU targets judged on it where it exists.
+func TestBacklogCPUColumns(t *testing.T) {
+	ds := dataset{key: "kpl", name: "KPL (100 per aggregate)", stream: "peers-kpl", records: 1000000, shards: 4, aggregate: 100}
+	run := func(cpu, cpuFirst, sched, firstRead float64, hooked bool) report {
+		return report{Records: 1000000, FirstSeconds: 1, LastSeconds: 11, CPUSeconds: cpu, CPUFirstSeconds: cpuFirst,
+			CPUSchedSeconds: sched, FirstReadCPU: firstRead, FirstRead: hooked, MaxRSSKB: 40 << 10}
+	}
+	var rows []*result
+	for _, src := range []string{srcFake, srcMock} {
+		hooked := src == srcFake
+		rows = append(rows,
+			// first→last 1.00, first read→last 1.10
+			&result{section: "backlog", source: src, ds: ds, lib: "shardline", runs: []report{run(2, 1, 2.05, 0.95, hooked)}},
+			// first→last 1.80, first read→last 3.00: half of it went on before its first record
+			&result{section: "backlog", source: src, ds: ds, lib: "harlow", runs: []report{run(3, 1.2, 3.02, 0.02, hooked)}},
+			// first→last 4.00, first read→last 4.50
+			&result{section: "backlog", source: src, ds: ds, lib: "vmware", runs: []report{run(5, 1, 5, 0.5, hooked)}},
+		)
+	}
+	var b strings.Builder
+	writeReport(&b, reportInput{rows: rows, opt: options{runs: 1}})
+	out := b.String()
+	for _, want := range []string{
+		"| CPU s per 1M user records, first→last | CPU s per 1M, first read→last | CPU s per 1M, whole process |",
+		"| fake | KPL (100 per aggregate), 4 shards, 1000000 | harlow v0.5.0 | 1 | 100000 | 1.80 | 3.00 | 3.00 | 40 |",
+		"| kinesis-mock | KPL (100 per aggregate), 4 shards, 1000000 | harlow v0.5.0 | 1 | 100000 | 1.80 | — | 3.00 | 40 |",
+		"| fake | KPL (100 per aggregate) | harlow v0.5.0 | 1.00 | 0.56 | 0.37 | 0.67 |",
+		"| kinesis-mock | KPL (100 per aggregate) | harlow v0.5.0 | 1.00 | 0.56 | — | 0.67 |",
+		"| CPU per user record ≤ ½ the best peer's (KPL (100 per aggregate), fake; judged on first read→last) | first read→last: Shardline 1.10 vs harlow 3.00 CPU s per 1M, 0.37×; first→last: Shardline 1.00 vs harlow 1.80 CPU s per 1M, 0.56× | **met** |",
+		"| CPU per user record ≤ ½ the best peer's (KPL (100 per aggregate), kinesis-mock; judged on first→last) | first→last: Shardline 1.00 vs harlow 1.80 CPU s per 1M, 0.56×; first read→last: — | **not met** |",
+		"CPU first read→last (fake rows only",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("report lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestCPUFirstRead(t *testing.T) {
+	r := report{Records: 500000, CPUSchedSeconds: 2, FirstReadCPU: 0.5, FirstRead: true}
+	if c, ok := r.cpuFirstRead(); !ok || c != 3 {
+		t.Errorf("cpuFirstRead = %v, %v; want 3, true", c, ok)
+	}
+	r.FirstRead = false
+	if _, ok := r.cpuFirstRead(); ok {
+		t.Error("no hook: a figure")
+	}
+	r.FirstRead, r.CPUSchedSeconds = true, 0 // an old child without cpu_sched_seconds
+	if _, ok := r.cpuFirstRead(); ok {
+		t.Error("no cpu_sched_seconds: a figure")
+	}
+}
+
+// TestFirstReadHook: the fake's hook reads the child's CPU once, at the
+// first GetRecords, and says why when it cannot.
+func TestFirstReadHook(t *testing.T) {
+	var f firstRead
+	if _, err := f.result(); err == nil {
+		t.Error("no GetRecords: no error")
+	}
+	f.hook() // before the pid is known
+	if _, err := f.result(); err == nil {
+		t.Error("pid unknown: no error")
+	}
+	var g firstRead
+	g.pid.Store(int64(os.Getpid()))
+	g.hook()
+	cpu, err := g.result()
+	if err != nil || cpu <= 0 {
+		t.Fatalf("result = %v, %v", cpu, err)
+	}
+	for t0 := time.Now(); time.Since(t0) < 20*time.Millisecond; {
+	}
+	g.hook() // later GetRecords change nothing
+	if again, _ := g.result(); again != cpu {
+		t.Errorf("second GetRecords moved the figure from %v to %v", cpu, again)
+	}
+}

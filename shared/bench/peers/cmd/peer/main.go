@@ -23,6 +23,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/shardline/shardline/shared/bench/peers/internal/schedstat"
 )
 
 // Report is what peer prints.
@@ -36,6 +38,13 @@ type Report struct {
 	// CPUFirstSeconds is what reading from the first record to the N-th
 	// cost, without start-up.
 	CPUFirstSeconds float64 `json:"cpu_first_seconds"`
+	// CPUSchedSeconds is this process's CPU time at the N-th record from
+	// the scheduler: the sum over /proc/self/task/*/schedstat of the first
+	// field (ns on a CPU), read just after CPUSeconds; 0 if unreadable.
+	// cmd/compare reads the same for this process when the fake gets its
+	// first GetRecords, so the difference is what reading cost from the
+	// first request on, with one clock at both ends.
+	CPUSchedSeconds float64 `json:"cpu_sched_seconds,omitempty"`
 	FirstBatch      int64   `json:"first_batch"` // user records in the handler call of the first record
 	UserSeconds     float64 `json:"user_seconds"`
 	SysSeconds      float64 `json:"sys_seconds"`
@@ -220,6 +229,10 @@ func run(start time.Time, args []string) error {
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
 		return fmt.Errorf("getrusage: %w", err)
 	}
+	sched, schedErr := schedstat.Self()
+	if schedErr != nil {
+		fmt.Fprintln(os.Stderr, "peer: schedstat:", schedErr)
+	}
 	tv := func(t syscall.Timeval) float64 { return float64(t.Sec) + float64(t.Usec)/1e6 }
 	rep := Report{
 		Lib: cfg.lib, Records: c.n.Load(),
@@ -230,6 +243,7 @@ func run(start time.Time, args []string) error {
 	}
 	rep.CPUSeconds = rep.UserSeconds + rep.SysSeconds
 	rep.CPUFirstSeconds = time.Duration(c.cpuFirst.Load()).Seconds()
+	rep.CPUSchedSeconds = sched.Seconds()
 	rep.FirstBatch = c.firstK.Load()
 	if c.lat != nil {
 		rep.Latency = c.lat.report()
