@@ -15,7 +15,8 @@
 //   - latency: a new 4-shard stream on the fake (-latency-source; or on a
 //     kinesis-mock of their own), the consumer started first, then 1,000
 //     user records/s put for -latency-duration, plain and KPL-aggregated,
-//     each user record carrying its producer timestamp; with the fake, a
+//     each user record carrying its producer timestamps (made, and handed
+//     to PutRecords); with the fake, a
 //     put-rate probe first measures what a fresh kinesis-mock takes;
 //   - with -profile DIR: CPU and heap profiles of Shardline on the fake.
 //
@@ -68,22 +69,16 @@ func main() {
 
 // report is cmd/peer's JSON line.
 type report struct {
-	Lib             string  `json:"lib"`
-	Records         int64   `json:"records"`
-	FirstSeconds    float64 `json:"first_seconds"`
-	LastSeconds     float64 `json:"last_seconds"`
-	CPUSeconds      float64 `json:"cpu_seconds"`
-	CPUFirstSeconds float64 `json:"cpu_first_seconds"`
-	CPUSchedSeconds float64 `json:"cpu_sched_seconds"` // schedstat at the N-th record; 0: none
-	FirstBatch      int64   `json:"first_batch"`
-	MaxRSSKB        int64   `json:"max_rss_kb"`
-	Latency         *struct {
-		Samples int64   `json:"samples"`
-		P50MS   float64 `json:"p50_ms"`
-		P90MS   float64 `json:"p90_ms"`
-		P99MS   float64 `json:"p99_ms"`
-		MaxMS   float64 `json:"max_ms"`
-	} `json:"latency"`
+	Lib             string         `json:"lib"`
+	Records         int64          `json:"records"`
+	FirstSeconds    float64        `json:"first_seconds"`
+	LastSeconds     float64        `json:"last_seconds"`
+	CPUSeconds      float64        `json:"cpu_seconds"`
+	CPUFirstSeconds float64        `json:"cpu_first_seconds"`
+	CPUSchedSeconds float64        `json:"cpu_sched_seconds"` // schedstat at the N-th record; 0: none
+	FirstBatch      int64          `json:"first_batch"`
+	MaxRSSKB        int64          `json:"max_rss_kb"`
+	Latency         *latencyReport `json:"latency"`
 	// Filled in by compare:
 	WallSeconds float64 // the child's whole life
 	PutRate     float64 // latency runs: user records put per second
@@ -102,6 +97,22 @@ func (r report) cpuFirstRead() (float64, bool) {
 		return 0, false
 	}
 	return (r.CPUSchedSeconds - r.FirstReadCPU) / float64(r.Records) * 1e6, true
+}
+
+// latencyReport is cmd/peer's latency: from each record's creation
+// stamp, and from its put stamp (Put*; zero from a peer without them).
+type latencyReport struct {
+	Samples    int64   `json:"samples"`
+	P50MS      float64 `json:"p50_ms"`
+	P90MS      float64 `json:"p90_ms"`
+	P99MS      float64 `json:"p99_ms"`
+	MaxMS      float64 `json:"max_ms"`
+	PutSamples int64   `json:"put_samples"`
+	PutBad     int64   `json:"put_bad"`
+	PutP50MS   float64 `json:"put_p50_ms"`
+	PutP90MS   float64 `json:"put_p90_ms"`
+	PutP99MS   float64 `json:"put_p99_ms"`
+	PutMaxMS   float64 `json:"put_max_ms"`
 }
 
 type dataset struct {
