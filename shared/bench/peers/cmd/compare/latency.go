@@ -14,26 +14,47 @@ import (
 	"github.com/shardline/shardline/shared/standin"
 )
 
-// recordSize is the size of every user record's data.
-const recordSize = 100
+const (
+	// recordSize is the size of every user record's data.
+	recordSize = 100
+	// Where a user record's producer timestamps lie (8 bytes each,
+	// big-endian UnixNano): when it was made, and when it was handed to
+	// PutRecords (cmd/peer reads both).
+	createdStamp = 0
+	putStamp     = 8
+	stampsEnd    = 16
+)
 
 // userRecords makes n user records numbered from first: data is the
-// producer timestamp ts (8 bytes, big-endian UnixNano) and text padding to
-// recordSize bytes; partition keys cycle through 1,000.
+// producer timestamp ts, twice (made, and put: stampPut moves the second
+// to the put), and text padding to recordSize bytes; partition keys cycle
+// through 1,000.
 func userRecords(first, n int, ts time.Time) []kpl.UserRecord {
 	out := make([]kpl.UserRecord, n)
 	buf := make([]byte, n*recordSize)
 	for j := range out {
 		i := first + j
 		d := buf[j*recordSize : (j+1)*recordSize : (j+1)*recordSize]
-		binary.BigEndian.PutUint64(d, uint64(ts.UnixNano()))
-		pad := fmt.Appendf(d[8:8], " key-%d:%d ", i%1000, i)
-		for k := 8 + len(pad); k < recordSize; k++ {
+		binary.BigEndian.PutUint64(d[createdStamp:], uint64(ts.UnixNano()))
+		binary.BigEndian.PutUint64(d[putStamp:], uint64(ts.UnixNano()))
+		pad := fmt.Appendf(d[stampsEnd:stampsEnd], " key-%d:%d ", i%1000, i)
+		for k := stampsEnd + len(pad); k < recordSize; k++ {
 			d[k] = '.'
 		}
 		out[j] = kpl.UserRecord{PartitionKey: fmt.Sprint("key-", i%1000), Data: d}
 	}
 	return out
+}
+
+// stampPut writes t, the moment the records are handed to PutRecords
+// (for KPL ones, the flush, before they are aggregated), into each
+// record's put stamp; records too short for it are left alone.
+func stampPut(recs []kpl.UserRecord, t time.Time) {
+	for _, r := range recs {
+		if len(r.Data) >= stampsEnd {
+			binary.BigEndian.PutUint64(r.Data[putStamp:], uint64(t.UnixNano()))
+		}
+	}
 }
 
 // latencyTarget is where the latency runs put and every consumer reads:
@@ -52,7 +73,10 @@ type latencyTarget struct {
 // produced after its warm-up) and exited. Records are made every plainTk
 // (10 ms) and stamped when made; plain ones are put at once, KPL ones
 // collected and put as aggregates every kplFlush (50 ms), so their latency
-// includes up to that wait, as with the KPL's RecordMaxBufferedTime.
+// from creation includes up to that wait, as with the KPL's
+// RecordMaxBufferedTime. Each record is stamped a second time just before
+// its put (the flush, for KPL), so its latency from the put is the
+// consumer's alone.
 func (r *runner) latency(ctx context.Context, lt latencyTarget, v dataset, lib string, round int) (report, error) {
 	stream := fmt.Sprintf("lat-%s-%s-%d-%d", v.key, lib, round, time.Now().UnixNano()%1e9)
 	if err := lt.create(ctx, stream, v.shards); err != nil {
@@ -81,7 +105,7 @@ func (r *runner) latency(ctx context.Context, lt latencyTarget, v dataset, lib s
 	p.GiveUpAfter = 30 * time.Second
 	go func() {
 		defer stopPuts()
-		rep, err := r.peer(peerCtx, "-lib", lib, "-stream", stream, "-n", fmt.Sprint(samples), "-kinesis", endpoint,
+		rep, err := r.peer(peerCtx, false, "-lib", lib, "-stream", stream, "-n", fmt.Sprint(samples), "-kinesis", endpoint,
 			"-latency", "-warmup", fmt.Sprint(r.opt.warmup))
 		done <- result{rep, err}
 	}()
@@ -103,7 +127,7 @@ func (r *runner) latency(ctx context.Context, lt latencyTarget, v dataset, lib s
 				x.rep.WallSeconds = time.Since(start).Seconds()
 				x.rep.PutRate = float64(p.UserRecords) / time.Since(start).Seconds()
 				l := x.rep.Latency
-				r.logf("%s latency on %s (%s): %d samples, p50 %.0f ms, p99 %.0f ms, max %.0f ms; %d of %d records put in %.1fs (%.0f/s)", lib, stream, lt.source, l.Samples, l.P50MS, l.P99MS, l.MaxMS, p.UserRecords, made, time.Since(start).Seconds(), x.rep.PutRate)
+				r.logf("%s latency on %s (%s): %d samples, p50 %.0f ms, p99 %.0f ms, max %.0f ms; from the put (%d samples): p50 %.0f ms, p99 %.0f ms, max %.0f ms; %d of %d records put in %.1fs (%.0f/s)", lib, stream, lt.source, l.Samples, l.P50MS, l.P99MS, l.MaxMS, l.PutSamples, l.PutP50MS, l.PutP99MS, l.PutMaxMS, p.UserRecords, made, time.Since(start).Seconds(), x.rep.PutRate)
 			}
 			return x.rep, x.err
 		case <-ctx.Done():
@@ -125,6 +149,7 @@ func (r *runner) latency(ctx context.Context, lt latencyTarget, v dataset, lib s
 			made += due
 		}
 		if len(buf) > 0 && (v.aggregate <= 1 || now.Sub(lastFlush) >= r.opt.kplFlush) {
+			stampPut(buf, time.Now())
 			if err := p.Put(putCtx, buf); err != nil {
 				if putCtx.Err() != nil && ctx.Err() == nil {
 					continue // the peer is done: its result is in done

@@ -7,14 +7,16 @@
 // process, one at a time, -runs times:
 //
 //   - backlog: TRIM_HORIZON to the end of each stream, on the fake and on
-//     kinesis-mock (records/s, CPU per user record first→last and whole
-//     process, peak RSS, time to first record);
+//     kinesis-mock (records/s, CPU per user record first→last, from the
+//     first GetRecords (fake only) and whole process, peak RSS, time to
+//     first record);
 //   - 100 shards: Shardline holding a 100-shard stream with a backlog;
 //   - first record once the lease table exists: Shardline;
 //   - latency: a new 4-shard stream on the fake (-latency-source; or on a
 //     kinesis-mock of their own), the consumer started first, then 1,000
 //     user records/s put for -latency-duration, plain and KPL-aggregated,
-//     each user record carrying its producer timestamp; with the fake, a
+//     each user record carrying its producer timestamps (made, and handed
+//     to PutRecords); with the fake, a
 //     put-rate probe first measures what a fresh kinesis-mock takes;
 //   - with -profile DIR: CPU and heap profiles of Shardline on the fake.
 //
@@ -43,6 +45,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -50,6 +53,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 
 	"github.com/shardline/shardline/shared/bench/peers/internal/fakekinesis"
+	"github.com/shardline/shardline/shared/bench/peers/internal/schedstat"
 	"github.com/shardline/shardline/shared/produce"
 	"github.com/shardline/shardline/shared/standin"
 )
@@ -65,25 +69,50 @@ func main() {
 
 // report is cmd/peer's JSON line.
 type report struct {
-	Lib             string  `json:"lib"`
-	Records         int64   `json:"records"`
-	FirstSeconds    float64 `json:"first_seconds"`
-	LastSeconds     float64 `json:"last_seconds"`
-	CPUSeconds      float64 `json:"cpu_seconds"`
-	CPUFirstSeconds float64 `json:"cpu_first_seconds"`
-	FirstBatch      int64   `json:"first_batch"`
-	MaxRSSKB        int64   `json:"max_rss_kb"`
-	Latency         *struct {
-		Samples int64   `json:"samples"`
-		P50MS   float64 `json:"p50_ms"`
-		P90MS   float64 `json:"p90_ms"`
-		P99MS   float64 `json:"p99_ms"`
-		MaxMS   float64 `json:"max_ms"`
-	} `json:"latency"`
+	Lib             string         `json:"lib"`
+	Records         int64          `json:"records"`
+	FirstSeconds    float64        `json:"first_seconds"`
+	LastSeconds     float64        `json:"last_seconds"`
+	CPUSeconds      float64        `json:"cpu_seconds"`
+	CPUFirstSeconds float64        `json:"cpu_first_seconds"`
+	CPUSchedSeconds float64        `json:"cpu_sched_seconds"` // schedstat at the N-th record; 0: none
+	FirstBatch      int64          `json:"first_batch"`
+	MaxRSSKB        int64          `json:"max_rss_kb"`
+	Latency         *latencyReport `json:"latency"`
 	// Filled in by compare:
 	WallSeconds float64 // the child's whole life
 	PutRate     float64 // latency runs: user records put per second
 	MockCPU     float64 // kinesis-mock's CPU seconds during the run
+	// FirstReadCPU is the child's CPU seconds (schedstat, as
+	// CPUSchedSeconds) when the fake got its first GetRecords; valid if
+	// FirstRead (fake backlog runs).
+	FirstReadCPU float64
+	FirstRead    bool
+}
+
+// cpuFirstRead is CPU s per 1M user records from the first GetRecords to
+// the N-th record, and whether the run has it.
+func (r report) cpuFirstRead() (float64, bool) {
+	if !r.FirstRead || r.CPUSchedSeconds <= 0 || r.Records <= 0 {
+		return 0, false
+	}
+	return (r.CPUSchedSeconds - r.FirstReadCPU) / float64(r.Records) * 1e6, true
+}
+
+// latencyReport is cmd/peer's latency: from each record's creation
+// stamp, and from its put stamp (Put*; zero from a peer without them).
+type latencyReport struct {
+	Samples    int64   `json:"samples"`
+	P50MS      float64 `json:"p50_ms"`
+	P90MS      float64 `json:"p90_ms"`
+	P99MS      float64 `json:"p99_ms"`
+	MaxMS      float64 `json:"max_ms"`
+	PutSamples int64   `json:"put_samples"`
+	PutBad     int64   `json:"put_bad"`
+	PutP50MS   float64 `json:"put_p50_ms"`
+	PutP90MS   float64 `json:"put_p90_ms"`
+	PutP99MS   float64 `json:"put_p99_ms"`
+	PutMaxMS   float64 `json:"put_max_ms"`
 }
 
 type dataset struct {
@@ -324,7 +353,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 	env := append(os.Environ(), standin.Env(ks.Endpoint, dsrv.Endpoint)...)
 	env = append(env, "AWS_EC2_METADATA_DISABLED=true")
-	r := &runner{bin: *peer, env: env, ddb: dsrv.Endpoint, opt: opt, mockPID: ks.PID, logf: logf,
+	r := &runner{bin: *peer, env: env, ddb: dsrv.Endpoint, opt: opt, mockPID: ks.PID, logf: logf, fake: fake,
 		endpoints: map[string]string{srcFake: fakeURL, srcMock: ks.Endpoint}}
 
 	// One row per (section, source, dataset, lib); runs appended round by
@@ -466,10 +495,50 @@ type runner struct {
 	mockPID   int
 	endpoints map[string]string
 	logf      func(string, ...any)
+	fake      *fakekinesis.Server // for its GetRecords hook
 }
 
-// peer runs one child to completion and decodes its report.
-func (r *runner) peer(ctx context.Context, args ...string) (report, error) {
+// firstRead takes a child's CPU time (internal/schedstat, from outside)
+// when the fake gets the run's first GetRecords, in the request's
+// goroutine before it is answered.
+type firstRead struct {
+	pid   atomic.Int64 // 0 until the child has started
+	fired atomic.Bool
+	mu    sync.Mutex
+	cpu   time.Duration
+	err   error
+}
+
+func (f *firstRead) hook() {
+	if f.fired.Load() {
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.fired.Swap(true) {
+		return
+	}
+	if pid := f.pid.Load(); pid == 0 {
+		f.err = errors.New("GetRecords before the child's pid was known")
+	} else {
+		f.cpu, f.err = schedstat.PID(int(pid))
+	}
+}
+
+// result is the child's CPU at the first GetRecords, or why there is none.
+func (f *firstRead) result() (time.Duration, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.fired.Load() {
+		return 0, errors.New("no GetRecords seen")
+	}
+	return f.cpu, f.err
+}
+
+// peer runs one child to completion and decodes its report. With
+// watchFake, the fake's GetRecords hook takes the child's CPU at its first
+// GetRecords (report.FirstReadCPU); only one child runs at a time.
+func (r *runner) peer(ctx context.Context, watchFake bool, args ...string) (report, error) {
 	ctx, cancel := context.WithTimeout(ctx, r.opt.timeout+30*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, r.bin, append(args, "-dynamodb", r.ddb, "-timeout", r.opt.timeout.String(), "-vmware-shard-sync", r.opt.shardSync.String())...)
@@ -477,9 +546,22 @@ func (r *runner) peer(ctx context.Context, args ...string) (report, error) {
 	cmd.WaitDelay = 5 * time.Second
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
+	var fr *firstRead
+	if watchFake && r.fake != nil {
+		fr = &firstRead{}
+		r.fake.SetOnGetRecords(fr.hook)
+		defer r.fake.SetOnGetRecords(nil)
+	}
 	mock0 := procCPU(r.mockPID)
 	t0 := time.Now()
-	if err := cmd.Run(); err != nil {
+	err := cmd.Start()
+	if err == nil {
+		if fr != nil {
+			fr.pid.Store(int64(cmd.Process.Pid))
+		}
+		err = cmd.Wait()
+	}
+	if err != nil {
 		return report{}, fmt.Errorf("%w: %s", err, tail(errb.String(), 600))
 	}
 	var rep report
@@ -491,6 +573,13 @@ func (r *runner) peer(ctx context.Context, args ...string) (report, error) {
 	}
 	rep.WallSeconds = time.Since(t0).Seconds()
 	rep.MockCPU = procCPU(r.mockPID) - mock0
+	if fr != nil {
+		if cpu, err := fr.result(); err != nil {
+			r.logf("%s: no CPU at the first GetRecords: %v", strings.Join(args, " "), err)
+		} else {
+			rep.FirstReadCPU, rep.FirstRead = cpu.Seconds(), true
+		}
+	}
 	return rep, nil
 }
 
@@ -500,14 +589,18 @@ func (r *runner) backlog(ctx context.Context, src string, d dataset, lib, app st
 	if app != "" {
 		args = append(args, "-app", app)
 	}
-	rep, err := r.peer(ctx, append(args, extra...)...)
+	rep, err := r.peer(ctx, src == srcFake, append(args, extra...)...)
 	if err != nil {
 		return rep, err
 	}
 	if rep.Records < int64(d.records) {
 		return rep, fmt.Errorf("%d records, fewer than %d", rep.Records, d.records)
 	}
-	r.logf("%s on %s (%s): %.2fs to first, %.2fs to last, %.2f CPU s (%.2f first→last), %d MB", lib, d.stream, src, rep.FirstSeconds, rep.LastSeconds, rep.CPUSeconds, rep.CPUSeconds-rep.CPUFirstSeconds, rep.MaxRSSKB/1024)
+	fr := ""
+	if rep.FirstRead {
+		fr = fmt.Sprintf(", %.2f first read→last", rep.CPUSchedSeconds-rep.FirstReadCPU)
+	}
+	r.logf("%s on %s (%s): %.2fs to first, %.2fs to last, %.2f CPU s (schedstat %.2f; %.2f first→last%s), %d MB", lib, d.stream, src, rep.FirstSeconds, rep.LastSeconds, rep.CPUSeconds, rep.CPUSchedSeconds, rep.CPUSeconds-rep.CPUFirstSeconds, fr, rep.MaxRSSKB/1024)
 	return rep, nil
 }
 
@@ -516,10 +609,10 @@ func (r *runner) backlog(ctx context.Context, src string, d dataset, lib, app st
 // then the timed one starts under the same application name.
 func (r *runner) firstRecord(ctx context.Context, src string, d dataset, round int) (report, error) {
 	app := fmt.Sprintf("peer-first-%s-%d-%d", strings.ReplaceAll(src, "-", ""), round, time.Now().UnixNano())
-	if _, err := r.peer(ctx, "-lib", "shardline", "-stream", d.stream, "-n", "1", "-kinesis", r.endpoints[src], "-app", app, "-ensure-table"); err != nil {
+	if _, err := r.peer(ctx, false, "-lib", "shardline", "-stream", d.stream, "-n", "1", "-kinesis", r.endpoints[src], "-app", app, "-ensure-table"); err != nil {
 		return report{}, fmt.Errorf("create the lease table: %w", err)
 	}
-	rep, err := r.peer(ctx, "-lib", "shardline", "-stream", d.stream, "-n", "1", "-kinesis", r.endpoints[src], "-app", app)
+	rep, err := r.peer(ctx, false, "-lib", "shardline", "-stream", d.stream, "-n", "1", "-kinesis", r.endpoints[src], "-app", app)
 	if err == nil {
 		r.logf("shardline first record on %s (%s), lease table there: %.3fs", d.stream, src, rep.FirstSeconds)
 	}

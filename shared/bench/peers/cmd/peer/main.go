@@ -23,6 +23,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/shardline/shardline/shared/bench/peers/internal/schedstat"
 )
 
 // Report is what peer prints.
@@ -36,13 +38,20 @@ type Report struct {
 	// CPUFirstSeconds is what reading from the first record to the N-th
 	// cost, without start-up.
 	CPUFirstSeconds float64 `json:"cpu_first_seconds"`
+	// CPUSchedSeconds is this process's CPU time at the N-th record from
+	// the scheduler: the sum over /proc/self/task/*/schedstat of the first
+	// field (ns on a CPU), read just after CPUSeconds; 0 if unreadable.
+	// cmd/compare reads the same for this process when the fake gets its
+	// first GetRecords, so the difference is what reading cost from the
+	// first request on, with one clock at both ends.
+	CPUSchedSeconds float64 `json:"cpu_sched_seconds,omitempty"`
 	FirstBatch      int64   `json:"first_batch"` // user records in the handler call of the first record
 	UserSeconds     float64 `json:"user_seconds"`
 	SysSeconds      float64 `json:"sys_seconds"`
 	MaxRSSKB        int64   `json:"max_rss_kb"`
-	// Latency (-latency): producer timestamp (the first 8 bytes of each
-	// user record, big-endian UnixNano) to handler, over the records
-	// produced after the warm-up.
+	// Latency (-latency): producer timestamps to handler, over the records
+	// produced after the warm-up: from the record's creation (bytes 0..8,
+	// big-endian UnixNano) and from its put (bytes 8..16).
 	Latency *LatencyReport `json:"latency,omitempty"`
 }
 
@@ -96,7 +105,7 @@ func (c *counter) add(k int) {
 	}
 	n := c.n.Add(int64(k))
 	if c.lat != nil {
-		n = c.lat.samples.Load()
+		n = c.lat.samples()
 	}
 	if n >= c.want {
 		c.closeMu.Do(func() {
@@ -164,7 +173,7 @@ func run(start time.Time, args []string) error {
 	fs.DurationVar(&cfg.shardSync, "vmware-shard-sync", 0, "vmware: ShardSyncIntervalMillis (0: the library's 60 s, ±50% jitter; its worker takes one lease per sync, so 4 shards take ~4 intervals)")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the run (start to the N-th record) to this file")
 	memprofile := fs.String("memprofile", "", "write a heap profile to this file at the N-th record")
-	lat := fs.Bool("latency", false, "take each user record's producer timestamp (first 8 bytes, big-endian UnixNano) and report latency percentiles; -n then counts latency samples")
+	lat := fs.Bool("latency", false, "take each user record's producer timestamps (bytes 0..8: made, 8..16: handed to PutRecords; big-endian UnixNano) and report latency percentiles from each; -n then counts latency samples")
 	warmup := fs.Int64("warmup", 1000, "with -latency: only records produced after this many user records were received count")
 	ensureTable := fs.Bool("ensure-table", false, "shardline: create the lease table of -app (the library's own code) and exit, printing nothing")
 	if err := fs.Parse(args); err != nil {
@@ -220,6 +229,10 @@ func run(start time.Time, args []string) error {
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
 		return fmt.Errorf("getrusage: %w", err)
 	}
+	sched, schedErr := schedstat.Self()
+	if schedErr != nil {
+		fmt.Fprintln(os.Stderr, "peer: schedstat:", schedErr)
+	}
 	tv := func(t syscall.Timeval) float64 { return float64(t.Sec) + float64(t.Usec)/1e6 }
 	rep := Report{
 		Lib: cfg.lib, Records: c.n.Load(),
@@ -230,6 +243,7 @@ func run(start time.Time, args []string) error {
 	}
 	rep.CPUSeconds = rep.UserSeconds + rep.SysSeconds
 	rep.CPUFirstSeconds = time.Duration(c.cpuFirst.Load()).Seconds()
+	rep.CPUSchedSeconds = sched.Seconds()
 	rep.FirstBatch = c.firstK.Load()
 	if c.lat != nil {
 		rep.Latency = c.lat.report()

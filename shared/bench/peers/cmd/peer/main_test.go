@@ -57,7 +57,7 @@ func TestLatency(t *testing.T) {
 	old := stamp(time.Hour)
 	c.observe(func(int) []byte { return old }, 1)
 	c.observe(func(int) []byte { return stamp(time.Minute) }, 1)
-	if n := c.lat.samples.Load(); n != 0 {
+	if n := c.lat.samples(); n != 0 {
 		t.Fatalf("%d samples during the warm-up", n)
 	}
 	recs := [][]byte{stamp(-5 * time.Millisecond), stamp(-5 * time.Millisecond), old, {1, 2}}
@@ -75,5 +75,41 @@ func TestLatency(t *testing.T) {
 	}
 	if r.P50MS > 10 || r.MaxMS < 1 {
 		t.Errorf("report %+v", r)
+	}
+}
+
+// TestLatencyFromPut: the second stamp (bytes 8..16) feeds the from-put
+// histogram; records without one, too short or holding text there, count
+// from creation only.
+func TestLatencyFromPut(t *testing.T) {
+	l := newLatency(0)
+	now := time.Now()
+	rec := func(created, put time.Time, size int) []byte {
+		b := make([]byte, max(size, 16))
+		binary.BigEndian.PutUint64(b, uint64(created.UnixNano()))
+		binary.BigEndian.PutUint64(b[8:], uint64(put.UnixNano()))
+		return b[:size]
+	}
+	text := rec(now.Add(-60*time.Millisecond), now, 100)
+	copy(text[8:], " key-12:345 ") // a record made before the put stamp
+	recs := [][]byte{
+		rec(now.Add(-60*time.Millisecond), now.Add(-10*time.Millisecond), 100),
+		rec(now.Add(-60*time.Millisecond), now.Add(-10*time.Millisecond), 100),
+		rec(now.Add(-60*time.Millisecond), now.Add(-10*time.Millisecond), 16),
+		rec(now.Add(-60*time.Millisecond), now.Add(-10*time.Millisecond), 12),  // creation stamp only
+		rec(now.Add(-60*time.Millisecond), now.Add(-61*time.Millisecond), 100), // put before creation
+		text,
+		{1, 2, 3},
+	}
+	l.observe(func(i int) []byte { return recs[i] }, len(recs), 0)
+	r := l.report()
+	if r.Samples != 6 || r.Bad != 1 || r.PutSamples != 3 || r.PutBad != 3 {
+		t.Fatalf("report %+v, want 6 samples, 1 bad, 3 from put, 3 without a put stamp", r)
+	}
+	if r.P50MS < 60 || r.P50MS > 100 || r.MaxMS < 60 {
+		t.Errorf("from creation: p50 %v ms, max %v ms; want ~61", r.P50MS, r.MaxMS)
+	}
+	if r.PutP50MS < 10 || r.PutP50MS > 50 || r.PutP99MS > 50 || r.PutMaxMS != r.PutP99MS {
+		t.Errorf("from put: p50 %v, p99 %v, max %v ms; want ~11", r.PutP50MS, r.PutP99MS, r.PutMaxMS)
 	}
 }

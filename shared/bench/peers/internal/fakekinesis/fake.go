@@ -136,6 +136,21 @@ type Server struct {
 	IteratorTTL time.Duration
 	calls       sync.Map // operation -> *atomic.Int64
 	now         func() time.Time
+	// onGetRecords: see SetOnGetRecords.
+	onGetRecords atomic.Pointer[func()]
+}
+
+// SetOnGetRecords makes f be called when a GetRecords request arrives,
+// before its body is read or it is answered, in the request's goroutine
+// (so the answer waits for f); nil removes it. It may be set while the
+// server serves: cmd/compare sets one per consumer run to learn when the
+// consumer's first read came.
+func (s *Server) SetOnGetRecords(f func()) {
+	if f == nil {
+		s.onGetRecords.Store(nil)
+		return
+	}
+	s.onGetRecords.Store(&f)
 }
 
 // New returns a server with no streams.
@@ -283,6 +298,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.count(op)
+	if op == "GetRecords" {
+		if f := s.onGetRecords.Load(); f != nil {
+			(*f)()
+		}
+	}
 	body, err := io.ReadAll(r.Body)
 	if err != nil {
 		s.writeError(w, isCBOR, errorf("SerializationException", "read body: %v", err))

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -344,5 +345,46 @@ func TestLoad(t *testing.T) {
 	}
 	if s := st.Shards[1]; s.StartingHashKey != want.Shards[1].StartingHashKey || s.StartingSequence != want.Shards[1].StartingSequence {
 		t.Errorf("shard 1 = %+v", s)
+	}
+}
+
+// TestOnGetRecords: the hook sees each GetRecords (and nothing else)
+// before it is answered, and can be replaced and removed while serving.
+func TestOnGetRecords(t *testing.T) {
+	fk, _, c := serve(t)
+	ctx := context.Background()
+	var mu sync.Mutex
+	var seen []string
+	hook := func(name string) func() {
+		return func() { mu.Lock(); seen = append(seen, name); mu.Unlock() }
+	}
+	fk.SetOnGetRecords(hook("a"))
+	it, err := c.GetShardIterator(ctx, &kinesis.GetShardIteratorInput{StreamName: aws.String("s"), ShardId: aws.String("shardId-000000000000"), ShardIteratorType: types.ShardIteratorTypeTrimHorizon})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	early := len(seen)
+	mu.Unlock()
+	if early != 0 {
+		t.Fatalf("hook called %d times before any GetRecords", early)
+	}
+	get := func() {
+		t.Helper()
+		out, err := c.GetRecords(ctx, &kinesis.GetRecordsInput{ShardIterator: it.ShardIterator, Limit: aws.Int32(1)})
+		if err != nil || len(out.Records) != 1 {
+			t.Fatalf("GetRecords = %+v, %v", out, err)
+		}
+	}
+	get()
+	get()
+	fk.SetOnGetRecords(hook("b"))
+	get()
+	fk.SetOnGetRecords(nil)
+	get()
+	mu.Lock()
+	defer mu.Unlock()
+	if fmt.Sprint(seen) != "[a a b]" {
+		t.Errorf("hook calls %v, want [a a b]", seen)
 	}
 }
