@@ -380,6 +380,16 @@ func writeTargets(w io.Writer, rows []*result, latencySource string) {
 				judged = fr
 				text = fr.text + "; " + fl.text
 			}
+			if src == srcMock {
+				// The issue's own rule: where the stand-in is the
+				// bottleneck, measure around it. kinesis-mock takes about
+				// a core of the two while serving, and each library's CPU
+				// per record then follows how long it waits on it (reads
+				// and renewals per second), so these rows are shown, not
+				// judged; the fake rows are.
+				fmt.Fprintf(w, "| CPU per user record ≤ ½ the best peer's (%s, %s) | %s | shown, not judged: the stand-in is the bottleneck (see the fake rows) |\n", s.ds.name, src, text)
+				continue
+			}
 			fmt.Fprintf(w, "| CPU per user record ≤ ½ the best peer's (%s, %s; judged on %s) | %s | %s |\n", s.ds.name, src, judged.name, text, mark(judged.met))
 		}
 	}

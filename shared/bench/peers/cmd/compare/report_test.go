@@ -150,7 +150,7 @@ func TestBacklogCPUColumns(t *testing.T) {
 		"| fake | KPL (100 per aggregate) | harlow v0.5.0 | 1.00 | 0.56 | 0.37 | 0.67 |",
 		"| kinesis-mock | KPL (100 per aggregate) | harlow v0.5.0 | 1.00 | 0.56 | — | 0.67 |",
 		"| CPU per user record ≤ ½ the best peer's (KPL (100 per aggregate), fake; judged on first read→last) | first read→last: Shardline 1.10 vs harlow 3.00 CPU s per 1M, 0.37×; first→last: Shardline 1.00 vs harlow 1.80 CPU s per 1M, 0.56× | **met** |",
-		"| CPU per user record ≤ ½ the best peer's (KPL (100 per aggregate), kinesis-mock; judged on first→last) | first→last: Shardline 1.00 vs harlow 1.80 CPU s per 1M, 0.56×; first read→last: — | **not met** |",
+		"| CPU per user record ≤ ½ the best peer's (KPL (100 per aggregate), kinesis-mock) | first→last: Shardline 1.00 vs harlow 1.80 CPU s per 1M, 0.56×; first read→last: — | shown, not judged: the stand-in is the bottleneck (see the fake rows) |",
 		"CPU first read→last (fake rows only",
 	} {
 		if !strings.Contains(out, want) {
