@@ -123,7 +123,7 @@ func TestParallelWatermark(t *testing.T) {
 	all := keyed(40, 4)
 	slowKey := all[0].PartitionKey // the first record's lane is slow
 	slow := make(chan struct{})
-	fastDone := make(chan struct{})
+	fastDone := make(chan struct{}, 1) // buffered: the third fast call may come before the test waits
 	var fastCalls atomic.Int64
 	h := func(ctx context.Context, ev events.KinesisEvent) (events.KinesisEventResponse, error) {
 		if ev.Records[0].Kinesis.PartitionKey == slowKey {
