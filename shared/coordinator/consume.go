@@ -107,7 +107,8 @@ func (w *Worker) consume(h *held, st *shardStats) consumeResult {
 		log.Warn("lease has an unreadable hash range; records are not filtered by it", "error", err)
 		hr = kpl.HashRange{}
 	}
-	filter := kpl.NewFilter(hr)
+	filter := kpl.NewFilter(hr, w.keys)
+	defer filter.Release()
 	reader, err := fetch.New(w.reads, fetch.Config{
 		StreamName: w.cfg.StreamName, ShardID: l.Key, Start: start, Timestamp: ts, NoTiming: w.cfg.MetricsLevel == metrics.None,
 		RetryWaitTime: w.cfg.RetryWaitTime, RetryMaxAttempts: w.cfg.RetryMaxAttempts, Logger: log,

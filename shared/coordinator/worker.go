@@ -20,6 +20,7 @@ import (
 
 	"github.com/shardline/shardline/shared/balance"
 	"github.com/shardline/shardline/shared/fetch"
+	"github.com/shardline/shardline/shared/kpl"
 	"github.com/shardline/shardline/shared/lease"
 	"github.com/shardline/shardline/shared/metrics"
 	"github.com/shardline/shardline/shared/shards"
@@ -57,6 +58,12 @@ func (e *DrainError) Error() string {
 
 // Worker is one lease owner reading a stream. Create it with New and call
 // Run once.
+// memoKeys is how many partition keys the filters of a worker's shards
+// remember together (kpl.Filter: ~80 bytes a key, ~1.3 MB), so that the
+// memo stays bounded however many shards are held: 512 a shard up to 32
+// shards, fewer past that.
+const memoKeys = 16384
+
 type Worker struct {
 	cfg      Config
 	log      *slog.Logger
@@ -67,6 +74,7 @@ type Worker struct {
 	nonce    string // this process's: start time in ms, then random
 
 	reads     fetch.KinesisAPI  // GetShardIterator and GetRecords: over CBOR for an SDK client
+	keys      *kpl.KeyBudget    // partition keys the shards' filters may remember together
 	badSeen   map[string]string // lease items that do not decode: key -> problem logged
 	dupWarned bool
 
@@ -102,6 +110,7 @@ func New(cfg Config) (*Worker, error) {
 	return &Worker{
 		cfg:      cfg,
 		reads:    reads,
+		keys:     kpl.NewKeyBudget(memoKeys),
 		log:      cfg.Logger.With("worker", cfg.WorkerID),
 		table:    lease.NewTable(cfg.DynamoDB, cfg.AppName).WithNonce(nonce),
 		observer: balance.NewObserver(),

@@ -1,7 +1,9 @@
 package kpl
 
 import (
+	"math"
 	"strings"
+	"sync/atomic"
 
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 
@@ -14,21 +16,68 @@ import (
 // its partition key (~90 ns, most of what de-aggregating a small record
 // costs), and most streams reuse a bounded set of keys (devices, tenants,
 // users), so a key seen before is looked up instead (~20 ns). The memo is
-// bounded (memoKeys keys, ~30 KB) and steps aside while the keys do not
-// repeat enough to pay for it. A Filter is not safe for concurrent use:
-// one per shard reader.
+// bounded (memoKeys keys a shard, and a KeyBudget shared by the shards of a
+// worker) and steps aside while the keys do not repeat enough to pay for
+// it. A Filter is not safe for concurrent use: one per shard reader.
 type Filter struct {
 	hr   HashRange
 	memo keyMemo
 }
 
 // NewFilter returns the Filter of a shard whose hash range is hr (the zero
-// HashRange filters nothing).
-func NewFilter(hr HashRange) *Filter { return &Filter{hr: hr} }
+// HashRange filters nothing). Its memo takes its keys from budget, which
+// Filters of other shards may share (nil: memoKeys for this one alone).
+// Release gives them back.
+func NewFilter(hr HashRange, budget *KeyBudget) *Filter {
+	return &Filter{hr: hr, memo: keyMemo{budget: budget}}
+}
 
 // Deaggregate is DeaggregateChecked with the Filter's hash range.
 func (f *Filter) Deaggregate(dst []stream.Record, shardID string, r *types.Record, good bool) ([]stream.Record, Stats) {
 	return deaggregate(dst, shardID, r, f.hr, good, &f.memo)
+}
+
+// Release forgets the keys and gives them back to the budget; the Filter
+// still works afterwards (it starts remembering again).
+func (f *Filter) Release() { f.memo.forget() }
+
+// KeyBudget is how many partition keys the Filters sharing it may remember
+// together, so that a worker holding many shards holds a bounded memo
+// (~80 bytes a key) whatever its keys.
+type KeyBudget struct{ left atomic.Int64 }
+
+// NewKeyBudget returns a budget of keys.
+func NewKeyBudget(keys int) *KeyBudget {
+	b := new(KeyBudget)
+	b.left.Store(int64(keys))
+	return b
+}
+
+// take takes one key from b; a nil budget always has one.
+func (b *KeyBudget) take() bool {
+	if b == nil {
+		return true
+	}
+	if b.left.Add(-1) >= 0 {
+		return true
+	}
+	b.left.Add(1)
+	return false
+}
+
+// give returns n keys to b.
+func (b *KeyBudget) give(n int) {
+	if b != nil && n > 0 {
+		b.left.Add(int64(n))
+	}
+}
+
+// Left is how many keys are left in b (a nil budget: as many as wanted).
+func (b *KeyBudget) Left() int {
+	if b == nil {
+		return math.MaxInt
+	}
+	return int(b.left.Load())
 }
 
 const (
@@ -38,13 +87,14 @@ const (
 )
 
 // keyMemo remembers whether partition keys hash into the shard's range. It
-// fills until it holds memoKeys keys. A window of memoWindow lookups with
+// fills until it holds memoKeys keys or its budget runs out. A window of memoWindow lookups with
 // the memo full and fewer than half of them hits (more keys in play than it
 // can hold) empties it and leaves the next memoRest lookups to MD5 alone,
 // then it tries again. A nil keyMemo hashes every key.
 type keyMemo struct {
 	in      map[string]bool
-	lookups int // in the current window
+	budget  *KeyBudget // where the keys in the memo were taken from
+	lookups int        // in the current window
 	hits    int
 	rest    int     // lookups left to go straight to MD5
 	lo, hi  hashKey // the range of the keys in the memo
@@ -62,6 +112,7 @@ func (m *keyMemo) contains(pk string, lo, hi hashKey) bool {
 	if m.in == nil || m.lo != lo || m.hi != hi {
 		// First use, after a rest, or another range (a Filter's range is
 		// fixed; kept correct anyway).
+		m.forget()
 		m.in = make(map[string]bool, 64)
 		m.lo, m.hi = lo, hi
 	}
@@ -71,16 +122,22 @@ func (m *keyMemo) contains(pk string, lo, hi hashKey) bool {
 		m.hits++
 	} else {
 		v = hashPartitionKey(pk).in(lo, hi)
-		if len(m.in) < memoKeys {
+		if len(m.in) < memoKeys && m.budget.take() {
 			m.in[strings.Clone(pk)] = v // pk aliases the GetRecords answer: keep a copy
 		}
 	}
 	if m.lookups == memoWindow {
-		if len(m.in) >= memoKeys && m.hits < memoWindow/2 {
-			m.in = nil // let the keys go while resting
+		if full := len(m.in) >= memoKeys || m.budget.Left() <= 0; full && m.hits < memoWindow/2 {
+			m.forget() // let the keys go while resting
 			m.rest = memoRest
 		}
 		m.lookups, m.hits = 0, 0
 	}
 	return v
+}
+
+// forget drops the memo's keys and gives them back to its budget.
+func (m *keyMemo) forget() {
+	m.budget.give(len(m.in))
+	m.in = nil
 }

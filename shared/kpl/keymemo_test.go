@@ -52,7 +52,7 @@ func TestFilterAgreesWithDeaggregate(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			answer := keyedAnswer(t, 800, 100, key) // 80,000 user records: several rests
-			f := NewFilter(half)
+			f := NewFilter(half, nil)
 			var got, want []stream.Record
 			var gs, ws Stats
 			for i := range answer {
@@ -183,7 +183,7 @@ func BenchmarkDeaggregateFiltered(b *testing.B) {
 		})
 		b.Run(name+"/memo", func(b *testing.B) {
 			var dst []stream.Record
-			f := NewFilter(quarter)
+			f := NewFilter(quarter, nil)
 			for b.Loop() {
 				dst = dst[:0]
 				for i := range recs {
@@ -192,5 +192,62 @@ func BenchmarkDeaggregateFiltered(b *testing.B) {
 			}
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*8000), "ns/user-record")
 		})
+	}
+}
+
+// TestKeyBudgetShared: the filters of a worker's shards remember at most
+// their shared budget of keys together; a key over the budget is hashed
+// (and answered right) without being remembered; Release gives a shard's
+// keys back, and a memo that rests gives back its keys too.
+func TestKeyBudgetShared(t *testing.T) {
+	lo, hi := hashKey{}, hashKey{hi: 1 << 63}
+	budget := NewKeyBudget(100)
+	a, b := NewFilter(HashRange{}, budget), NewFilter(HashRange{}, budget)
+	look := func(m *keyMemo, k string) {
+		t.Helper()
+		if got, want := m.contains(k, lo, hi), hashPartitionKey(k).in(lo, hi); got != want {
+			t.Fatalf("%q: %v, want %v", k, got, want)
+		}
+	}
+	for round := range 3 {
+		for i := range 80 {
+			look(&a.memo, fmt.Sprint("a-", i))
+		}
+		for i := range 80 {
+			look(&b.memo, fmt.Sprint("b-", i))
+		}
+		if round == 0 && (len(a.memo.in) != 80 || len(b.memo.in) != 20) {
+			t.Fatalf("memos hold %d and %d keys; want 80 and 20 of a budget of 100", len(a.memo.in), len(b.memo.in))
+		}
+	}
+	if len(a.memo.in)+len(b.memo.in) != 100 || budget.Left() != 0 {
+		t.Fatalf("memos hold %d + %d keys, %d left; want 100 in all, 0 left", len(a.memo.in), len(b.memo.in), budget.Left())
+	}
+	a.Release()
+	if budget.Left() != 100-len(b.memo.in) || a.memo.in != nil {
+		t.Fatalf("after a's Release: %d left (b holds %d), a holds %v", budget.Left(), len(b.memo.in), a.memo.in)
+	}
+	// b's keys now miss more than they hit once the budget is gone: it
+	// rests and gives its keys back.
+	c := NewFilter(HashRange{}, budget)
+	for i := range 100 - len(b.memo.in) {
+		look(&c.memo, fmt.Sprint("c-", i))
+	}
+	if budget.Left() != 0 {
+		t.Fatalf("%d left, want 0", budget.Left())
+	}
+	for i := 0; b.memo.rest == 0; i++ {
+		look(&b.memo, fmt.Sprint("new-", i))
+		if i > 4*memoWindow {
+			t.Fatal("b did not rest with its keys missing and no budget left")
+		}
+	}
+	if b.memo.in != nil || budget.Left() != 20 {
+		t.Fatalf("b resting holds %d keys; %d left, want b's 20 back", len(b.memo.in), budget.Left())
+	}
+	b.Release()
+	c.Release()
+	if budget.Left() != 100 {
+		t.Fatalf("all released: %d left, want 100", budget.Left())
 	}
 }
