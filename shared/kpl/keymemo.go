@@ -86,21 +86,22 @@ const (
 	memoRest   = 32768 // lookups that go straight to MD5 after a poor window
 )
 
-// keyMemo remembers whether partition keys hash into the shard's range. It
-// fills until it holds memoKeys keys or its budget runs out. A window of memoWindow lookups with
-// the memo full and fewer than half of them hits (more keys in play than it
-// can hold) empties it and leaves the next memoRest lookups to MD5 alone,
-// then it tries again. A nil keyMemo hashes every key.
+// keyMemo remembers whether partition keys hash into its Filter's range
+// (fixed for the Filter's life). It fills until it holds memoKeys keys or
+// its budget runs out. A window of memoWindow lookups with the memo full and
+// fewer than half of them hits (more keys in play than it can hold) empties
+// it and leaves the next memoRest lookups to MD5 alone, then it tries
+// again. A nil keyMemo hashes every key.
 type keyMemo struct {
 	in      map[string]bool
 	budget  *KeyBudget // where the keys in the memo were taken from
 	lookups int        // in the current window
 	hits    int
-	rest    int     // lookups left to go straight to MD5
-	lo, hi  hashKey // the range of the keys in the memo
+	rest    int // lookups left to go straight to MD5
 }
 
-// contains reports whether the partition key pk hashes into [lo, hi].
+// contains reports whether the partition key pk hashes into [lo, hi], the
+// range of every earlier call.
 func (m *keyMemo) contains(pk string, lo, hi hashKey) bool {
 	if m == nil {
 		return hashPartitionKey(pk).in(lo, hi)
@@ -109,12 +110,8 @@ func (m *keyMemo) contains(pk string, lo, hi hashKey) bool {
 		m.rest--
 		return hashPartitionKey(pk).in(lo, hi)
 	}
-	if m.in == nil || m.lo != lo || m.hi != hi {
-		// First use, after a rest, or another range (a Filter's range is
-		// fixed; kept correct anyway).
-		m.forget()
+	if m.in == nil { // first use, or after a rest
 		m.in = make(map[string]bool, 64)
-		m.lo, m.hi = lo, hi
 	}
 	m.lookups++
 	v, ok := m.in[pk]
