@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/shardline/shardline/shared/testwait"
 	"io"
 	"math/big"
 	"os"
@@ -20,6 +19,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/shardline/shardline/shared/shardline"
+	"github.com/shardline/shardline/shared/testwait"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
@@ -811,11 +813,11 @@ func (c *chaos) checkStatus() {
 		}
 		t.Logf("status exit code %d (will retry): %s", code, p.errOut.String())
 	}
-	var rows []shardStatus
+	var rows []shardline.ShardStatus
 	if err := json.Unmarshal([]byte(p.out.String()), &rows); err != nil {
 		t.Fatalf("status -json: %v\n%s", err, p.out.String())
 	}
-	byID := map[string]shardStatus{}
+	byID := map[string]shardline.ShardStatus{}
 	var summary []string
 	for _, r := range rows {
 		byID[r.ShardID] = r

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/shardline/shardline/shared/testwait"
 	"net"
 	"net/http"
 	"os"
@@ -14,6 +13,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/shardline/shardline/shared/shardline"
+	"github.com/shardline/shardline/shared/testwait"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
@@ -439,7 +441,7 @@ func TestStatusAndReset(t *testing.T) {
 	e.put(t, 30)
 	p := e.startPoller(t, "run", "-handler", "print", "-initial-position", "TRIM_HORIZON", "-worker-id", "w-status", "-failover-time", "1500ms")
 	testwait.Until(t, time.Minute, "30 records", func() bool { return countLines(p.out.String()) >= 30 })
-	var rows []shardStatus
+	var rows []shardline.ShardStatus
 	testwait.Until(t, 30*time.Second, "status with renewals and checkpoints", func() bool {
 		s := e.startPoller(t, "status", "-json")
 		if s.wait(t, time.Minute) != 0 {

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"bytes"
-	"io"
 	"os"
 	"os/exec"
 	"strings"
@@ -10,52 +8,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/shardline/shardline/shared/coordinator"
+	"github.com/shardline/shardline/shared/terminal/ptytest"
+
 	"github.com/shardline/shardline/shared/terminal"
 	"github.com/shardline/shardline/shared/testwait"
 )
-
-func TestLiveText(t *testing.T) {
-	tests := []struct {
-		p    coordinator.Progress
-		want string
-	}{
-		{coordinator.Progress{MaxLag: -1}, "0 shards | 0 records/s | 0 B/s | max lag - | 0 failures | 0 parked"},
-		{coordinator.Progress{Held: 4, RecordsPerSec: 1234.4, BytesPerSec: 58060.8, MaxLag: 1234, AllFailures: 3, Failures: 1, Parked: 1},
-			"4 shards | 1234 records/s | 56.7 KiB/s | max lag 1.2s | 3 failures | 1 parked"},
-		{coordinator.Progress{Held: 1, BytesPerSec: 3 << 20, MaxLag: 0}, "1 shards | 0 records/s | 3.0 MiB/s | max lag 0s | 0 failures | 0 parked"},
-	}
-	for _, tt := range tests {
-		if got := liveText(tt.p); got != tt.want {
-			t.Errorf("liveText(%+v)\n got %q\nwant %q", tt.p, got, tt.want)
-		}
-	}
-}
-
-// TestLiveOn: the live view needs text logs, -quiet off, and stdout and
-// stderr both on a terminal.
-func TestLiveOn(t *testing.T) {
-	tty, _ := openPTY(t)
-	var buf bytes.Buffer
-	tests := []struct {
-		quiet          bool
-		stdout, stderr io.Writer
-		format         string
-		want           bool
-	}{
-		{false, tty, tty, "text", true},
-		{true, tty, tty, "text", false},    // -quiet
-		{false, tty, tty, "json", false},   // -log-format json
-		{false, &buf, tty, "text", false},  // stdout piped
-		{false, tty, &buf, "text", false},  // stderr redirected
-		{false, &buf, &buf, "json", false}, // neither
-	}
-	for i, tt := range tests {
-		if got := liveOn(tt.quiet, tt.stdout, tt.stderr, tt.format); got != tt.want {
-			t.Errorf("case %d: liveOn = %v, want %v", i, got, tt.want)
-		}
-	}
-}
 
 // TestLiveView: `poller run` on a terminal logs text and keeps a status
 // line redrawn in place below the records it prints; on SIGINT the line
@@ -63,7 +20,7 @@ func TestLiveOn(t *testing.T) {
 func TestLiveView(t *testing.T) {
 	e := newEnv(t, 2)
 	e.put(t, 20)
-	tty, screen := openPTY(t)
+	tty, screen := ptytest.Open(t)
 	cmd := exec.Command(os.Args[0], "run", "-handler", "print", "-initial-position", "TRIM_HORIZON")
 	cmd.Env = append(os.Environ(), childEnv+"=1", "AWS_EC2_METADATA_DISABLED=true",
 		"AWS_REGION=us-east-1", "AWS_ACCESS_KEY_ID=local", "AWS_SECRET_ACCESS_KEY=local",

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/shardline/shardline/shared/lease"
+	"github.com/shardline/shardline/shared/shardline"
 	"github.com/shardline/shardline/shared/stream"
 	"github.com/shardline/shardline/shared/testwait"
 )
@@ -44,7 +45,7 @@ func TestParkedShardStatusAndResume(t *testing.T) {
 	if code := st.wait(t, time.Minute); code != 0 {
 		t.Fatalf("status: %s", st.errOut.String())
 	}
-	var rows []shardStatus
+	var rows []shardline.ShardStatus
 	if err := json.Unmarshal([]byte(st.out.String()), &rows); err != nil {
 		t.Fatal(err)
 	}

@@ -5,11 +5,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/shardline/shardline/shared/testwait"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/shardline/shardline/shared/testwait"
 
 	"github.com/shardline/shardline/shared/kpl"
 	"github.com/shardline/shardline/shared/lambdaemu"

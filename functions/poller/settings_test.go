@@ -2,21 +2,19 @@ package main
 
 import (
 	"encoding/json"
-	"flag"
-	"io"
 	"os"
 	"regexp"
-	"strings"
 	"testing"
 
-	"github.com/shardline/shardline/shared/config"
+	"github.com/shardline/shardline/shared/shardline"
 )
 
 // known is every variable the function reads.
 func known() map[string]bool {
-	var f function
 	m := map[string]bool{}
-	f.flags().VisitAll(func(fl *flag.Flag) { m[config.EnvName(fl.Name)] = true })
+	for _, v := range shardline.New().LambdaVariables() {
+		m[v] = true
+	}
 	return m
 }
 
@@ -65,29 +63,10 @@ func TestSettingsFiles(t *testing.T) {
 			}
 		}
 	}
-	f := function{getenv: func(k string) string { return env["PollerFunction"][k] }, stdout: io.Discard, stderr: io.Discard}
-	if err := f.parse(); err != nil {
+	check := func() error {
+		return shardline.New().CheckLambda(func(k string) string { return env["PollerFunction"][k] })
+	}
+	if err := check(); err != nil {
 		t.Errorf("events/env.json's settings: %v", err)
-	}
-}
-
-// TestBareVariablesIgnored: the function reads SHARDLINE_ variables only:
-// Lambda's and the shell's own names are not its settings.
-func TestBareVariablesIgnored(t *testing.T) {
-	env := map[string]string{
-		"SHARDLINE_APP_NAME": "words-app", "SHARDLINE_STREAM_NAME": "words", "SHARDLINE_HANDLER": "print",
-		"DEADLINE_MARGIN": "0s", "BATCH_SIZE": "0", "HANDLER": "nope", "STREAM_NAME": "other",
-	}
-	f := function{getenv: func(k string) string { return env[k] }}
-	if err := f.parse(); err != nil {
-		t.Fatalf("parse: %v", err)
-	}
-	if f.settings.StreamName != "words" || f.settings.BatchSize != 100 || f.margin.String() != "5s" {
-		t.Errorf("bare variables were read: stream %q, batch size %d, margin %s", f.settings.StreamName, f.settings.BatchSize, f.margin)
-	}
-	env["SHARDLINE_DEADLINE_MARGIN"] = "0s"
-	f = function{getenv: func(k string) string { return env[k] }}
-	if err := f.parse(); err == nil || !strings.Contains(err.Error(), "SHARDLINE_DEADLINE_MARGIN=0s") {
-		t.Errorf("parse with SHARDLINE_DEADLINE_MARGIN=0s = %v, want an error naming it", err)
 	}
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/shardline/shardline/shared/shardline"
 )
 
 // The template read line by line: CloudFormation's short tags (!Ref, !Sub)
@@ -163,8 +164,8 @@ func TestTemplateAgrees(t *testing.T) {
 			if len(env) < 10 {
 				t.Fatalf("%s: only %d variables found for PollerFunction", c.name, len(env))
 			}
-			f := function{getenv: func(k string) string { return env[k] }, stdout: io.Discard, stderr: io.Discard}
-			if err := f.parse(); err != nil {
+			check := func() error { return shardline.New().CheckLambda(func(k string) string { return env[k] }) }
+			if err := check(); err != nil {
 				t.Errorf("%s: the poller function refuses the template's settings: %v\n%v", c.name, err, env)
 			}
 			if c.conds["TargetsOwnWordCount"] && (env["SHARDLINE_TARGET_FUNCTION"] == "" || env["SHARDLINE_HANDLER"] != "") {

@@ -1,10 +1,13 @@
-// Command wordcount is the word-count handler as a Lambda function of its
-// own. Shardline's pollers invoke it with de-aggregated batches
-// (SHARDLINE_TARGET_FUNCTION); Lambda's own Kinesis trigger can invoke it too, with
-// KPL aggregates as they are, which it de-aggregates first. The running
-// counts go to the function's log (stdout) at most once per
-// SHARDLINE_CHECKPOINT_INTERVAL (default 1s), the poller's variable. Build with -tags lambda.norpc as
-// bootstrap for provided.al2023.
+// Command wordcount is the word count of the demo built on the shardline
+// package, one binary for every place it runs: on Lambda it is the
+// function Lambda's own Kinesis trigger invokes (KPL aggregates
+// de-aggregated), the function Shardline's pollers invoke
+// (SHARDLINE_TARGET_FUNCTION), and the scheduled poller (the schedule's
+// event); on a VM or in a container it is the poller command line with the
+// word count in process (`wordcount run -app-name A -stream-name S`). The
+// running counts go to stdout at most once per SHARDLINE_CHECKPOINT_INTERVAL
+// (default 1s). Build with -tags lambda.norpc as bootstrap for
+// provided.al2023.
 package main
 
 import (
@@ -13,21 +16,16 @@ import (
 	"os"
 	"time"
 
-	"github.com/aws/aws-lambda-go/lambda"
-
 	"github.com/shardline/shardline/shared/handlers"
+	"github.com/shardline/shardline/shared/shardline"
 )
-
-// intervalEnv is config.EnvName("checkpoint-interval"), spelled out: this
-// function does not link the poller's settings and the AWS SDK.
-const intervalEnv = "SHARDLINE_CHECKPOINT_INTERVAL"
 
 func main() {
 	interval := time.Second
-	if v := os.Getenv(intervalEnv); v != "" {
+	if v := os.Getenv("SHARDLINE_CHECKPOINT_INTERVAL"); v != "" {
 		d, err := time.ParseDuration(v)
 		if err != nil || d <= 0 {
-			fmt.Fprintf(os.Stderr, "wordcount: %s=%q: allowed a positive duration such as 1s\n", intervalEnv, v)
+			fmt.Fprintf(os.Stderr, "wordcount: SHARDLINE_CHECKPOINT_INTERVAL=%q: allowed a positive duration such as 1s\n", v)
 			os.Exit(2)
 		}
 		interval = d
@@ -38,5 +36,5 @@ func main() {
 		fmt.Fprintln(os.Stderr, "wordcount:", err)
 		os.Exit(2)
 	}
-	lambda.Start(handlers.Deaggregating(wc.Handle))
+	shardline.Start(wc.Handle, shardline.WithName("wordcount"))
 }

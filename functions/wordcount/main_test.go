@@ -4,11 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/shardline/shardline/shared/testwait"
 	"os"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/shardline/shardline/shared/testwait"
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/aws"

@@ -29,9 +29,15 @@ var Groups = []struct {
 // NewFlagSet makes a flag set whose -h prints, on stdout, each flag with
 // its variable, grouped under headings.
 func NewFlagSet(name string, stdout io.Writer) *flag.FlagSet {
+	return NewProgramFlagSet("poller", name, stdout)
+}
+
+// NewProgramFlagSet is NewFlagSet for the command name of the program
+// prog (the binary's name in the usage line).
+func NewProgramFlagSet(prog, name string, stdout io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.Usage = func() {
-		fmt.Fprintf(stdout, "usage: poller %s [flags]\n\n", name)
+		fmt.Fprintf(stdout, "usage: %s %s [flags]\n\n", prog, name)
 		fmt.Fprintf(stdout, "Each flag can be given as the environment variable after it; a flag beats its variable.\n")
 		PrintDefaults(stdout, fs)
 	}

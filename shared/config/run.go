@@ -56,11 +56,49 @@ type Run struct {
 	// a terminal.
 	Quiet bool
 
+	// Handlers are the in-process handlers the program brings beside the
+	// built-ins (a binary built on the shardline package).
+	Handlers Handlers
+
 	// Timestamp is InitialTimestamp parsed by Validate.
 	Timestamp time.Time
 	// windowHandler is what NewHandler built for a tumbling window.
 	windowHandler stream.WindowHandler
 }
+
+// Handlers are a program's own in-process handlers: Default (or
+// DefaultWindow) runs when neither -handler nor -target-function is given;
+// Named ones are chosen with -handler like the built-ins.
+type Handlers struct {
+	Default       stream.Handler
+	DefaultWindow stream.WindowHandler
+	Named         map[string]stream.Handler
+	NamedWindow   map[string]stream.WindowHandler
+}
+
+// names are the handler names -handler takes: the built-ins and Named.
+func (h Handlers) names() []string {
+	names := handlers.Names()
+	for n := range h.Named {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return slices.Compact(names)
+}
+
+// windowNames are the names -handler takes with -tumbling-window.
+func (h Handlers) windowNames() []string {
+	names := handlers.WindowNames()
+	for n := range h.NamedWindow {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return slices.Compact(names)
+}
+
+// HasDefault reports whether the program brings a handler of its own
+// (plain or windowed), so that -handler is not required.
+func (h Handlers) HasDefault() bool { return h.Default != nil || h.DefaultWindow != nil }
 
 // Register adds the run settings to fs.
 func (s *Run) Register(fs *flag.FlagSet) {
@@ -68,7 +106,11 @@ func (s *Run) Register(fs *flag.FlagSet) {
 	fs.StringVar(&s.InitialPosition, "initial-position", stream.Latest, "where shards without a checkpoint start: TRIM_HORIZON, LATEST or AT_TIMESTAMP")
 	fs.StringVar(&s.InitialTimestamp, "initial-timestamp", "", "RFC 3339 `time` for AT_TIMESTAMP, not in the future (2026-01-02T15:04:05Z)")
 	fs.DurationVar(&s.CheckpointInterval, "checkpoint-interval", time.Second, "least time between checkpoint writes per shard")
-	fs.StringVar(&s.Handler, "handler", "", "in-process handler: "+strings.Join(handlers.Names(), ", "))
+	hu := "in-process handler: " + strings.Join(s.Handlers.names(), ", ")
+	if s.Handlers.HasDefault() {
+		hu += " (default: this program's own)"
+	}
+	fs.StringVar(&s.Handler, "handler", "", hu)
 	fs.StringVar(&s.TargetFunction, "target-function", "", "Lambda function name or ARN to invoke with each batch, instead of -handler")
 	fs.StringVar(&s.WorkerID, "worker-id", "", "lease owner name (default host-pid-random)")
 	fs.DurationVar(&s.FailoverTime, "failover-time", 10*time.Second, "a lease whose counter has not moved for this long may be taken")
@@ -127,8 +169,8 @@ func (s *Run) validate(now time.Time) (err error) {
 	switch {
 	case s.CheckpointInterval <= 0:
 		return Usagef("-checkpoint-interval %s: allowed a positive duration such as 1s", s.CheckpointInterval)
-	case s.Handler == "" && s.TargetFunction == "":
-		return Usagef("-handler (%s) or -target-function (%s) is required: handlers are %s", EnvName("handler"), EnvName("target-function"), strings.Join(handlers.Names(), ", "))
+	case s.Handler == "" && s.TargetFunction == "" && !s.Handlers.HasDefault():
+		return Usagef("-handler (%s) or -target-function (%s) is required: handlers are %s", EnvName("handler"), EnvName("target-function"), strings.Join(s.Handlers.names(), ", "))
 	case s.Handler != "" && s.TargetFunction != "":
 		return Usagef("-handler %q and -target-function %q: allowed one of them, not both", s.Handler, s.TargetFunction)
 	case s.FailoverTime < 300*time.Millisecond:
@@ -176,11 +218,21 @@ func (s *Run) validate(now time.Time) (err error) {
 	if _, err := filter.Parse(s.Filters); err != nil {
 		return Usagef("%v", err)
 	}
-	if s.TumblingWindow > 0 && s.Handler != "" && !slices.Contains(handlers.WindowNames(), s.Handler) {
-		return Usagef("-handler %q with -tumbling-window: allowed handlers with a windowed variant: %s", s.Handler, strings.Join(handlers.WindowNames(), ", "))
+	if s.TumblingWindow > 0 && s.Handler != "" && !slices.Contains(s.Handlers.windowNames(), s.Handler) {
+		return Usagef("-handler %q with -tumbling-window: allowed handlers with a windowed variant: %s", s.Handler, strings.Join(s.Handlers.windowNames(), ", "))
 	}
-	if s.Handler != "" && !slices.Contains(handlers.Names(), s.Handler) {
-		return Usagef("-handler %q: allowed %s", s.Handler, strings.Join(handlers.Names(), ", "))
+	if s.Handler != "" && !slices.Contains(s.Handlers.names(), s.Handler) && !(s.TumblingWindow > 0 && s.Handlers.NamedWindow[s.Handler] != nil) {
+		return Usagef("-handler %q: allowed %s", s.Handler, strings.Join(s.Handlers.names(), ", "))
+	}
+	if s.Handler == "" && s.TargetFunction == "" {
+		// The program's own handler: windowed or not, it needs the
+		// matching -tumbling-window.
+		switch {
+		case s.TumblingWindow > 0 && s.Handlers.DefaultWindow == nil:
+			return Usagef("-tumbling-window %s: this program's handler has no windowed variant (shardline.StartWindow gives one); allowed 0s, or -handler %s", s.TumblingWindow, strings.Join(s.Handlers.windowNames(), ", "))
+		case s.TumblingWindow == 0 && s.Handlers.Default == nil:
+			return Usagef("-tumbling-window (%s) is required: this program's handler is windowed (shardline.StartWindow); allowed 1s–900s", EnvName("tumbling-window"))
+		}
 	}
 	if s.OnFailure != "" {
 		if err := destination.Check(s.OnFailure); err != nil {
@@ -232,6 +284,14 @@ func (s *Run) NewHandler(clients *awsconf.Clients, out io.Writer, log *slog.Logg
 			s.windowHandler = invoke.WindowHandler(clients.Lambda, s.TargetFunction)
 			return nil, nil
 		}
+		if s.Handler == "" {
+			s.windowHandler = s.Handlers.DefaultWindow
+			return nil, nil
+		}
+		if wh := s.Handlers.NamedWindow[s.Handler]; wh != nil {
+			s.windowHandler = wh
+			return nil, nil
+		}
 		wh, err := handlers.NewWindow(s.Handler, handlers.Options{Out: out, Logger: log, Interval: s.CheckpointInterval})
 		if err != nil {
 			return nil, Usagef("-handler %q with -tumbling-window: %v", s.Handler, err)
@@ -241,6 +301,12 @@ func (s *Run) NewHandler(clients *awsconf.Clients, out io.Writer, log *slog.Logg
 	}
 	if s.TargetFunction != "" {
 		return invoke.Handler(clients.Lambda, s.TargetFunction), nil
+	}
+	if s.Handler == "" {
+		return s.Handlers.Default, nil
+	}
+	if h := s.Handlers.Named[s.Handler]; h != nil {
+		return h, nil
 	}
 	h, err := handlers.New(s.Handler, handlers.Options{Out: out, Logger: log, Interval: s.CheckpointInterval})
 	if err != nil {

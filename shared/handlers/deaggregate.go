@@ -66,3 +66,26 @@ func DeaggregateEvent(ev events.KinesisEvent) (events.KinesisEvent, bool) {
 	}
 	return out, found
 }
+
+// DeaggregatingWindow is Deaggregating for a windowed handler: Lambda's
+// trigger with TumblingWindowInSeconds delivers KPL aggregates as they
+// are, so each is replaced by its user records before h sees the window's
+// records, and a failure h reports for a user record is answered as its
+// aggregate's sequence number.
+func DeaggregatingWindow(h stream.WindowHandler) stream.WindowHandler {
+	return func(ctx context.Context, ev events.KinesisTimeWindowEvent) (events.KinesisTimeWindowEventResponse, error) {
+		out, expanded := DeaggregateEvent(ev.KinesisEvent)
+		if !expanded {
+			return h(ctx, ev)
+		}
+		ev.KinesisEvent = out
+		resp, err := h(ctx, ev)
+		if err != nil {
+			return resp, err
+		}
+		for i, f := range resp.BatchItemFailures {
+			resp.BatchItemFailures[i].ItemIdentifier, _, _ = strings.Cut(f.ItemIdentifier, ":")
+		}
+		return resp, nil
+	}
+}

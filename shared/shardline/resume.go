@@ -1,4 +1,4 @@
-package main
+package shardline
 
 import (
 	"context"
@@ -15,15 +15,15 @@ import (
 // -all), so that the next worker's lease round takes it and retries it at
 // once instead of after its back-off. A worker that holds the lease keeps
 // it: resume changes neither the owner nor the counter.
-func runResume(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+func (a *App) runResume(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	var c config.Common
 	var shard string
 	var all bool
-	fs := newFlagSet("resume", stdout)
+	fs := a.newFlagSet("resume", stdout)
 	c.Register(fs, true)
 	fs.StringVar(&shard, "shard", "", "the parked shard to retry at once")
 	fs.BoolVar(&all, "all", false, "every parked shard")
-	if err := config.Parse(fs, args, getenv); err != nil {
+	if err := a.parse(fs, args, getenv); err != nil {
 		return err
 	}
 	if err := c.Validate(true); err != nil {

@@ -1,16 +1,13 @@
-package main
+package shardline
 
 import (
 	"bytes"
-	"context"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
 	"unicode/utf8"
 
 	"github.com/shardline/shardline/shared/lease"
-	"github.com/shardline/shardline/shared/testwait"
 )
 
 // TestStatusTableWidth: with long owners, checkpoints, parents and notes
@@ -23,7 +20,7 @@ func TestStatusTableWidth(t *testing.T) {
 	ts := now.Add(-time.Hour)
 	lag := func(ms int64) *int64 { return &ms }
 	long := strings.Repeat("x", 200)
-	rows := []shardStatus{
+	rows := []ShardStatus{
 		{ShardID: "shardId-000000000000", State: "open", Owner: "ip-10-0-0-12.eu-west-1.compute.internal-12345-0123abcd",
 			Checkpoint: "49680431546846898293091286536262011587232640427413176322", SubSequence: 12345, HasLease: true,
 			MillisBehindLatest: lag(86_400_000 * 3), LastRenewal: &renewed, LeaseCounter: 123456789},
@@ -111,12 +108,12 @@ func TestCut(t *testing.T) {
 // away with its owner.
 func TestRateMeter(t *testing.T) {
 	t0 := time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
-	row := func(owner string, handled int64, renewed time.Time) []shardStatus {
-		return []shardStatus{{ShardID: "s", Owner: owner, RecordsHandled: handled, LastRenewal: &renewed}}
+	row := func(owner string, handled int64, renewed time.Time) []ShardStatus {
+		return []ShardStatus{{ShardID: "s", Owner: owner, RecordsHandled: handled, LastRenewal: &renewed}}
 	}
 	var m rateMeter
 	steps := []struct {
-		rows []shardStatus
+		rows []ShardStatus
 		want float64
 		ok   bool
 	}{
@@ -134,61 +131,6 @@ func TestRateMeter(t *testing.T) {
 		got, ok := m.rates["s"]
 		if ok != s.ok || got != s.want {
 			t.Errorf("step %d: rate %v (%v), want %v (%v)", i, got, ok, s.want, s.ok)
-		}
-	}
-}
-
-// TestStatusWatch: `status -watch` off a terminal prints the table again
-// at each read, each with its summary row, and a RATE column that shows
-// a shard's records/s once its owner has renewed after handling records;
-// Ctrl-C (the context) ends it with no error. -watch with -json is a bad
-// setting.
-func TestStatusWatch(t *testing.T) {
-	e := newEnv(t, 1)
-	awsEnv(t)
-	watchEvery = 100 * time.Millisecond
-	t.Cleanup(func() { watchEvery = time.Second })
-	vars := map[string]string{"SHARDLINE_KINESIS_ENDPOINT": e.kinesisEP, "SHARDLINE_DYNAMODB_ENDPOINT": e.dynamoEP,
-		"SHARDLINE_APP_NAME": e.app, "SHARDLINE_STREAM_NAME": e.stream}
-	if err := runStatus(context.Background(), []string{"-watch", "-json"}, env(vars), &bytes.Buffer{}, &bytes.Buffer{}); err == nil || !strings.Contains(err.Error(), "-watch and -json") {
-		t.Fatalf("-watch -json: %v, want a bad setting naming both", err)
-	}
-	p := e.startPoller(t, "run", "-handler", "print", "-initial-position", "TRIM_HORIZON", "-failover-time", "900ms")
-	testwait.Until(t, time.Minute, "the poller started", func() bool { return strings.Contains(p.errOut.String(), "shard started") })
-
-	var out testwait.Buffer
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- runStatus(ctx, []string{"-watch"}, env(vars), &out, &bytes.Buffer{}) }()
-	testwait.Until(t, 30*time.Second, "two tables with the shard owned", func() bool {
-		return strings.Count(out.String(), "1 shards | 1 owners") >= 2
-	})
-	e.put(t, 300)
-	rate := regexp.MustCompile(`\s[1-9][0-9]*/s\s`)
-	testwait.Until(t, time.Minute, "a records/s above 0", func() bool { return rate.MatchString(out.String()) })
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("status -watch returned %v after Ctrl-C, want nil", err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("status -watch did not return after Ctrl-C")
-	}
-	s := out.String()
-	if testing.Verbose() {
-		t.Logf("the last tables:\n%s", tail(s, 1500))
-	}
-	if strings.Contains(s, clearScreen) {
-		t.Error("the screen was cleared off a terminal")
-	}
-	tables := strings.Count(s, "\nSHARD ")
-	if tables < 3 || strings.Count(s, " records/s\n") != tables {
-		t.Errorf("%d tables and %d summary rows, want several, one each:\n%s", tables, strings.Count(s, " records/s\n"), tail(s, 3000))
-	}
-	for _, l := range strings.Split(s, "\n") {
-		if utf8.RuneCountInString(l) > statusWidth {
-			t.Errorf("line of %d columns: %s", utf8.RuneCountInString(l), l)
 		}
 	}
 }

@@ -1,4 +1,4 @@
-package main
+package shardline
 
 import (
 	"runtime"
@@ -86,10 +86,17 @@ func TestVersion(t *testing.T) {
 		Settings: []debug.BuildSetting{{Key: "vcs.revision", Value: "0123456789abcdef"}, {Key: "vcs.time", Value: "2026-11-30T12:00:00Z"},
 			{Key: "vcs.modified", Value: "true"}, {Key: "GOOS", Value: "linux"}, {Key: "GOARCH", Value: "arm64"}}}
 	want := "poller v1.4.0\ncommit 0123456789abcdef (2026-11-30T12:00:00Z, modified)\ngo1.26.8 linux/arm64\n"
-	if got := versionText("", "", bi); got != want {
+	if got := versionText("poller", "", bi); got != want {
 		t.Errorf("versionText =\n%s\nwant\n%s", got, want)
 	}
-	if got := versionText("v2.0.0", "fedcba", &debug.BuildInfo{GoVersion: "go1.26.8", Main: debug.Module{Version: "(devel)"}}); !strings.HasPrefix(got, "poller v2.0.0\ncommit fedcba\n") {
-		t.Errorf("versionText with -X main.version and main.commit = %q", got)
+	if got := versionText("poller", "fedcba", &debug.BuildInfo{GoVersion: "go1.26.8", Main: debug.Module{Version: "(devel)"}}); !strings.HasPrefix(got, "poller (devel)\ncommit fedcba\n") {
+		t.Errorf("versionText with main.commit = %q", got)
+	}
+	// A user's module built on Shardline: its own version, then Shardline's
+	// (with the replace a user has until a release is published).
+	user := &debug.BuildInfo{GoVersion: "go1.26.8", Main: debug.Module{Path: "example.com/keycount", Version: "v0.3.0"},
+		Deps: []*debug.Module{{Path: Module, Version: "v0.0.0-00010101000000-000000000000", Replace: &debug.Module{Path: "../shardline"}}}}
+	if got, want := versionText("keycount", "", user), "keycount v0.3.0 (example.com/keycount)\nshardline v0.0.0-00010101000000-000000000000 => ../shardline\n"; !strings.HasPrefix(got, want) {
+		t.Errorf("versionText of a user's module =\n%s\nwant it to start with\n%s", got, want)
 	}
 }

@@ -1,4 +1,7 @@
-package main
+// Package ptytest opens pseudo-terminals for tests of what a program shows
+// on a terminal (the live view, cleared screens). Linux only; test code
+// only.
+package ptytest
 
 import (
 	"errors"
@@ -12,10 +15,12 @@ import (
 	"github.com/shardline/shardline/shared/testwait"
 )
 
-// openPTY opens a pseudo-terminal: tty is the terminal a program writes
-// to; what it writes is copied into out (as the terminal shows it: the
-// line discipline turns "\n" into "\r\n").
-func openPTY(t *testing.T) (tty *os.File, out *testwait.Buffer) {
+// Open opens a pseudo-terminal of 40 rows and 120 columns: tty is the
+// terminal a program writes to; what it writes is copied into out (as the
+// terminal shows it: the line discipline turns "\n" into "\r\n"). It
+// skips the test where there are no pseudo-terminals; both ends close at
+// cleanup.
+func Open(t testing.TB) (tty *os.File, out *testwait.Buffer) {
 	t.Helper()
 	ptmx, err := os.OpenFile("/dev/ptmx", os.O_RDWR, 0)
 	if err != nil {

@@ -1,4 +1,4 @@
-package main
+package shardline
 
 import (
 	"context"
@@ -36,15 +36,15 @@ type resetCmd struct {
 	at time.Time // timestamp, parsed
 }
 
-func (r *resetCmd) parse(args []string, getenv func(string) string, stdout io.Writer, now time.Time) error {
-	fs := newFlagSet("reset", stdout)
+func (r *resetCmd) parse(a *App, args []string, getenv func(string) string, stdout io.Writer, now time.Time) error {
+	fs := a.newFlagSet("reset", stdout)
 	fs.StringVar(&r.to, "to", "", "new checkpoint: TRIM_HORIZON, LATEST, AT_TIMESTAMP (with -timestamp) or a sequence number (with -shard) (required)")
 	fs.StringVar(&r.timestamp, "timestamp", "", "with -to AT_TIMESTAMP: an RFC 3339 `time`, not in the future (2026-01-02T15:04:05Z)")
 	fs.StringVar(&r.shard, "shard", "", "only this shard (default: every lease); required with a sequence number")
 	fs.Int64Var(&r.subSeq, "sub-sequence-number", 0, "with a sequence number: the user record within an aggregate done last")
 	fs.BoolVar(&r.force, "force", false, "reset leases that are still owned (their owner may write over the reset)")
 	r.c.Register(fs, true)
-	if err := config.Parse(fs, args, getenv); err != nil {
+	if err := a.parse(fs, args, getenv); err != nil {
 		return err
 	}
 	if err := r.c.Validate(true); err != nil {
@@ -82,9 +82,9 @@ func (r *resetCmd) parse(args []string, getenv func(string) string, stdout io.Wr
 // -force, since its owner would write over the reset. It checks, before
 // writing anything, that the stream exists, that every lease to move is
 // free and that a sequence number is in its shard.
-func runReset(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+func (a *App) runReset(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	var r resetCmd
-	if err := r.parse(args, getenv, stdout, time.Now()); err != nil {
+	if err := r.parse(a, args, getenv, stdout, time.Now()); err != nil {
 		return err
 	}
 	c := r.c

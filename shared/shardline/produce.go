@@ -1,4 +1,4 @@
-package main
+package shardline
 
 import (
 	"context"
@@ -26,14 +26,14 @@ type produceCmd struct {
 	count                    int64
 }
 
-func (p *produceCmd) parse(args []string, getenv func(string) string, stdout io.Writer) error {
-	fs := newFlagSet("produce", stdout)
+func (p *produceCmd) parse(a *App, args []string, getenv func(string) string, stdout io.Writer) error {
+	fs := a.newFlagSet("produce", stdout)
 	fs.IntVar(&p.rate, "rate", 1000, "lines per second")
 	fs.IntVar(&p.numbers, "numbers", 10, "random numbers (0–9) per line")
 	fs.IntVar(&p.aggregate, "aggregate", 0, "user records per Kinesis record in the KPL format (0 or 1: no aggregation)")
 	fs.Int64Var(&p.count, "count", 0, "stop after this many lines (0: until interrupted)")
 	p.c.RegisterKinesis(fs)
-	if err := config.Parse(fs, args, getenv); err != nil {
+	if err := a.parse(fs, args, getenv); err != nil {
 		return err
 	}
 	if err := p.c.Validate(false); err != nil {
@@ -68,9 +68,9 @@ var (
 // checked against it. A stream or endpoint it cannot use ends it at once
 // with the line `run` prints; an endpoint that stops answering, after
 // putGiveUp.
-func runProduce(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+func (a *App) runProduce(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	var pc produceCmd
-	if err := pc.parse(args, getenv, stdout); err != nil {
+	if err := pc.parse(a, args, getenv, stdout); err != nil {
 		return err
 	}
 	c := pc.c

@@ -1,4 +1,4 @@
-package main
+package shardline
 
 import (
 	"context"
@@ -16,8 +16,8 @@ import (
 	"github.com/shardline/shardline/shared/terminal"
 )
 
-// shardStatus is one row of `poller status`.
-type shardStatus struct {
+// ShardStatus is one row of `poller status`.
+type ShardStatus struct {
 	ShardID       string   `json:"shardId"`
 	State         string   `json:"state"` // open, closed, or gone (trimmed)
 	Parents       []string `json:"parents,omitempty"`
@@ -50,15 +50,20 @@ type statusCmd struct {
 	c      config.Common
 	asJSON bool
 	watch  bool
+	every  time.Duration
 }
 
-func (s *statusCmd) parse(args []string, getenv func(string) string, stdout io.Writer) error {
-	fs := newFlagSet("status", stdout)
+func (s *statusCmd) parse(a *App, args []string, getenv func(string) string, stdout io.Writer) error {
+	fs := a.newFlagSet("status", stdout)
 	s.c.Register(fs, true)
 	fs.BoolVar(&s.asJSON, "json", false, "print JSON (one array) for scripts")
-	fs.BoolVar(&s.watch, "watch", false, "redraw the table every second, with each shard's records/s, until interrupted (on a terminal the screen is cleared; otherwise the table is printed again)")
-	if err := config.Parse(fs, args, getenv); err != nil {
+	fs.BoolVar(&s.watch, "watch", false, "redraw the table every -watch-every, with each shard's records/s, until interrupted (on a terminal the screen is cleared; otherwise the table is printed again)")
+	fs.DurationVar(&s.every, "watch-every", time.Second, "how often -watch reads the table and redraws (100ms or more)")
+	if err := a.parse(fs, args, getenv); err != nil {
 		return err
+	}
+	if s.every < 100*time.Millisecond {
+		return config.Usagef("-watch-every %s: allowed 100ms or more", s.every)
 	}
 	if s.watch && s.asJSON {
 		return config.Usagef("-watch and -json: allowed one of them (-json prints one array for scripts; run it again to poll)")
@@ -66,12 +71,9 @@ func (s *statusCmd) parse(args []string, getenv func(string) string, stdout io.W
 	return s.c.Validate(true)
 }
 
-// watchEvery is how often -watch reads and redraws.
-var watchEvery = time.Second
-
-func runStatus(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+func (a *App) runStatus(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	var s statusCmd
-	if err := s.parse(args, getenv, stdout); err != nil {
+	if err := s.parse(a, args, getenv, stdout); err != nil {
 		return err
 	}
 	c := s.c
@@ -80,7 +82,7 @@ func runStatus(ctx context.Context, args []string, getenv func(string) string, s
 		return err
 	}
 	table := lease.NewTable(clients.DynamoDB, c.AppName)
-	read := func() ([]shardStatus, error) {
+	read := func() ([]ShardStatus, error) {
 		list, err := shards.List(ctx, clients.Kinesis, c.StreamName)
 		if err != nil {
 			return nil, fmt.Errorf("stream %s: %w", c.StreamName, explain(err))
@@ -104,14 +106,14 @@ func runStatus(ctx context.Context, args []string, getenv func(string) string, s
 		printStatus(stdout, rows, nil, time.Now())
 		return nil
 	}
-	return watchStatus(ctx, stdout, c, rows, read)
+	return watchStatus(ctx, stdout, c, s.every, rows, read)
 }
 
-// watchStatus redraws the table every watchEvery until ctx ends: on a
+// watchStatus redraws the table every watchEvery (-watch-every) until ctx ends: on a
 // terminal it clears the screen first, otherwise it prints the table again
 // after a blank line. A read that fails is reported under the last table
 // and tried again.
-func watchStatus(ctx context.Context, stdout io.Writer, c config.Common, rows []shardStatus, read func() ([]shardStatus, error)) error {
+func watchStatus(ctx context.Context, stdout io.Writer, c config.Common, watchEvery time.Duration, rows []ShardStatus, read func() ([]ShardStatus, error)) error {
 	tty := terminal.Is(stdout)
 	var rates rateMeter
 	tick := time.NewTicker(watchEvery)
@@ -164,7 +166,7 @@ type rateSample struct {
 	renewed time.Time
 }
 
-func (m *rateMeter) observe(rows []shardStatus) {
+func (m *rateMeter) observe(rows []ShardStatus) {
 	if m.last == nil {
 		m.last, m.rates = map[string]rateSample{}, map[string]float64{}
 	}
@@ -213,7 +215,7 @@ const notePrefix = "  note: "
 // row with a note (a park, an unreadable item, records dropped) followed by
 // a line with it, then a summary row. rates (nil: no RATE column) are
 // records/s by shard.
-func printStatus(w io.Writer, rows []shardStatus, rates map[string]float64, now time.Time) {
+func printStatus(w io.Writer, rows []ShardStatus, rates map[string]float64, now time.Time) {
 	header := []string{"SHARD", "STATE", "PARENTS", "OWNER", "CHECKPOINT", "LAG"}
 	if rates != nil {
 		header = append(header, "RATE")
@@ -374,7 +376,7 @@ func cutMiddle(s string, n int) string {
 // note is what the line under a row says: why it is parked and when it is
 // retried, what is wrong with its item, how many records were dropped
 // outside its hash range; "" for none.
-func note(r shardStatus, now time.Time) string {
+func note(r ShardStatus, now time.Time) string {
 	var parts []string
 	if p := r.Parked; p != nil {
 		retry := "retry due"
@@ -392,7 +394,7 @@ func note(r shardStatus, now time.Time) string {
 	return strings.Join(parts, "; ")
 }
 
-func statusRows(list []shards.Shard, leases []lease.Lease, bad []lease.BadItem) []shardStatus {
+func statusRows(list []shards.Shard, leases []lease.Lease, bad []lease.BadItem) []ShardStatus {
 	byKey := map[string]lease.Lease{}
 	for _, l := range leases {
 		byKey[l.Key] = l
@@ -402,10 +404,10 @@ func statusRows(list []shards.Shard, leases []lease.Lease, bad []lease.BadItem) 
 		unreadable[b.Key] = b.Problem
 	}
 	seen := map[string]bool{}
-	var rows []shardStatus
+	var rows []ShardStatus
 	for _, s := range list {
 		seen[s.ID] = true
-		r := shardStatus{ShardID: s.ID, State: "open", Parents: s.Parents}
+		r := ShardStatus{ShardID: s.ID, State: "open", Parents: s.Parents}
 		if s.Closed {
 			r.State = "closed"
 		}
@@ -419,11 +421,11 @@ func statusRows(list []shards.Shard, leases []lease.Lease, bad []lease.BadItem) 
 		rows = append(rows, r)
 	}
 	for k, p := range unreadable {
-		rows = append(rows, shardStatus{ShardID: k, State: "gone", HasLease: true, Unreadable: p})
+		rows = append(rows, ShardStatus{ShardID: k, State: "gone", HasLease: true, Unreadable: p})
 	}
 	for _, l := range leases {
 		if !seen[l.Key] {
-			r := shardStatus{ShardID: l.Key, State: "gone", Parents: l.ParentShardIDs}
+			r := ShardStatus{ShardID: l.Key, State: "gone", Parents: l.ParentShardIDs}
 			fill(&r, l)
 			rows = append(rows, r)
 		}
@@ -432,7 +434,7 @@ func statusRows(list []shards.Shard, leases []lease.Lease, bad []lease.BadItem) 
 	return rows
 }
 
-func fill(r *shardStatus, l lease.Lease) {
+func fill(r *ShardStatus, l lease.Lease) {
 	r.HasLease = true
 	r.Owner = l.Owner
 	r.Checkpoint = l.Checkpoint.Seq

@@ -1,4 +1,4 @@
-package main
+package shardline
 
 import (
 	"bytes"
@@ -433,21 +433,21 @@ func TestBareVariablesIgnored(t *testing.T) {
 	bare := env(map[string]string{"FORCE": "1", "JSON": "yes", "COUNT": "3", "TO": "LATEST", "SHARD": "shardId-000000000001", "RATE": "5",
 		"SHARDLINE_APP_NAME": "words-app", "SHARDLINE_STREAM_NAME": "words"})
 	var r resetCmd
-	if err := r.parse([]string{"-to", "TRIM_HORIZON"}, bare, io.Discard, time.Now()); err != nil {
+	if err := r.parse(New(), []string{"-to", "TRIM_HORIZON"}, bare, io.Discard, time.Now()); err != nil {
 		t.Fatalf("reset: %v", err)
 	}
 	if r.force || r.shard != "" {
 		t.Errorf("reset read FORCE or SHARD: force %v, shard %q", r.force, r.shard)
 	}
 	var s statusCmd
-	if err := s.parse(nil, bare, io.Discard); err != nil {
+	if err := s.parse(New(), nil, bare, io.Discard); err != nil {
 		t.Fatalf("status with JSON=yes: %v", err)
 	}
 	if s.asJSON {
 		t.Error("status read JSON")
 	}
 	var p produceCmd
-	if err := p.parse(nil, bare, io.Discard); err != nil {
+	if err := p.parse(New(), nil, bare, io.Discard); err != nil {
 		t.Fatalf("produce: %v", err)
 	}
 	if p.count != 0 || p.rate != 1000 {
@@ -458,13 +458,13 @@ func TestBareVariablesIgnored(t *testing.T) {
 	prefixed := env(map[string]string{"SHARDLINE_FORCE": "1", "SHARDLINE_JSON": "true", "SHARDLINE_COUNT": "3",
 		"SHARDLINE_APP_NAME": "words-app", "SHARDLINE_STREAM_NAME": "words"})
 	r, s, p = resetCmd{}, statusCmd{}, produceCmd{}
-	if err := r.parse([]string{"-to", "TRIM_HORIZON"}, prefixed, io.Discard, time.Now()); err != nil || !r.force {
+	if err := r.parse(New(), []string{"-to", "TRIM_HORIZON"}, prefixed, io.Discard, time.Now()); err != nil || !r.force {
 		t.Errorf("reset with SHARDLINE_FORCE=1: force %v, err %v", r.force, err)
 	}
-	if err := s.parse(nil, prefixed, io.Discard); err != nil || !s.asJSON {
+	if err := s.parse(New(), nil, prefixed, io.Discard); err != nil || !s.asJSON {
 		t.Errorf("status with SHARDLINE_JSON=true: json %v, err %v", s.asJSON, err)
 	}
-	if err := p.parse(nil, prefixed, io.Discard); err != nil || p.count != 3 {
+	if err := p.parse(New(), nil, prefixed, io.Discard); err != nil || p.count != 3 {
 		t.Errorf("produce with SHARDLINE_COUNT=3: count %d, err %v", p.count, err)
 	}
 }

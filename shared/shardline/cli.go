@@ -1,0 +1,160 @@
+package shardline
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/shardline/shardline/shared/config"
+	"github.com/shardline/shardline/shared/coordinator"
+	"github.com/shardline/shardline/shared/terminal"
+)
+
+// Main runs the command line with args (os.Args[1:]) and returns its exit
+// code: 0, 1 for a failure, 2 for a bad setting. The first SIGINT or
+// SIGTERM drains; a second exits at once.
+func (a *App) Main(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer func() { signal.Stop(sigs); close(sigs) }()
+	go func() {
+		s, ok := <-sigs
+		if !ok {
+			return
+		}
+		what := "stopping"
+		if isRun(args) {
+			what = "draining (finishing batches in flight, checkpointing, releasing leases)"
+		}
+		erase := "" // run's live status line, if any, in the same write
+		if terminal.Is(stderr) {
+			erase = terminal.Erase
+		}
+		fmt.Fprintf(stderr, "%s%s: %v: %s; signal again to exit at once\n", erase, a.name, s, what)
+		cancel()
+		if _, ok := <-sigs; ok {
+			fmt.Fprintf(stderr, "%s: second signal: exiting now\n", a.name)
+			os.Exit(130)
+		}
+	}()
+	err := a.Run(ctx, args, getenv, stdout, stderr)
+	var ue *config.UsageError
+	var dup *coordinator.DuplicateWorkerError
+	switch {
+	case err == nil, errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.As(err, &ue), errors.As(err, &dup):
+		fmt.Fprintf(stderr, "%s: %v\n", a.name, err)
+		return 2
+	default:
+		fmt.Fprintf(stderr, "%s: %v\n", a.name, err)
+		return 1
+	}
+}
+
+func isRun(args []string) bool {
+	return len(args) == 0 || args[0] == "run" || len(args[0]) > 0 && args[0][0] == '-'
+}
+
+// commands are the sub-commands, in the order of the help, each with its
+// line.
+var commands = []struct{ name, line string }{
+	{"run", "read the stream, call the handler, checkpoint (the default command)"},
+	{"produce", "put lines of random numbers on a stream (the word producer); prints the totals Kinesis accepted"},
+	{"status", "one row per shard: state, parents, owner, checkpoint, lag, last renewal; -watch follows it with records/s"},
+	{"reset", "move an application's checkpoints to a position, with its pollers stopped"},
+	{"resume", "clear a parked shard so it is retried at once"},
+	{"version", "print the version, the VCS commit and the Go version"},
+}
+
+func commandLine(name string) string {
+	for _, c := range commands {
+		if c.name == name {
+			return c.line
+		}
+	}
+	return ""
+}
+
+func commandNames() string {
+	var names []string
+	for _, c := range commands {
+		names = append(names, c.name)
+	}
+	return strings.Join(names, ", ")
+}
+
+// printHelp lists the commands.
+func (a *App) printHelp(w io.Writer) {
+	fmt.Fprintf(w, "usage: %s [command] [flags]\n", a.name)
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Read a Kinesis data stream with KCL-style leases and checkpoints in DynamoDB,")
+	fmt.Fprintln(w, "and hand each batch to a Lambda-style handler.")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "commands:")
+	for _, c := range commands {
+		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.line)
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintf(w, "'%s <command> -h' lists a command's flags, each with its environment\n", a.name)
+	fmt.Fprintf(w, "variable (%s<FLAG>, e.g. -stream-name and %s); a flag beats its variable.\n", config.EnvPrefix, config.EnvName("stream-name"))
+}
+
+// newFlagSet is a command's flag set: its -h prints the command's line,
+// then its flags with their variables.
+func (a *App) newFlagSet(cmd string, stdout io.Writer) *flag.FlagSet {
+	fs := config.NewProgramFlagSet(a.name, cmd, stdout)
+	flags := fs.Usage
+	fs.Usage = func() {
+		fmt.Fprintf(stdout, "%s %s: %s\n\n", a.name, cmd, commandLine(cmd))
+		flags()
+	}
+	return fs
+}
+
+// Run runs the command line with args until it ends or ctx is done (for
+// `run`: cancelling ctx drains, as the first signal does in Main). The
+// error of a bad setting is a *config.UsageError (exit code 2 in Main).
+// Run installs no signal handler.
+func (a *App) Run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) > 0 {
+		switch args[0] {
+		case "-h", "-help", "--help", "help":
+			if len(args) > 1 && args[0] == "help" && commandLine(args[1]) != "" && args[1] != "version" {
+				return a.Run(ctx, []string{args[1], "-h"}, getenv, stdout, stderr)
+			}
+			a.printHelp(stdout)
+			return nil
+		case "-version", "--version", "version":
+			if len(args) > 1 {
+				return config.Usagef("version: unexpected argument %q", args[1])
+			}
+			return a.printVersion(stdout)
+		}
+	}
+	cmd := "run"
+	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
+		cmd, args = args[0], args[1:]
+	}
+	switch cmd {
+	case "run":
+		return a.runPoller(ctx, args, getenv, stdout, stderr)
+	case "produce":
+		return a.runProduce(ctx, args, getenv, stdout, stderr)
+	case "status":
+		return a.runStatus(ctx, args, getenv, stdout, stderr)
+	case "reset":
+		return a.runReset(ctx, args, getenv, stdout, stderr)
+	case "resume":
+		return a.runResume(ctx, args, getenv, stdout, stderr)
+	}
+	return config.Usagef("unknown command %q: allowed %s (%s -h describes them)", cmd, commandNames(), a.name)
+}
