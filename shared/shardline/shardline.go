@@ -85,7 +85,7 @@ func Start(h Handler, opts ...Option) {
 	if h == nil {
 		panic("shardline.Start: nil handler")
 	}
-	New(append([]Option{func(a *App) { a.handler = h }}, opts...)...).Start()
+	New(append([]Option{Handle(h)}, opts...)...).Start()
 }
 
 // StartWindow is Start for a handler with a tumbling window: on Lambda it
@@ -95,7 +95,7 @@ func StartWindow(h WindowHandler, opts ...Option) {
 	if h == nil {
 		panic("shardline.StartWindow: nil handler")
 	}
-	New(append([]Option{func(a *App) { a.window = h }}, opts...)...).Start()
+	New(append([]Option{HandleWindow(h)}, opts...)...).Start()
 }
 
 // Start runs the App as the package's Start does and does not return: on
@@ -113,6 +113,27 @@ func (a *App) Start() {
 // environment (the runtime sets AWS_LAMBDA_RUNTIME_API), which is where
 // Start serves invocations instead of the command line.
 func OnLambda() bool { return os.Getenv("AWS_LAMBDA_RUNTIME_API") != "" }
+
+// Handle makes h the App's own handler: the in-process handler of `run`
+// and of the scheduled poller when -handler and -target-function are not
+// given, and the handler of Kinesis events on Lambda. Start(h) is
+// New(Handle(h)).Start(). It panics if h is nil.
+func Handle(h Handler) Option {
+	if h == nil {
+		panic("shardline.Handle: nil handler")
+	}
+	return func(a *App) { a.handler = h }
+}
+
+// HandleWindow makes h the App's own windowed handler (-tumbling-window,
+// and Lambda's windowed Kinesis events). An App may have both Handle's
+// and HandleWindow's: the window setting picks. It panics if h is nil.
+func HandleWindow(h WindowHandler) Option {
+	if h == nil {
+		panic("shardline.HandleWindow: nil handler")
+	}
+	return func(a *App) { a.window = h }
+}
 
 // WithName sets the program's name in its help and messages (default: the
 // binary's file name).

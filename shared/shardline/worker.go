@@ -82,7 +82,7 @@ func NewWorker(ctx context.Context, s Settings, h Handler, opts ...Option) (*Wor
 	if h == nil {
 		return nil, errors.New("shardline.NewWorker: nil handler")
 	}
-	return newWorker(ctx, s, func(a *App) { a.handler = h }, opts)
+	return newWorker(ctx, s, Handle(h), opts)
 }
 
 // NewWindowWorker is NewWorker for a windowed handler: s.TumblingWindow
@@ -91,7 +91,7 @@ func NewWindowWorker(ctx context.Context, s Settings, h WindowHandler, opts ...O
 	if h == nil {
 		return nil, errors.New("shardline.NewWindowWorker: nil handler")
 	}
-	return newWorker(ctx, s, func(a *App) { a.window = h }, opts)
+	return newWorker(ctx, s, HandleWindow(h), opts)
 }
 
 func newWorker(ctx context.Context, s Settings, own Option, opts []Option) (*Worker, error) {
