@@ -7,9 +7,11 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 
+	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-lambda-go/lambda"
 
 	"github.com/shardline/shardline/shared/config"
@@ -251,4 +253,18 @@ func (a *App) logTo(c *config.Common, w io.Writer, format string) *slog.Logger {
 		return a.logger
 	}
 	return c.LoggerAs(w, format)
+}
+
+// ItemFailure is the batchItemFailures entry that names r: its sequence
+// number, with ":sub" for a user record Shardline took out of a KPL
+// aggregate (its eventID is shardId:seq:sub), so that a retry starts at
+// that user record and not at the first of its aggregate. Behind Lambda's
+// own trigger the answer is mapped back to the aggregate's sequence number,
+// which Lambda resumes from.
+func ItemFailure(r events.KinesisEventRecord) events.KinesisBatchItemFailure {
+	id := r.Kinesis.SequenceNumber
+	if _, pos, aggregated, err := stream.ParseEventID(r.EventID); err == nil && aggregated && pos.Seq == id {
+		id = pos.Seq + ":" + strconv.FormatInt(pos.SubSeq, 10)
+	}
+	return events.KinesisBatchItemFailure{ItemIdentifier: id}
 }
