@@ -22,7 +22,8 @@ import (
 	"github.com/shardline/shardline/shared/stream"
 )
 
-// Run are the settings of `poller run`, as DESIGN.md names them.
+// Run are the settings of `poller run`, as the README's settings table
+// names them (the names are a contract: flags, SHARDLINE_* variables).
 type Run struct {
 	Common
 	InitialPosition       string
