@@ -31,10 +31,18 @@ func main() {
 		interval = d
 	}
 	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
-	wc, err := handlers.NewWordCount(handlers.Options{Out: os.Stdout, Logger: log, Interval: interval})
+	o := handlers.Options{Out: os.Stdout, Logger: log, Interval: interval}
+	wc, err := handlers.NewWordCount(o)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "wordcount:", err)
 		os.Exit(2)
 	}
-	shardline.Start(wc.Handle, shardline.WithName("wordcount"))
+	// The windowed variant, for a tumbling window (-tumbling-window, or a
+	// trigger with TumblingWindowInSeconds).
+	win, err := handlers.NewWindow("wordcount", o)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "wordcount:", err)
+		os.Exit(2)
+	}
+	shardline.New(shardline.Handle(wc.Handle), shardline.HandleWindow(win), shardline.WithName("wordcount")).Start()
 }
