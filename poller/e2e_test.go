@@ -574,3 +574,51 @@ func TestResetPositions(t *testing.T) {
 		}
 	}
 }
+
+// TestJSONLinesOnly: with -log-format json every line on stderr is a JSON
+// object — the signal's line and the error a run ends with too — and a
+// stop that was asked for (SIGINT) logs no WARN.
+func TestJSONLinesOnly(t *testing.T) {
+	e := newEnv(t, 2)
+	e.put(t, 20)
+	p := e.startPoller(t, "run", "-handler", "print", "-initial-position", "TRIM_HORIZON", "-log-format", "json")
+	testwait.Until(t, time.Minute, "20 records printed", func() bool { return len(parsePrinted(t, p.out.String())) >= 20 })
+	_ = p.cmd.Process.Signal(syscall.SIGINT)
+	if code := p.wait(t, time.Minute); code != 0 {
+		t.Fatalf("exit code %d after SIGINT", code)
+	}
+	checkJSONLines := func(stderr string) []map[string]any {
+		t.Helper()
+		var lines []map[string]any
+		for _, l := range strings.Split(strings.TrimSuffix(stderr, "\n"), "\n") {
+			var m map[string]any
+			if err := json.Unmarshal([]byte(l), &m); err != nil {
+				t.Errorf("a line that is not JSON: %q", l)
+				continue
+			}
+			lines = append(lines, m)
+		}
+		return lines
+	}
+	drain := false
+	for _, m := range checkJSONLines(p.errOut.String()) {
+		if m["level"] == "WARN" || m["level"] == "ERROR" {
+			t.Errorf("a %s line on a clean stop: %v", m["level"], m)
+		}
+		if msg, _ := m["msg"].(string); strings.Contains(msg, "interrupt: draining") {
+			drain = true
+		}
+	}
+	if !drain {
+		t.Errorf("no JSON line for the signal:\n%s", p.errOut.String())
+	}
+	// A run that fails ends with a JSON line too.
+	bad := e.startPoller(t, "run", "-handler", "print", "-log-format", "json", "-batch-size", "0")
+	if code := bad.wait(t, 30*time.Second); code != 2 {
+		t.Fatalf("exit code %d for -batch-size 0, want 2", code)
+	}
+	lines := checkJSONLines(bad.errOut.String())
+	if len(lines) != 1 || lines[0]["level"] != "ERROR" || !strings.Contains(fmt.Sprint(lines[0]["msg"]), "-batch-size 0") || lines[0]["exitCode"] != float64(2) {
+		t.Errorf("bad setting: %q, want one JSON ERROR line naming -batch-size with exitCode 2", bad.errOut.String())
+	}
+}

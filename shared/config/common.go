@@ -6,8 +6,11 @@ import (
 	"flag"
 	"io"
 	"log/slog"
+	"net/url"
 	"os"
+	"strconv"
 	"strings"
+	"unicode"
 
 	"github.com/shardline/shardline/shared/awsconf"
 	"github.com/shardline/shardline/shared/terminal"
@@ -94,9 +97,9 @@ func (c *Common) Validate(withApp bool) error {
 	if c.StreamName == "" {
 		return Usagef("-stream-name (%s) is required: the Kinesis stream", EnvName("stream-name"))
 	}
-	for name, v := range map[string]string{"kinesis-endpoint": c.KinesisEndpoint, "dynamodb-endpoint": c.DynamoDBEndpoint, "lambda-endpoint": c.LambdaEndpoint} {
-		if v != "" && !strings.HasPrefix(v, "http://") && !strings.HasPrefix(v, "https://") {
-			return Usagef("-%s %q: allowed an http:// or https:// URL", name, v)
+	for _, e := range []struct{ name, v string }{{"kinesis-endpoint", c.KinesisEndpoint}, {"dynamodb-endpoint", c.DynamoDBEndpoint}, {"lambda-endpoint", c.LambdaEndpoint}} {
+		if err := CheckEndpoint("-"+e.name, e.v); err != nil {
+			return err
 		}
 	}
 	for name, v := range map[string]string{"kinesis-role-arn": c.KinesisRoleARN, "dynamodb-role-arn": c.DynamoDBRoleARN, "cloudwatch-role-arn": c.CloudWatchRoleARN} {
@@ -111,6 +114,39 @@ func (c *Common) Validate(withApp bool) error {
 	}
 	if _, err := ParseLevel(c.LogLevel); err != nil {
 		return err
+	}
+	return nil
+}
+
+// CheckEndpoint checks an endpoint setting (name is how the user gave
+// it: -kinesis-endpoint, or a variable's name) at start, so that a value
+// the SDK cannot use is one line and exit 2, not a failure of every call
+// later: one http:// or https:// URL with a host (and an optional port),
+// no path other than "/", no query, no whitespace. Empty is allowed (the
+// AWS default).
+func CheckEndpoint(name, v string) error {
+	if v == "" {
+		return nil
+	}
+	const allowed = "allowed one http:// or https:// URL with a host and an optional port, such as http://127.0.0.1:4567"
+	if strings.ContainsFunc(v, unicode.IsSpace) {
+		return Usagef("%s %q: has whitespace: %s", name, v, allowed)
+	}
+	u, err := url.Parse(v)
+	switch {
+	case err != nil:
+		return Usagef("%s %q: %v: %s", name, v, err, allowed)
+	case u.Scheme != "http" && u.Scheme != "https":
+		return Usagef("%s %q: scheme %q: %s", name, v, u.Scheme, allowed)
+	case u.Host == "" || u.Hostname() == "":
+		return Usagef("%s %q: no host: %s", name, v, allowed)
+	case u.Path != "" && u.Path != "/", u.RawQuery != "", u.Fragment != "", u.User != nil:
+		return Usagef("%s %q: has a path, query or user: %s", name, v, allowed)
+	}
+	if p := u.Port(); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return Usagef("%s %q: port %q: %s", name, v, p, allowed)
+		}
 	}
 	return nil
 }

@@ -225,7 +225,7 @@ func (r *Reader) Next(ctx context.Context) (Batch, error) {
 		if r.iterator == nil {
 			it, err := r.getIterator(ctx)
 			if err != nil {
-				wait, ferr := r.classify(err, &fails, &throttles)
+				wait, ferr := r.classify(ctx, err, &fails, &throttles)
 				if ferr != nil {
 					return Batch{}, ferr
 				}
@@ -270,7 +270,7 @@ func (r *Reader) Next(ctx context.Context) (Batch, error) {
 				r.iterator, renewed = nil, true
 				continue
 			}
-			wait, ferr := r.classify(err, &fails, &throttles)
+			wait, ferr := r.classify(ctx, err, &fails, &throttles)
 			if ferr != nil {
 				return Batch{}, ferr
 			}
@@ -329,12 +329,14 @@ func (r *Reader) getIterator(ctx context.Context) (*string, error) {
 }
 
 // classify decides what to do after a failed call: how long to wait before
-// the next try, or a fatal error.
-func (r *Reader) classify(err error, fails, throttles *int) (time.Duration, error) {
+// the next try, or a fatal error. A call that failed because ctx ended
+// (a drain, a lease lost) is no failure to warn about: its error is
+// returned as it is.
+func (r *Reader) classify(ctx context.Context, err error, fails, throttles *int) (time.Duration, error) {
 	if IsFatal(err) {
 		return 0, fmt.Errorf("read %s: %w", r.cfg.ShardID, err)
 	}
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+	if ctx.Err() != nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return 0, err
 	}
 	if IsThrottle(err) {

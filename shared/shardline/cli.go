@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"strings"
@@ -22,6 +23,12 @@ import (
 func (a *App) Main(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	// With JSON logs (-log-format json, or auto off a terminal), run's own
+	// lines — the signal's and the error it ends with — are JSON too.
+	var jsonLog *slog.Logger
+	if isRun(args) && config.ResolveFormat(logFormat(args, getenv), terminal.Is(stderr), false) == config.FormatJSON {
+		jsonLog = config.NewLogger(stderr, config.FormatJSON, slog.LevelInfo)
+	}
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
 	defer func() { signal.Stop(sigs); close(sigs) }()
@@ -34,30 +41,59 @@ func (a *App) Main(args []string, getenv func(string) string, stdout, stderr io.
 		if isRun(args) {
 			what = "draining (finishing batches in flight, checkpointing, releasing leases)"
 		}
-		erase := "" // run's live status line, if any, in the same write
-		if terminal.Is(stderr) {
-			erase = terminal.Erase
+		if jsonLog != nil {
+			jsonLog.Info(fmt.Sprintf("%s: %v: %s; signal again to exit at once", a.name, s, what), "signal", s.String())
+		} else {
+			erase := "" // run's live status line, if any, in the same write
+			if terminal.Is(stderr) {
+				erase = terminal.Erase
+			}
+			fmt.Fprintf(stderr, "%s%s: %v: %s; signal again to exit at once\n", erase, a.name, s, what)
 		}
-		fmt.Fprintf(stderr, "%s%s: %v: %s; signal again to exit at once\n", erase, a.name, s, what)
 		cancel()
 		if _, ok := <-sigs; ok {
-			fmt.Fprintf(stderr, "%s: second signal: exiting now\n", a.name)
+			if jsonLog != nil {
+				jsonLog.Warn(a.name + ": second signal: exiting now")
+			} else {
+				fmt.Fprintf(stderr, "%s: second signal: exiting now\n", a.name)
+			}
 			os.Exit(130)
 		}
 	}()
 	err := a.Run(ctx, args, getenv, stdout, stderr)
 	var ue *config.UsageError
 	var dup *coordinator.DuplicateWorkerError
+	code := 1
 	switch {
 	case err == nil, errors.Is(err, flag.ErrHelp):
 		return 0
 	case errors.As(err, &ue), errors.As(err, &dup):
-		fmt.Fprintf(stderr, "%s: %v\n", a.name, err)
-		return 2
-	default:
-		fmt.Fprintf(stderr, "%s: %v\n", a.name, err)
-		return 1
+		code = 2
 	}
+	if jsonLog != nil {
+		jsonLog.Error(a.name+": "+err.Error(), "exitCode", code)
+	} else {
+		fmt.Fprintf(stderr, "%s: %v\n", a.name, err)
+	}
+	return code
+}
+
+// logFormat is -log-format as args or SHARDLINE_LOG_FORMAT give it, before
+// the settings are parsed ("" when neither does).
+func logFormat(args []string, getenv func(string) string) string {
+	for i, a := range args {
+		name, val, hasVal := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if !strings.HasPrefix(a, "-") || name != "log-format" {
+			continue
+		}
+		if hasVal {
+			return val
+		}
+		if i+1 < len(args) {
+			return args[i+1]
+		}
+	}
+	return getenv(config.EnvName("log-format"))
 }
 
 func isRun(args []string) bool {

@@ -10,8 +10,16 @@ import (
 var validArgs = []string{"-app-name", "words-app", "-stream-name", "words", "-handler", "print"}
 
 // env returns a getenv that reads only vars.
+// env is getenv over vars; the log format is text unless vars says: the
+// tests read run's messages (with JSON, its last line is a JSON object:
+// TestJSONLinesOnly).
 func env(vars map[string]string) func(string) string {
-	return func(k string) string { return vars[k] }
+	return func(k string) string {
+		if v, ok := vars[k]; ok || k != "SHARDLINE_LOG_FORMAT" {
+			return v
+		}
+		return "text"
+	}
 }
 
 func TestMainBadSetting(t *testing.T) {
