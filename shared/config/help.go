@@ -19,7 +19,7 @@ var Groups = []struct {
 	{"handler or function", []string{"handler", "target-function", "handler-timeout", "function-timeout"}},
 	{"batching and failures", []string{"batch-size", "max-batching-window", "parallelization-factor", "bisect-on-error",
 		"max-retry-attempts", "max-record-age", "on-failure", "tumbling-window", "filter", "report-batch-item-failures",
-		"retry-wait-time", "retry-max-attempts", "idle-time-between-reads"}},
+		"out-of-range", "retry-wait-time", "retry-max-attempts", "idle-time-between-reads"}},
 	{"leases", []string{"worker-id", "failover-time", "max-leases", "checkpoint-interval"}},
 	{"AWS access", []string{"region", "kinesis-endpoint", "dynamodb-endpoint", "lambda-endpoint",
 		"kinesis-role-arn", "dynamodb-role-arn", "cloudwatch-role-arn"}},

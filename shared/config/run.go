@@ -44,6 +44,7 @@ type Run struct {
 	MaxRetryAttempts      int
 	MaxRecordAge          time.Duration
 	OnFailure             string
+	OutOfRange            string
 	HandlerTimeout        time.Duration
 	FunctionTimeout       time.Duration
 	RetryWaitTime         time.Duration
@@ -125,7 +126,8 @@ func (s *Run) Register(fs *flag.FlagSet) {
 	fs.Var(&s.Filters, "filter", "a Lambda filter `pattern` on data and partitionKey (JSON); give it up to 5 times (the variable: one pattern or a JSON array)")
 	fs.IntVar(&s.MaxRetryAttempts, "max-retry-attempts", -1, "retries of a failing batch; -1 = until the record expires")
 	fs.DurationVar(&s.MaxRecordAge, "max-record-age", -time.Second, "give up on records older than this; -1s = never")
-	fs.StringVar(&s.OnFailure, "on-failure", "", "`destination` of batches given up (Lambda's on-failure record plus the records): SQS queue URL or ARN, SNS topic ARN, s3://bucket/prefix, or file:///path (JSON lines)")
+	fs.StringVar(&s.OnFailure, "on-failure", "", "`destination` of batches given up (Lambda's on-failure record plus the records): SQS queue URL or ARN, SNS topic ARN, s3://bucket/prefix, file:///path (JSON lines), or discard (dropped and counted, as Lambda does with no destination; default: the shard parks)")
+	fs.StringVar(&s.OutOfRange, "out-of-range", "drop", "KPL user records whose hash key is outside the shard's range: drop (counted, as KCL drops them: the KPL re-puts them) or deliver (for aggregators that never re-put, such as the kinesis-aggregation libraries)")
 	fs.DurationVar(&s.HandlerTimeout, "handler-timeout", 15*time.Minute, "deadline of one handler call, on its context (the function timeout)")
 	fs.DurationVar(&s.FunctionTimeout, "function-timeout", 15*time.Minute, "how long one Invoke of -target-function may run; the SDK never re-sends an Invoke by itself")
 	fs.DurationVar(&s.RetryWaitTime, "retry-wait-time", 100*time.Millisecond, "wait between Kinesis read retries")
@@ -204,6 +206,9 @@ func (s *Run) validate(now time.Time) (err error) {
 		return Usagef("-idle-time-between-reads %s: allowed 200ms or more (Kinesis allows 5 GetRecords per second per shard)", s.IdleTimeBetweenReads)
 	case s.RetryMaxAttempts < 1:
 		return Usagef("-retry-max-attempts %d: allowed 1 or more", s.RetryMaxAttempts)
+	}
+	if s.OutOfRange != "drop" && s.OutOfRange != "deliver" {
+		return Usagef("-out-of-range %q: allowed drop or deliver", s.OutOfRange)
 	}
 	if _, err := metrics.ParseLevel(s.MetricsLevel); err != nil {
 		return Usagef("-metrics-level %v", err)
@@ -332,7 +337,7 @@ func (s *Run) WorkerConfig(clients *awsconf.Clients, h stream.Handler, log *slog
 		BatchSize: s.BatchSize, MaxBatchingWindow: s.MaxBatchingWindow,
 		Handler: h, MaxRetryAttempts: s.MaxRetryAttempts, MaxRecordAge: max(s.MaxRecordAge, 0),
 		IgnoreItemFailures: !s.ReportItemFailures, ParallelizationFactor: s.ParallelizationFactor,
-		BisectOnError: s.BisectOnError, OnFailure: dest, HandlerTimeout: s.HandlerTimeout,
+		BisectOnError: s.BisectOnError, OnFailure: dest, HandlerTimeout: s.HandlerTimeout, DeliverOutOfRange: s.OutOfRange == "deliver",
 		OversizeAlone: s.TargetFunction == "", FunctionARN: s.TargetFunction,
 		TumblingWindow: s.TumblingWindow, WindowHandler: s.windowHandler, MetricsLevel: s.Metrics(),
 		RetryWaitTime: s.RetryWaitTime, RetryMaxAttempts: s.RetryMaxAttempts, IdleTimeBetweenReads: s.IdleTimeBetweenReads,

@@ -117,6 +117,7 @@ func TestValidateErrors(t *testing.T) {
 		{"endpoint with a bad port", append([]string{"-kinesis-endpoint", "http://127.0.0.1:99999"}, validArgs...), nil, []string{"-kinesis-endpoint", `port "99999"`}},
 		{"endpoint with a bad scheme", append([]string{"-kinesis-endpoint", "ftp://127.0.0.1"}, validArgs...), nil, []string{"-kinesis-endpoint", `scheme "ftp"`}},
 		{"endpoint from env with a query", validArgs, map[string]string{"SHARDLINE_LAMBDA_ENDPOINT": "http://127.0.0.1:3001?x=1"}, []string{"-lambda-endpoint", "query"}},
+		{"out-of-range keep", append([]string{"-out-of-range", "keep"}, validArgs...), nil, []string{"-out-of-range", `"keep"`, "drop or deliver"}},
 		{"bad role", append([]string{"-dynamodb-role-arn", "admin"}, validArgs...), nil, []string{"-dynamodb-role-arn", "admin"}},
 		{"timestamp in the future", append([]string{"-initial-position", "AT_TIMESTAMP", "-initial-timestamp", "2026-06-01T12:00:01Z"}, validArgs...), nil,
 			[]string{`-initial-timestamp "2026-06-01T12:00:01Z" is in the future (now 2026-06-01T12:00:00Z)`}},

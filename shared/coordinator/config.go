@@ -109,6 +109,12 @@ type Config struct {
 	// at once (1–10; 0 means 1), grouped by the user record's partition key.
 	ParallelizationFactor int
 	OnFailure             dispatch.Destination
+	// DeliverOutOfRange hands every user record of a KPL aggregate to the
+	// handler, also those whose hash key lies outside the shard's range
+	// (-out-of-range deliver), for aggregators that never re-put them; by
+	// default they are dropped and counted, as KCL drops them (the KPL
+	// re-puts such records to the right shard).
+	DeliverOutOfRange bool
 
 	RetryWaitTime    time.Duration // Kinesis read retry wait; default 100ms
 	RetryMaxAttempts int           // Kinesis read retries before back-off; default 3

@@ -103,7 +103,10 @@ func (w *Worker) consume(h *held, st *shardStats) consumeResult {
 		resume = &start
 	}
 	hr, err := kpl.ParseHashRange(l.StartingHashKey, l.EndingHashKey)
-	if err != nil {
+	switch {
+	case w.cfg.DeliverOutOfRange:
+		hr = kpl.HashRange{} // -out-of-range deliver: no filter
+	case err != nil:
 		log.Warn("lease has an unreadable hash range; records are not filtered by it", "error", err)
 		hr = kpl.HashRange{}
 	}

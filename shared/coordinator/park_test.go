@@ -401,36 +401,51 @@ func TestHungHandlerDrain(t *testing.T) {
 
 // TestDroppedOutOfRangeCounted: user records of an aggregate whose hash
 // keys lie outside the shard are dropped as KCL drops them, counted in the
-// lease and logged at WARN.
+// lease and logged at WARN; with DeliverOutOfRange (-out-of-range deliver)
+// every one is delivered and none counted.
 func TestDroppedOutOfRangeCounted(t *testing.T) {
-	f := newFixture(t, 2)
-	var users []kpl.UserRecord
-	for i := range 10 {
-		ehk := "1"
-		if i%2 == 1 {
-			ehk = "340282366920938463463374607431768211000" // shard 1's range
-		}
-		users = append(users, kpl.UserRecord{PartitionKey: "k", ExplicitHashKey: ehk, Data: []byte{byte(i)}})
+	for _, deliver := range []bool{false, true} {
+		t.Run(fmt.Sprintf("deliver=%v", deliver), func(t *testing.T) {
+			f := newFixture(t, 2)
+			var users []kpl.UserRecord
+			for i := range 10 {
+				ehk := "1"
+				if i%2 == 1 {
+					ehk = "340282366920938463463374607431768211000" // shard 1's range
+				}
+				users = append(users, kpl.UserRecord{PartitionKey: "k", ExplicitHashKey: ehk, Data: []byte{byte(i)}})
+			}
+			data, err := kpl.Aggregate(users)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := f.kinesis.PutRecord(context.Background(), &kinesis.PutRecordInput{
+				StreamName: &f.stream, PartitionKey: aws.String("k"), ExplicitHashKey: aws.String("1"), Data: data,
+			}); err != nil {
+				t.Fatal(err)
+			}
+			c := &collector{}
+			var logs testwait.Buffer
+			f.start(c.handle, func(cfg *coordinator.Config) { logTo(&logs)(cfg); cfg.DeliverOutOfRange = deliver })
+			if deliver {
+				testwait.Until(t, time.Minute, "all 10 records", func() bool { return c.count() >= 10 })
+				testwait.Until(t, 30*time.Second, "the checkpoint at the aggregate's last user record", func() bool {
+					return f.leases()["shardId-000000000000"].Checkpoint.SubSeq == 9
+				})
+				if n := f.leases()["shardId-000000000000"].DroppedOutOfRange; n != 0 || c.count() != 10 {
+					t.Errorf("%d records delivered, %d counted as dropped; want 10 and 0", c.count(), n)
+				}
+				return
+			}
+			testwait.Until(t, time.Minute, "the 5 records in range", func() bool { return c.count() >= 5 })
+			testwait.Until(t, 30*time.Second, "5 dropped records counted in the lease", func() bool {
+				return f.leases()["shardId-000000000000"].DroppedOutOfRange == 5
+			})
+			testwait.Until(t, 10*time.Second, "a WARN line with the count", func() bool {
+				return lines(&logs, `"level":"WARN"`, "outside the shard's hash range", `"count":5`) == 1
+			})
+		})
 	}
-	data, err := kpl.Aggregate(users)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := f.kinesis.PutRecord(context.Background(), &kinesis.PutRecordInput{
-		StreamName: &f.stream, PartitionKey: aws.String("k"), ExplicitHashKey: aws.String("1"), Data: data,
-	}); err != nil {
-		t.Fatal(err)
-	}
-	c := &collector{}
-	var logs testwait.Buffer
-	f.start(c.handle, logTo(&logs))
-	testwait.Until(t, time.Minute, "the 5 records in range", func() bool { return c.count() >= 5 })
-	testwait.Until(t, 30*time.Second, "5 dropped records counted in the lease", func() bool {
-		return f.leases()["shardId-000000000000"].DroppedOutOfRange == 5
-	})
-	testwait.Until(t, 10*time.Second, "a WARN line with the count", func() bool {
-		return lines(&logs, `"level":"WARN"`, "outside the shard's hash range", `"count":5`) == 1
-	})
 }
 
 // TestRefusingDestinationParks: records given up go to the on-failure

@@ -13,7 +13,7 @@ import (
 
 // Forms lists the allowed forms, for error messages.
 const Forms = "an SQS queue URL (https://sqs.us-east-1.amazonaws.com/123456789012/name) or ARN (arn:aws:sqs:us-east-1:123456789012:name), " +
-	"an SNS topic ARN (arn:aws:sns:us-east-1:123456789012:name), s3://bucket/prefix, or file:///path"
+	"an SNS topic ARN (arn:aws:sns:us-east-1:123456789012:name), s3://bucket/prefix, file:///path, or discard (drop them, as Lambda does with no destination)"
 
 // Clients are the service clients the destinations send with. A nil
 // client is refused when a destination needs it: its Send fails, naming
@@ -27,6 +27,9 @@ type Clients struct {
 // Parse reads an -on-failure value and returns its destination. app is
 // the application name, in S3 keys. It makes no AWS call.
 func Parse(raw, app string, c Clients) (dispatch.Destination, error) {
+	if raw == "discard" {
+		return dispatch.Discard, nil
+	}
 	switch kind(raw) {
 	case "file":
 		path, err := filedest.ParsePath(raw)

@@ -105,3 +105,15 @@ func TestWiring(t *testing.T) {
 		t.Errorf("calls: SQS %d, SNS %d, S3 %v", q.calls, n.calls, b.keys)
 	}
 }
+
+// TestParseDiscard: -on-failure discard is Lambda's no-destination
+// behaviour, dispatch.Discard.
+func TestParseDiscard(t *testing.T) {
+	d, err := Parse("discard", "app", Clients{})
+	if err != nil || d != dispatch.Discard {
+		t.Fatalf("Parse(discard) = %v, %v; want dispatch.Discard", d, err)
+	}
+	if err := Check("Discard"); err == nil {
+		t.Error("Check(Discard) = nil: the value is lower case")
+	}
+}

@@ -108,6 +108,17 @@ type Destination interface {
 	Send(ctx context.Context, f Failure) error
 }
 
+// Discard is the destination of -on-failure discard: records given up are
+// dropped, as Lambda drops them when a mapping has no destination —
+// counted (GivenUp, DroppedEventCount), logged in one WARN line per batch,
+// stored nowhere.
+var Discard Destination = discard{}
+
+type discard struct{}
+
+func (discard) Send(context.Context, Failure) error { return nil }
+func (discard) String() string                      { return "discard" }
+
 // Config sets a dispatcher up. The zero value of each optional field takes
 // the default named.
 type Config struct {
@@ -486,8 +497,11 @@ func (d *Dispatcher) giveUp(ctx context.Context, batch []stream.Record, attempts
 		d.stats.DestinationFailures++
 		return fmt.Errorf("send records %s..%s of %s to the on-failure destination: %w", first, last, f.ShardID, err)
 	}
-	d.log.Warn("records given up and sent to the on-failure destination", "records", len(batch), "first", first.String(),
-		"last", last.String(), "reason", reason)
+	msg := "records given up and sent to the on-failure destination"
+	if d.cfg.OnFailure == Discard {
+		msg = "records given up and dropped (-on-failure discard)"
+	}
+	d.log.Warn(msg, "records", len(batch), "first", first.String(), "last", last.String(), "reason", reason)
 	d.stats.GivenUp += int64(len(batch))
 	done(last)
 	return nil

@@ -1,9 +1,11 @@
 package dispatch
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 	"testing"
@@ -855,5 +857,30 @@ func TestStatsForMetrics(t *testing.T) {
 	}
 	if d.Stats().HandlerTime.Count != 0 {
 		t.Error("NoTiming: calls were timed")
+	}
+}
+
+// TestDeliverDiscard: with -on-failure discard, a batch past its retries
+// is dropped as Lambda drops it with no destination: counted as given up,
+// one WARN line naming the records, the checkpoint moves past it and the
+// next records are delivered.
+func TestDeliverDiscard(t *testing.T) {
+	var logs bytes.Buffer
+	five := recs(5)
+	h := &fakeHandler{answers: []func(context.Context, events.KinesisEvent) (events.KinesisEventResponse, error){partial("1002"), ok()}}
+	dl := &doneLog{t: t}
+	d := newDispatcher(t, Config{Handler: h.handle, MaxRetryAttempts: 0, BatchSize: 5, OnFailure: Discard,
+		Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	if err := d.Deliver(context.Background(), nil, five, dl.done); err != nil {
+		t.Fatalf("Deliver: %v", err)
+	}
+	if got := d.Stats().GivenUp; got != 3 {
+		t.Errorf("GivenUp = %d, want 3 (records 1002..1004)", got)
+	}
+	if len(dl.got) == 0 || dl.got[len(dl.got)-1] != five[4].Position() {
+		t.Errorf("done = %v, want the checkpoint past the dropped records", dl.got)
+	}
+	if n := strings.Count(logs.String(), "records given up and dropped (-on-failure discard)"); n != 1 || !strings.Contains(logs.String(), "level=WARN") {
+		t.Errorf("logs:\n%s\nwant one WARN line for the dropped batch", logs.String())
 	}
 }
