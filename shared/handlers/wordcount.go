@@ -61,6 +61,10 @@ type WordCount struct {
 	batches   int64
 	printed   bool
 	lastPrint time.Time
+	// flush prints counts that came within the interval after the last
+	// print, once the interval is over: the last batches before a quiet
+	// stream are printed too, not kept until the next batch.
+	flush *time.Timer
 }
 
 // NewWordCount returns a WordCount with o's defaults filled in. A negative
@@ -130,14 +134,40 @@ func (w *WordCount) Handle(ctx context.Context, ev events.KinesisEvent) (events.
 	w.words += words
 	w.batches++
 	now := w.now()
-	if w.words == 0 || (w.printed && now.Sub(w.lastPrint) < w.interval) {
+	if w.words == 0 {
 		return events.KinesisEventResponse{}, nil
 	}
-	w.printed, w.lastPrint = true, now
-	if _, err := io.WriteString(w.out, w.blockLocked()); err != nil {
-		w.log.WarnContext(ctx, "wordcount: write top counts", "error", err)
+	if w.printed && now.Sub(w.lastPrint) < w.interval {
+		if w.flush == nil {
+			w.flush = time.AfterFunc(w.lastPrint.Add(w.interval).Sub(now), w.printPending)
+		}
+		return events.KinesisEventResponse{}, nil
 	}
+	w.printLocked(now)
 	return events.KinesisEventResponse{}, nil
+}
+
+// printLocked writes the top counts; w.mu is held.
+func (w *WordCount) printLocked(now time.Time) {
+	w.printed, w.lastPrint = true, now
+	if w.flush != nil {
+		w.flush.Stop()
+		w.flush = nil
+	}
+	if _, err := io.WriteString(w.out, w.blockLocked()); err != nil {
+		w.log.Warn("wordcount: write top counts", "error", err)
+	}
+}
+
+// printPending prints the counts that came after the last print.
+func (w *WordCount) printPending() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.flush == nil { // printed by a batch meanwhile
+		return
+	}
+	w.flush = nil
+	w.printLocked(w.now())
 }
 
 // Totals returns a copy of the running totals.

@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/shardline/shardline/shared/stream"
+	"github.com/shardline/shardline/shared/testwait"
 )
 
 // wordEvent is a batch from shard with one record per line.
@@ -203,4 +204,30 @@ func TestTop(t *testing.T) {
 			t.Errorf("top(%v, %d) = %v, want %v", counts, tt.n, got, tt.want)
 		}
 	}
+}
+
+// TestWordCountPrintsTheLastBatches: counts that come within the interval
+// after a print are printed when the interval is over, with no batch after
+// them (the end of a stream, a demo's last records).
+func TestWordCountPrintsTheLastBatches(t *testing.T) {
+	var out testwait.Buffer
+	w, err := NewWordCount(Options{Out: &out, Interval: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := func(s string) events.KinesisEvent {
+		return events.KinesisEvent{Records: []events.KinesisEventRecord{{Kinesis: events.KinesisRecord{Data: []byte(s)}}}}
+	}
+	if _, err := w.Handle(context.Background(), ev("a b")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Handle(context.Background(), ev("c")); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(out.String(), "3 words") {
+		t.Fatal("printed twice within the interval")
+	}
+	testwait.Until(t, 5*time.Second, "the second batch's counts printed", func() bool {
+		return strings.Contains(out.String(), "word counts: 3 words, 3 distinct, 2 batches")
+	})
 }

@@ -51,9 +51,9 @@ func TestDemo(t *testing.T) {
 		t.Fatal("demo did not stop within a minute of Ctrl-C")
 	}
 	out := stdout.String()
-	for _, want := range []string{"word counts:", "totals of the numbers sent:"} {
+	for _, want := range []string{"word counts:", "totals of the numbers sent:", "demo: the poller's last counts hold every number the producer sent"} {
 		if !strings.Contains(out, want) {
-			t.Errorf("stdout lacks %q", want)
+			t.Errorf("stdout lacks %q:\n%s", want, out[max(0, len(out)-1500):])
 		}
 	}
 	pids := regexp.MustCompile(`\(pid (\d+)\)`).FindAllStringSubmatch(stderr.String(), -1)
