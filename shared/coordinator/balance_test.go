@@ -167,3 +167,42 @@ func TestDeadOwnerExpires(t *testing.T) {
 	r2.stop(t)
 	assertIDs(t, c2.snapshot(), more)
 }
+
+// TestLagDroppedWithTheLease: a shard whose lease goes to another worker
+// has no lag in the first worker's snapshot (its MillisBehindLatest and
+// IteratorAge series go with it), while the shards it keeps do.
+func TestLagDroppedWithTheLease(t *testing.T) {
+	f := newFixture(t, 2)
+	const failover = 1500 * time.Millisecond
+	f.put(4, 20, 0, 0)
+	c := &collector{}
+	cfg := func(id string) func(*coordinator.Config) {
+		return func(c *coordinator.Config) { c.WorkerID, c.FailoverTime = id, failover }
+	}
+	a := f.start(c.handle, cfg("a"))
+	lags := func() map[string]int64 {
+		m := map[string]int64{}
+		for _, s := range a.w.Snapshot().Shards {
+			m[s.ShardID] = s.MillisBehindLatest
+		}
+		return m
+	}
+	testwait.Until(t, 30*time.Second, "a reads both shards, with a lag for each", func() bool {
+		l := lags()
+		return len(l) == 2 && l["shardId-000000000000"] >= 0 && l["shardId-000000000001"] >= 0
+	})
+	b := f.start(c.handle, cfg("b"))
+	testwait.Until(t, 3*failover+5*time.Second, "a and b hold 1 each", func() bool { return slices.Equal(counts(a, b), []int{1, 1}) })
+	testwait.Until(t, 10*time.Second, "a's lag for the shard it lost dropped", func() bool {
+		held := 0
+		for _, s := range a.w.Snapshot().Shards {
+			if s.Held && s.MillisBehindLatest >= 0 {
+				held++
+			}
+			if !s.Held && s.MillisBehindLatest >= 0 {
+				return false
+			}
+		}
+		return held == 1
+	})
+}

@@ -508,6 +508,14 @@ func (w *Worker) start(work context.Context, l lease.Lease) {
 		defer w.wg.Done()
 		defer w.heldCount.Add(-1)
 		res := w.consume(h, st)
+		if !errors.Is(context.Cause(h.fetchCtx), errStopping) {
+			// The lease went (lost, taken, ended, released while the
+			// worker goes on): its lag is no longer this worker's to
+			// report, or a lag alarm would fire forever after a
+			// rebalance. A drain keeps it: the last run's lag is what
+			// the scheduled function reports.
+			st.update(func(x *ShardStats) { x.MillisBehindLatest = -1 })
+		}
 		w.mu.Lock()
 		if w.held[l.Key] == h {
 			delete(w.held, l.Key)

@@ -96,6 +96,9 @@ func Points(s coordinator.Snapshot, dims metrics.Dimensions) []Point {
 		// KCL's, per shard (operation ProcessTask).
 		add("RecordsProcessed", "user records the handler finished with (KCL RecordsProcessed)", Count, Counter, float64(d.Handled), OpProcessTask, id)
 		add("DataBytesProcessed", "bytes of the records handled (KCL DataBytesProcessed)", Bytes, Counter, float64(d.HandledBytes), OpProcessTask, id)
+		// Lag is a gauge: a shard whose lease went (to another worker, or
+		// ended) has none (the worker sets it to -1), or an alarm on it
+		// would fire forever after a rebalance. Counters stay.
 		if sh.MillisBehindLatest >= 0 {
 			add("MillisBehindLatest", "how far the last read was behind the tip (KCL MillisBehindLatest)", Milliseconds, Gauge, float64(sh.MillisBehindLatest), OpProcessTask, id)
 		}
@@ -129,12 +132,12 @@ func Points(s coordinator.Snapshot, dims metrics.Dimensions) []Point {
 func sum(all []coordinator.ShardStats) coordinator.ShardStats {
 	t := coordinator.ShardStats{MillisBehindLatest: -1}
 	for _, s := range all {
+		t.MillisBehindLatest = max(t.MillisBehindLatest, s.MillisBehindLatest)
 		t.KinesisRecords += s.KinesisRecords
 		t.UserRecords += s.UserRecords
 		t.Malformed += s.Malformed
 		t.DroppedOutOfRange += s.DroppedOutOfRange
 		t.FilteredOut += s.FilteredOut
-		t.MillisBehindLatest = max(t.MillisBehindLatest, s.MillisBehindLatest)
 		t.Dispatch = t.Dispatch.Add(s.Dispatch)
 		t.Fetch.GetRecords = t.Fetch.GetRecords.Add(s.Fetch.GetRecords)
 		t.Fetch.GetRecordsFailed += s.Fetch.GetRecordsFailed
