@@ -2,6 +2,7 @@ package balance
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"testing"
 	"time"
@@ -398,5 +399,83 @@ func TestObserverMoved(t *testing.T) {
 		if got := o.Moved("k"); got != s.want {
 			t.Errorf("step %d (%s, %d): Moved = %v, want %v", i, s.owner, s.counter, got, s.want)
 		}
+	}
+}
+
+func TestTargets(t *testing.T) {
+	tests := []struct {
+		leases int
+		caps   map[string]int
+		want   map[string]int
+	}{
+		{4, map[string]int{"a": 0, "b": 0}, map[string]int{"a": 2, "b": 2}},
+		{4, map[string]int{"a": 1, "b": 0}, map[string]int{"a": 1, "b": 3}},                  // issue 17: the capped worker's room goes to the other
+		{10, map[string]int{"a": 1, "b": 2, "c": 0}, map[string]int{"a": 1, "b": 2, "c": 7}}, // two caps below the share
+		{6, map[string]int{"a": 5, "b": 0}, map[string]int{"a": 3, "b": 3}},                  // a cap above the share changes nothing
+		{5, map[string]int{"a": 1, "b": 1}, map[string]int{"a": 1, "b": 1}},                  // all capped: 3 unassignable
+		{7, map[string]int{"a": 2, "b": 0, "c": 0}, map[string]int{"a": 2, "b": 3, "c": 3}},
+	}
+	for _, tt := range tests {
+		if got := Targets(tt.leases, tt.caps); !maps.Equal(got, tt.want) {
+			t.Errorf("Targets(%d, %v) = %v, want %v", tt.leases, tt.caps, got, tt.want)
+		}
+	}
+}
+
+// TestDecideCountsCapacity: a worker counts the others' -max-leases (from
+// their leases), so no shard is left without an owner while a worker has
+// room; when none has room, the plan says how many are left.
+func TestDecideCountsCapacity(t *testing.T) {
+	capped := func(ls []Lease, max int) []Lease {
+		for i := range ls {
+			ls[i].OwnerMax = max
+		}
+		return ls
+	}
+	// A holds 1 with -max-leases 1, me 2: the 4th shard is mine to take.
+	in := Input{Me: "me", Leases: concat(capped(owned("a", "A", 1), 1), owned("m", "me", 2), owned("f", "", 1)), Held: held(owned("m", "me", 2))}
+	if p := Decide(in); !slices.Equal(p.Take, []string{"f-0"}) || p.Unassignable != 0 {
+		t.Errorf("Decide = %+v, want to take f-0", p)
+	}
+	// Both capped at 1: two shards no one may take.
+	in = Input{Me: "me", MaxLeases: 1, Leases: concat(capped(owned("a", "A", 1), 1), owned("m", "me", 1), owned("f", "", 2)), Held: held(owned("m", "me", 1))}
+	if p := Decide(in); len(p.Take) != 0 || p.Steal != "" || p.Unassignable != 2 {
+		t.Errorf("Decide = %+v, want nothing to do and 2 unassignable", p)
+	}
+}
+
+// TestDecideConvergesWithCaps: 4 shards, w1 with -max-leases 1 and w2
+// without, w1 first: every shard ends owned, w1 with 1.
+func TestDecideConvergesWithCaps(t *testing.T) {
+	caps := map[string]int{"w1": 1, "w2": 0}
+	owner := map[string]string{}
+	all := []string{"s0", "s1", "s2", "s3"}
+	input := func(me string) Input {
+		in := Input{Me: me, Held: map[string]bool{}, MaxLeases: caps[me]}
+		for _, k := range all {
+			in.Leases = append(in.Leases, Lease{Key: k, Owner: owner[k], OwnerMax: caps[owner[k]]})
+			if owner[k] == me {
+				in.Held[k] = true
+			}
+		}
+		return in
+	}
+	for range 20 {
+		for _, w := range []string{"w1", "w2"} {
+			p := Decide(input(w))
+			for _, k := range p.Take {
+				owner[k] = w
+			}
+			if p.Steal != "" {
+				owner[p.Steal] = w
+			}
+		}
+	}
+	counts := map[string]int{}
+	for _, k := range all {
+		counts[owner[k]]++
+	}
+	if counts["w1"] != 1 || counts["w2"] != 3 {
+		t.Errorf("owners %v: want w1 1 and w2 3, none unowned", counts)
 	}
 }

@@ -12,6 +12,9 @@ type Lease struct {
 	Key     string
 	Owner   string // "" when unowned
 	Expired bool   // counter still for the failover time
+	// OwnerMax is the owner's -max-leases as it wrote it with its take
+	// (0: no limit), so that the others count its capacity.
+	OwnerMax int
 }
 
 // Input is one planning round for worker Me.
@@ -26,6 +29,10 @@ type Input struct {
 type Plan struct {
 	Take  []string // unowned or expired leases to take, or Me's own from an earlier life
 	Steal string   // a lease to take from the most loaded worker; "" for none
+	// Unassignable is how many leases no live worker may take: every
+	// worker is at its -max-leases. They stay unowned until a worker with
+	// room comes; the worker says so every round.
+	Unassignable int
 }
 
 // Target is the share each worker should hold: the ceiling of leases over
@@ -41,13 +48,56 @@ func Target(leases, workers, maxLeases int) int {
 	return t
 }
 
+// Targets shares leases among workers whose capacities are caps (0: no
+// limit): as evenly as the capacities allow, a capped worker's share at
+// most its cap and the rest shared by the others (water-filling). Each
+// share is a ceiling, as Target's, so the shares may add up to more than
+// leases; when every worker is capped they may add up to less, and the
+// rest is Unassignable.
+func Targets(leases int, caps map[string]int) map[string]int {
+	out := make(map[string]int, len(caps))
+	ws := make([]string, 0, len(caps))
+	for w := range caps {
+		ws = append(ws, w)
+	}
+	// Capped workers first, the smallest cap first; then the others.
+	sort.Slice(ws, func(i, j int) bool {
+		ci, cj := caps[ws[i]], caps[ws[j]]
+		switch {
+		case ci == 0 || cj == 0:
+			return cj == 0 && ci != 0 || ci == cj && ws[i] < ws[j]
+		case ci != cj:
+			return ci < cj
+		}
+		return ws[i] < ws[j]
+	})
+	rest, n := leases, len(ws)
+	i := 0
+	// Workers capped below the fair share of what is left hold their cap.
+	for ; i < len(ws); i++ {
+		c := caps[ws[i]]
+		if c == 0 || c >= (rest+n-1)/n {
+			break
+		}
+		out[ws[i]] = c
+		rest, n = rest-c, n-1
+	}
+	// The others share the rest evenly (a ceiling, as Target's).
+	for _, w := range ws[i:] {
+		out[w] = Target(max(rest, 0), n, caps[w])
+	}
+	return out
+}
+
 // Decide plans a round: count the live workers (Me and every owner of a
-// lease not expired), aim for Target, take what is free, and when nothing
-// is free steal one lease from the most loaded worker if it holds more
-// than the target, or holds the target while Me is two or more short. At
-// most one lease is stolen per round, so workers converge without churn.
+// lease not expired) with their capacities, aim for Me's share of Targets,
+// take what is free, and when nothing is free steal one lease from the
+// worker most above its own share, if it holds more than its share, or
+// holds its share while Me is two or more short. At most one lease is
+// stolen per round, so workers converge without churn.
 func Decide(in Input) Plan {
 	counts := map[string]int{in.Me: 0}
+	caps := map[string]int{in.Me: max(in.MaxLeases, 0)}
 	var free []string
 	for _, l := range in.Leases {
 		switch {
@@ -59,27 +109,55 @@ func Decide(in Input) Plan {
 			free = append(free, l.Key)
 		default:
 			counts[l.Owner]++
+			if c, seen := caps[l.Owner]; !seen || l.OwnerMax > 0 && (c == 0 || l.OwnerMax < c) {
+				caps[l.Owner] = max(l.OwnerMax, 0)
+			}
 		}
 	}
-	target := Target(len(in.Leases), len(counts), in.MaxLeases)
+	// An owner whose leases carry no cap (or that holds more than its
+	// cap, an older version's lease) counts as unlimited.
+	for w, c := range caps {
+		if w != in.Me && c > 0 && counts[w] > c {
+			caps[w] = 0
+		}
+	}
+	targets := Targets(len(in.Leases), caps)
+	var plan Plan
+	room := 0
+	for w, t := range targets {
+		room += t
+		if caps[w] == 0 {
+			room = len(in.Leases) // someone without a limit can take them all
+			break
+		}
+	}
+	if room < len(in.Leases) {
+		plan.Unassignable = len(in.Leases) - room
+	}
+	target := targets[in.Me]
 	need := target - counts[in.Me]
 	if need <= 0 {
-		return Plan{}
+		return plan
 	}
 	if len(free) > 0 {
 		// Each worker tries the free leases in its own order, so that
 		// workers starting together spread out instead of colliding.
 		sort.Slice(free, func(i, j int) bool { return rank(in.Me, free[i]) < rank(in.Me, free[j]) })
-		return Plan{Take: free[:min(need, len(free))]}
+		plan.Take = free[:min(need, len(free))]
+		return plan
 	}
-	most, mostN := "", 0
+	most, over := "", 0
 	for w, n := range counts {
-		if w != in.Me && (n > mostN || n == mostN && w < most) {
-			most, mostN = w, n
+		if w == in.Me {
+			continue
+		}
+		o := n - targets[w]
+		if most == "" || o > over || o == over && w < most {
+			most, over = w, o
 		}
 	}
-	if most == "" || !(mostN > target || mostN == target && need > 1) {
-		return Plan{}
+	if most == "" || !(over > 0 || over == 0 && need > 1 && counts[most] > 0) {
+		return plan
 	}
 	var theirs []string
 	for _, l := range in.Leases {
@@ -87,8 +165,12 @@ func Decide(in Input) Plan {
 			theirs = append(theirs, l.Key)
 		}
 	}
+	if len(theirs) == 0 {
+		return plan
+	}
 	slices.SortFunc(theirs, func(a, b string) int { return int(rank(in.Me, a)) - int(rank(in.Me, b)) })
-	return Plan{Steal: theirs[0]}
+	plan.Steal = theirs[0]
+	return plan
 }
 
 func rank(me, key string) uint32 {

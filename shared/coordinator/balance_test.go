@@ -113,7 +113,11 @@ func TestMaxLeases(t *testing.T) {
 	c := &collector{}
 	a := f.start(c.handle, func(c *coordinator.Config) { c.WorkerID, c.MaxLeases = "a", 1 })
 	testwait.Until(t, 30*time.Second, "a holds 1", func() bool { return len(a.w.Held()) == 1 })
-	b := f.start(c.handle, func(c *coordinator.Config) { c.WorkerID, c.MaxLeases, c.FailoverTime = "b", 2, 1500*time.Millisecond })
+	var logs testwait.Buffer
+	b := f.start(c.handle, func(c *coordinator.Config) {
+		c.WorkerID, c.MaxLeases, c.FailoverTime = "b", 2, 1500*time.Millisecond
+		logTo(&logs)(c)
+	})
 	testwait.Until(t, 30*time.Second, "b holds 2", func() bool { return len(b.w.Held()) == 2 })
 	// Several more rounds: neither goes past its limit.
 	deadline := time.Now().Add(3 * time.Second)
@@ -131,6 +135,32 @@ func TestMaxLeases(t *testing.T) {
 	}
 	if owned != 3 {
 		t.Fatalf("%d leases owned, want 3 (1 + 2)", owned)
+	}
+	// The shard no one may take is never silent: a gauge and a WARN line
+	// each round.
+	testwait.Until(t, 10*time.Second, "UnownedShards 1 in both snapshots", func() bool {
+		return a.w.Snapshot().UnownedShards == 1 && b.w.Snapshot().UnownedShards == 1
+	})
+	testwait.Until(t, 10*time.Second, "a WARN line naming -max-leases", func() bool {
+		return lines(&logs, `"level":"WARN"`, "every worker is at its -max-leases", `"unowned":1`) >= 1
+	})
+}
+
+// TestMaxLeasesCapacityCounted (issue 17): a worker with -max-leases 1
+// and one without on 4 shards: the second takes the 3 others (its share
+// counts the first's cap), and none is left without an owner.
+func TestMaxLeasesCapacityCounted(t *testing.T) {
+	f := newFixture(t, 4)
+	c := &collector{}
+	a := f.start(c.handle, func(c *coordinator.Config) { c.WorkerID, c.MaxLeases = "a", 1 })
+	testwait.Until(t, 30*time.Second, "a holds 1", func() bool { return len(a.w.Held()) == 1 })
+	b := f.start(c.handle, func(c *coordinator.Config) { c.WorkerID, c.FailoverTime = "b", 1500*time.Millisecond })
+	testwait.Until(t, 30*time.Second, "b holds 3, a 1", func() bool { return slices.Equal(counts(a, b), []int{1, 3}) })
+	testwait.Until(t, 10*time.Second, "no unowned shard", func() bool { return b.w.Snapshot().UnownedShards == 0 })
+	for k, l := range f.leases() {
+		if l.Owner == "a" && l.OwnerMaxLeases != 1 || l.Owner == "b" && l.OwnerMaxLeases != 0 {
+			t.Errorf("lease %s of %s records -max-leases %d", k, l.Owner, l.OwnerMaxLeases)
+		}
 	}
 }
 

@@ -233,6 +233,7 @@ func (w *Worker) Summary() Summary {
 type counters struct {
 	takenLeases, lostLeases              atomic.Int64
 	checkpointWrites, checkpointFailures atomic.Int64
+	unowned                              atomic.Int64 // gauge: leases with no live owner after the last round
 	renewAll                             metrics.Hist
 }
 
@@ -266,6 +267,10 @@ type Snapshot struct {
 	CheckpointWrites   int64
 	CheckpointFailures int64
 	ParkedShards       int64 // gauge: parked in the table as last seen
+	// UnownedShards is a gauge: readable leases with no live owner after
+	// the last round (a worker between rounds, or shards no worker may
+	// take: every one at its -max-leases).
+	UnownedShards int64
 	RenewAllLeases     metrics.HistSnapshot
 
 	Shards []ShardStats // every shard this worker has read, held or not
@@ -277,7 +282,7 @@ func (w *Worker) Snapshot() Snapshot {
 	s := Snapshot{
 		Time: time.Now(), WorkerID: w.cfg.WorkerID, StreamName: w.cfg.StreamName, AppName: w.cfg.AppName,
 		Level: w.cfg.MetricsLevel, Ready: w.ready.Load(), Stopped: w.stopped.Load(),
-		TakenLeases: w.counters.takenLeases.Load(), LostLeases: w.counters.lostLeases.Load(),
+		TakenLeases: w.counters.takenLeases.Load(), LostLeases: w.counters.lostLeases.Load(), UnownedShards: w.counters.unowned.Load(),
 		CheckpointWrites: w.counters.checkpointWrites.Load(), CheckpointFailures: w.counters.checkpointFailures.Load(),
 		RenewAllLeases: w.counters.renewAll.Snapshot(),
 	}

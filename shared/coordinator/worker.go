@@ -112,7 +112,7 @@ func New(cfg Config) (*Worker, error) {
 		reads:    reads,
 		keys:     kpl.NewKeyBudget(memoKeys),
 		log:      cfg.Logger.With("worker", cfg.WorkerID),
-		table:    lease.NewTable(cfg.DynamoDB, cfg.AppName).WithNonce(nonce),
+		table:    lease.NewTable(cfg.DynamoDB, cfg.AppName).WithNonce(nonce).WithMaxLeases(cfg.MaxLeases),
 		observer: balance.NewObserver(),
 		started:  started,
 		nonce:    nonce,
@@ -388,12 +388,23 @@ func (w *Worker) takeRound(ctx, work context.Context) {
 			}
 			continue
 		}
-		in.Leases = append(in.Leases, balance.Lease{Key: l.Key, Owner: l.Owner, Expired: expired})
+		in.Leases = append(in.Leases, balance.Lease{Key: l.Key, Owner: l.Owner, Expired: expired, OwnerMax: int(l.OwnerMaxLeases)})
 	}
 	plan := balance.Decide(in)
 	keys := plan.Take
 	if plan.Steal != "" {
 		keys = append(keys, plan.Steal)
+	}
+	unowned := int64(0)
+	for _, l := range in.Leases {
+		if !heldNow[l.Key] && (l.Owner == "" || l.Expired) && !slices.Contains(plan.Take, l.Key) {
+			unowned++
+		}
+	}
+	w.counters.unowned.Store(unowned)
+	if plan.Unassignable > 0 {
+		w.log.Warn("shards with no owner: every worker is at its -max-leases; start a worker, or raise -max-leases",
+			"unowned", plan.Unassignable, "maxLeases", w.cfg.MaxLeases)
 	}
 	for _, k := range keys {
 		if ctx.Err() != nil {

@@ -48,6 +48,9 @@ func encode(l Lease) map[string]types.AttributeValue {
 	if l.Nonce != "" {
 		item[attrNonce] = str(l.Nonce)
 	}
+	if l.OwnerMaxLeases > 0 {
+		item[attrOwnerMax] = num(l.OwnerMaxLeases)
+	}
 	if p := l.Park; p != nil {
 		item[attrParked] = str(p.Reason)
 		item[attrParkedSince] = str(p.Since.UTC().Format(time.RFC3339Nano))
@@ -123,6 +126,7 @@ func decode(item map[string]types.AttributeValue) (Lease, error) {
 		p.Count, _ = getN(item, attrParkCount)
 		l.Park = p
 	}
+	l.OwnerMaxLeases, _ = getN(item, attrOwnerMax)
 	l.DroppedOutOfRange, _ = getN(item, attrDropped)
 	l.RecordsHandled, _ = getN(item, attrHandled)
 	l.MillisBehindLatest, _ = getN(item, attrBehind)

@@ -38,6 +38,9 @@ type Lease struct {
 	// Nonce names the owner's process: two processes given one worker id
 	// are told apart by it.
 	Nonce string
+	// OwnerMaxLeases is the owner's -max-leases as its take wrote it
+	// (0: no limit), so that other workers count its capacity.
+	OwnerMaxLeases int64
 	// Park is set while the shard is parked: it could not go on, and no
 	// worker takes it before Park.Until.
 	Park *Park

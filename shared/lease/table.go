@@ -30,6 +30,7 @@ const (
 	// Shardline's own, ignored by the KCL.
 	attrTimestamp   = "shardlineTimestamp"
 	attrNonce       = "shardlineNonce"
+	attrOwnerMax    = "shardlineOwnerMaxLeases"
 	attrParked      = "shardlineParked" // the reason
 	attrParkedSince = "shardlineParkedSince"
 	attrParkedUntil = "shardlineParkedUntil"
@@ -63,9 +64,10 @@ var _ DynamoDBAPI = (*dynamodb.Client)(nil)
 // caller serialises writes to one lease (each write needs the counter the
 // previous one returned).
 type Table struct {
-	db    DynamoDBAPI
-	name  string
-	nonce string
+	db        DynamoDBAPI
+	name      string
+	nonce     string
+	maxLeases int
 }
 
 // NewTable returns the lease table called name (the application name).
@@ -77,6 +79,14 @@ func NewTable(db DynamoDBAPI, name string) *Table { return &Table{db: db, name: 
 func (t *Table) WithNonce(nonce string) *Table {
 	c := *t
 	c.nonce = nonce
+	return &c
+}
+
+// WithMaxLeases returns a copy of t whose takes record the taker's
+// -max-leases (0: none), which other workers count as its capacity.
+func (t *Table) WithMaxLeases(n int) *Table {
+	c := *t
+	c.maxLeases = n
 	return &c
 }
 
@@ -241,6 +251,11 @@ func (t *Table) Take(ctx context.Context, l Lease, owner string) (Lease, error) 
 		u.set[attrNonce] = str(t.nonce)
 	} else {
 		u.remove = []string{attrNonce}
+	}
+	if t.maxLeases > 0 {
+		u.set[attrOwnerMax] = num(int64(t.maxLeases))
+	} else {
+		u.remove = append(u.remove, attrOwnerMax)
 	}
 	out, err := t.write(ctx, l, u, true)
 	if err != nil {

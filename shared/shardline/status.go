@@ -225,7 +225,7 @@ func printStatus(w io.Writer, rows []ShardStatus, rates map[string]float64, now 
 	notes := []string{""}
 	var maxLag int64 = -1
 	owners := map[string]bool{}
-	parked := 0
+	parked, unowned := 0, 0
 	var total float64
 	for _, r := range rows {
 		cp := r.Checkpoint
@@ -267,6 +267,9 @@ func printStatus(w io.Writer, rows []ShardStatus, rates map[string]float64, now 
 		if r.Parked != nil {
 			parked++
 		}
+		if r.HasLease && r.Owner == "" && r.State == "open" {
+			unowned++
+		}
 	}
 	for i, line := range table(cells) {
 		fmt.Fprintln(w, line)
@@ -275,6 +278,11 @@ func printStatus(w io.Writer, rows []ShardStatus, rates map[string]float64, now 
 		}
 	}
 	sum := fmt.Sprintf("%d shards | %d owners | max lag %s | %d parked", len(rows), len(owners), lagText(maxLag), parked)
+	if unowned > 0 {
+		// Open shards no worker holds: between rounds, or none may take
+		// them (every worker at its -max-leases: its log says so).
+		sum += fmt.Sprintf(" | %d unowned", unowned)
+	}
 	if rates != nil {
 		sum += fmt.Sprintf(" | %.0f records/s", total)
 	}

@@ -134,3 +134,25 @@ func TestRateMeter(t *testing.T) {
 		}
 	}
 }
+
+// TestStatusUnowned: open shards with a lease and no owner are counted in
+// the summary row; closed, parked and owned ones are not.
+func TestStatusUnowned(t *testing.T) {
+	rows := []ShardStatus{
+		{ShardID: "shardId-000000000000", State: "open", HasLease: true, Owner: "a"},
+		{ShardID: "shardId-000000000001", State: "open", HasLease: true},
+		{ShardID: "shardId-000000000002", State: "open", HasLease: true},
+		{ShardID: "shardId-000000000003", State: "closed", HasLease: true},
+		{ShardID: "shardId-000000000004", State: "open"}, // no lease yet
+	}
+	var out bytes.Buffer
+	printStatus(&out, rows, nil, time.Now())
+	if !strings.Contains(out.String(), "| 0 parked | 2 unowned\n") {
+		t.Errorf("summary row:\n%s\nwant 2 unowned", out.String())
+	}
+	out.Reset()
+	printStatus(&out, rows[:1], nil, time.Now())
+	if strings.Contains(out.String(), "unowned") {
+		t.Errorf("unowned shown with none:\n%s", out.String())
+	}
+}

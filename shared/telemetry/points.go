@@ -85,6 +85,7 @@ func Points(s coordinator.Snapshot, dims metrics.Dimensions) []Point {
 	add("CheckpointWrites", "checkpoints written", Count, Counter, float64(s.CheckpointWrites), OpCheckpoint, "")
 	add("CheckpointFailures", "checkpoint writes that failed (and will be retried)", Count, Counter, float64(s.CheckpointFailures), OpCheckpoint, "")
 	add("ParkedShards", "shards parked in the lease table: they could not go on", Count, Gauge, float64(s.ParkedShards), OpWorker, "")
+	add("UnownedShards", "readable shards with no live owner after the last lease round (none may take them when every worker is at its -max-leases)", Count, Gauge, float64(s.UnownedShards), OpWorker, "")
 
 	shards := s.Shards
 	if s.Level == metrics.Summary {

@@ -164,13 +164,13 @@ func started(t *testing.T, cfg Config) (*Publisher, chan<- time.Time, <-chan err
 	return p, ticks, sent
 }
 
-// TestBatches: a send of 2,286 values takes three calls of at most 1,000;
+// TestBatches: a send of 2,287 values takes three calls of at most 1,000;
 // the last send at Stop sends what came since.
 func TestBatches(t *testing.T) {
 	f := &fakeClient{}
-	// 120 shards at DETAILED: 6 worker metrics (RenewAllLeases.Time has
-	// no observation) and 19 per shard (nor has getRecords.Time): 2,286
-	// data; then 2,166 (no handler call since).
+	// 120 shards at DETAILED: 7 worker metrics (RenewAllLeases.Time has
+	// no observation) and 19 per shard (nor has getRecords.Time): 2,287
+	// data; then 2,167 (no handler call since).
 	p, ticks, sent := started(t, Config{Client: f, Snapshot: snapshots(worker(0, 0), worker(120, 5, time.Millisecond), worker(120, 9, time.Millisecond)), Dimensions: metrics.DefaultDimensions})
 	ticks <- time.Now()
 	if err := <-sent; err != nil {
@@ -180,8 +180,8 @@ func TestBatches(t *testing.T) {
 	<-sent
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if got := fmt.Sprint(f.calls); got != "[1000 1000 286 1000 1000 166]" {
-		t.Errorf("calls of %s data; want [1000 1000 286] at the tick and [1000 1000 166] at Stop", got)
+	if got := fmt.Sprint(f.calls); got != "[1000 1000 287 1000 1000 167]" {
+		t.Errorf("calls of %s data; want [1000 1000 287] at the tick and [1000 1000 167] at Stop", got)
 	}
 }
 

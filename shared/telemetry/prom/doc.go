@@ -32,6 +32,7 @@
 //	CheckpointWrites                         shardline_checkpoint_writes_total                              counter
 //	CheckpointFailures                       shardline_checkpoint_failures_total                            counter
 //	ParkedShards                             shardline_parked_shards                                        gauge
+//	UnownedShards                            shardline_unowned_shards                                       gauge
 //	RecordsProcessed                         shardline_records_processed_total                              counter
 //	DataBytesProcessed                       shardline_data_bytes_processed_total                           counter
 //	MillisBehindLatest                       shardline_millis_behind_latest                                 gauge
