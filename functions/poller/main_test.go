@@ -379,6 +379,28 @@ func TestTriggerSettings(t *testing.T) {
 			}
 		}
 	})
+	t.Run("batching window longer than the run", func(t *testing.T) {
+		// Issue 17: a 10 s window in a 5 s function delivered nothing, run
+		// after run. Now each run delivers what it gathered before its
+		// drain, and the function warns at start.
+		e := newEnv(t, 1, 5*time.Second, "SHARDLINE_MAX_BATCHING_WINDOW=10s")
+		e.put(7, 0)
+		s := e.invoke(t)
+		if s.Handled != 7 {
+			t.Errorf("summary handled %d, want 7 (stopped because %q)", s.Handled, s.StoppedBecause)
+		}
+		if len(e.printed()) != 7 {
+			t.Errorf("%d records printed, want 7", len(e.printed()))
+		}
+		if !strings.Contains(e.out.String(), "SHARDLINE_MAX_BATCHING_WINDOW is not shorter than the run") {
+			t.Errorf("no warning about the window:\n%s", tail(e.out.String()))
+		}
+		for _, l := range e.leases(t) {
+			if l.Checkpoint.Seq == "TRIM_HORIZON" {
+				t.Errorf("lease %s still at TRIM_HORIZON after the run", l.Key)
+			}
+		}
+	})
 	t.Run("tumbling window", func(t *testing.T) {
 		e := newEnv(t, 1, 6*time.Second, "SHARDLINE_HANDLER=wordcount", "SHARDLINE_TUMBLING_WINDOW=1s")
 		prod, err := produce.New(context.Background(), standintest.KinesisClient(e.kinesisEP), e.stream, 0)

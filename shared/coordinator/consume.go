@@ -240,7 +240,14 @@ func (w *Worker) consume(h *held, st *shardStats) consumeResult {
 			recs = w.filter(recs, st)
 		}
 		if len(recs) > 0 {
-			err := disp.Deliver(h.ctx, h.stop, recs, done)
+			stop := h.stop
+			if pend.cut {
+				// The window's records, cut by the drain, are the batch in
+				// flight: delivered although the drain has begun, within
+				// its bounds (DrainTimeout, the function's Deadline).
+				stop, pend.cut = nil, false
+			}
+			err := disp.Deliver(h.ctx, stop, recs, done)
 			// Nothing of a delivered batch stays reachable: an idle shard
 			// does not keep its largest read alive.
 			clear(recs)
@@ -384,6 +391,9 @@ type pending struct {
 	recs  []types.Record
 	good  []bool      // per record of recs: KPL checksum known right (kpl.CheckAll), or nil
 	batch fetch.Batch // the answer (End, Children, MillisBehindLatest)
+	// cut: the last read's batching window was ended by the drain; its
+	// records are the batch in flight, delivered before the drain ends.
+	cut bool
 }
 
 // chunk is how many user records read de-aggregates at a time: what one
@@ -403,6 +413,7 @@ func (w *Worker) chunk() int {
 // last records of the shard's last answer.
 func (w *Worker) read(ctx context.Context, shardID string, r *fetch.Reader, filter *kpl.Filter, resume *stream.Position, recs *[]stream.Record, p *pending, st *shardStats, h *held, drops *dropReporter) (fetch.Batch, error) {
 	*recs = (*recs)[:0]
+	p.cut = false
 	deadline := time.Now().Add(w.cfg.MaxBatchingWindow)
 	bytes := 0
 	chunk := w.chunk()
@@ -412,6 +423,16 @@ func (w *Worker) read(ctx context.Context, shardID string, r *fetch.Reader, filt
 			b, err := r.Next(ctx)
 			if w.cfg.MetricsLevel != metrics.None { // only metric backends read it
 				st.setFetch(r.Stats())
+			}
+			if err != nil && len(*recs) > 0 && errors.Is(context.Cause(h.fetchCtx), errStopping) {
+				// A drain ends the batching window: the records gathered
+				// so far are delivered now, as Lambda invokes with what it
+				// has when the window ends (a scheduled run whose window
+				// is as long as the run would otherwise deliver nothing).
+				out := p.batch
+				out.End, out.Children = false, nil
+				p.cut = true
+				return out, nil
 			}
 			if err != nil {
 				return b, err

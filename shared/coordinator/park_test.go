@@ -733,3 +733,35 @@ func TestTumblingWindows(t *testing.T) {
 	})
 	r.stop(t)
 }
+
+// TestDrainEndsTheBatchingWindow (issue 17): a batching window longer than
+// the run delivers what it gathered when the drain begins (as Lambda
+// invokes with what it has when its window ends), and the checkpoint
+// moves past it: a scheduled run with a 10 s window in a 5 s function
+// delivered nothing before.
+func TestDrainEndsTheBatchingWindow(t *testing.T) {
+	f := newFixture(t, 1)
+	want := f.put(1, 10, 0, 0)
+	c := &collector{}
+	r := f.start(c.handle, func(cfg *coordinator.Config) {
+		cfg.MaxBatchingWindow = 5 * time.Minute
+		cfg.BatchSize = 1000
+	})
+	// The records are read (the lag is known) while the window waits.
+	testwait.Until(t, 30*time.Second, "the records read, waiting for the window", func() bool {
+		s := r.w.Snapshot()
+		return len(s.Shards) == 1 && s.Shards[0].UserRecords == int64(len(want))
+	})
+	if n := c.count(); n != 0 {
+		t.Fatalf("%d records delivered before the window or the drain", n)
+	}
+	if err := r.stop(t); err != nil {
+		t.Fatalf("drain: %v", err)
+	}
+	if n := c.count(); n != len(want) {
+		t.Fatalf("%d records delivered at the drain, want %d", n, len(want))
+	}
+	if l := f.leases()["shardId-000000000000"]; l.Checkpoint.Seq == stream.TrimHorizon || l.Owner != "" {
+		t.Errorf("after the drain: checkpoint %s, owner %q; want past the records, released", l.Checkpoint, l.Owner)
+	}
+}

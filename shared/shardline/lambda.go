@@ -341,6 +341,10 @@ func (f *function) poll(ctx context.Context, runFor time.Duration) (Summary, err
 	if runFor > 0 && time.Now().Add(runFor).Before(stopAt) {
 		stopAt = time.Now().Add(runFor)
 	}
+	if bw := f.settings.MaxBatchingWindow; bw > 0 && time.Until(stopAt) <= bw {
+		f.log.Warn(config.EnvName("max-batching-window")+" is not shorter than the run: the window never ends by itself; each run delivers what it gathered when it stops (before its drain). Make the function timeout longer than the window plus the deadline margin",
+			"window", bw, "run", time.Until(stopAt).Round(time.Millisecond))
+	}
 	if win := f.settings.TumblingWindow; win > 0 && time.Until(stopAt) <= win+time.Second {
 		f.log.Warn("the run is not longer than the tumbling window: a caught-up shard re-reads its open window each run and never finishes one; make the function timeout longer than the window plus the deadline margin",
 			"window", win, "run", time.Until(stopAt).Round(time.Millisecond))
