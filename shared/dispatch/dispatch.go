@@ -526,7 +526,9 @@ func (d *Dispatcher) call(ctx context.Context, batch []stream.Record) (int, erro
 	if !d.cfg.NoTiming || debug {
 		began = time.Now()
 	}
-	resp, err := d.run(lambdacontext.NewContext(hctx, lc), stream.Event(d.cfg.Source, batch))
+	ev := stream.Event(d.cfg.Source, batch)
+	stream.OwnData(&ev) // a handler that changes Data changes its own copy, never a retry's
+	resp, err := d.run(lambdacontext.NewContext(hctx, lc), ev)
 	var took time.Duration
 	if !began.IsZero() {
 		took = time.Since(began)

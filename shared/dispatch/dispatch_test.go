@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -882,5 +883,48 @@ func TestDeliverDiscard(t *testing.T) {
 	}
 	if n := strings.Count(logs.String(), "records given up and dropped (-on-failure discard)"); n != 1 || !strings.Contains(logs.String(), "level=WARN") {
 		t.Errorf("logs:\n%s\nwant one WARN line for the dropped batch", logs.String())
+	}
+}
+
+// TestCallsGetTheirOwnData (issue 17): a handler that changes Data in
+// place (decodes, decrypts) and fails: the retry, the bisected halves and
+// the on-failure destination get the bytes as read, not the changed ones.
+func TestCallsGetTheirOwnData(t *testing.T) {
+	var seen []string
+	var mu sync.Mutex
+	h := func(_ context.Context, ev events.KinesisEvent) (events.KinesisEventResponse, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		for i := range ev.Records {
+			seen = append(seen, string(ev.Records[i].Kinesis.Data))
+			copy(ev.Records[i].Kinesis.Data, "XXXX") // in place
+		}
+		return events.KinesisEventResponse{}, errors.New("always")
+	}
+	recs := recs(4)
+	want := map[string]bool{}
+	for _, r := range recs {
+		want[string(r.Data)] = true
+	}
+	dl := &doneLog{t: t}
+	dest := &fakeDestination{dl: dl}
+	d := newDispatcher(t, Config{Handler: h, MaxRetryAttempts: 1, BisectOnError: true, BatchSize: 4, OnFailure: dest})
+	if err := d.Deliver(context.Background(), nil, recs, dl.done); err != nil {
+		t.Fatalf("Deliver: %v", err)
+	}
+	for _, s := range seen {
+		if !want[s] {
+			t.Fatalf("a call got %q, bytes an earlier call changed (calls saw %q)", s, seen)
+		}
+	}
+	for _, f := range dest.sent {
+		for _, r := range f.Records {
+			if !want[string(r.Data)] {
+				t.Errorf("the destination got %q, changed by a call", r.Data)
+			}
+		}
+	}
+	if len(seen) < 8 {
+		t.Errorf("%d records in calls, want the retries and halves too", len(seen))
 	}
 }

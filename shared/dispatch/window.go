@@ -254,6 +254,11 @@ func (w *Windowed) call(ctx context.Context, ev events.KinesisEvent) (events.Kin
 	if lc, ok := lambdacontext.FromContext(ctx); ok {
 		state := maps.Clone(resp.State)
 		w.mu.Lock()
+		// Only the last call's answer can be accepted (calls are serial
+		// within a shard): an earlier one, whose call failed, is dropped,
+		// or a stuck shard's retries would each keep a state of up to
+		// 1 MB for ever.
+		clear(w.answers)
 		w.answers[lc.AwsRequestID] = state
 		w.mu.Unlock()
 	}

@@ -645,3 +645,31 @@ func TestNewWindowed(t *testing.T) {
 		t.Errorf("NewWindowed(no byte limit, 900s) = %v", err)
 	}
 }
+
+// TestWindowedFailedCallsKeepNoState (issue 17): a call that fails its
+// first record returns a state no one can use; retried many times, at
+// most one answer is kept (a stuck shard used to keep each one: 360 MB an
+// hour at 1 MB states).
+func TestWindowedFailedCallsKeepNoState(t *testing.T) {
+	big := strings.Repeat("x", 100_000)
+	var w *Windowed
+	maxKept := 0
+	f := &fakeWindow{answer: func(i int, ev events.KinesisTimeWindowEvent, resp events.KinesisTimeWindowEventResponse) (events.KinesisTimeWindowEventResponse, error) {
+		w.mu.Lock()
+		maxKept = max(maxKept, len(w.answers))
+		w.mu.Unlock()
+		resp.State = map[string]string{"big": big}
+		if i < 50 && len(ev.Records) > 0 {
+			resp.BatchItemFailures = []events.KinesisBatchItemFailure{{ItemIdentifier: ev.Records[0].Kinesis.SequenceNumber}}
+		}
+		return resp, nil
+	}}
+	w = newWindowed(t, Config{BatchSize: 10, MaxRetryAttempts: -1}, f.handle)
+	dl := &doneLog{t: t}
+	if err := w.Deliver(context.Background(), nil, wrecs(0, time.Second), dl.done); err != nil {
+		t.Fatalf("Deliver: %v", err)
+	}
+	if maxKept > 1 {
+		t.Errorf("%d answers kept at once over 50 failed calls, want at most 1", maxKept)
+	}
+}

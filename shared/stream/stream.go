@@ -195,3 +195,28 @@ func Event(src Source, recs []Record) events.KinesisEvent {
 	}
 	return ev
 }
+
+// OwnData gives ev's records data of their own: one new buffer for the
+// batch, each record's Data a capacity-bounded slice of it. The records'
+// Data otherwise share the bytes read from Kinesis, which are kept for
+// retries, bisected halves and the on-failure destination: a handler that
+// decodes or decrypts Data in place must not change what those get. On
+// Lambda every invocation gets fresh bytes; so does every call here.
+func OwnData(ev *events.KinesisEvent) {
+	n := 0
+	for i := range ev.Records {
+		n += len(ev.Records[i].Kinesis.Data)
+	}
+	if n == 0 {
+		return
+	}
+	buf := make([]byte, n)
+	for i := range ev.Records {
+		k := &ev.Records[i].Kinesis
+		if k.Data == nil {
+			continue
+		}
+		m := copy(buf, k.Data)
+		k.Data, buf = buf[:m:m], buf[m:]
+	}
+}
