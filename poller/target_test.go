@@ -5,8 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -122,4 +124,39 @@ func TestTargetFunction(t *testing.T) {
 		}
 	}
 	t.Logf("%d invocations for %d records (one partial failure, one function error)", len(atts), len(want))
+}
+
+// TestTargetNeverInvoked (issue 17): with -target-function on an endpoint
+// that refuses connections, -max-retry-attempts 0 and a destination, no
+// record is given up — the function was never invoked, so no attempt was
+// used — the shard keeps trying, says why, and the checkpoint stays.
+func TestTargetNeverInvoked(t *testing.T) {
+	e := newEnv(t, 1)
+	e.put(t, 5)
+	dest := filepath.Join(t.TempDir(), "given-up.jsonl")
+	p := e.startPoller(t, "run", "-target-function", "consumer", "-lambda-endpoint", refusedEndpoint(t),
+		"-initial-position", "TRIM_HORIZON", "-max-retry-attempts", "0", "-on-failure", "file://"+dest, "-log-format", "json")
+	testwait.Until(t, time.Minute, "three WARN lines: function not invoked", func() bool {
+		return strings.Count(p.errOut.String(), "function not invoked; retrying") >= 3
+	})
+	if b, err := os.ReadFile(dest); err == nil && len(b) > 0 {
+		t.Fatalf("records given up although the function was never invoked:\n%s", b)
+	}
+	for _, l := range leasesOf(t, e) {
+		if l.Checkpoint.Seq != "TRIM_HORIZON" {
+			t.Errorf("checkpoint of %s moved to %s with nothing delivered", l.Key, l.Checkpoint)
+		}
+	}
+}
+
+// refusedEndpoint is a 127.0.0.1 port that refuses connections.
+func refusedEndpoint(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	return "http://" + addr
 }

@@ -99,7 +99,12 @@ type Failure struct {
 	// "Handled" when the last call failed with a function error, "" when
 	// it failed otherwise (a timeout, a throttle, partial failures).
 	FunctionError string
-	Time          time.Time
+	// NotInvoked: the last call never reached the function (an error of
+	// the Invoke API, or a request not sent); StatusCode is the Invoke
+	// API's answer then (0: none).
+	NotInvoked bool
+	StatusCode int
+	Time       time.Time
 }
 
 // Destination receives records given up. Send must not return before the
@@ -201,6 +206,9 @@ type Stats struct {
 	// Throttles is calls the handler's host refused as throttled
 	// (stream.ErrThrottled); each is retried with back-off.
 	Throttles int64
+	// NotInvoked is calls that never reached the function
+	// (stream.ErrNotInvoked): retried with back-off, not attempts.
+	NotInvoked int64
 	// Timeouts is calls that outlived their deadline
 	// (stream.ErrHandlerTimeout); each is also a failure.
 	Timeouts int64
@@ -389,14 +397,20 @@ func (d *Dispatcher) deliverBatch(ctx context.Context, stop <-chan struct{}, bat
 			d.log.Warn("handler call cut at the deadline; its records stay for the next run",
 				"records", len(batch), "first", first, "deadline", d.cfg.Deadline, "error", err.Error())
 			return fmt.Errorf("%w: records %s..%s: %w", ErrStopping, first, last, err)
-		case errors.Is(err, stream.ErrThrottled):
+		case errors.Is(err, stream.ErrThrottled), errors.Is(err, stream.ErrNotInvoked):
 			// Not an attempt, as on Lambda: retried until the records
 			// are too old (checked before the next call). Never bisected.
-			d.stats.Throttles++
+			msg := "handler throttled; retrying"
+			if errors.Is(err, stream.ErrNotInvoked) {
+				d.stats.NotInvoked++
+				msg = "function not invoked; retrying until the records expire (not a retry attempt)"
+			} else {
+				d.stats.Throttles++
+			}
 			throttles++
 			wait := backoff(d.cfg.RetryBackoff, throttles-1, d.cfg.MaxRetryBackoff)
-			d.log.Warn("handler throttled; retrying", "records", len(batch), "first", first,
-				"throttles", throttles, "wait", wait, "error", err.Error())
+			d.log.Warn(msg, "records", len(batch), "first", first,
+				"tries", throttles, "wait", wait, "error", err.Error())
 			if err := d.wait(ctx, stop, wait); err != nil {
 				return err
 			}
@@ -486,9 +500,14 @@ func (d *Dispatcher) giveUp(ctx context.Context, batch []stream.Record, attempts
 	if herr != nil {
 		f.LastError = herr.Error()
 		var fe *invoke.FunctionError
+		var ni *invoke.NotInvokedError
 		switch {
 		case errors.As(herr, &fe):
 			f.FunctionError = fe.Kind
+		case errors.As(herr, &ni):
+			// The last call never reached the function: its status is
+			// the Invoke API's (0: no answer), with no function error.
+			f.NotInvoked, f.StatusCode = true, ni.StatusCode
 		case !errors.Is(herr, stream.ErrHandlerTimeout) && !errors.Is(herr, stream.ErrThrottled):
 			f.FunctionError = "Unhandled" // an in-process handler's error or panic
 		}

@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-lambda-go/lambdacontext"
 
+	"github.com/shardline/shardline/shared/invoke"
 	"github.com/shardline/shardline/shared/stream"
 )
 
@@ -927,4 +928,56 @@ func TestCallsGetTheirOwnData(t *testing.T) {
 	if len(seen) < 8 {
 		t.Errorf("%d records in calls, want the retries and halves too", len(seen))
 	}
+}
+
+// TestDeliverNotInvoked (issue 17): a call that never reached the function
+// (stream.ErrNotInvoked) uses no retry attempt and never bisects, as on
+// Lambda: with -max-retry-attempts 0 the batch is retried until it goes
+// through; past -max-record-age it is given up as RecordAgeExceeded with
+// the Invoke API's status and no function error, told apart from a
+// function's own failure.
+func TestDeliverNotInvoked(t *testing.T) {
+	notInvoked := &invoke.NotInvokedError{Function: "consumer", StatusCode: 409, Code: "ResourceConflictException", Err: errors.New("conflict")}
+	five := recs(5)
+	t.Run("retried without an attempt", func(t *testing.T) {
+		h := &fakeHandler{answers: []func(context.Context, events.KinesisEvent) (events.KinesisEventResponse, error){
+			fail(notInvoked), fail(notInvoked), fail(notInvoked), ok()}}
+		dl := &doneLog{t: t}
+		dest := &fakeDestination{dl: dl}
+		d := newDispatcher(t, Config{Handler: h.handle, MaxRetryAttempts: 0, BisectOnError: true, OnFailure: dest})
+		if err := d.Deliver(context.Background(), nil, five, dl.done); err != nil {
+			t.Fatalf("Deliver: %v", err)
+		}
+		if len(dest.sent) != 0 {
+			t.Fatalf("given up %d times: %+v", len(dest.sent), dest.sent[0])
+		}
+		if len(h.calls) != 4 || len(h.calls[0]) != 5 || len(h.calls[3]) != 5 {
+			t.Errorf("calls %v: want 4 calls of the whole batch (no bisection)", h.calls)
+		}
+		if s := d.Stats(); s.NotInvoked != 3 || s.Failures != 0 || s.Handled != 5 {
+			t.Errorf("stats: not invoked %d, failures %d, handled %d; want 3, 0, 5", s.NotInvoked, s.Failures, s.Handled)
+		}
+	})
+	t.Run("given up by age", func(t *testing.T) {
+		now := t0
+		h := &fakeHandler{answers: []func(context.Context, events.KinesisEvent) (events.KinesisEventResponse, error){
+			func(context.Context, events.KinesisEvent) (events.KinesisEventResponse, error) {
+				now = now.Add(time.Minute) // the records age while the function cannot be invoked
+				return events.KinesisEventResponse{}, notInvoked
+			}}}
+		dl := &doneLog{t: t}
+		dest := &fakeDestination{dl: dl}
+		d := newDispatcher(t, Config{Handler: h.handle, MaxRetryAttempts: 0, MaxRecordAge: 90 * time.Second, OnFailure: dest,
+			Now: func() time.Time { return now }})
+		if err := d.Deliver(context.Background(), nil, five, dl.done); err != nil {
+			t.Fatalf("Deliver: %v", err)
+		}
+		if len(dest.sent) != 1 {
+			t.Fatalf("%d failures sent, want 1", len(dest.sent))
+		}
+		f := dest.sent[0]
+		if f.Condition != ConditionRecordAge || !f.NotInvoked || f.StatusCode != 409 || f.FunctionError != "" || f.Attempts != 0 {
+			t.Errorf("failure %+v: want RecordAgeExceeded, not invoked, status 409, no function error, 0 attempts", f)
+		}
+	})
 }

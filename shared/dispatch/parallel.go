@@ -75,6 +75,7 @@ func (s Stats) Add(o Stats) Stats {
 	s.Retries += o.Retries
 	s.GivenUp += o.GivenUp
 	s.Throttles += o.Throttles
+	s.NotInvoked += o.NotInvoked
 	s.Timeouts += o.Timeouts
 	s.HandledBytes += o.HandledBytes
 	s.FailedRecords += o.FailedRecords

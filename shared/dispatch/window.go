@@ -334,9 +334,12 @@ func (w *Windowed) final(ctx context.Context, stop <-chan struct{}, early bool) 
 			w.log.Warn("final invoke cut at the deadline; the window stays for the next run", "window", win, "error", err.Error())
 			return fmt.Errorf("%w: final invoke of window %s: %w", ErrStopping, win, err)
 		}
-		if errors.Is(err, stream.ErrThrottled) {
+		switch {
+		case errors.Is(err, stream.ErrThrottled):
 			d.stats.Throttles++
-		} else {
+		case errors.Is(err, stream.ErrNotInvoked):
+			d.stats.NotInvoked++
+		default:
 			if errors.Is(err, stream.ErrHandlerTimeout) {
 				d.stats.Timeouts++
 			}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -109,7 +110,20 @@ func TestHandlerHTTPAnswers(t *testing.T) {
 		{
 			name:     "Lambda's own service error",
 			answer:   answer{500, map[string]string{"X-Amzn-ErrorType": "ServiceException"}, `{"Type":"Service","Message":"internal"}`},
+			wantIs:   stream.ErrNotInvoked,
 			wantText: "ServiceException",
+		},
+		{
+			name:     "a function that does not exist",
+			answer:   answer{404, map[string]string{"X-Amzn-ErrorType": "ResourceNotFoundException"}, `{"Type":"User","Message":"Function not found: consumer"}`},
+			wantIs:   stream.ErrNotInvoked,
+			wantText: "HTTP 404",
+		},
+		{
+			name:     "a function being updated",
+			answer:   answer{409, map[string]string{"X-Amzn-ErrorType": "ResourceConflictException"}, `{"Type":"User","Message":"The operation cannot be performed at this time."}`},
+			wantIs:   stream.ErrNotInvoked,
+			wantText: "ResourceConflictException",
 		},
 		{
 			name:   "timeout on the emulator",
@@ -139,7 +153,7 @@ func TestHandlerHTTPAnswers(t *testing.T) {
 			if tt.wantIs != nil && !errors.Is(err, tt.wantIs) {
 				t.Errorf("error %q does not wrap %q", err, tt.wantIs)
 			}
-			for _, other := range []error{stream.ErrThrottled, stream.ErrTooLarge, stream.ErrHandlerTimeout} {
+			for _, other := range []error{stream.ErrThrottled, stream.ErrTooLarge, stream.ErrHandlerTimeout, stream.ErrNotInvoked} {
 				if other != tt.wantIs && errors.Is(err, other) {
 					t.Errorf("error %q wraps %q", err, other)
 				}
@@ -207,5 +221,37 @@ func TestHandlerClientTimeout(t *testing.T) {
 	}
 	if got := n.Load(); got != 1 {
 		t.Errorf("context deadline: %d Invoke requests, want 1", got)
+	}
+}
+
+// TestHandlerNotSentOrNoAnswer: a request that could not be sent (a
+// refused connection) never reached the function (stream.ErrNotInvoked,
+// status 0); one that was sent and got no answer (the connection closed
+// after the request was read) may have run it: an error of the
+// invocation, not ErrNotInvoked.
+func TestHandlerNotSentOrNoAnswer(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused := "http://" + l.Addr().String()
+	l.Close()
+	_, err = Handler(sdkClient(t, refused, 0), "consumer")(context.Background(), testEvent())
+	var ni *NotInvokedError
+	if !errors.Is(err, stream.ErrNotInvoked) || !errors.As(err, &ni) || ni.StatusCode != 0 {
+		t.Errorf("refused connection: %v, want a NotInvokedError with status 0", err)
+	}
+
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.ReadAll(r.Body)
+		conn, _, err := w.(http.Hijacker).Hijack()
+		if err == nil {
+			conn.Close() // read the request, then hang up with no answer
+		}
+	}))
+	t.Cleanup(srv.Close)
+	_, err = Handler(sdkClient(t, srv.URL, 0), "consumer")(context.Background(), testEvent())
+	if err == nil || errors.Is(err, stream.ErrNotInvoked) {
+		t.Errorf("no answer after the request: %v, want an error of the invocation (not ErrNotInvoked)", err)
 	}
 }

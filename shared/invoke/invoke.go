@@ -82,6 +82,10 @@ func (e *FunctionError) timedOut() bool {
 //     matches stream.ErrHandlerTimeout;
 //   - 429 TooManyRequestsException wraps stream.ErrThrottled;
 //   - 413 (RequestTooLargeException) wraps stream.ErrTooLarge;
+//   - any other error answer of the Invoke API (5xx with no function
+//     error payload, 409, 404, 403, ...) and a request that could not be
+//     sent (connection refused) are a *NotInvokedError, matching
+//     stream.ErrNotInvoked;
 //   - the Lambda client's own HTTP timeout (awsconf's InvokeTimeout) wraps
 //     stream.ErrHandlerTimeout;
 //   - anything else wraps the SDK's error.
@@ -194,6 +198,15 @@ func invokeError(ctx context.Context, function string, err error, body []byte) e
 	case status == 413 || code == "RequestTooLargeException" || code == "RequestEntityTooLargeException":
 		return fmt.Errorf("invoke %s: %w: %w", function, stream.ErrTooLarge, err)
 	}
+	if status >= 400 {
+		// An answer of the Invoke API itself, not of the function (that
+		// would be a 200 with X-Amz-Function-Error): the function did not
+		// run.
+		return &NotInvokedError{Function: function, StatusCode: status, Code: code, Err: err}
+	}
+	if notSent(err) {
+		return &NotInvokedError{Function: function, Err: err}
+	}
 	if ctx.Err() == nil {
 		// Not the call's context: the Lambda client's own HTTP timeout
 		// (the function timeout and a little more) ran out.
@@ -202,6 +215,41 @@ func invokeError(ctx context.Context, function string, err error, body []byte) e
 		}
 	}
 	return fmt.Errorf("invoke %s: %w", function, err)
+}
+
+// NotInvokedError is an Invoke call that never reached the function: the
+// Invoke API's own error answer (StatusCode, Code) or a request that could
+// not be sent (StatusCode 0). It matches stream.ErrNotInvoked.
+type NotInvokedError struct {
+	Function   string
+	StatusCode int    // the Invoke API's HTTP status; 0 when no request was sent
+	Code       string // the API error code (ResourceNotFoundException, ...), if any
+	Err        error
+}
+
+func (e *NotInvokedError) Error() string {
+	if e.StatusCode == 0 {
+		return fmt.Sprintf("invoke %s: not sent: %v", e.Function, e.Err)
+	}
+	return fmt.Sprintf("invoke %s: HTTP %d from the Invoke API, the function did not run: %v", e.Function, e.StatusCode, e.Err)
+}
+
+func (e *NotInvokedError) Unwrap() error { return e.Err }
+
+// Is matches stream.ErrNotInvoked.
+func (e *NotInvokedError) Is(target error) bool { return target == stream.ErrNotInvoked }
+
+// notSent reports an error from before the request was written: a dial
+// that failed (connection refused, no route) or a name that did not
+// resolve. A request sent and then cut (a reset, EOF, a timeout) may have
+// run the function: not this.
+func notSent(err error) bool {
+	var dns *net.DNSError
+	if errors.As(err, &dns) {
+		return true
+	}
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
 }
 
 // maxErrorBody bounds how much of an error answer is kept.

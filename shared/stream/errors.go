@@ -20,4 +20,14 @@ var (
 	// or -function-timeout for an invoked function). It counts as a failed
 	// attempt, as a function timeout does on Lambda.
 	ErrHandlerTimeout = errors.New("handler timed out")
+	// ErrNotInvoked: the call never reached the handler — the Lambda
+	// Invoke API answered with an error of its own (a 5xx service error,
+	// 409 ResourceConflict, 404 a function that does not exist, 403 no
+	// permission) or the request could not be sent (connection refused).
+	// As on Lambda, the dispatcher retries it with back-off until the
+	// records expire or pass -max-record-age: it uses no retry attempt
+	// and never bisects. A request that was sent and got no answer (a
+	// timeout, a reset connection) is not this: the function may have
+	// run, so it counts as an attempt.
+	ErrNotInvoked = errors.New("function not invoked")
 )

@@ -59,7 +59,7 @@ type RequestContext struct {
 // ResponseContext is Lambda's responseContext: the last call's answer.
 type ResponseContext struct {
 	StatusCode      int    `json:"statusCode"`
-	ExecutedVersion string `json:"executedVersion"`
+	ExecutedVersion string `json:"executedVersion,omitempty"`
 	FunctionError   string `json:"functionError,omitempty"`
 }
 
@@ -108,7 +108,14 @@ func New(f dispatch.Failure) Record {
 	if r.RequestContext.Condition == "" {
 		r.RequestContext.Condition = dispatch.ConditionOf(f.Reason)
 	}
-	if f.Attempts > 0 {
+	switch {
+	case f.NotInvoked && f.StatusCode > 0:
+		// The last call was refused by the Invoke API: its status, no
+		// function error (the function did not run).
+		r.ResponseContext = &ResponseContext{StatusCode: f.StatusCode}
+	case f.NotInvoked:
+		// The last call got no answer at all (not sent): no response.
+	case f.Attempts > 0:
 		r.ResponseContext = &ResponseContext{StatusCode: 200, ExecutedVersion: ExecutedVersion, FunctionError: f.FunctionError}
 	}
 	if n := len(f.Records); n > 0 {

@@ -244,3 +244,30 @@ func TestNoncharactersEscaped(t *testing.T) {
 		}
 	}
 }
+
+// TestNotInvokedResponseContext: a batch given up while the function
+// could not be invoked says so: the Invoke API's status and no function
+// error (or no responseContext when no answer came), where a function's
+// own failure has status 200 and functionError.
+func TestNotInvokedResponseContext(t *testing.T) {
+	base := dispatch.Failure{ShardID: "shardId-000000000000", Reason: dispatch.ReasonRecordAge, Attempts: 2, FunctionError: ""}
+	for _, tt := range []struct {
+		name string
+		f    func(*dispatch.Failure)
+		want *ResponseContext
+	}{
+		{"function error", func(f *dispatch.Failure) { f.FunctionError = "Unhandled" }, &ResponseContext{StatusCode: 200, ExecutedVersion: ExecutedVersion, FunctionError: "Unhandled"}},
+		{"refused by the Invoke API", func(f *dispatch.Failure) { f.NotInvoked, f.StatusCode = true, 409 }, &ResponseContext{StatusCode: 409}},
+		{"never sent", func(f *dispatch.Failure) { f.NotInvoked = true }, nil},
+	} {
+		f := base
+		tt.f(&f)
+		r := New(f)
+		if (r.ResponseContext == nil) != (tt.want == nil) || r.ResponseContext != nil && *r.ResponseContext != *tt.want {
+			t.Errorf("%s: responseContext %+v, want %+v", tt.name, r.ResponseContext, tt.want)
+		}
+		if r.RequestContext.Condition != dispatch.ConditionRecordAge {
+			t.Errorf("%s: condition %q", tt.name, r.RequestContext.Condition)
+		}
+	}
+}
