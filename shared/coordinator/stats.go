@@ -270,8 +270,8 @@ type Snapshot struct {
 	// UnownedShards is a gauge: readable leases with no live owner after
 	// the last round (a worker between rounds, or shards no worker may
 	// take: every one at its -max-leases).
-	UnownedShards int64
-	RenewAllLeases     metrics.HistSnapshot
+	UnownedShards  int64
+	RenewAllLeases metrics.HistSnapshot
 
 	Shards []ShardStats // every shard this worker has read, held or not
 }
