@@ -2,10 +2,14 @@ package coordinator_test
 
 import (
 	"context"
-	"github.com/shardline/shardline/shared/testwait"
+	"errors"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/shardline/shardline/shared/testwait"
 
 	"github.com/shardline/shardline/shared/coordinator"
 	"github.com/shardline/shardline/shared/lease"
@@ -235,4 +239,36 @@ func TestLagDroppedWithTheLease(t *testing.T) {
 		}
 		return held == 1
 	})
+}
+
+// scanFails is DynamoDB whose Scans fail while fail is set.
+type scanFails struct {
+	coordinator.DynamoDBAPI
+	fail  atomic.Bool
+	scans atomic.Int64
+}
+
+func (s *scanFails) Scan(ctx context.Context, in *dynamodb.ScanInput, opts ...func(*dynamodb.Options)) (*dynamodb.ScanOutput, error) {
+	s.scans.Add(1)
+	if s.fail.Load() {
+		return nil, errors.New("scan refused")
+	}
+	return s.DynamoDBAPI.Scan(ctx, in, opts...)
+}
+
+// TestNotReadyUntilTheTableIsRead (issue 17): a worker whose lease table
+// reads fail is not ready (/readyz) however many rounds pass; it is once a
+// round reads the table.
+func TestNotReadyUntilTheTableIsRead(t *testing.T) {
+	f := newFixture(t, 1)
+	db := &scanFails{DynamoDBAPI: f.dynamo}
+	db.fail.Store(true)
+	c := &collector{}
+	r := f.start(c.handle, func(cfg *coordinator.Config) { cfg.DynamoDB, cfg.FailoverTime = db, 900*time.Millisecond })
+	testwait.Until(t, 30*time.Second, "several rounds of failed reads", func() bool { return db.scans.Load() >= 4 })
+	if r.w.Snapshot().Ready {
+		t.Fatal("ready although no round could read the lease table")
+	}
+	db.fail.Store(false)
+	testwait.Until(t, 30*time.Second, "ready once the table is read", func() bool { return r.w.Snapshot().Ready })
 }

@@ -174,8 +174,7 @@ func (w *Worker) Run(ctx context.Context) error {
 
 	var runErr error
 	w.syncShards(ctx)
-	w.takeRound(ctx, work)
-	w.ready.Store(true)
+	w.round(ctx, work)
 	defer w.stopped.Store(true)
 	syncTick := time.NewTicker(w.cfg.ShardSyncInterval)
 	takeTick := time.NewTicker(w.cfg.FailoverTime / 3)
@@ -191,9 +190,9 @@ loop:
 			w.syncShards(ctx)
 		case <-w.syncNow:
 			w.syncShards(ctx)
-			w.takeRound(ctx, work)
+			w.round(ctx, work)
 		case <-takeTick.C:
-			w.takeRound(ctx, work)
+			w.round(ctx, work)
 		}
 	}
 	syncTick.Stop()
@@ -333,14 +332,23 @@ func (w *Worker) syncShards(ctx context.Context) {
 	}
 }
 
-// takeRound reads the lease table, decides and takes.
-func (w *Worker) takeRound(ctx, work context.Context) {
+// round is a takeRound; the worker is ready (/readyz) once a round has
+// read the lease table.
+func (w *Worker) round(ctx, work context.Context) {
+	if w.takeRound(ctx, work) {
+		w.ready.Store(true)
+	}
+}
+
+// takeRound reads the lease table, decides and takes. It reports whether
+// it could read the table.
+func (w *Worker) takeRound(ctx, work context.Context) bool {
 	leases, bad, err := w.table.Scan(ctx)
 	if err != nil {
 		if ctx.Err() == nil {
 			w.log.Warn("list leases failed; will retry", "error", Explain(err))
 		}
-		return
+		return false
 	}
 	w.badItems(ctx, bad)
 	now := time.Now()
@@ -383,7 +391,7 @@ func (w *Worker) takeRound(ctx, work context.Context) {
 					case w.fatal <- err:
 					default:
 					}
-					return
+					return true
 				}
 			}
 			continue
@@ -408,7 +416,7 @@ func (w *Worker) takeRound(ctx, work context.Context) {
 	}
 	for _, k := range keys {
 		if ctx.Err() != nil {
-			return
+			return true
 		}
 		l := byKey[k]
 		taken, err := w.table.Take(ctx, l, w.cfg.WorkerID)
@@ -429,6 +437,7 @@ func (w *Worker) takeRound(ctx, work context.Context) {
 		w.log.Info("lease "+how, "shard", k, "from", l.Owner, "checkpoint", taken.Checkpoint.String())
 		w.start(work, taken)
 	}
+	return true
 }
 
 func endedIn(byKey map[string]lease.Lease) func(string) (bool, bool) {
