@@ -178,8 +178,9 @@ func TestVanishedShardEnds(t *testing.T) {
 	c := &collector{}
 	var logs testwait.Buffer
 	r := f.start(c.handle, logTo(&logs))
-	testwait.Until(t, time.Minute, "the vanished shard's lease at SHARD_END", func() bool {
-		return f.leases()[gone].Checkpoint.Seq == stream.ShardEnd
+	testwait.Until(t, time.Minute, "the vanished shard's lease at SHARD_END (or, ended, cleaned up)", func() bool {
+		l, ok := f.leases()[gone]
+		return !ok || l.Checkpoint.Seq == stream.ShardEnd
 	})
 	testwait.Until(t, time.Minute, "the real shard's records", func() bool { return c.count() >= len(want) })
 	noReturn(t, r)
@@ -763,5 +764,30 @@ func TestDrainEndsTheBatchingWindow(t *testing.T) {
 	}
 	if l := f.leases()["shardId-000000000000"]; l.Checkpoint.Seq == stream.TrimHorizon || l.Owner != "" {
 		t.Errorf("after the drain: checkpoint %s, owner %q; want past the records, released", l.Checkpoint, l.Owner)
+	}
+}
+
+// TestEndedLeaseWithoutChildrenCleanedUp (issue 17): the lease of a shard
+// that vanished (ended with no children) is deleted once the stream does
+// not list it, as ended leases with children are once their children
+// started; it used to stay for ever.
+func TestEndedLeaseWithoutChildrenCleanedUp(t *testing.T) {
+	f := newFixture(t, 1)
+	table := lease.NewTable(f.dynamo, f.app)
+	if err := table.Ensure(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	gone := "shardId-000000000077"
+	if err := table.Create(context.Background(), lease.Lease{Key: gone, Checkpoint: stream.Position{Seq: "49590338271490256608559692538361571095921575989136588898"}}); err != nil {
+		t.Fatal(err)
+	}
+	c := &collector{}
+	f.start(c.handle, func(cfg *coordinator.Config) { cfg.FailoverTime = 900 * time.Millisecond })
+	testwait.Until(t, time.Minute, "the vanished shard's lease deleted", func() bool {
+		_, ok := f.leases()[gone]
+		return !ok
+	})
+	if _, ok := f.leases()["shardId-000000000000"]; !ok {
+		t.Error("the real shard's lease is gone too")
 	}
 }

@@ -81,6 +81,10 @@ type Worker struct {
 	mu    sync.Mutex
 	held  map[string]*held
 	ended map[string]bool // shards read to their end, never read again
+	// listed is the shards of the last stream listing (nil before one):
+	// an ended lease without children is cleaned up once its shard is
+	// no longer listed (trimmed, or never there).
+	listed map[string]bool
 	// heldAtStop lists the shards held when the drain began.
 	heldAtStop []string
 	stats      map[string]*shardStats
@@ -288,6 +292,13 @@ func (w *Worker) syncShards(ctx context.Context) {
 		}
 		return
 	}
+	listed := make(map[string]bool, len(list))
+	for _, sh := range list {
+		listed[sh.ID] = true
+	}
+	w.mu.Lock()
+	w.listed = listed
+	w.mu.Unlock()
 	tracked := make(map[string]bool, len(leases)+len(bad))
 	for _, l := range leases {
 		tracked[l.Key] = true
@@ -448,10 +459,25 @@ func endedIn(byKey map[string]lease.Lease) func(string) (bool, bool) {
 }
 
 // cleanUp deletes ended leases once every child has a lease that has
-// moved past its start.
+// moved past its start, and ended leases without children once the stream
+// no longer lists their shard.
 func (w *Worker) cleanUp(ctx context.Context, byKey map[string]lease.Lease) {
+	w.mu.Lock()
+	listed := w.listed
+	w.mu.Unlock()
 	for _, l := range byKey {
-		if !l.Ended() || len(l.ChildShardIDs) == 0 {
+		if !l.Ended() {
+			continue
+		}
+		if len(l.ChildShardIDs) == 0 {
+			// An ended shard without children (one that vanished from the
+			// stream) is waited for by no one: its lease goes once the
+			// stream no longer lists it.
+			if listed != nil && !listed[l.Key] {
+				if err := w.table.Delete(ctx, l); err == nil {
+					w.log.Info("ended lease cleaned up", "shard", l.Key, "children", "none")
+				}
+			}
 			continue
 		}
 		started := true
