@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
@@ -237,6 +239,10 @@ type Dispatcher struct {
 	handlerTime metrics.Hist
 	// lastRequestID is the last call's request id, for Failure.
 	lastRequestID string
+	// abandonedN counts calls abandoned at their timeout that still run;
+	// freed is signalled when one returns.
+	abandonedN atomic.Int32
+	freed      chan struct{}
 }
 
 // New validates cfg and fills its defaults.
@@ -275,6 +281,7 @@ func New(cfg Config) (*Dispatcher, error) {
 	return &Dispatcher{
 		cfg: cfg, log: log, sizer: invoke.NewSizer(cfg.Source),
 		errTimeout: fmt.Errorf("handler call outlived its %s deadline: %w", cfg.HandlerTimeout, stream.ErrHandlerTimeout),
+		freed:      make(chan struct{}, 1),
 	}, nil
 }
 
@@ -640,6 +647,23 @@ type result struct {
 // run calls the handler in a goroutine of its own and waits for its answer
 // until ctx ends; then it stops waiting and leaves the call running.
 func (d *Dispatcher) run(ctx context.Context, ev events.KinesisEvent) (events.KinesisEventResponse, error) {
+	if d.abandonedN.Load() >= MaxAbandonedCalls {
+		// Calls abandoned at their timeout still run (a handler that
+		// ignores its context cannot be stopped): past MaxAbandonedCalls
+		// wait for one to return rather than start another, so that a
+		// stuck handler holds a bounded number of goroutines and events
+		// per shard, not one per attempt.
+		d.log.Warn("the handler's calls abandoned at their timeout are still running (it ignores its context); waiting for one to return before the next call",
+			"abandoned", d.abandonedN.Load())
+		for d.abandonedN.Load() >= MaxAbandonedCalls {
+			select {
+			case <-d.freed:
+			case <-ctx.Done():
+				return events.KinesisEventResponse{}, fmt.Errorf("%w (%d calls abandoned at their timeout still run: no new call was made)", context.Cause(ctx), d.abandonedN.Load())
+			}
+		}
+	}
+	var state callState
 	answer := make(chan result, 1) // the abandoned call's answer goes nowhere
 	go func() {
 		var r result
@@ -648,6 +672,7 @@ func (d *Dispatcher) run(ctx context.Context, ev events.KinesisEvent) (events.Ki
 				r = result{err: &PanicError{Value: v}}
 			}
 			answer <- r
+			state.finish(d)
 		}()
 		r.resp, r.err = d.cfg.Handler(ctx, ev)
 	}()
@@ -661,7 +686,43 @@ func (d *Dispatcher) run(ctx context.Context, ev events.KinesisEvent) (events.Ki
 		return r.resp, d.late(ctx, r.err)
 	default:
 	}
+	state.abandon(d)
 	return events.KinesisEventResponse{}, fmt.Errorf("%w (the call was abandoned and may still be running)", context.Cause(ctx))
+}
+
+// MaxAbandonedCalls is how many calls abandoned at their timeout (and
+// still running: the handler ignores its context) a shard's dispatcher
+// lets run before it waits for one to return instead of making the next
+// call.
+const MaxAbandonedCalls = 2
+
+// callState tells whether a call was abandoned and whether it returned,
+// whichever comes first.
+type callState struct {
+	mu                  sync.Mutex
+	abandoned, finished bool
+}
+
+func (c *callState) abandon(d *Dispatcher) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.finished {
+		c.abandoned = true
+		d.abandonedN.Add(1)
+	}
+}
+
+func (c *callState) finish(d *Dispatcher) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.finished = true
+	if c.abandoned {
+		d.abandonedN.Add(-1)
+		select {
+		case d.freed <- struct{}{}:
+		default:
+		}
+	}
 }
 
 // late explains a handler's error when its context had ended by then: the

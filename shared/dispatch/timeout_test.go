@@ -310,3 +310,38 @@ func TestDeliverCancelledWhileHung(t *testing.T) {
 		t.Fatal("Deliver did not return after its context ended")
 	}
 }
+
+// TestAbandonedCallsDoNotPileUp (issue 17): a handler that ignores its
+// context outlives every attempt's timeout; past MaxAbandonedCalls still
+// running, the next attempt waits for one to return instead of starting
+// another call, so a stuck handler holds a bounded number of goroutines
+// and events per shard, not one per attempt. Once they return, calls go on.
+func TestAbandonedCallsDoNotPileUp(t *testing.T) {
+	release := make(chan struct{})
+	var running, most, calls atomic.Int32
+	h := func(ctx context.Context, _ events.KinesisEvent) (events.KinesisEventResponse, error) {
+		n := running.Add(1)
+		defer running.Add(-1)
+		for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+		}
+		calls.Add(1)
+		<-release // ignores ctx
+		return events.KinesisEventResponse{}, nil
+	}
+	dl := &doneLog{t: t}
+	d := newDispatcher(t, Config{Handler: h, HandlerTimeout: 10 * time.Millisecond, MaxRetryAttempts: 9})
+	err := deliverWithin(t, d, context.Background(), recs(3), dl)
+	if !errors.Is(err, stream.ErrHandlerTimeout) {
+		t.Fatalf("Deliver = %v, want the timeout after 10 attempts", err)
+	}
+	if got := most.Load(); got != MaxAbandonedCalls {
+		t.Errorf("%d calls ran at once over 10 attempts, want %d", got, MaxAbandonedCalls)
+	}
+	close(release)
+	if err := deliverWithin(t, d, context.Background(), recs(3), dl); err != nil {
+		t.Fatalf("Deliver after the calls returned = %v", err)
+	}
+	if got := calls.Load(); got != MaxAbandonedCalls+1 {
+		t.Errorf("handler called %d times, want %d (the abandoned ones, then one that succeeded)", got, MaxAbandonedCalls+1)
+	}
+}
