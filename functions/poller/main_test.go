@@ -227,7 +227,7 @@ func TestCrashedInvocation(t *testing.T) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		_, _ = lambdaemu.Client(e.emu.Endpoint).Invoke(context.Background(), &lambda.InvokeInput{FunctionName: aws.String("poller"), Payload: []byte(`{}`)})
+		_, _ = lambdaemu.Client(e.emu.Endpoint).Invoke(context.Background(), &lambda.InvokeInput{FunctionName: aws.String("poller"), Payload: []byte(`{"shardline":"poll"}`)})
 	}()
 	// Kill the function's process once it holds the lease and has read.
 	testwait.Until(t, 30*time.Second, "the first invocation to read", func() bool { return len(e.printed()) >= 100 })
@@ -266,7 +266,7 @@ func TestBadSettings(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer emu.Close()
-	out, err := lambdaemu.Client(emu.Endpoint).Invoke(context.Background(), &lambda.InvokeInput{FunctionName: aws.String("poller"), Payload: []byte(`{}`)})
+	out, err := lambdaemu.Client(emu.Endpoint).Invoke(context.Background(), &lambda.InvokeInput{FunctionName: aws.String("poller"), Payload: []byte(`{"shardline":"poll"}`)})
 	if err != nil {
 		t.Fatal(err)
 	}

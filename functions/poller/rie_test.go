@@ -159,7 +159,7 @@ func TestKilledRIEInstance(t *testing.T) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		_, _ = lambdaemu.Client(fns[0].srv.Endpoint).Invoke(context.Background(), &lambda.InvokeInput{FunctionName: aws.String("function"), Payload: []byte(`{}`)})
+		_, _ = lambdaemu.Client(fns[0].srv.Endpoint).Invoke(context.Background(), &lambda.InvokeInput{FunctionName: aws.String("function"), Payload: []byte(`{"shardline":"poll"}`)})
 	}()
 	testwait.Until(t, 30*time.Second, "the first instance to read", func() bool { return len(e.printed()) >= 100 })
 	testwait.Until(t, 10*time.Second, "the lease to be owned", func() bool {
