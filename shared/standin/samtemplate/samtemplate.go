@@ -32,6 +32,9 @@ type Template struct {
 type Function struct {
 	LogicalID string
 	Line      int // of its logical id in the template
+	// FunctionName is Properties.FunctionName resolved ("" when the
+	// template gives none and CloudFormation names the function).
+	FunctionName string
 
 	// CodeURI is Properties.CodeUri as written ("" when it is not a plain
 	// path, such as an S3 location); CodeDir is it resolved against the
@@ -218,6 +221,9 @@ func (t *Template) function(r, globals *node) (*Function, error) {
 		return globals.child(key)
 	}
 	var err error
+	if fn.FunctionName, err = t.scalar(props.child("FunctionName")); err != nil {
+		return nil, err
+	}
 	if fn.Handler, err = t.scalar(prop("Handler")); err != nil {
 		return nil, err
 	}

@@ -65,6 +65,7 @@ Resources:
       GoPackage: "./functions/one"
     Properties:
       CodeUri: functions
+      FunctionName: !Sub ${AWS::StackName}-one
       MemorySize: 512
       Description: !Sub >-
         The ${App} function
@@ -134,7 +135,7 @@ func TestRead(t *testing.T) {
 		t.Fatalf("functions %v", got)
 	}
 	one, two := tpl.Function("OneFunction"), tpl.Function("TwoFunction")
-	if one.CodeURI != "functions" || one.CodeDir != filepath.Join(filepath.Dir(path), "functions") || one.BuildMethod != "makefile" ||
+	if one.CodeURI != "functions" || one.FunctionName != "shardline-one" || two.FunctionName != "" || one.CodeDir != filepath.Join(filepath.Dir(path), "functions") || one.BuildMethod != "makefile" ||
 		one.GoPackage != "./functions/one" || one.Handler != "bootstrap" || one.Runtime != "provided.al2023" ||
 		one.Timeout != 10 || one.MemoryMB != 512 || !reflect.DeepEqual(one.Architectures, []string{"arm64"}) {
 		t.Errorf("OneFunction %+v", one)
