@@ -372,3 +372,44 @@ func TestUserProjectStandins(t *testing.T) {
 		t.Errorf("poll with no stand-ins printed %q", stdout)
 	}
 }
+
+// TestGoToolInUserProject: README's way for a project of one's own before
+// a release: go.mod requires Shardline with a replace to a checkout, the
+// command is a tool of the module (go mod edit -tool, go mod tidy: from
+// the module cache, no network), and `go tool standins invoke` builds and
+// invokes the project's function.
+func TestGoToolInUserProject(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the command in a module and runs the emulator")
+	}
+	dir := userProject(t)
+	goCmd := func(env []string, args ...string) (string, error) {
+		cmd := exec.Command("go", args...)
+		cmd.Dir = dir
+		cmd.Env = append(os.Environ(), env...)
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	if out, err := goCmd(nil, "mod", "edit", "-tool=github.com/shardline/shardline/shared/standin/cmd/standins"); err != nil {
+		t.Fatalf("go mod edit -tool: %v\n%s", err, out)
+	}
+	// Offline (GOPROXY=off), tidy cannot fetch a dependency's test-only
+	// imports (gopkg.in/check.v1's source) that it would record with the
+	// network: -e goes on without them, as they play no part in the build.
+	if out, err := goCmd([]string{"GOPROXY=off", "GOFLAGS=-mod=mod"}, "mod", "tidy", "-e"); err != nil {
+		t.Fatalf("go mod tidy: %v\n%s", err, out)
+	}
+	cmd := exec.Command("go", "tool", "standins", "invoke", "-fn", "MakeFunction", "-event", "events/kinesis.json")
+	cmd.Dir = dir
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("go tool standins invoke: %v\n%s", err, tail(stderr.String()))
+	}
+	if got := strings.TrimSpace(stdout.String()); got != `{"batchItemFailures":null}` {
+		t.Errorf("stdout %q, want the function's answer", got)
+	}
+	if !strings.Contains(stderr.String(), "handled partitionKey-0 ") {
+		t.Errorf("stderr lacks the handler's lines:\n%s", tail(stderr.String()))
+	}
+}
