@@ -7,11 +7,33 @@ STANDINS  := $(BIN)/standins
 TEST_TIMEOUT ?= 15m
 
 # Lambda: provided.al2023 bootstraps, static, -tags lambda.norpc.
+# ARCH: arm64 (template.yaml's default Architecture), amd64 or x86_64.
 ARCH      ?= arm64
+GOARCH_OF  = $(patsubst x86_64,amd64,$(ARCH))
 LAMBDA_GO := CGO_ENABLED=0 GOOS=linux $(GO) build -tags lambda.norpc -trimpath -ldflags='-s -w'
 
-.PHONY: FORCE all build lambda test unit lint lint-go lint-template-if-there bench fuzz demo up down env clean tidy-check \
-	build-PollerFunction build-WordCountFunction
+# The Lambda functions are template.yaml's: every AWS::Serverless::Function
+# whose Metadata names a GoPackage (the main package to build, from the
+# module root). There is no list of them here: add a function to the
+# template and `make lambda`, `sam build` (build-<LogicalId>) and `make
+# invoke FN=<LogicalId>` know it. awk reads the layout template.yaml keeps
+# (two spaces per level, GoPackage a plain or double-quoted path);
+# functions/poller's TestTemplateAgrees checks that it finds what the Go
+# reader (shared/standin/samtemplate) finds.
+TEMPLATE  ?= template.yaml
+FUNCTIONS_AWK = /^[A-Za-z]/ { sec = $$1; next } \
+  sec != "Resources:" { next } \
+  /^  [A-Za-z0-9]+:[ ]*$$/ { id = $$1; sub(/:$$/, "", id); ids[++n] = id; block = ""; next } \
+  /^    [A-Za-z]/ { block = $$1 } \
+  /^    Type:/ && $$2 == "AWS::Serverless::Function" { fn[id] = 1 } \
+  block == "Metadata:" && /^      GoPackage:/ { v = $$2; gsub(/"/, "", v); pkg[id] = v } \
+  END { for (i = 1; i <= n; i++) { f = ids[i]; if (!fn[f] || pkg[f] == "") continue; \
+    if (want == "") print f, pkg[f]; else if (f == want) print pkg[f] } }
+# "LogicalId GoPackage ..." of every function; the GoPackage of function $(1).
+template_functions = $(shell awk -v want= '$(FUNCTIONS_AWK)' $(TEMPLATE))
+go_package = $(shell awk -v want='$(1)' '$(FUNCTIONS_AWK)' $(TEMPLATE))
+
+.PHONY: FORCE all build lambda test unit lint lint-go lint-template-if-there bench fuzz demo up down env clean tidy-check
 
 all: build
 
@@ -28,21 +50,32 @@ $(BIN)/standins: FORCE
 
 FORCE:
 
-# Both functions for both architectures, under bin/lambda/<fn>/<arch>/bootstrap.
+# Every function of the template for both architectures, under
+# bin/lambda/<LogicalId>/<arch>/bootstrap. (functions/poller, the generic
+# poller with no handler of its own, is not in the template: `go build
+# ./functions/poller` with the same flags builds it.)
 lambda:
-	@for fn in poller wordcount; do for arch in arm64 amd64; do \
-	  echo "bin/lambda/$$fn/$$arch/bootstrap"; \
-	  GOARCH=$$arch $(LAMBDA_GO) -o $(BIN)/lambda/$$fn/$$arch/bootstrap ./functions/$$fn || exit 1; \
+	@set -- $(template_functions); \
+	test $$# -gt 0 || { echo "$(TEMPLATE): no AWS::Serverless::Function with a Metadata GoPackage"; exit 1; }; \
+	while [ $$# -ge 2 ]; do id=$$1; pkg=$$2; shift 2; for arch in arm64 amd64; do \
+	  echo "bin/lambda/$$id/$$arch/bootstrap ($$pkg)"; \
+	  GOARCH=$$arch $(LAMBDA_GO) -o $(BIN)/lambda/$$id/$$arch/bootstrap $$pkg || exit 1; \
 	done; done
 
-# `sam build` (BuildMethod: makefile) calls these with ARTIFACTS_DIR set.
-# The architecture follows ARCH (default arm64, as template.yaml's default):
-# `ARCH=amd64 sam build --parameter-overrides Architecture=x86_64`.
-build-PollerFunction:
-	GOARCH=$(ARCH) $(LAMBDA_GO) -o $(ARTIFACTS_DIR)/bootstrap ./functions/poller
+# What the Makefiles find in TEMPLATE: "LogicalId GoPackage" per function.
+.PHONY: template-functions
+template-functions:
+	@echo $(template_functions)
 
-build-WordCountFunction:
-	GOARCH=$(ARCH) $(LAMBDA_GO) -o $(ARTIFACTS_DIR)/bootstrap ./functions/wordcount
+# `sam build` (BuildMethod: makefile, through functions/Makefile) calls
+# build-<LogicalId> with ARTIFACTS_DIR set: it builds the function's
+# GoPackage from TEMPLATE. The architecture follows ARCH (default arm64, as
+# template.yaml's default): `ARCH=x86_64 sam build --parameter-overrides
+# Architecture=x86_64`.
+build-%:
+	@test -n "$(ARTIFACTS_DIR)" || { echo "build-$*: ARTIFACTS_DIR is not set (sam build sets it)"; exit 1; }
+	@test -n "$(call go_package,$*)" || { echo "build-$*: $(TEMPLATE) has no AWS::Serverless::Function $* with a Metadata GoPackage (it has: $(template_functions))"; exit 1; }
+	GOARCH=$(GOARCH_OF) $(LAMBDA_GO) -o $(ARTIFACTS_DIR)/bootstrap $(call go_package,$*)
 
 # Every test: unit tests, the de-aggregation fuzz seeds, and the integration
 # tests against kinesis-mock and DynamoDB Local started by the tests.
@@ -105,19 +138,22 @@ clean:
 # The chaos test alone for five minutes (`make test` runs 90 s of it): three
 # pollers under load while one is killed with -9, one is stopped with
 # SIGSTOP, a shard is split and two are merged; audited for loss and order.
-# One function, built and run once under AWS's runtime interface emulator
-# with template.yaml's variables and events/env.json's overrides:
-# `make invoke FN=WordCountFunction EVENT=events/kinesis.json`, or
-# `make up` then `make invoke FN=PollerFunction EVENT=events/schedule.json`.
+# One function of the template, built as sam build builds it and run once
+# under AWS's runtime interface emulator with its variables and
+# events/env.json's overrides; exits non-zero when the function returns an
+# error. FN may be left out when the template has one function:
+# `make invoke EVENT=events/kinesis.json`, or `make up` then
+# `make invoke FN=HandlerFunction EVENT=events/poll-once.json`.
 .PHONY: invoke start-lambda
 invoke: $(BIN)/standins
-	@$(STANDINS) invoke -fn $(FN) -event $(EVENT)
+	@test -n "$(EVENT)" || { echo "make invoke: EVENT=<file> is required (events/kinesis.json, events/poll-once.json, ...)"; exit 2; }
+	@$(STANDINS) invoke -template $(TEMPLATE) $(if $(FN),-fn $(FN)) -event $(EVENT)
 
 # The template's functions on one Invoke endpoint, as `sam local
-# start-lambda`: `poller -target-function WordCountFunction
+# start-lambda`: `poller run -target-function HandlerFunction
 # -lambda-endpoint http://127.0.0.1:3001`. Ctrl-C stops.
 start-lambda: $(BIN)/standins
-	@$(STANDINS) start-lambda $(if $(PORT),-port $(PORT))
+	@$(STANDINS) start-lambda -template $(TEMPLATE) $(if $(PORT),-port $(PORT))
 
 .PHONY: chaos
 chaos:

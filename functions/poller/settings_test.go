@@ -3,7 +3,9 @@ package main
 import (
 	"encoding/json"
 	"os"
-	"regexp"
+	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/shardline/shardline/shared/shardline"
@@ -18,55 +20,50 @@ func known() map[string]bool {
 	return m
 }
 
-// TestSettingsFiles: the variables that template.yaml gives the functions
-// and those of events/env.json (for sam local invoke) are all settings the
-// function reads, with the SHARDLINE_ prefix, and env.json's pass the
-// function's checks.
+// TestSettingsFiles: events/env.json (per-function variables for sam
+// local invoke and standins invoke, by logical id; "Parameters" for every
+// function, as sam local reads it) names only the template's functions and
+// variables the functions read, each one a variable the template declares
+// (sam local sets no other), and each function's variables with its
+// overrides pass the function's checks.
 func TestSettingsFiles(t *testing.T) {
 	vars := known()
-	b, err := os.ReadFile("../../template.yaml")
+	tpl := readTemplate(t, filepath.Join(repoRoot, "template.yaml"), nil)
+	b, err := os.ReadFile(filepath.Join(repoRoot, "events", "env.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The keys under each function's Environment: Variables:.
-	block := regexp.MustCompile(`(?m)^        Variables:\n((?:          .*\n)+)`)
-	key := regexp.MustCompile(`(?m)^          ([A-Za-z_][A-Za-z0-9_]*):`)
-	blocks := block.FindAllStringSubmatch(string(b), -1)
-	if len(blocks) != 2 {
-		t.Fatalf("%d Environment Variables blocks in template.yaml, want 2 (the two functions)", len(blocks))
+	var overrides map[string]map[string]string
+	if err := json.Unmarshal(b, &overrides); err != nil {
+		t.Fatal(err)
 	}
-	n := 0
-	for _, bl := range blocks {
-		for _, k := range key.FindAllStringSubmatch(bl[1], -1) {
-			n++
-			if !vars[k[1]] {
-				t.Errorf("template.yaml sets %s, which the functions do not read", k[1])
-			}
+	for fn, m := range overrides {
+		f := tpl.Function(fn)
+		if f == nil && fn != "Parameters" {
+			t.Errorf("events/env.json sets variables for %s: the template has no such function (%s)", fn, strings.Join(tpl.Names(), ", "))
+			continue
 		}
-	}
-	if n < 10 {
-		t.Errorf("only %d variables found in template.yaml", n)
-	}
-
-	b, err = os.ReadFile("../../events/env.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var env map[string]map[string]string
-	if err := json.Unmarshal(b, &env); err != nil {
-		t.Fatal(err)
-	}
-	for fn, m := range env {
 		for k := range m {
 			if !vars[k] {
 				t.Errorf("events/env.json sets %s for %s, which the functions do not read", k, fn)
 			}
+			for _, g := range tpl.Functions {
+				if (f == nil || f == g) && !slices.Contains(g.Declared, k) {
+					t.Errorf("events/env.json sets %s for %s, which the template does not declare: sam local would not set it", k, g.LogicalID)
+				}
+			}
 		}
 	}
-	check := func() error {
-		return shardline.New().CheckLambda(func(k string) string { return env["PollerFunction"][k] })
-	}
-	if err := check(); err != nil {
-		t.Errorf("events/env.json's settings: %v", err)
+	for _, f := range tpl.Functions {
+		env := map[string]string{}
+		for _, m := range []map[string]string{f.Env, overrides["Parameters"], overrides[f.LogicalID]} {
+			for k, v := range m {
+				env[k] = v
+			}
+		}
+		if len(overrides[f.LogicalID]) == 0 {
+			t.Errorf("events/env.json has no variables for %s", f.LogicalID)
+		}
+		checkSettings(t, "events/env.json", f, env)
 	}
 }

@@ -47,7 +47,7 @@ func TestWordCountUnderRIE(t *testing.T) {
 			// One emulator per file: the counts are printed at most once
 			// per SHARDLINE_CHECKPOINT_INTERVAL per process.
 			out := &testwait.Buffer{}
-			rie, err := standin.StartRIE(ctx, standin.RIEConfig{Bootstrap: bin, Name: "WordCountFunction", Timeout: 5 * time.Second, Log: out})
+			rie, err := standin.StartRIE(ctx, standin.RIEConfig{Bootstrap: bin, Name: "HandlerFunction", Timeout: 5 * time.Second, Log: out})
 			if err != nil {
 				t.Fatal(err)
 			}

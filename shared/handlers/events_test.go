@@ -252,12 +252,25 @@ func TestEventFiles(t *testing.T) {
 			}
 		},
 		// Not an event: the functions' variables for `sam local invoke
-		// --env-vars`; functions/poller's TestSettingsFiles checks them.
+		// --env-vars`, by logical id; functions/poller's TestSettingsFiles
+		// checks them against template.yaml.
 		"env.json": func(t *testing.T, path string) {
 			var got map[string]map[string]string
 			decodeStrict(t, path, &got)
-			if len(got["PollerFunction"]) == 0 {
-				t.Error("no variables for PollerFunction")
+			if len(got) == 0 {
+				t.Error("no function's variables")
+			}
+		},
+		// The schedule's own event (template.yaml's Input), with runFor:
+		// one short poll for a local invoke.
+		"poll-once.json": func(t *testing.T, path string) {
+			var got struct {
+				Shardline string `json:"shardline"`
+				RunFor    string `json:"runFor"`
+			}
+			decodeStrict(t, path, &got)
+			if d, err := time.ParseDuration(got.RunFor); got.Shardline != "poll" || err != nil || d <= 0 {
+				t.Errorf("decoded %+v: want shardline poll and a positive runFor", got)
 			}
 		},
 		"schedule.json": func(t *testing.T, path string) {

