@@ -115,12 +115,24 @@ func (a *App) buildWorker(ctx context.Context, s *Settings, out io.Writer, log *
 	if err != nil {
 		return nil, err
 	}
-	w, err := coordinator.New(s.WorkerConfig(clients, h, log))
+	cfg := s.WorkerConfig(clients, h, log)
+	if seen, ok := ctx.Value(builtKey{}).(func(coordinator.Config, *awsconf.Clients)); ok {
+		seen(cfg, clients)
+	}
+	w, err := coordinator.New(cfg)
 	if err != nil {
 		return nil, config.Usagef("%v", err)
 	}
 	return &Worker{w: w, s: *s, clients: clients, log: log}, nil
 }
+
+// builtKey is the context key under which a test of this package puts a
+// func(coordinator.Config, *awsconf.Clients): buildWorker hands it each
+// worker's configuration and AWS clients as the settings made them, so
+// that the test of every setting can check those whose effect it cannot
+// observe locally (the Lambda client's timeout, the record age). No value
+// of this unexported type can come from outside the package.
+type builtKey struct{}
 
 // Run runs the worker until ctx is done, then drains: batches in flight
 // finish, checkpoints are written and leases released. It first checks
