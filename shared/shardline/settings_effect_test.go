@@ -33,6 +33,7 @@ import (
 	"github.com/shardline/shardline/shared/coordinator"
 	"github.com/shardline/shardline/shared/destination/record"
 	"github.com/shardline/shardline/shared/handlers"
+	"github.com/shardline/shardline/shared/kpl"
 	"github.com/shardline/shardline/shared/lease"
 	"github.com/shardline/shardline/shared/standin"
 	"github.com/shardline/shardline/shared/standin/standintest"
@@ -448,6 +449,14 @@ var effectRows = []effectRow{
 			t.Errorf("/metrics lacks %s, or has worker_identifier:\n%s", want, grepLines(r.metricsPage, "shardline_records_processed"))
 		}
 	}},
+	// kpl: two shards; one KPL aggregate put on shard 0 whose user records'
+	// explicit hash keys are half in shard 1's range.
+	{"out-of-range", []string{"-out-of-range", "deliver"}, "kpl", func(t *testing.T, r *effectRun) {
+		// The default drops the 5 user records outside shard 0's range.
+		if got := r.delivered("u-"); len(got) != 10 {
+			t.Errorf("%d of the aggregate's 10 user records delivered, want all 10", len(got))
+		}
+	}},
 }
 
 // effectGroups are the runs the rows share: each is one `run` of an App
@@ -467,6 +476,7 @@ var effectGroups = []struct {
 	{"print", runPrint},
 	{"target", runTarget},
 	{"metrics", runMetrics},
+	{"kpl", runKPL},
 }
 
 // runFlags are the flags `run` registers for an App with its own handler.
@@ -858,7 +868,8 @@ func (r *effectRun) start() {
 	r.cancel = cancel
 	app := New(WithName("app"), Handle(r.handle), HandleWindow(r.handleWindow))
 	r.started = time.Now()
-	go func() { r.done <- app.Run(ctx, args, env(vars), stdout, stderr) }()
+	getenv := func(k string) string { return vars[k] } // -log-format auto: JSON off a terminal
+	go func() { r.done <- app.Run(ctx, args, getenv, stdout, stderr) }()
 }
 
 // stop drains the run (as the first signal does) and fails the test if it
@@ -1336,4 +1347,35 @@ func get(t *testing.T, url string) (int, string) {
 		t.Fatalf("GET %s: %v", url, err)
 	}
 	return resp.StatusCode, string(b)
+}
+
+func runKPL(r *effectRun) {
+	r.newStream(2)
+	var users []kpl.UserRecord
+	for i := range 10 {
+		ehk := "1" // shard 0
+		if i%2 == 1 {
+			ehk = "340282366920938463463374607431768211000" // shard 1
+		}
+		users = append(users, kpl.UserRecord{PartitionKey: "k", ExplicitHashKey: ehk, Data: []byte(fmt.Sprint("u-", i))})
+	}
+	data, err := kpl.Aggregate(users)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	if _, err := r.kinesis().PutRecord(context.Background(), &kinesis.PutRecordInput{
+		StreamName: aws.String(r.stream), PartitionKey: aws.String("k"), ExplicitHashKey: aws.String("1"), Data: data,
+	}); err != nil {
+		r.t.Fatal(err)
+	}
+	r.start()
+	r.until(time.Minute, "the aggregate read and its records done", func() bool {
+		for _, l := range r.leases() {
+			if l.Key == "shardId-000000000000" && l.Checkpoint.SubSeq == 9 {
+				return true
+			}
+		}
+		return false
+	})
+	r.stop()
 }
