@@ -309,6 +309,7 @@ func startLambda(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	var lf lambdaFlags
 	lf.register(fs)
 	port := fs.Int("port", 3001, "port on 127.0.0.1 (0: a free one)")
+	maxConc := fs.Int("max-concurrency", 8, "most emulators of one function at once (each runs one invocation); past it an Invoke is throttled (429), as Lambda throttles past a function's concurrency")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -359,7 +360,7 @@ func startLambda(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		if err != nil {
 			return err
 		}
-		p := &pool{name: fn.LogicalID, env: environ(envs[fn.LogicalID]), timeout: time.Duration(fn.Timeout) * time.Second, memoryMB: fn.MemoryMB, bin: bin}
+		p := &pool{name: fn.LogicalID, env: environ(envs[fn.LogicalID]), timeout: time.Duration(fn.Timeout) * time.Second, memoryMB: fn.MemoryMB, bin: bin, max: *maxConc}
 		r.fns[fn.LogicalID] = p
 		name := fn.LogicalID
 		if fn.FunctionName != "" && tpl.Function(fn.FunctionName) == nil {
@@ -389,6 +390,9 @@ func startLambda(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	return nil
 }
 
+// MaxPayload is Lambda's limit on a synchronous Invoke's request payload.
+const MaxPayload = 6 * 1024 * 1024
+
 // router maps /2015-03-31/functions/<Name>/invocations to an idle emulator
 // of that function, starting another when all are busy (the emulator runs
 // one invocation at a time).
@@ -405,10 +409,16 @@ type pool struct {
 	memoryMB int
 	bin      string
 
-	mu   sync.Mutex
-	idle []*standin.Server
-	all  []*standin.Server
+	max int // most emulators at once (0: no limit)
+
+	mu       sync.Mutex
+	idle     []*standin.Server
+	all      []*standin.Server
+	starting int // emulators being started
 }
+
+// errBusy: every emulator the pool may run is busy.
+var errBusy = errors.New("every emulator of the function is busy")
 
 func (p *pool) get(ctx context.Context, log io.Writer) (*standin.Server, error) {
 	p.mu.Lock()
@@ -418,20 +428,31 @@ func (p *pool) get(ctx context.Context, log io.Writer) (*standin.Server, error) 
 		p.mu.Unlock()
 		return s, nil
 	}
+	if p.max > 0 && len(p.all)+p.starting >= p.max {
+		p.mu.Unlock()
+		return nil, errBusy
+	}
+	p.starting++
 	p.mu.Unlock()
 	s, err := standin.StartRIE(ctx, standin.RIEConfig{Bootstrap: p.bin, Name: p.name, Env: p.env,
 		Timeout: p.timeout, MemoryMB: p.memoryMB, Log: log})
+	p.mu.Lock()
+	p.starting--
+	if err == nil {
+		p.all = append(p.all, s)
+	}
+	p.mu.Unlock()
 	if err != nil {
 		return nil, err
 	}
-	p.mu.Lock()
-	p.all = append(p.all, s)
-	p.mu.Unlock()
 	return s, nil
 }
 
 func (p *pool) put(s *standin.Server) {
 	if exited, _ := s.Exited(); exited {
+		p.mu.Lock()
+		p.all = slices.DeleteFunc(p.all, func(x *standin.Server) bool { return x == s })
+		p.mu.Unlock()
 		return
 	}
 	p.mu.Lock()
@@ -482,12 +503,30 @@ func (r *router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		fmt.Fprintf(w, `{"Type":"User","message":"Function not found: %s"}`, name)
 		return
 	}
-	body, err := io.ReadAll(req.Body)
-	if err != nil {
+	// Lambda's synchronous payload limit: a larger request is refused
+	// before anything is read past it, as Lambda refuses it (413).
+	body, err := io.ReadAll(http.MaxBytesReader(w, req.Body, MaxPayload))
+	var tooLarge *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooLarge):
+		w.Header().Set("X-Amzn-ErrorType", "RequestEntityTooLargeException")
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusRequestEntityTooLarge)
+		fmt.Fprintf(w, `{"Type":"User","message":"Request must be smaller than %d bytes for the InvokeFunction operation"}`, MaxPayload)
+		return
+	case err != nil:
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
 	s, err := p.get(req.Context(), r.log)
+	if errors.Is(err, errBusy) {
+		// As Lambda past a function's concurrency: the poller backs off.
+		w.Header().Set("X-Amzn-ErrorType", "TooManyRequestsException")
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusTooManyRequests)
+		fmt.Fprintf(w, `{"Type":"User","message":"Rate Exceeded. (%d emulators of %s busy: standins start-lambda -max-concurrency)","Reason":"ReservedFunctionConcurrentInvocationLimitExceeded"}`, p.max, p.name)
+		return
+	}
 	if err != nil {
 		fmt.Fprintln(r.log, "standins:", err)
 		http.Error(w, err.Error(), http.StatusInternalServerError)

@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -18,6 +20,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 
 	"github.com/shardline/shardline/shared/lambdaemu"
+	"github.com/shardline/shardline/shared/standin"
 	"github.com/shardline/shardline/shared/standin/samtemplate"
 	"github.com/shardline/shardline/shared/testwait"
 )
@@ -176,5 +179,36 @@ func TestStartLambdaRouter(t *testing.T) {
 	t.Logf("%d emulators served 3 concurrent invocations", len(p.all))
 	if _, err := client.Invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String("Nope"), Payload: ev}); err == nil || !strings.Contains(err.Error(), "ResourceNotFound") {
 		t.Errorf("unknown function: %v, want ResourceNotFoundException", err)
+	}
+}
+
+// TestRouterLimits (issue 17): the router refuses a payload over Lambda's
+// 6 MB limit with 413 before reading past it, and past -max-concurrency
+// busy emulators answers 429 (a throttle the poller backs off from)
+// instead of starting another.
+func TestRouterLimits(t *testing.T) {
+	p := &pool{name: "HandlerFunction", max: 1, all: []*standin.Server{{}}} // one emulator, busy
+	r := &router{fns: map[string]*pool{"HandlerFunction": p}, log: &testwait.Buffer{}}
+	srv := httptest.NewServer(r)
+	t.Cleanup(srv.Close)
+	post := func(body io.Reader) (*http.Response, string) {
+		resp, err := http.Post(srv.URL+"/2015-03-31/functions/HandlerFunction/invocations", "application/json", body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp, string(b)
+	}
+	resp, body := post(strings.NewReader(strings.Repeat("x", MaxPayload+1)))
+	if resp.StatusCode != http.StatusRequestEntityTooLarge || resp.Header.Get("X-Amzn-ErrorType") != "RequestEntityTooLargeException" {
+		t.Errorf("7 MB payload: HTTP %d %s %q, want 413 RequestEntityTooLargeException", resp.StatusCode, resp.Header.Get("X-Amzn-ErrorType"), body)
+	}
+	resp, body = post(strings.NewReader(`{}`))
+	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("X-Amzn-ErrorType") != "TooManyRequestsException" || !strings.Contains(body, "-max-concurrency") {
+		t.Errorf("all emulators busy: HTTP %d %s %q, want 429 TooManyRequestsException naming -max-concurrency", resp.StatusCode, resp.Header.Get("X-Amzn-ErrorType"), body)
+	}
+	if len(p.all) != 1 {
+		t.Errorf("%d emulators, want the 1 allowed", len(p.all))
 	}
 }
