@@ -95,6 +95,11 @@ func TestDuplicateWorkerIDExits2(t *testing.T) {
 	}
 	var named int
 	for _, l := range strings.Split(second.errOut.String(), "\n") {
+		// Off a terminal the exit line is JSON like the logs: its msg.
+		var m struct{ Msg string }
+		if json.Unmarshal([]byte(l), &m) == nil {
+			l = m.Msg
+		}
 		if strings.HasPrefix(l, "poller: ") && strings.Contains(l, `worker id "twin"`) {
 			named++
 		}

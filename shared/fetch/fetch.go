@@ -336,7 +336,10 @@ func (r *Reader) classify(ctx context.Context, err error, fails, throttles *int)
 	if IsFatal(err) {
 		return 0, fmt.Errorf("read %s: %w", r.cfg.ShardID, err)
 	}
-	if ctx.Err() != nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+	if ctx.Err() != nil {
+		return 0, context.Cause(ctx)
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return 0, err
 	}
 	if IsThrottle(err) {
