@@ -189,6 +189,7 @@ type function struct {
 	clients  *awsconf.Clients
 	handler  Handler
 	log      *slog.Logger
+	given    map[string]bool // settings given (by variable)
 
 	nativeOnce sync.Once
 	native     Handler
@@ -218,9 +219,11 @@ func (f *function) flags() *flag.FlagSet {
 
 // parse reads the settings from the environment and checks them.
 func (f *function) parse() error {
-	if err := f.app.parse(f.flags(), nil, f.getenv); err != nil {
+	fs := f.flags()
+	if err := f.app.parse(fs, nil, f.getenv); err != nil {
 		return err
 	}
+	f.given = given(fs)
 	if err := f.settings.Validate(); err != nil {
 		return err
 	}
@@ -245,11 +248,8 @@ func (f *function) init(ctx context.Context) error {
 	}
 	// JSON under -log-format auto (Lambda's own), text when asked.
 	f.log = f.app.logTo(&f.settings.Common, f.stderr, config.ResolveFormat(f.settings.LogFormat, false, true))
-	if f.settings.MetricsCloudWatch {
-		f.log.Warn(config.EnvName("metrics-cloudwatch") + " has no effect on Lambda: the function writes its metrics as Embedded Metric Format log lines, which CloudWatch makes metrics of")
-	}
-	if f.settings.MetricsAddr != "" {
-		f.log.Warn(config.EnvName("metrics-addr") + " has no effect on Lambda: nothing can scrape a function; its metrics are Embedded Metric Format log lines")
+	for _, w := range unused(f.given, &f.settings, true) {
+		f.log.Warn(w)
 	}
 	var err error
 	if f.clients, err = f.settings.Clients(ctx, f.log); err != nil {
@@ -438,4 +438,55 @@ func (a *App) LambdaVariables() []string {
 	f.flags().VisitAll(func(fl *flag.Flag) { names = append(names, config.EnvName(fl.Name)) })
 	sort.Strings(names)
 	return names
+}
+
+// given is the names of the settings a flag or variable gave fs.
+func given(fs *flag.FlagSet) map[string]bool {
+	g := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { g[f.Name] = true })
+	return g
+}
+
+// unused says, one line each, which settings given have no effect where
+// the binary runs (onLambda: the function) or beside the others: every
+// other setting acts (TestRunHonoursEverySetting, TestFunctionSettingsAudit).
+func unused(given map[string]bool, s *Settings, onLambda bool) []string {
+	name := func(flag string) string {
+		if onLambda {
+			return config.EnvName(flag)
+		}
+		return "-" + flag
+	}
+	var out []string
+	if onLambda {
+		if given["metrics-cloudwatch"] {
+			out = append(out, name("metrics-cloudwatch")+" has no effect on Lambda: the function writes its metrics as Embedded Metric Format log lines, which CloudWatch makes metrics of")
+		}
+		if given["metrics-addr"] {
+			out = append(out, name("metrics-addr")+" has no effect on Lambda: nothing can scrape a function; its metrics are Embedded Metric Format log lines")
+		}
+		if given["quiet"] {
+			out = append(out, name("quiet")+" has no effect on Lambda: there is no terminal, so no live status line to turn off")
+		}
+		if given["cloudwatch-role-arn"] {
+			out = append(out, name("cloudwatch-role-arn")+" has no effect on Lambda: the function sends no CloudWatch call (its metrics are log lines)")
+		}
+	} else if given["cloudwatch-role-arn"] && !s.MetricsCloudWatch {
+		out = append(out, name("cloudwatch-role-arn")+" has no effect without "+name("metrics-cloudwatch")+": no CloudWatch call is made")
+	}
+	if s.TargetFunction == "" {
+		for _, f := range []string{"lambda-endpoint", "function-timeout"} {
+			if given[f] {
+				out = append(out, name(f)+" has no effect without "+name("target-function")+": no function is invoked")
+			}
+		}
+	}
+	if s.Metrics() == metrics.None {
+		for _, f := range []string{"metrics-dimensions", "metrics-cloudwatch"} {
+			if given[f] && !(onLambda && f == "metrics-cloudwatch") {
+				out = append(out, name(f)+" has no effect at "+name("metrics-level")+" NONE: no metric is made")
+			}
+		}
+	}
+	return out
 }

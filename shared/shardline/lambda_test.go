@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 
@@ -324,5 +326,91 @@ func TestItemFailure(t *testing.T) {
 	}
 	if got := ItemFailure(user).ItemIdentifier; got != "49591:3" {
 		t.Errorf("user record: %q, want 49591:3", got)
+	}
+}
+
+// TestFunctionSettingsAudit (issue 17): every variable the function reads
+// either acts on Lambda (the same worker configuration `run` builds, which
+// TestRunHonoursEverySetting checks flag by flag) or is warned about at
+// start, naming it — never accepted and silently ignored. The table lists
+// every variable: a new setting must say which it is.
+func TestFunctionSettingsAudit(t *testing.T) {
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	t.Setenv("AWS_ACCESS_KEY_ID", "local")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "local")
+	acts := "acts"
+	audit := map[string]string{ // variable → "acts", or the value that is warned about
+		"SHARDLINE_METRICS_ADDR": "127.0.0.1:9102", "SHARDLINE_METRICS_CLOUDWATCH": "true", "SHARDLINE_QUIET": "true",
+		"SHARDLINE_CLOUDWATCH_ROLE_ARN": "arn:aws:iam::123456789012:role/cw",
+		"SHARDLINE_LAMBDA_ENDPOINT":     "http://127.0.0.1:3001", "SHARDLINE_FUNCTION_TIMEOUT": "30s",
+	}
+	for _, v := range []string{"SHARDLINE_APP_NAME", "SHARDLINE_STREAM_NAME", "SHARDLINE_REGION", "SHARDLINE_KINESIS_ENDPOINT",
+		"SHARDLINE_DYNAMODB_ENDPOINT", "SHARDLINE_KINESIS_ROLE_ARN", "SHARDLINE_DYNAMODB_ROLE_ARN", "SHARDLINE_LOG_LEVEL",
+		"SHARDLINE_LOG_FORMAT", "SHARDLINE_INITIAL_POSITION", "SHARDLINE_INITIAL_TIMESTAMP", "SHARDLINE_CHECKPOINT_INTERVAL",
+		"SHARDLINE_HANDLER", "SHARDLINE_TARGET_FUNCTION", "SHARDLINE_WORKER_ID", "SHARDLINE_FAILOVER_TIME", "SHARDLINE_MAX_LEASES",
+		"SHARDLINE_BATCH_SIZE", "SHARDLINE_MAX_BATCHING_WINDOW", "SHARDLINE_PARALLELIZATION_FACTOR", "SHARDLINE_BISECT_ON_ERROR",
+		"SHARDLINE_REPORT_BATCH_ITEM_FAILURES", "SHARDLINE_TUMBLING_WINDOW", "SHARDLINE_FILTER", "SHARDLINE_MAX_RETRY_ATTEMPTS",
+		"SHARDLINE_MAX_RECORD_AGE", "SHARDLINE_ON_FAILURE", "SHARDLINE_OUT_OF_RANGE", "SHARDLINE_HANDLER_TIMEOUT",
+		"SHARDLINE_RETRY_WAIT_TIME", "SHARDLINE_IDLE_TIME_BETWEEN_READS", "SHARDLINE_RETRY_MAX_ATTEMPTS", "SHARDLINE_METRICS_LEVEL",
+		"SHARDLINE_METRICS_DIMENSIONS", "SHARDLINE_DEADLINE_MARGIN"} {
+		audit[v] = acts
+	}
+	h := func(context.Context, events.KinesisEvent) (events.KinesisEventResponse, error) {
+		return events.KinesisEventResponse{}, nil
+	}
+	for _, v := range New(Handle(h)).LambdaVariables() {
+		value, ok := audit[v]
+		switch {
+		case !ok:
+			t.Errorf("%s is not in the audit: say whether it acts on Lambda or is warned about", v)
+			continue
+		case value == acts:
+			continue
+		}
+		var logs strings.Builder
+		env := map[string]string{"SHARDLINE_APP_NAME": "words-app", "SHARDLINE_STREAM_NAME": "words", "SHARDLINE_REGION": "us-east-1", v: value}
+		app := New(Handle(h), WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
+		f := &function{app: app, getenv: func(k string) string { return env[k] }, stdout: io.Discard, stderr: io.Discard}
+		if err := f.init(context.Background()); err != nil {
+			t.Errorf("%s=%s: %v", v, value, err)
+			continue
+		}
+		if n := strings.Count(logs.String(), "level=WARN msg=\""+v+" has no effect"); n != 1 {
+			t.Errorf("%s=%s: %d WARN lines naming it, want 1:\n%s", v, value, n, logs.String())
+		}
+	}
+	for v := range audit {
+		if !slices.Contains(New(Handle(h)).LambdaVariables(), v) {
+			t.Errorf("the audit lists %s, which the function does not read", v)
+		}
+	}
+}
+
+// TestUnusedSettings: `run` warns about settings that have no effect
+// beside the others; none when they act.
+func TestUnusedSettings(t *testing.T) {
+	for _, tt := range []struct {
+		given map[string]bool
+		s     Settings
+		want  []string
+	}{
+		{map[string]bool{"lambda-endpoint": true, "function-timeout": true}, Settings{MetricsLevel: "DETAILED"},
+			[]string{"-lambda-endpoint has no effect without -target-function", "-function-timeout has no effect without -target-function"}},
+		{map[string]bool{"lambda-endpoint": true}, Settings{TargetFunction: "f", MetricsLevel: "DETAILED"}, nil},
+		{map[string]bool{"cloudwatch-role-arn": true}, Settings{MetricsLevel: "DETAILED"}, []string{"-cloudwatch-role-arn has no effect without -metrics-cloudwatch"}},
+		{map[string]bool{"cloudwatch-role-arn": true}, Settings{MetricsCloudWatch: true, MetricsLevel: "DETAILED"}, nil},
+		{map[string]bool{"metrics-cloudwatch": true, "metrics-dimensions": true}, Settings{MetricsCloudWatch: true, MetricsLevel: "NONE"},
+			[]string{"-metrics-dimensions has no effect at -metrics-level NONE", "-metrics-cloudwatch has no effect at -metrics-level NONE"}},
+	} {
+		got := unused(tt.given, &tt.s, false)
+		if len(got) != len(tt.want) {
+			t.Errorf("unused(%v) = %q, want %d lines: %q", tt.given, got, len(tt.want), tt.want)
+			continue
+		}
+		for i := range got {
+			if !strings.HasPrefix(got[i], tt.want[i]) {
+				t.Errorf("unused(%v)[%d] = %q, want it to start with %q", tt.given, i, got[i], tt.want[i])
+			}
+		}
 	}
 }

@@ -29,6 +29,9 @@ func (a *App) runPoller(ctx context.Context, args []string, getenv func(string) 
 		stdout, stderr = live.Writer(stdout), live.Writer(stderr)
 	}
 	log := a.logTo(&s.Common, stderr, format)
+	for _, u := range unused(given(fs), &s, false) {
+		log.Warn(u)
+	}
 	w, err := a.buildWorker(ctx, &s, stdout, log)
 	if err != nil {
 		return err
