@@ -360,7 +360,7 @@ func checkBuilds(t *testing.T, path string, tpl *samtemplate.Template) {
 				t.Errorf("%s ARCH=%q: make: %v\n%s", id, arch, err, out)
 				continue
 			}
-			want := regexp.MustCompile(`GOARCH=` + goarch + ` .*go build .*-tags lambda\.norpc .*-o ` + regexp.QuoteMeta(filepath.Join(artifacts, "bootstrap")) + ` ` + regexp.QuoteMeta(fn.GoPackage) + `\s*$`)
+			want := regexp.MustCompile(`(?m)GOARCH=` + goarch + ` .*go build .*-tags lambda\.norpc .*-o ` + regexp.QuoteMeta(filepath.Join(artifacts, "bootstrap")) + ` ` + regexp.QuoteMeta(fn.GoPackage) + `[ \t]*$`)
 			if !want.Match(out) {
 				t.Errorf("%s ARCH=%q: make would not build %s for GOARCH=%s into ARTIFACTS_DIR:\n%s", id, arch, fn.GoPackage, goarch, out)
 			}
