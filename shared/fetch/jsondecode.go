@@ -261,7 +261,18 @@ func (d *jsonDecoder) timestamp() (time.Time, error) {
 		d.i = at
 		return time.Time{}, d.errorf("epoch seconds expected: %q", n)
 	}
-	return time.Unix(0, int64(v*1000)*1e6).UTC(), nil
+	// As big.Float's Int64 does: towards zero, saturated (the product
+	// in ns then wraps, as the SDK's does).
+	var ms int64
+	switch p := v * 1000; {
+	case p >= 0x1p63:
+		ms = math.MaxInt64
+	case p < -0x1p63:
+		ms = math.MinInt64
+	default:
+		ms = int64(p)
+	}
+	return time.Unix(0, ms*1e6).UTC(), nil
 }
 
 // skipStr reads a string without unescaping it: the bytes are left as

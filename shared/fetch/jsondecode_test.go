@@ -47,6 +47,8 @@ func jsonAnswers() map[string]string {
 		"records null": `{"Records":null,"NextShardIterator":"n"}`,
 		"integer times and big data": `{"Records":[{"SequenceNumber":"6","ApproximateArrivalTimestamp":1796051652,"Data":"` +
 			b64(bytes.Repeat([]byte("big "), 300_000)) + `"},{"SequenceNumber":"7","ApproximateArrivalTimestamp":-1.5,"Data":"QQ=="}],"NextShardIterator":"n","MillisBehindLatest":-1}`,
+		"times beyond int64 milliseconds": `{"Records":[{"SequenceNumber":"1","ApproximateArrivalTimestamp":1e17},{"SequenceNumber":"2","ApproximateArrivalTimestamp":-1e17},` +
+			`{"SequenceNumber":"3","ApproximateArrivalTimestamp":0.0009},{"SequenceNumber":"4","ApproximateArrivalTimestamp":-0.0009}]}`,
 		"duplicate keys": `{"Records":[{"SequenceNumber":"x"}],"NextShardIterator":"a","Records":[{"SequenceNumber":"8","SequenceNumber":"9","Data":"eA==","Data":"eXk="}],"NextShardIterator":"b"}`,
 	}
 }
@@ -356,4 +358,27 @@ func FuzzDecodeGetRecordsJSON(f *testing.F) {
 			}
 		}
 	})
+}
+
+// BenchmarkDecodeGetRecordsJSON: BenchmarkDecodeGetRecords's answer (1,000
+// records of 100 bytes) in JSON, as Kinesis writes it.
+func BenchmarkDecodeGetRecordsJSON(b *testing.B) {
+	var js strings.Builder
+	js.WriteString(`{"MillisBehindLatest":0,"NextShardIterator":"` + strings.Repeat("I", 200) + `","Records":[`)
+	data := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte("d"), 100))
+	for i := range 1000 {
+		if i > 0 {
+			js.WriteByte(',')
+		}
+		js.WriteString(`{"ApproximateArrivalTimestamp":1.796051652086E9,"Data":"` + data + `","EncryptionType":"NONE","PartitionKey":"partition-key-0001","SequenceNumber":"49590338271490256608559692538361571095921575989136588801"}`)
+	}
+	js.WriteString("]}")
+	buf := []byte(js.String()) // no escapes: the decoder does not write over it
+	b.SetBytes(int64(len(buf)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := decodeGetRecordsJSON(buf); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
