@@ -430,3 +430,33 @@ func TestCBORClientClockSkew(t *testing.T) {
 		t.Errorf("%d calls, want 2", calls)
 	}
 }
+
+// BenchmarkDecodeGetRecordsIndefinite: BenchmarkDecodeGetRecords's
+// answer with indefinite-length maps and array, and blobs as base64 text
+// (as kinesis-mock writes them); the blobs are decoded in place, so each
+// run decodes a fresh copy (the copy is timed too).
+func BenchmarkDecodeGetRecordsIndefinite(b *testing.B) {
+	e := &enc{}
+	e.raw(0xbf).text("MillisBehindLatest").uint(0).text("NextShardIterator").text(strings.Repeat("I", 200))
+	e.text("Records").raw(0x9f)
+	data := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte("d"), 100))
+	for range 1000 {
+		e.raw(0xbf)
+		e.text("SequenceNumber").text("49590338271490256608559692538361571095921575989136588801")
+		e.text("ApproximateArrivalTimestamp").uint(1796051652086)
+		e.text("Data").text(data)
+		e.text("PartitionKey").text("partition-key-0001")
+		e.text("EncryptionType").text("NONE")
+		e.raw(0xff)
+	}
+	e.raw(0xff, 0xff)
+	buf := make([]byte, len(e.b))
+	b.SetBytes(int64(len(e.b)))
+	b.ReportAllocs()
+	for b.Loop() {
+		copy(buf, e.b)
+		if _, err := decodeGetRecords(buf); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

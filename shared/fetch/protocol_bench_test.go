@@ -70,23 +70,33 @@ func BenchmarkGetRecords(b *testing.B) {
 			}
 		}
 		srv.Start()
-		sdk := kinesis.New(kinesis.Options{Region: "us-east-1", BaseEndpoint: aws.String(srv.URL),
-			Credentials: aws.NewCredentialsCache(aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
-				return aws.Credentials{AccessKeyID: "AKID", SecretAccessKey: "secret"}, nil
-			}))})
+		// Each client its own SDK client, so its own connections.
+		sdk := func() *kinesis.Client {
+			return kinesis.New(kinesis.Options{Region: "us-east-1", BaseEndpoint: aws.String(srv.URL),
+				Credentials: aws.NewCredentialsCache(aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
+					return aws.Credentials{AccessKeyID: "AKID", SecretAccessKey: "secret"}, nil
+				}))})
+		}
 		for _, c := range []struct {
 			name string
-			api  KinesisAPI
-		}{{"json-sdk", sdk}, {"json", NewClient(sdk, ClientConfig{JSON: true})}, {"cbor", NewClient(sdk, ClientConfig{})}} {
+			api  func() KinesisAPI
+		}{
+			{"json-sdk", func() KinesisAPI { return sdk() }},
+			{"json", func() KinesisAPI { return NewClient(sdk(), ClientConfig{JSON: true}) }},
+			{"cbor", func() KinesisAPI { return NewClient(sdk(), ClientConfig{}) }},
+		} {
 			b.Run(shape.name+"/"+c.name, func(b *testing.B) {
 				in := &kinesis.GetRecordsInput{ShardIterator: aws.String(strings.Repeat("I", 200)), Limit: aws.Int32(10000)}
-				sdk.Options().HTTPClient.(interface{ CloseIdleConnections() }).CloseIdleConnections()
+				api := c.api()
 				conns.Store(0)
 				b.ReportAllocs()
 				for b.Loop() {
-					out, err := c.api.GetRecords(context.Background(), in)
-					if err != nil || len(out.Records) != shape.n {
+					out, err := api.GetRecords(context.Background(), in)
+					if err != nil {
 						b.Fatal(err)
+					}
+					if len(out.Records) != shape.n {
+						b.Fatalf("%d records, want %d", len(out.Records), shape.n)
 					}
 				}
 				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*shape.n), "ns/record")
