@@ -139,7 +139,14 @@ func diffOutputs(got, want *kinesis.GetRecordsOutput) string {
 			(g.HashKeyRange == nil) != (w.HashKeyRange == nil) ||
 			g.HashKeyRange != nil && (str(g.HashKeyRange.StartingHashKey) != str(w.HashKeyRange.StartingHashKey) ||
 				str(g.HashKeyRange.EndingHashKey) != str(w.HashKeyRange.EndingHashKey)) {
-			return fmt.Sprintf("child shard %d: %+v, want %+v", i, g, w)
+			hkr := func(h *types.HashKeyRange) string {
+				if h == nil {
+					return "<nil>"
+				}
+				return str(h.StartingHashKey) + "–" + str(h.EndingHashKey)
+			}
+			return fmt.Sprintf("child shard %d: %s %q %s, want %s %q %s", i, str(g.ShardId), g.ParentShards, hkr(g.HashKeyRange),
+				str(w.ShardId), w.ParentShards, hkr(w.HashKeyRange))
 		}
 	}
 	return ""
@@ -305,12 +312,23 @@ func referenceJSON(b []byte) (*kinesis.GetRecordsOutput, error) {
 						return nil, err
 					}
 				case "HashKeyRange":
-					var h *struct{ StartingHashKey, EndingHashKey *string }
+					// Keys as written (a struct would match them in any case).
+					var h rawObject
 					if err := json.Unmarshal(m, &h); err != nil {
 						return nil, err
 					}
 					if h != nil {
-						c.HashKeyRange = &types.HashKeyRange{StartingHashKey: h.StartingHashKey, EndingHashKey: h.EndingHashKey}
+						c.HashKeyRange = &types.HashKeyRange{}
+						if m, ok := h["StartingHashKey"]; ok {
+							if c.HashKeyRange.StartingHashKey, err = str(m); err != nil {
+								return nil, err
+							}
+						}
+						if m, ok := h["EndingHashKey"]; ok {
+							if c.HashKeyRange.EndingHashKey, err = str(m); err != nil {
+								return nil, err
+							}
+						}
 					}
 				}
 			}
