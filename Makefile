@@ -115,6 +115,8 @@ bench-peers:
 
 fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzDeaggregate -fuzztime=60s ./shared/kpl/
+	$(GO) test -run='^$$' -fuzz='^FuzzDecodeGetRecords$$' -fuzztime=60s ./shared/fetch/
+	$(GO) test -run='^$$' -fuzz='^FuzzDecodeGetRecordsJSON$$' -fuzztime=60s ./shared/fetch/
 
 # Local stand-ins for users: start, print the endpoints, stop.
 up: $(BIN)/standins

@@ -107,15 +107,18 @@ func New(cfg Config) (*Worker, error) {
 	}
 	started := time.Now()
 	nonce := fmt.Sprintf("%d-%s", started.UnixMilli(), randomHex(4))
+	log := cfg.Logger.With("worker", cfg.WorkerID)
+	// GetRecords in CBOR, or in JSON for an endpoint that refuses CBOR
+	// (found out once for the worker) or with AWS_CBOR_DISABLE=true.
 	var reads fetch.KinesisAPI = cfg.Kinesis
-	if c, ok := cfg.Kinesis.(*kinesis.Client); ok && !fetch.CBORDisabled() {
-		reads = fetch.NewCBORClient(c)
+	if c, ok := cfg.Kinesis.(*kinesis.Client); ok {
+		reads = fetch.NewClient(c, fetch.ClientConfig{JSON: fetch.CBORDisabled(), Logger: log})
 	}
 	return &Worker{
 		cfg:      cfg,
 		reads:    reads,
 		keys:     kpl.NewKeyBudget(memoKeys),
-		log:      cfg.Logger.With("worker", cfg.WorkerID),
+		log:      log,
 		table:    lease.NewTable(cfg.DynamoDB, cfg.AppName).WithNonce(nonce).WithMaxLeases(cfg.MaxLeases),
 		observer: balance.NewObserver(),
 		started:  started,

@@ -17,8 +17,8 @@ import (
 	"github.com/shardline/shardline/shared/stream"
 )
 
-// The CBOR client reads from kinesis-mock exactly what the SDK's JSON
-// client reads: the same records, byte for byte, the same times to the
+// The CBOR client (and the JSON reader) read from kinesis-mock exactly
+// what the SDK's JSON client reads: the same records, byte for byte, the same times to the
 // millisecond, and iterators either can follow.
 func TestCBORAgreesWithJSON(t *testing.T) {
 	srv := standintest.Kinesis(t)
@@ -48,7 +48,7 @@ func TestCBORAgreesWithJSON(t *testing.T) {
 		}
 		return out.ShardIterator
 	}
-	cb := NewCBORClient(sdk)
+	cb := NewClient(sdk, ClientConfig{})
 	viaJSON, err := sdk.GetRecords(ctx, &kinesis.GetRecordsInput{ShardIterator: iter(), Limit: aws.Int32(100)})
 	if err != nil {
 		t.Fatal(err)
@@ -56,6 +56,17 @@ func TestCBORAgreesWithJSON(t *testing.T) {
 	viaCBOR, err := cb.GetRecords(ctx, &kinesis.GetRecordsInput{ShardIterator: iter(), Limit: aws.Int32(100)})
 	if err != nil {
 		t.Fatal(err)
+	}
+	// Shardline's own JSON reader reads what the SDK reads.
+	viaOwnJSON, err := NewClient(sdk, ClientConfig{JSON: true}).GetRecords(ctx, &kinesis.GetRecordsInput{ShardIterator: iter(), Limit: aws.Int32(100)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	own, sdks := *viaOwnJSON, *viaJSON
+	own.NextShardIterator, sdks.NextShardIterator = nil, nil // kinesis-mock's differ call by call
+	own.MillisBehindLatest, sdks.MillisBehindLatest = nil, nil
+	if d := diffOutputs(&own, &sdks); d != "" {
+		t.Errorf("the JSON reader: %s", d)
 	}
 	if len(viaCBOR.Records) != len(datas) || len(viaJSON.Records) != len(datas) {
 		t.Fatalf("CBOR read %d records, JSON %d, want %d", len(viaCBOR.Records), len(viaJSON.Records), len(datas))

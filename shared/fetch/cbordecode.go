@@ -21,6 +21,12 @@ import (
 // strings are not copied: the strings and byte slices it returns share the
 // buffer, which must therefore never change afterwards (the buffer is the
 // answer's, read for this decoder alone).
+//
+// What it allocates is bounded by the answer's size, never by what the
+// answer declares: an array is taken to hold no more elements than the
+// bytes left could encode at their smallest (minRecord and the rest below),
+// so an answer of n bytes costs at most a small multiple of n
+// (FuzzDecodeGetRecordsAllocs checks it) however malformed it is.
 
 // CBOR major types.
 const (
@@ -43,6 +49,21 @@ const (
 )
 
 var errTruncated = errors.New("truncated")
+
+// The fewest bytes an element can be encoded in, by what the decoder
+// requires of it; they bound how many elements the bytes left can hold.
+const (
+	// A record is a map with a SequenceNumber of one character at least.
+	minRecord = 1 + 1 + len("SequenceNumber") + 2
+	// A string field of a record: the shortest key and an empty string.
+	minRecordString = 1 + len("PartitionKey") + 1
+	// A timestamp field of a record: its key and a one-byte value.
+	minRecordTime = 1 + len("ApproximateArrivalTimestamp") + 1
+	// A child shard is a map with a ShardId of one character at least.
+	minChildShard = 1 + 1 + len("ShardId") + 2
+	// A parent shard id is a string of one character at least.
+	minShardID = 2
+)
 
 type decoder struct {
 	b       []byte
@@ -142,22 +163,46 @@ func (d *decoder) str(want int) (major byte, s []byte, err error) {
 		s, err = d.take(arg)
 		return major, s, err
 	}
-	var joined []byte
+	// The chunks are measured first, so that the joined string is
+	// allocated once, at its size.
+	start := d.i
+	size, err := d.chunks(major)
+	if err != nil {
+		return 0, nil, err
+	}
+	if size == 0 {
+		return major, nil, nil
+	}
+	end := d.i
+	joined := make([]byte, 0, size)
+	for d.i = start; d.i < end-1; {
+		_, arg, _, _ := d.head()
+		chunk, _ := d.take(arg)
+		joined = append(joined, chunk...)
+	}
+	d.i = end
+	return major, joined, nil
+}
+
+// chunks reads the chunks of an indefinite-length string of type major up
+// to its break and returns their length in all.
+func (d *decoder) chunks(major byte) (int, error) {
+	size := 0
 	for !d.isBreak() {
 		m, arg, indef, err := d.head()
 		if err != nil {
-			return 0, nil, err
+			return 0, err
 		}
 		if m != major || indef {
-			return 0, nil, d.errorf("a chunk of major type %d in a string of type %d", m, major)
+			return 0, d.errorf("a chunk of major type %d in a string of type %d", m, major)
 		}
 		chunk, err := d.take(arg)
 		if err != nil {
-			return 0, nil, err
+			return 0, err
 		}
-		joined = append(joined, chunk...)
+		size += len(chunk)
 	}
-	return major, joined, nil
+	return size, nil
 }
 
 // text reads a text string (or null, as "") and shares its bytes.
@@ -316,6 +361,29 @@ func (d *decoder) container(want byte) (int, error) {
 	return int(arg), nil
 }
 
+// elements returns how many elements an array holds whose head gave n
+// (-1: indefinite; its elements are then counted by reading ahead, and the
+// array is left where it was), and how many bytes they take at most. It
+// refuses an array that could not hold n elements of least bytes each, so
+// that what is allocated for them follows the answer's size.
+func (d *decoder) elements(n, least int) (count, size int, err error) {
+	size = len(d.b) - d.i
+	if n < 0 {
+		at := d.i
+		for n = 0; !d.isBreak(); n++ {
+			if err := d.skip(1); err != nil {
+				return 0, 0, err
+			}
+		}
+		size = d.i - 1 - at
+		d.i = at
+	}
+	if n > size/least {
+		return 0, 0, d.errorf("%d elements in %d bytes, each of %d bytes at least", n, size, least)
+	}
+	return n, size, nil
+}
+
 // more reports whether element i of a container of length n (or -1) follows.
 func (d *decoder) more(i, n int) bool {
 	if n < 0 {
@@ -338,7 +406,6 @@ func (d *decoder) skip(depth int) error {
 	if depth > maxDepth {
 		return d.errorf("nested more than %d deep", maxDepth)
 	}
-	at := d.i
 	major, arg, indef, err := d.head()
 	if err != nil {
 		return err
@@ -347,8 +414,11 @@ func (d *decoder) skip(depth int) error {
 	case majUint, majNegint, majSimple:
 		return nil
 	case majBytes, majText:
-		d.i = at
-		_, _, err := d.str(-1)
+		if indef {
+			_, err := d.chunks(major)
+			return err
+		}
+		_, err := d.take(arg)
 		return err
 	case majTag:
 		return d.skip(depth + 1)
@@ -438,7 +508,7 @@ func decodeGetRecords(buf []byte) (*kinesis.GetRecordsOutput, error) {
 			}
 		default:
 			if err := d.skip(0); err != nil {
-				return nil, fmt.Errorf("%s: %w", k, err)
+				return nil, fmt.Errorf("%s: %w", shortKey(k), err)
 			}
 		}
 	}
@@ -493,38 +563,37 @@ func compact(recs []types.Record) {
 }
 
 // records reads the Records array. The pointers the SDK's Record has are
-// taken from three arrays, one allocation each for the whole answer.
+// taken from three arrays, one allocation each for the whole answer, each
+// no longer than the bytes left could fill.
 func (d *decoder) records() ([]types.Record, error) {
-	n, err := d.container(majArray)
+	head, err := d.container(majArray)
 	if err != nil {
 		return nil, err
 	}
-	var (
-		recs  []types.Record
-		strs  []string
-		times []time.Time
-	)
-	if n > 0 {
-		recs, strs, times = make([]types.Record, 0, n), make([]string, 0, 2*n), make([]time.Time, 0, n)
+	n, size, err := d.elements(head, minRecord)
+	if err != nil || n == 0 {
+		d.endArray(head)
+		return nil, err
 	}
-	for i := 0; d.more(i, n); i++ {
-		if len(recs) == cap(recs) { // an indefinite array: grow all three
-			c := max(8, 2*cap(recs))
-			recs, strs, times = growTo(recs, c), growTo(strs, 2*c), growTo(times, c)
-		}
+	recs := make([]types.Record, 0, n)
+	// A record has two strings and a time, or fewer; each takes bytes.
+	strs := make([]string, 0, min(2*n, size/minRecordString))
+	times := make([]time.Time, 0, min(n, size/minRecordTime))
+	for i := range n {
 		if err := d.record(&recs, &strs, &times); err != nil {
 			return nil, fmt.Errorf("record %d: %w", i, err)
 		}
 	}
+	d.endArray(head)
 	return recs, nil
 }
 
-// growTo returns s with capacity c. Earlier elements' pointers into the old
-// array stay valid (they keep it alive).
-func growTo[T any](s []T, c int) []T {
-	t := make([]T, len(s), c)
-	copy(t, s)
-	return t
+// endArray reads the break of an indefinite array whose elements were
+// counted by elements and read.
+func (d *decoder) endArray(head int) {
+	if head < 0 {
+		d.isBreak()
+	}
 }
 
 func (d *decoder) record(recs *[]types.Record, strs *[]string, times *[]time.Time) error {
@@ -544,7 +613,9 @@ func (d *decoder) record(recs *[]types.Record, strs *[]string, times *[]time.Tim
 			r.Data, err = d.blob()
 		case "SequenceNumber", "PartitionKey":
 			var s string
-			if s, err = d.text(); err == nil {
+			if s, err = d.text(); err == nil && s == "" && k == "SequenceNumber" {
+				err = errors.New("empty")
+			} else if err == nil {
 				*strs = append(*strs, s)
 				p := &(*strs)[len(*strs)-1]
 				if k == "SequenceNumber" {
@@ -568,7 +639,7 @@ func (d *decoder) record(recs *[]types.Record, strs *[]string, times *[]time.Tim
 			err = d.skip(0)
 		}
 		if err != nil {
-			return fmt.Errorf("%s: %w", k, err)
+			return fmt.Errorf("%s: %w", shortKey(k), err)
 		}
 	}
 	if r.SequenceNumber == nil {
@@ -581,12 +652,17 @@ func (d *decoder) record(recs *[]types.Record, strs *[]string, times *[]time.Tim
 }
 
 func (d *decoder) childShards() ([]types.ChildShard, error) {
-	n, err := d.container(majArray)
+	head, err := d.container(majArray)
 	if err != nil {
 		return nil, err
 	}
-	var out []types.ChildShard
-	for i := 0; d.more(i, n); i++ {
+	n, _, err := d.elements(head, minChildShard)
+	if err != nil || n == 0 {
+		d.endArray(head)
+		return nil, err
+	}
+	out := make([]types.ChildShard, 0, n)
+	for i := range n {
 		var c types.ChildShard
 		m, err := d.container(majMap)
 		if err != nil {
@@ -600,31 +676,69 @@ func (d *decoder) childShards() ([]types.ChildShard, error) {
 			switch k {
 			case "ShardId":
 				var s string
-				if s, err = d.text(); err == nil {
-					c.ShardId = aws.String(strings.Clone(s))
+				if s, err = d.shardID(); err == nil {
+					c.ShardId = aws.String(s)
 				}
 			case "ParentShards":
-				var p int
-				if p, err = d.container(majArray); err == nil {
-					for x := 0; err == nil && d.more(x, p); x++ {
-						var s string
-						if s, err = d.text(); err == nil {
-							c.ParentShards = append(c.ParentShards, strings.Clone(s))
-						}
-					}
-				}
+				c.ParentShards, err = d.parentShards()
 			case "HashKeyRange":
 				c.HashKeyRange, err = d.hashKeyRange()
 			default:
 				err = d.skip(0)
 			}
 			if err != nil {
-				return nil, fmt.Errorf("child shard %d: %s: %w", i, k, err)
+				return nil, fmt.Errorf("child shard %d: %s: %w", i, shortKey(k), err)
 			}
+		}
+		if c.ShardId == nil {
+			return nil, fmt.Errorf("child shard %d: no ShardId", i)
 		}
 		out = append(out, c)
 	}
+	d.endArray(head)
 	return out, nil
+}
+
+// shardID reads a shard id, a string of its own (it outlives the answer).
+func (d *decoder) shardID() (string, error) {
+	s, err := d.text()
+	if err != nil {
+		return "", err
+	}
+	if s == "" {
+		return "", d.errorf("an empty shard id")
+	}
+	return strings.Clone(s), nil
+}
+
+func (d *decoder) parentShards() ([]string, error) {
+	head, err := d.container(majArray)
+	if err != nil {
+		return nil, err
+	}
+	n, _, err := d.elements(head, minShardID)
+	if err != nil || n == 0 {
+		d.endArray(head)
+		return nil, err
+	}
+	ids := make([]string, n)
+	for i := range ids {
+		if ids[i], err = d.shardID(); err != nil {
+			return nil, err
+		}
+	}
+	d.endArray(head)
+	return ids, nil
+}
+
+// shortKey is a key as an error shows it: a key of any length is read,
+// but its text in an error is bounded.
+func shortKey(k string) string {
+	const most = 40
+	if len(k) <= most {
+		return k
+	}
+	return k[:most] + "…"
 }
 
 func (d *decoder) hashKeyRange() (*types.HashKeyRange, error) {

@@ -4,5 +4,8 @@
 // time (Spark's spark.streaming.kinesis.retry settings) and then with
 // back-off, renews expired iterators, and reports the end of a shard with its
 // children. It returns raw Kinesis records; de-aggregation comes after it.
-// An enhanced fan-out reader gives the same Batch.
+// An enhanced fan-out reader gives the same Batch. Client makes GetRecords
+// itself, in Kinesis's CBOR protocol, or in JSON for an endpoint that
+// refuses CBOR; both answers are decoded in place with allocations bounded
+// by the answer's size.
 package fetch

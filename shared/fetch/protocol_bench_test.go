@@ -5,9 +5,11 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -15,10 +17,13 @@ import (
 )
 
 // BenchmarkGetRecords: one GetRecords call, HTTP on loopback included, in
-// each protocol: the SDK's JSON client and the CBOR client, for an answer
-// of plain records (1,000 of 100 bytes) and of KPL aggregates (100 of
-// ~12 KB). The server sends prepared bytes, so the figures are the
-// client's. ns/record is per Kinesis record.
+// each protocol: the SDK's own JSON client (json-sdk), Shardline's JSON
+// reader (json: an endpoint that refuses CBOR, or AWS_CBOR_DISABLE) and
+// its CBOR reader, for an answer of plain records (1,000 of 100 bytes) and
+// of KPL aggregates (100 of ~12 KB). The server sends prepared bytes, so
+// the figures are the client's. ns/record is per Kinesis record; conns is
+// the TCP connections the server saw over the run (1: every call on one
+// kept connection).
 //
 //	go test -run '^$' -bench BenchmarkGetRecords -benchmem ./shared/fetch/
 func BenchmarkGetRecords(b *testing.B) {
@@ -49,7 +54,8 @@ func BenchmarkGetRecords(b *testing.B) {
 		}
 		js.WriteString("]}")
 		jsonBody, cborBody := []byte(js.String()), e.b
-		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var conns atomic.Int64
+		srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if r.Header.Get("Content-Type") == CBOR {
 				w.Header().Set("Content-Type", CBOR)
 				w.Write(cborBody)
@@ -58,24 +64,43 @@ func BenchmarkGetRecords(b *testing.B) {
 			w.Header().Set("Content-Type", "application/x-amz-json-1.1")
 			w.Write(jsonBody)
 		}))
-		sdk := kinesis.New(kinesis.Options{Region: "us-east-1", BaseEndpoint: aws.String(srv.URL),
-			Credentials: aws.NewCredentialsCache(aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
-				return aws.Credentials{AccessKeyID: "AKID", SecretAccessKey: "secret"}, nil
-			}))})
+		srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+			if s == http.StateNew {
+				conns.Add(1)
+			}
+		}
+		srv.Start()
+		// Each client its own SDK client, so its own connections.
+		sdk := func() *kinesis.Client {
+			return kinesis.New(kinesis.Options{Region: "us-east-1", BaseEndpoint: aws.String(srv.URL),
+				Credentials: aws.NewCredentialsCache(aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
+					return aws.Credentials{AccessKeyID: "AKID", SecretAccessKey: "secret"}, nil
+				}))})
+		}
 		for _, c := range []struct {
 			name string
-			api  KinesisAPI
-		}{{"json", sdk}, {"cbor", NewCBORClient(sdk)}} {
+			api  func() KinesisAPI
+		}{
+			{"json-sdk", func() KinesisAPI { return sdk() }},
+			{"json", func() KinesisAPI { return NewClient(sdk(), ClientConfig{JSON: true}) }},
+			{"cbor", func() KinesisAPI { return NewClient(sdk(), ClientConfig{}) }},
+		} {
 			b.Run(shape.name+"/"+c.name, func(b *testing.B) {
 				in := &kinesis.GetRecordsInput{ShardIterator: aws.String(strings.Repeat("I", 200)), Limit: aws.Int32(10000)}
+				api := c.api()
+				conns.Store(0)
 				b.ReportAllocs()
 				for b.Loop() {
-					out, err := c.api.GetRecords(context.Background(), in)
-					if err != nil || len(out.Records) != shape.n {
+					out, err := api.GetRecords(context.Background(), in)
+					if err != nil {
 						b.Fatal(err)
+					}
+					if len(out.Records) != shape.n {
+						b.Fatalf("%d records, want %d", len(out.Records), shape.n)
 					}
 				}
 				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*shape.n), "ns/record")
+				b.ReportMetric(float64(conns.Load()), "conns")
 			})
 		}
 		srv.Close()

@@ -152,8 +152,25 @@ func (a *App) newFlagSet(cmd string, stdout io.Writer) *flag.FlagSet {
 	fs.Usage = func() {
 		fmt.Fprintf(stdout, "%s %s: %s\n\n", a.name, cmd, commandLine(cmd))
 		flags()
+		if cmd == "run" {
+			printAWSVariables(stdout)
+		}
 	}
 	return fs
+}
+
+// printAWSVariables lists the variables of the AWS SDKs that `run` reads
+// besides its settings.
+func printAWSVariables(w io.Writer) {
+	fmt.Fprint(w, `
+AWS variables (read as the AWS SDKs read them):
+  AWS_REGION, AWS_ENDPOINT_URL_<SERVICE>, AWS_PROFILE, credentials
+    	as the AWS SDK for Go defines them (-region and the -*-endpoint flags beat them)
+  AWS_CBOR_DISABLE=true
+    	read GetRecords in JSON from the start (the AWS SDK for Java's variable). Without it,
+    	GetRecords is read in Kinesis's CBOR protocol, and in JSON from the first read an
+    	endpoint refuses in CBOR and answers in JSON (moto_server does); one INFO line says so
+`)
 }
 
 // Run runs the command line with args until it ends or ctx is done (for

@@ -36,7 +36,7 @@ func TestCommandHelp(t *testing.T) {
 		cmd        string
 		has, hasNo []string
 	}{
-		{"run", []string{"-handler-timeout", "-lambda-endpoint", "-log-level", "\nhandler or function:\n", "\nAWS access:\n"}, nil},
+		{"run", []string{"-handler-timeout", "-lambda-endpoint", "-log-level", "\nhandler or function:\n", "\nAWS access:\n", "\n  AWS_CBOR_DISABLE=true\n"}, nil},
 		{"produce", []string{"-rate", "-count", "-stream-name", "-kinesis-endpoint", "-region"},
 			[]string{"-app-name", "-lambda-endpoint", "-dynamodb-endpoint", "-dynamodb-role-arn", "-cloudwatch-role-arn", "-log-level", "-handler"}},
 		{"status", []string{"-json", "-watch", "-app-name", "-dynamodb-endpoint"}, []string{"-lambda-endpoint", "-cloudwatch-role-arn", "-log-level"}},

@@ -78,6 +78,8 @@ type report struct {
 	CPUSchedSeconds float64        `json:"cpu_sched_seconds"` // schedstat at the N-th record; 0: none
 	FirstBatch      int64          `json:"first_batch"`
 	MaxRSSKB        int64          `json:"max_rss_kb"`
+	KinesisConns    int64          `json:"kinesis_conns"`    // TCP connections the Kinesis client dialled (harlow, Shardline)
+	DiscardWarnings int64          `json:"discard_warnings"` // the SDK's "failed to discard remaining HTTP response body"
 	Latency         *latencyReport `json:"latency"`
 	// Filled in by compare:
 	WallSeconds float64 // the child's whole life
@@ -162,7 +164,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	shards := fs.Int("shards", 4, "shards of the backlog and latency streams")
 	n100 := fs.Int("shards100", 100000, "KPL user records in the 100-shard stream Shardline holds (0: skip)")
 	runs := fs.Int("runs", 2, "runs of everything")
-	libs := fs.String("libs", "harlow,vmware,shardline", "libraries, comma-separated")
+	libs := fs.String("libs", "harlow,vmware,shardline,shardline-json", "libraries, comma-separated (shardline-json: Shardline reading GetRecords in JSON, AWS_CBOR_DISABLE=true)")
 	peer := fs.String("peer", "", "a built cmd/peer binary (default: go build it)")
 	timeout := fs.Duration("timeout", 5*time.Minute, "per run")
 	shardSync := fs.Duration("vmware-shard-sync", time.Second, "vmware's ShardSyncIntervalMillis (0: its default, 60 s; it takes one lease per sync)")

@@ -49,6 +49,11 @@ type Report struct {
 	UserSeconds     float64 `json:"user_seconds"`
 	SysSeconds      float64 `json:"sys_seconds"`
 	MaxRSSKB        int64   `json:"max_rss_kb"`
+	// KinesisConns is the TCP connections the Kinesis client dialled, up
+	// to the N-th record; DiscardWarnings the SDK's "failed to discard
+	// remaining HTTP response body" lines (a connection not kept).
+	KinesisConns    int64 `json:"kinesis_conns"`
+	DiscardWarnings int64 `json:"discard_warnings"`
 	// Latency (-latency): producer timestamps to handler, over the records
 	// produced after the warm-up: from the record's creation (bytes 0..8,
 	// big-endian UnixNano) and from its put (bytes 8..16).
@@ -148,6 +153,12 @@ var runners = map[string]runner{
 	"harlow":    runHarlow,
 	"vmware":    runVMware,
 	"shardline": runShardline,
+	// Shardline reading GetRecords in JSON, as it reads an endpoint that
+	// refuses CBOR (moto_server), with AWS_CBOR_DISABLE=true.
+	"shardline-json": func(ctx context.Context, cfg config, c *counter) error {
+		os.Setenv("AWS_CBOR_DISABLE", "true")
+		return runShardline(ctx, cfg, c)
+	},
 }
 
 func main() {
@@ -162,7 +173,7 @@ func main() {
 func run(start time.Time, args []string) error {
 	fs := flag.NewFlagSet("peer", flag.ContinueOnError)
 	var cfg config
-	fs.StringVar(&cfg.lib, "lib", "", "harlow, vmware or shardline")
+	fs.StringVar(&cfg.lib, "lib", "", "harlow, vmware, shardline or shardline-json")
 	fs.StringVar(&cfg.stream, "stream", "", "stream name")
 	fs.StringVar(&cfg.app, "app", "", "application (lease/checkpoint) name; default peer-<lib>-<time>")
 	fs.StringVar(&cfg.kinesis, "kinesis", os.Getenv("AWS_ENDPOINT_URL_KINESIS"), "Kinesis endpoint")
@@ -192,7 +203,7 @@ func run(start time.Time, args []string) error {
 	}
 	r, ok := runners[cfg.lib]
 	if !ok {
-		return fmt.Errorf("-lib %q: want harlow, vmware or shardline", cfg.lib)
+		return fmt.Errorf("-lib %q: want harlow, vmware, shardline or shardline-json", cfg.lib)
 	}
 	if cfg.stream == "" || cfg.n <= 0 || cfg.kinesis == "" || cfg.dynamodb == "" {
 		return errors.New("-stream, -n > 0, -kinesis and -dynamodb are required")
@@ -239,7 +250,8 @@ func run(start time.Time, args []string) error {
 		FirstSeconds: time.Duration(c.first.Load()).Seconds(),
 		LastSeconds:  time.Duration(c.last.Load()).Seconds(),
 		UserSeconds:  tv(ru.Utime), SysSeconds: tv(ru.Stime),
-		MaxRSSKB: peakRSSKB(ru.Maxrss),
+		MaxRSSKB:     peakRSSKB(ru.Maxrss),
+		KinesisConns: kinesisConns.Load(), DiscardWarnings: discardWarnings.Load(),
 	}
 	rep.CPUSeconds = rep.UserSeconds + rep.SysSeconds
 	rep.CPUFirstSeconds = time.Duration(c.cpuFirst.Load()).Seconds()
