@@ -187,9 +187,10 @@ func Lane(partitionKey string, n int) int {
 // in its key's lane. through, when set, is the position everything read so
 // far ends at, at or after the last of recs: records between that the
 // reader dropped (filtered out, outside the hash range) are done once the
-// records before them are. Add waits first while the lanes hold Ahead
-// bytes or more. It returns the first lane's error once a lane has failed
-// (then call Close), ErrStopping once stop is closed, or ctx's cause.
+// records before them are. Add waits first, when it has records, while
+// the lanes hold Ahead bytes or more. It returns the first lane's error
+// once a lane has failed (then call Close), ErrStopping once stop is
+// closed, or ctx's cause.
 func (l *Lanes) Add(recs []stream.Record, through stream.Position) error {
 	l.mu.Lock()
 	for {
@@ -197,7 +198,7 @@ func (l *Lanes) Add(recs []stream.Record, through stream.Position) error {
 			l.mu.Unlock()
 			return err
 		}
-		if a := l.ahead.Load(); a <= 0 || l.held < a {
+		if a := l.ahead.Load(); a <= 0 || l.held < a || len(recs) == 0 {
 			break
 		}
 		if !l.full {

@@ -716,3 +716,30 @@ func TestLanesFullEndsWindow(t *testing.T) {
 		t.Errorf("last done %v, want %v", got, want)
 	}
 }
+
+// TestLanesDeadline: past Config.Deadline (the scheduled function's) no
+// lane calls: Flush and Close say ErrStopping and nothing is done.
+func TestLanesDeadline(t *testing.T) {
+	keys := laneKeys(t, 3)
+	var calls atomic.Int64
+	r := startTestLanes(t, context.Background(), nil, Config{Handler: func(context.Context, events.KinesisEvent) (events.KinesisEventResponse, error) {
+		calls.Add(1)
+		return events.KinesisEventResponse{}, nil
+	}, BatchSize: 10, Deadline: time.Now().Add(-time.Second)}, LanesConfig{Factor: 3})
+	err := r.add(spread(30, keys...), 30)
+	if err == nil {
+		err = r.l.Flush()
+	}
+	if !errors.Is(err, ErrStopping) {
+		t.Errorf("Flush = %v, want ErrStopping", err)
+	}
+	if err := r.l.Close(); !errors.Is(err, ErrStopping) {
+		t.Errorf("Close = %v, want ErrStopping", err)
+	}
+	if n := calls.Load(); n != 0 {
+		t.Errorf("%d calls past the deadline", n)
+	}
+	if got := r.last(); got.Seq != "" {
+		t.Errorf("done(%v) with nothing handled", got)
+	}
+}
