@@ -96,6 +96,14 @@ type lane struct {
 	err   error
 }
 
+// compact moves the lane's records to the front of its queue (the call
+// has its own copy of its batch); l.mu is held.
+func (ln *lane) compact() {
+	n := copy(ln.q, ln.q[ln.head:])
+	clear(ln.q[n:])
+	ln.q, ln.head = ln.q[:n], 0
+}
+
 // queued is a record in a lane, with its place in the shard: idx orders
 // records across lanes, prev is the position of the record added before it
 // (everything up to prev is done once every record before this one is).
@@ -232,6 +240,9 @@ func (l *Lanes) Add(recs []stream.Record, through stream.Position) error {
 				ln.since = now
 			}
 			ln.bytes += len(r.Data)
+		}
+		if len(ln.q) == cap(ln.q) && ln.head > 0 {
+			ln.compact() // room at the front: no need to grow
 		}
 		ln.q = append(ln.q, queued{rec: *r, idx: l.next, prev: l.through})
 		l.next++
@@ -501,15 +512,14 @@ func (l *Lanes) laneDone(ln *lane, p stream.Position) {
 		ln.busy--
 	}
 	if ln.head == len(ln.q) {
-		// Empty: a queue that grew while the lane was behind is let go.
-		if cap(ln.q) > 4*l.cfg.BatchSize {
+		// Empty: a queue that grew past its share of the bound (a lane
+		// behind the others) is let go; up to it, it is kept for reuse.
+		if c := int64(cap(ln.q)); c > int64(4*l.cfg.BatchSize) && c*recordOverhead > l.ahead.Load()/int64(len(l.lanes)) {
 			ln.q = nil
 		}
 		ln.q, ln.head = ln.q[:0], 0
 	} else if ln.head >= 256 && 2*ln.head >= len(ln.q) {
-		n := copy(ln.q, ln.q[ln.head:])
-		clear(ln.q[n:])
-		ln.q, ln.head = ln.q[:n], 0
+		ln.compact()
 	}
 	mark := l.mark()
 	l.mu.Unlock()
