@@ -338,8 +338,9 @@ func (w *Worker) consume(h *held, st *shardStats) consumeResult {
 			// read-ahead bound: then it waits for room.
 			lanes.SetAhead(w.laneAhead())
 			err := lanes.Add(recs, tail)
+			// As below: an idle shard does not keep a large read.
 			clear(recs)
-			if cap(recs) > 4*w.chunk() {
+			if cap(recs) > 4*w.cfg.BatchSize {
 				recs = nil
 			}
 			if err != nil {

@@ -82,7 +82,9 @@ type Lanes struct {
 }
 
 // lane is one lane's queue and state. Its records are q[head:], in shard
-// order: q[head:head+busy] are in the lane's call, the rest wait.
+// order: q[head:head+busy] are in the lane's call, the rest wait. A lane
+// with no records has no goroutine (a worker may hold 100 shards of 10
+// lanes, most of them idle).
 type lane struct {
 	d     *Dispatcher
 	q     []queued
@@ -91,9 +93,11 @@ type lane struct {
 	bytes int       // data of the waiting records, for MaxBatchBytes
 	since time.Time // when the batching window of the waiting records began
 	wake  chan struct{}
-	cur   []stream.Record // the call's batch: a copy, so q may move meanwhile
-	stats Stats           // the Dispatcher's, as of its last done or return
+	stats Stats // the Dispatcher's, as of its last done or return
 	err   error
+	// running: the lane has a goroutine, started by Add when it gives an
+	// idle lane records; it ends when the lane has none left.
+	running bool
 }
 
 // compact moves the lane's records to the front of its queue (the call
@@ -169,9 +173,6 @@ func startLanes(ctx context.Context, stop <-chan struct{}, ds []*Dispatcher, lc 
 			case <-l.closed:
 			}
 		}()
-	}
-	for _, ln := range l.lanes {
-		l.wg.Go(func() { l.run(ln) })
 	}
 	return l, nil
 }
@@ -253,13 +254,19 @@ func (l *Lanes) Add(recs []stream.Record, through stream.Position) error {
 	if through.Seq != "" && !through.IsSentinel() && (l.through.Seq == "" || through.After(l.through)) {
 		l.through = through
 	}
-	mark := l.mark()
-	l.mu.Unlock()
 	for k := range n {
-		if woken&(1<<k) != 0 {
-			signal(l.lanes[k].wake)
+		if woken&(1<<k) == 0 {
+			continue
+		}
+		if ln := l.lanes[k]; !ln.running {
+			ln.running = true
+			l.wg.Go(func() { l.run(ln) })
+		} else {
+			signal(ln.wake)
 		}
 	}
+	mark := l.mark()
+	l.mu.Unlock()
 	l.reportMark(mark)
 	return nil
 }
@@ -345,6 +352,8 @@ func (l *Lanes) stopped() error {
 	select {
 	case <-l.stop:
 		return ErrStopping
+	case <-l.halt: // closed
+		return ErrStopping
 	default:
 	}
 	if l.ctx.Err() != nil {
@@ -417,7 +426,6 @@ func (l *Lanes) run(ln *lane) {
 			return
 		}
 		err := ln.d.Deliver(l.ctx, l.halt, batch, laneDone)
-		clear(batch) // the call's copy keeps nothing alive
 		stats := ln.d.Stats()
 		l.mu.Lock()
 		ln.stats = stats
@@ -425,6 +433,7 @@ func (l *Lanes) run(ln *lane) {
 		if err != nil {
 			ln.err = err
 			l.errs = append(l.errs, err)
+			ln.running = false
 		} else if len(ln.q) > ln.head && l.window > 0 {
 			ln.since = time.Now() // the next batch's window begins
 		}
@@ -437,8 +446,9 @@ func (l *Lanes) run(ln *lane) {
 	}
 }
 
-// take waits until the lane has a batch to call with, and returns a copy
-// of it; false when the lanes stop (or ctx ends) first.
+// take returns a copy of the lane's next batch, once its batching window
+// allows; false when the lane has no records left (its goroutine ends)
+// or the lanes stop (or ctx ends) first.
 func (l *Lanes) take(ln *lane) ([]stream.Record, bool) {
 	var timer *time.Timer
 	defer func() {
@@ -447,53 +457,52 @@ func (l *Lanes) take(ln *lane) ([]stream.Record, bool) {
 		}
 	}()
 	l.mu.Lock()
+	defer l.mu.Unlock()
 	for {
 		select {
 		case <-l.halt:
-			l.mu.Unlock()
+			ln.running = false
 			return nil, false
 		case <-l.stop: // before the goroutine that watches it halts the lanes
-			l.mu.Unlock()
+			ln.running = false
 			return nil, false
 		default:
 		}
-		if l.ctx.Err() != nil {
-			l.mu.Unlock()
+		waiting := len(ln.q) - ln.head
+		if l.ctx.Err() != nil || waiting == 0 {
+			ln.running = false // Add starts another when it has records
 			return nil, false
 		}
-		var timeout <-chan time.Time
-		if waiting := len(ln.q) - ln.head; waiting > 0 {
-			size := l.cfg.BatchSize
-			wait := time.Duration(0)
-			if l.window > 0 && !l.flushing && !l.full && waiting < size && (l.cfg.MaxBatchBytes <= 0 || ln.bytes < l.cfg.MaxBatchBytes) {
-				wait = l.window - time.Since(ln.since)
-			}
-			if wait <= 0 {
-				n := min(waiting, size)
-				ln.cur = ln.cur[:0]
-				for i := ln.head; i < ln.head+n; i++ {
-					ln.cur = append(ln.cur, ln.q[i].rec)
-					if l.window > 0 {
-						ln.bytes -= len(ln.q[i].rec.Data)
-					}
+		size := l.cfg.BatchSize
+		wait := time.Duration(0)
+		if l.window > 0 && !l.flushing && !l.full && waiting < size && (l.cfg.MaxBatchBytes <= 0 || ln.bytes < l.cfg.MaxBatchBytes) {
+			wait = l.window - time.Since(ln.since)
+		}
+		if wait <= 0 {
+			// A copy, so that q may move meanwhile; it goes with the
+			// call (idle lanes keep no batch).
+			n := min(waiting, size)
+			batch := make([]stream.Record, n)
+			for i := range batch {
+				batch[i] = ln.q[ln.head+i].rec
+				if l.window > 0 {
+					ln.bytes -= len(batch[i].Data)
 				}
-				ln.busy = n
-				l.mu.Unlock()
-				return ln.cur, true
 			}
-			if timer == nil {
-				timer = time.NewTimer(wait)
-			} else {
-				timer.Reset(wait)
-			}
-			timeout = timer.C
+			ln.busy = n
+			return batch, true
+		}
+		if timer == nil {
+			timer = time.NewTimer(wait)
+		} else {
+			timer.Reset(wait)
 		}
 		l.mu.Unlock()
-		select {
+		select { // the window ends, more records come, or the lanes stop
 		case <-ln.wake:
 		case <-l.halt:
 		case <-l.ctx.Done():
-		case <-timeout:
+		case <-timer.C:
 		}
 		l.mu.Lock()
 	}
@@ -512,9 +521,10 @@ func (l *Lanes) laneDone(ln *lane, p stream.Position) {
 		ln.busy--
 	}
 	if ln.head == len(ln.q) {
-		// Empty: a queue that grew past its share of the bound (a lane
-		// behind the others) is let go; up to it, it is kept for reuse.
-		if c := int64(cap(ln.q)); c > int64(4*l.cfg.BatchSize) && c*recordOverhead > l.ahead.Load()/int64(len(l.lanes)) {
+		// Empty: a queue larger than the lane's share of the bound is let
+		// go (a worker may hold a thousand lanes, most of them idle); up
+		// to it, it is kept for reuse.
+		if int64(cap(ln.q))*recordOverhead > l.ahead.Load()/int64(len(l.lanes)) {
 			ln.q = nil
 		}
 		ln.q, ln.head = ln.q[:0], 0
