@@ -420,11 +420,13 @@ func (l *Lanes) reportMark(p stream.Position) {
 // stop or the lane fails.
 func (l *Lanes) run(ln *lane) {
 	laneDone := func(p stream.Position) { l.laneDone(ln, p) }
+	var buf []stream.Record // the goroutine's: an idle lane keeps none
 	for {
-		batch, ok := l.take(ln)
+		batch, ok := l.take(ln, buf)
 		if !ok {
 			return
 		}
+		buf = batch
 		err := ln.d.Deliver(l.ctx, l.halt, batch, laneDone)
 		stats := ln.d.Stats()
 		l.mu.Lock()
@@ -446,10 +448,10 @@ func (l *Lanes) run(ln *lane) {
 	}
 }
 
-// take returns a copy of the lane's next batch, once its batching window
-// allows; false when the lane has no records left (its goroutine ends)
-// or the lanes stop (or ctx ends) first.
-func (l *Lanes) take(ln *lane) ([]stream.Record, bool) {
+// take returns a copy of the lane's next batch (in buf if it fits), once
+// its batching window allows; false when the lane has no records left
+// (its goroutine ends) or the lanes stop (or ctx ends) first.
+func (l *Lanes) take(ln *lane, buf []stream.Record) ([]stream.Record, bool) {
 	var timer *time.Timer
 	defer func() {
 		if timer != nil {
@@ -479,10 +481,13 @@ func (l *Lanes) take(ln *lane) ([]stream.Record, bool) {
 			wait = l.window - time.Since(ln.since)
 		}
 		if wait <= 0 {
-			// A copy, so that q may move meanwhile; it goes with the
-			// call (idle lanes keep no batch).
+			// A copy in buf, so that q may move meanwhile.
 			n := min(waiting, size)
-			batch := make([]stream.Record, n)
+			batch := buf[:0]
+			if cap(batch) < n {
+				batch = make([]stream.Record, 0, max(n, min(2*cap(batch), size)))
+			}
+			batch = batch[:n]
 			for i := range batch {
 				batch[i] = ln.q[ln.head+i].rec
 				if l.window > 0 {
