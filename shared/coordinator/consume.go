@@ -300,11 +300,6 @@ func (w *Worker) consume(h *held, st *shardStats) consumeResult {
 		window = 0
 	}
 	for {
-		if recs == nil && lanes != nil {
-			// A chunk's room at once (the lanes copy the records out, and
-			// a large one is let go after each read, below).
-			recs = make([]stream.Record, 0, w.chunk())
-		}
 		b, err := w.read(h.fetchCtx, l.Key, reader, filter, resume, &recs, &pend, st, h, &drops, window)
 		if err != nil {
 			if res, ok := lost(); ok {
