@@ -49,9 +49,10 @@ func (w *Worker) consume(h *held, st *shardStats) consumeResult {
 	// With a parallelization factor the shard's records go to lanes that
 	// run on goroutines of their own and report done from there, while
 	// this one reads on (dispatch.Lanes). cpMu (lock, unlock) then guards
-	// the tracker, cpErr and lastDone. Before the lease is written (released, parked,
-	// ended) or let go, the lanes are stopped and waited for: no handler
-	// call runs after, and the last position done is final.
+	// the tracker, cpErr and lastDone. Before the lease is written
+	// (released, parked; ended once the lanes are flushed) or let go, the
+	// lanes are stopped and waited for: no handler call starts after, and
+	// the last position done is final.
 	parallel := w.cfg.ParallelizationFactor > 1 && w.cfg.TumblingWindow <= 0
 	var lanes *dispatch.Lanes
 	var cpMu sync.Mutex
@@ -111,7 +112,8 @@ func (w *Worker) consume(h *held, st *shardStats) consumeResult {
 		}
 		return consumeResult{}, cause != nil
 	}
-	// end writes SHARD_END with the children and releases the lease.
+	// end writes SHARD_END with the children and releases the lease; with
+	// lanes, only after flushLanes.
 	end := func(children []string) consumeResult {
 		endPos := stream.Position{Seq: stream.ShardEnd}
 		if err := w.writeRetrying(h, log, func(ctx context.Context) error {

@@ -25,7 +25,9 @@ type LanesConfig struct {
 	// MaxBatchingWindow is how long a lane waits to fill a batch (to
 	// BatchSize records or MaxBatchBytes of data) before it calls with
 	// what it has; the wait begins when the lane is free and has a record.
-	// 0: a free lane calls at once with what it has. Flush ends the waits.
+	// 0: a free lane calls at once with what it has. Flush ends the waits,
+	// and so does Add while it waits for room (no more records can come).
+	// A reader with lanes does not wait for the window itself.
 	MaxBatchingWindow time.Duration
 	// Done is called with the position before which every record added
 	// is done (handled, or given up to the on-failure destination), each
