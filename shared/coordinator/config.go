@@ -66,7 +66,11 @@ type Config struct {
 	// hold at once: each read of a shard asks for about ReadBudget over
 	// the shards held, between 32 KiB and 1 MiB (default 2 MiB: 512 KiB a
 	// read up to 4 shards, enough for Kinesis's 2 MB/s per shard at 5
-	// reads/s; 32 KiB from 64 shards on).
+	// reads/s; 32 KiB from 64 shards on). With a parallelization factor
+	// it also bounds how far a shard reads ahead of its slowest lane: the
+	// lanes of a shard hold at most ReadBudget over the shards held of
+	// user records not done (dispatch.RecordCost: ~180 bytes a record
+	// plus its data and key), plus one chunk.
 	ReadBudget int
 
 	BatchSize         int           // most records per handler call; default 100
@@ -106,7 +110,14 @@ type Config struct {
 	// counted and are checkpointed past.
 	Filter *filter.Filter
 	// ParallelizationFactor is how many batches of one shard are in flight
-	// at once (1–10; 0 means 1), grouped by the user record's partition key.
+	// at once (1–10; 0 means 1), grouped by the user record's partition key
+	// into lanes (dispatch.Lanes) that do not wait for each other: each
+	// lane batches (BatchSize, MaxBatchingWindow), calls, retries, bisects
+	// and gives up on its own, one key stays in order, and the shard reads
+	// on while its lanes hold less than their share of ReadBudget. The
+	// checkpoint is the position before the lowest record any lane has not
+	// finished. Handler calls of one shard then run concurrently (up to the
+	// factor), on goroutines other than the shard's.
 	ParallelizationFactor int
 	OnFailure             dispatch.Destination
 	// DeliverOutOfRange hands every user record of a KPL aggregate to the

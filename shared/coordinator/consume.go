@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
@@ -45,8 +46,43 @@ func (w *Worker) consume(h *held, st *shardStats) consumeResult {
 	}
 
 	tracker := checkpoint.New(w.cfg.CheckpointInterval, l.Checkpoint, time.Now())
+	// With a parallelization factor the shard's records go to lanes that
+	// run on goroutines of their own and report done from there, while
+	// this one reads on (dispatch.Lanes). cpMu (lock, unlock) then guards
+	// the tracker, cpErr and lastDone. Before the lease is written
+	// (released, parked; ended once the lanes are flushed) or let go, the
+	// lanes are stopped and waited for: no handler call starts after, and
+	// the last position done is final.
+	parallel := w.cfg.ParallelizationFactor > 1 && w.cfg.TumblingWindow <= 0
+	var lanes *dispatch.Lanes
+	var cpMu sync.Mutex
+	lock := func() {
+		if parallel {
+			cpMu.Lock()
+		}
+	}
+	unlock := func() {
+		if parallel {
+			cpMu.Unlock()
+		}
+	}
+	var ticking chan struct{} // closed to stop the lanes' checkpoint ticker
+	var ticked sync.WaitGroup
+	stopLanes := func() error {
+		if lanes == nil {
+			return nil
+		}
+		err := lanes.Close()
+		if ticking != nil {
+			close(ticking)
+			ticking = nil
+		}
+		ticked.Wait()
+		return err
+	}
 	// release flushes what was done and gives the lease up.
 	release := func() {
+		_ = stopLanes()
 		var final *stream.Position
 		if p, ok := tracker.Pending(); ok {
 			final = &p
@@ -55,6 +91,7 @@ func (w *Worker) consume(h *held, st *shardStats) consumeResult {
 		w.flushAndRelease(h, final, log)
 	}
 	park := func(reason error) consumeResult {
+		_ = stopLanes()
 		var final *stream.Position
 		if p, ok := tracker.Pending(); ok {
 			final = &p
@@ -66,13 +103,17 @@ func (w *Worker) consume(h *held, st *shardStats) consumeResult {
 	}
 	lost := func() (consumeResult, bool) {
 		cause := h.lost()
+		if cause != nil {
+			_ = stopLanes() // their calls' contexts have ended: they stop at once
+		}
 		if cause != nil && !errors.Is(cause, errReleased) {
 			w.counters.lostLeases.Add(1)
 			log.Warn("lease lost; shard stopped without writing", "cause", cause)
 		}
 		return consumeResult{}, cause != nil
 	}
-	// end writes SHARD_END with the children and releases the lease.
+	// end writes SHARD_END with the children and releases the lease; with
+	// lanes, only after flushLanes.
 	end := func(children []string) consumeResult {
 		endPos := stream.Position{Seq: stream.ShardEnd}
 		if err := w.writeRetrying(h, log, func(ctx context.Context) error {
@@ -135,25 +176,10 @@ func (w *Worker) consume(h *held, st *shardStats) consumeResult {
 		OversizeAlone: w.cfg.OversizeAlone, IgnoreItemFailures: w.cfg.IgnoreItemFailures,
 		NoTiming: w.cfg.MetricsLevel == metrics.None,
 	}
-	var disp dispatch.Deliverer
-	var win *dispatch.Windowed // with a tumbling window
-	if w.cfg.TumblingWindow > 0 {
-		wh := func(ctx context.Context, ev events.KinesisTimeWindowEvent) (events.KinesisTimeWindowEventResponse, error) {
-			if err := h.ensureFresh(ctx, w.table, w.cfg.FailoverTime); err != nil {
-				return events.KinesisTimeWindowEventResponse{}, err
-			}
-			return w.cfg.WindowHandler(ctx, ev)
-		}
-		win, err = dispatch.NewWindowed(dcfg, w.cfg.TumblingWindow, wh)
-		disp = win
-	} else {
-		disp, err = dispatch.NewDeliverer(dcfg, w.cfg.ParallelizationFactor)
-	}
-	if err != nil {
-		return park(err)
-	}
-	// afterCalls handles what a delivery (or a window's close) returned:
-	// stop, park, or go on.
+	var disp dispatch.Deliverer // one batch at a time; nil with lanes
+	var win *dispatch.Windowed  // with a tumbling window
+	// afterCalls handles what a delivery (or a window's close, or the
+	// lanes) returned: stop, park, or go on.
 	type next int
 	const (
 		goOn next = iota
@@ -161,7 +187,11 @@ func (w *Worker) consume(h *held, st *shardStats) consumeResult {
 	)
 	var result consumeResult
 	afterCalls := func(err error) next {
-		st.setDispatch(disp.Stats())
+		if lanes != nil {
+			st.setDispatch(lanes.Stats())
+		} else {
+			st.setDispatch(disp.Stats())
+		}
 		if res, ok := lost(); ok {
 			result = res
 			return stopNow
@@ -198,18 +228,84 @@ func (w *Worker) consume(h *held, st *shardStats) consumeResult {
 	// parallelization factor, from the lanes' goroutines).
 	var lastDone stream.Position
 	done := func(p stream.Position) {
+		lock()
+		defer unlock()
 		lastDone = p
 		tracker.Done(p)
 		h.setDone(p)
 		st.addDone()
 		checkpointIfDue()
 	}
+	switch {
+	case w.cfg.TumblingWindow > 0:
+		wh := func(ctx context.Context, ev events.KinesisTimeWindowEvent) (events.KinesisTimeWindowEventResponse, error) {
+			if err := h.ensureFresh(ctx, w.table, w.cfg.FailoverTime); err != nil {
+				return events.KinesisTimeWindowEventResponse{}, err
+			}
+			return w.cfg.WindowHandler(ctx, ev)
+		}
+		win, err = dispatch.NewWindowed(dcfg, w.cfg.TumblingWindow, wh)
+		disp = win
+	case parallel:
+		lanes, err = dispatch.NewLanes(h.ctx, h.stop, dcfg, dispatch.LanesConfig{
+			Factor: w.cfg.ParallelizationFactor, Ahead: w.laneAhead(), MaxBatchingWindow: w.cfg.MaxBatchingWindow, Done: done,
+		})
+	default:
+		disp, err = dispatch.New(dcfg)
+	}
+	if err != nil {
+		return park(err)
+	}
+	if lanes != nil {
+		// A checkpoint not yet due when the lanes last reported is written
+		// when it falls due, even while this goroutine waits for room in
+		// the lanes and none of them finishes a record (one is stuck).
+		ticking = make(chan struct{})
+		stopTick := ticking
+		ticked.Go(func() {
+			t := time.NewTicker(w.cfg.CheckpointInterval)
+			defer t.Stop()
+			for {
+				select {
+				case <-stopTick:
+					return
+				case <-t.C:
+				}
+				lock()
+				if cpErr != nil && h.lost() == nil {
+					log.Warn("checkpoint write failed; will retry", "error", Explain(cpErr))
+					cpErr = nil
+				}
+				checkpointIfDue()
+				unlock()
+			}
+		})
+	}
+	// flushLanes waits until the lanes are done with every record given
+	// them (the shard ends), and stops them; false when the shard stops
+	// instead (see afterCalls).
+	flushLanes := func() bool {
+		if lanes == nil {
+			return true
+		}
+		err := lanes.Flush()
+		if cerr := stopLanes(); cerr != nil {
+			err = cerr
+		}
+		return afterCalls(err) == goOn
+	}
 	drops := dropReporter{log: log, every: w.cfg.CheckpointInterval}
 	log.Info("shard started", "from", describeStart(start, ts))
 	var recs []stream.Record
 	var pend pending
+	// With lanes, each lane waits for its own batch to fill: the reader
+	// does not wait for the batching window.
+	window := w.cfg.MaxBatchingWindow
+	if lanes != nil {
+		window = 0
+	}
 	for {
-		b, err := w.read(h.fetchCtx, l.Key, reader, filter, resume, &recs, &pend, st, h, &drops)
+		b, err := w.read(h.fetchCtx, l.Key, reader, filter, resume, &recs, &pend, st, h, &drops, window)
 		if err != nil {
 			if res, ok := lost(); ok {
 				return res
@@ -225,6 +321,9 @@ func (w *Worker) consume(h *held, st *shardStats) consumeResult {
 				case gone:
 					log.Warn("shard no longer exists in the stream (past its retention, or never existed); treated as ended so that its children start", "children", children)
 					drops.flush()
+					if !flushLanes() {
+						return result
+					}
 					return end(children)
 				}
 			}
@@ -239,7 +338,26 @@ func (w *Worker) consume(h *held, st *shardStats) consumeResult {
 		if w.cfg.Filter != nil {
 			recs = w.filter(recs, st)
 		}
-		if len(recs) > 0 {
+		if lanes != nil {
+			// Queued in the lanes (which copy them), unless they hold the
+			// read-ahead bound: then it waits for room.
+			lanes.SetAhead(w.laneAhead())
+			err := lanes.Add(recs, tail)
+			// As below: an idle shard does not keep a large read.
+			clear(recs)
+			if cap(recs) > 4*w.cfg.BatchSize {
+				recs = nil
+			}
+			if err != nil {
+				if cerr := stopLanes(); cerr != nil {
+					err = cerr
+				}
+				afterCalls(err) // a lane's error, a drain or a lost lease: stop
+				drops.flush()
+				return result
+			}
+			st.setDispatch(lanes.Stats())
+		} else if len(recs) > 0 {
 			stop := h.stop
 			if pend.cut {
 				// The window's records, cut by the drain, are the batch in
@@ -265,18 +383,24 @@ func (w *Worker) consume(h *held, st *shardStats) consumeResult {
 				return result
 			}
 		}
-		// With a window, records are done only when their window closes.
-		if win == nil && tail.Seq != "" && (lastDone.Seq == "" || lastDone.IsSentinel() || tail.After(lastDone)) {
+		// With a window, records are done only when their window closes;
+		// lanes report the read's tail themselves (Add).
+		if win == nil && lanes == nil && tail.Seq != "" && (lastDone.Seq == "" || lastDone.IsSentinel() || tail.After(lastDone)) {
 			done(tail)
 		}
-		if cpErr != nil {
+		lock()
+		failed := cpErr
+		cpErr = nil
+		unlock()
+		if failed != nil {
 			if res, ok := lost(); ok {
 				return res
 			}
-			log.Warn("checkpoint write failed; will retry", "error", Explain(cpErr))
-			cpErr = nil
+			log.Warn("checkpoint write failed; will retry", "error", Explain(failed))
 		}
+		lock()
 		checkpointIfDue()
+		unlock()
 		drops.maybeWarn(time.Now())
 		if b.End && win != nil {
 			// The last window of the shard is finished before SHARD_END.
@@ -291,10 +415,18 @@ func (w *Worker) consume(h *held, st *shardStats) consumeResult {
 				children = append(children, aws.ToString(c.ShardId))
 			}
 			drops.flush()
+			if !flushLanes() {
+				return result
+			}
 			return end(children)
 		}
 	}
 	drops.flush()
+	// Draining: the lanes finish their calls in flight; one that gave up
+	// meanwhile parks the shard, as a delivery's error does.
+	if lanes != nil && afterCalls(stopLanes()) == stopNow {
+		return result
+	}
 	release()
 	return consumeResult{}
 }
@@ -407,14 +539,15 @@ func (w *Worker) chunk() int {
 
 // read puts the next user records into recs: de-aggregated, a chunk at a
 // time, with the records the checkpoint covers dropped; it reads from
-// Kinesis only when nothing is pending. With MaxBatchingWindow it keeps
+// Kinesis only when nothing is pending. With a batching window it keeps
 // reading until the batch is full (records or bytes), the window passes or
-// the shard ends. The Batch returned has End (and Children) only with the
-// last records of the shard's last answer.
-func (w *Worker) read(ctx context.Context, shardID string, r *fetch.Reader, filter *kpl.Filter, resume *stream.Position, recs *[]stream.Record, p *pending, st *shardStats, h *held, drops *dropReporter) (fetch.Batch, error) {
+// the shard ends (lanes wait for their own batches: they read with none).
+// The Batch returned has End (and Children) only with the last records of
+// the shard's last answer.
+func (w *Worker) read(ctx context.Context, shardID string, r *fetch.Reader, filter *kpl.Filter, resume *stream.Position, recs *[]stream.Record, p *pending, st *shardStats, h *held, drops *dropReporter, window time.Duration) (fetch.Batch, error) {
 	*recs = (*recs)[:0]
 	p.cut = false
-	deadline := time.Now().Add(w.cfg.MaxBatchingWindow)
+	deadline := time.Now().Add(window)
 	bytes := 0
 	chunk := w.chunk()
 	for {
@@ -482,12 +615,12 @@ func (w *Worker) read(ctx context.Context, shardID string, r *fetch.Reader, filt
 		if len(p.recs) > 0 {
 			// More of this answer is pending: not its end yet.
 			out.End, out.Children = false, nil
-			if len(*recs) >= chunk || len(*recs) >= w.cfg.BatchSize && w.cfg.MaxBatchingWindow > 0 {
+			if len(*recs) >= chunk || len(*recs) >= w.cfg.BatchSize && window > 0 {
 				return out, nil
 			}
 			continue // all dropped (at or before the checkpoint): go on
 		}
-		if out.End || w.cfg.MaxBatchingWindow <= 0 || len(*recs) >= w.cfg.BatchSize || bytes >= w.cfg.MaxBatchBytes || !time.Now().Before(deadline) {
+		if out.End || window <= 0 || len(*recs) >= w.cfg.BatchSize || bytes >= w.cfg.MaxBatchBytes || !time.Now().Before(deadline) {
 			return out, nil
 		}
 	}

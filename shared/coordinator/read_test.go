@@ -72,7 +72,7 @@ func TestReadDeaggregatesAChunkAtATime(t *testing.T) {
 				n    int
 			)
 			for {
-				b, err := w.read(context.Background(), "shardId-000000000000", r, kpl.NewFilter(kpl.HashRange{}, nil), nil, &out, &pend, &shardStats{}, h, &dropReporter{log: w.log})
+				b, err := w.read(context.Background(), "shardId-000000000000", r, kpl.NewFilter(kpl.HashRange{}, nil), nil, &out, &pend, &shardStats{}, h, &dropReporter{log: w.log}, w.cfg.MaxBatchingWindow)
 				if err != nil {
 					t.Fatal(err)
 				}

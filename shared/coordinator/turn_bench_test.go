@@ -86,7 +86,7 @@ func BenchmarkTurn(b *testing.B) {
 			n := 0
 			b.ReportAllocs()
 			for b.Loop() {
-				if _, err := w.read(ctx, "shardId-000000000000", r, kpl.NewFilter(kpl.HashRange{}, nil), nil, &out, &pend, &st, h, &drop); err != nil {
+				if _, err := w.read(ctx, "shardId-000000000000", r, kpl.NewFilter(kpl.HashRange{}, nil), nil, &out, &pend, &st, h, &drop, 0); err != nil {
 					b.Fatal(err)
 				}
 				n += len(out)

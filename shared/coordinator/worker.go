@@ -638,6 +638,15 @@ func (w *Worker) readTarget() int {
 	return int(min(max(int64(w.cfg.ReadBudget)/n, 32<<10), 1<<20))
 }
 
+// laneAhead is how many bytes of records (as dispatch.RecordCost counts
+// them) a shard's lanes may hold not yet done before its reader waits: the
+// read budget shared among the shards held, as each read's target is. The
+// lanes hold at most that plus one chunk.
+func (w *Worker) laneAhead() int {
+	n := max(1, w.heldCount.Load())
+	return int(int64(w.cfg.ReadBudget) / n)
+}
+
 // Draining is closed once Run has told every shard to stop: no batch starts
 // after it.
 func (w *Worker) Draining() <-chan struct{} { return w.draining }

@@ -14,9 +14,14 @@
 // Batch sizes are measured with invoke.Sizer, as the JSON that
 // invoke.Marshal sends to a Lambda function.
 //
-// Deliverer is what a shard's reader calls: Dispatcher (one batch at a
-// time), Parallel (a parallelization factor: lanes by partition key) or
-// Windowed (tumbling windows with state, for a stream.WindowHandler: a
-// Dispatcher inside each window, the final invoke at its end, and done
-// only when a window is finished; see package window).
+// Deliverer is what a shard's reader calls with a slice of records and
+// waits on: Dispatcher (one batch at a time), Parallel (Lanes for one
+// slice) or Windowed (tumbling windows with state, for a
+// stream.WindowHandler: a Dispatcher inside each window, the final invoke
+// at its end, and done only when a window is finished; see package
+// window). With a parallelization factor the reader uses Lanes instead:
+// lanes by partition key, each with its own batches and Dispatcher,
+// running on goroutines of their own across reads, so that a slow lane
+// does not hold the others back; the reader reads ahead within a bound,
+// and done reports the watermark over all lanes.
 package dispatch

@@ -2,9 +2,7 @@ package dispatch
 
 import (
 	"context"
-	"errors"
-	"hash/fnv"
-	"sync"
+	"fmt"
 
 	"github.com/shardline/shardline/shared/stream"
 )
@@ -36,19 +34,29 @@ func NewDeliverer(cfg Config, factor int) (Deliverer, error) {
 // user record (Lambda's own cannot see inside a KPL aggregate): every key
 // belongs to one lane, a lane delivers its records in order with a
 // Dispatcher of its own (retries, bisect, give-up as usual), so the records
-// of one key stay in order. done reports, in shard order, the last position
-// before which every record of every lane is done: the checkpoint never
-// passes a record that a lane has not finished. In-flight calls per shard
-// are at most N. It is not safe for concurrent use.
+// of one key stay in order. It is Lanes for one slice of records: the lanes
+// do not wait for each other within it, and Deliver returns when all are
+// done. done reports, in shard order, the last position before which every
+// record of every lane is done: the checkpoint never passes a record that a
+// lane has not finished. In-flight calls per shard are at most N. A shard's
+// reader uses Lanes itself, so that lanes go on across reads. Parallel is
+// not safe for concurrent use.
 type Parallel struct {
 	lanes []*Dispatcher
 }
 
 // NewParallel returns a Parallel of n lanes (2–10) with cfg each.
 func NewParallel(cfg Config, n int) (*Parallel, error) {
+	if n < 1 || n > 10 {
+		return nil, fmt.Errorf("parallelization-factor %d: allowed 1–10", n)
+	}
 	p := &Parallel{lanes: make([]*Dispatcher, n)}
 	for i := range p.lanes {
-		d, err := New(cfg)
+		c := cfg
+		if c.Logger != nil {
+			c.Logger = c.Logger.With("lane", i)
+		}
+		d, err := New(c)
 		if err != nil {
 			return nil, err
 		}
@@ -84,95 +92,22 @@ func (s Stats) Add(o Stats) Stats {
 	return s
 }
 
-// Lane is the lane a partition key belongs to among n.
-func Lane(partitionKey string, n int) int {
-	h := fnv.New32a()
-	h.Write([]byte(partitionKey))
-	return int(h.Sum32() % uint32(n))
-}
-
-// Deliver splits recs into lanes by partition key and delivers the lanes
-// at once. It returns when every lane is done or stopped: nil when all
-// records are done; the first lane's error other than ErrStopping (a
-// *GiveUpError, ctx's cause), after the other lanes finished their batch
-// in flight; or ErrStopping when stop was closed or Deadline came.
+// Deliver hands recs to the lanes and waits until every record is done or
+// the lanes stop: nil when all records are done; the first lane's error
+// other than ErrStopping (a *GiveUpError, ctx's cause), after the other
+// lanes finished their batch in flight; or ErrStopping when stop was closed
+// or Deadline came.
 func (p *Parallel) Deliver(ctx context.Context, stop <-chan struct{}, recs []stream.Record, done func(stream.Position)) error {
-	n := len(p.lanes)
-	// index[l] lists the shard-order indexes of lane l's records.
-	index := make([][]int, n)
-	for i := range recs {
-		l := Lane(recs[i].PartitionKey, n)
-		index[l] = append(index[l], i)
+	l, err := startLanes(ctx, stop, p.lanes, LanesConfig{Done: done})
+	if err != nil {
+		return err
 	}
-	var (
-		mu       sync.Mutex
-		next     = make([]int, n) // per lane: how many of its records are done
-		reported = 0              // records done in shard order, as reported
-	)
-	// firstOpen is the shard-order index of the first record not done.
-	firstOpen := func() int {
-		m := len(recs)
-		for l := range n {
-			if next[l] < len(index[l]) {
-				m = min(m, index[l][next[l]])
-			}
-		}
-		return m
+	err = l.Add(recs, stream.Position{})
+	if err == nil {
+		err = l.Flush()
 	}
-	laneStop := make(chan struct{})
-	var stopOnce sync.Once
-	halt := func() { stopOnce.Do(func() { close(laneStop) }) }
-	watchDone := make(chan struct{})
-	defer close(watchDone)
-	go func() {
-		select {
-		case <-stop:
-			halt()
-		case <-watchDone:
-		}
-	}()
-
-	errs := make([]error, n)
-	var wg sync.WaitGroup
-	for l := range n {
-		if len(index[l]) == 0 {
-			continue
-		}
-		lane := make([]stream.Record, len(index[l]))
-		for k, i := range index[l] {
-			lane[k] = recs[i]
-		}
-		wg.Go(func() {
-			laneDone := func(pos stream.Position) {
-				mu.Lock()
-				defer mu.Unlock()
-				for next[l] < len(lane) && !lane[next[l]].Position().After(pos) {
-					next[l]++
-				}
-				if f := firstOpen(); f > reported {
-					reported = f
-					done(recs[f-1].Position())
-				}
-			}
-			err := p.lanes[l].Deliver(ctx, laneStop, lane, laneDone)
-			if err != nil {
-				errs[l] = err
-				halt() // the other lanes finish their batch in flight
-			}
-		})
+	if cerr := l.Close(); cerr != nil {
+		return cerr
 	}
-	wg.Wait()
-	var stopping error
-	for _, err := range errs {
-		switch {
-		case err == nil:
-		case errors.Is(err, ErrStopping):
-			if stopping == nil {
-				stopping = err
-			}
-		default:
-			return err
-		}
-	}
-	return stopping
+	return err
 }
