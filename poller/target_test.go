@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -134,7 +133,7 @@ func TestTargetNeverInvoked(t *testing.T) {
 	e := newEnv(t, 1)
 	e.put(t, 5)
 	dest := filepath.Join(t.TempDir(), "given-up.jsonl")
-	p := e.startPoller(t, "run", "-target-function", "consumer", "-lambda-endpoint", refusedEndpoint(t),
+	p := e.startPoller(t, "run", "-target-function", "consumer", "-lambda-endpoint", testwait.RefusedEndpoint(t),
 		"-initial-position", "TRIM_HORIZON", "-max-retry-attempts", "0", "-on-failure", "file://"+dest, "-log-format", "json")
 	testwait.Until(t, time.Minute, "three WARN lines: function not invoked", func() bool {
 		return strings.Count(p.errOut.String(), "function not invoked; retrying") >= 3
@@ -147,16 +146,4 @@ func TestTargetNeverInvoked(t *testing.T) {
 			t.Errorf("checkpoint of %s moved to %s with nothing delivered", l.Key, l.Checkpoint)
 		}
 	}
-}
-
-// refusedEndpoint is a 127.0.0.1 port that refuses connections.
-func refusedEndpoint(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	return "http://" + addr
 }

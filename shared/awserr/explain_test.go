@@ -3,7 +3,6 @@ package awserr
 import (
 	"context"
 	"errors"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -16,6 +15,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+
+	"github.com/shardline/shardline/shared/testwait"
 )
 
 func kinesisAt(endpoint string) *kinesis.Client {
@@ -33,18 +34,6 @@ func describe(c *kinesis.Client) error {
 	return err
 }
 
-// refusedEndpoint is a 127.0.0.1 port that refuses connections.
-func refusedEndpoint(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	return "http://" + addr
-}
-
 // server answers every request with status and body.
 func server(t *testing.T, status int, body string) string {
 	t.Helper()
@@ -60,7 +49,7 @@ func server(t *testing.T, status int, body string) string {
 // (local) endpoints, come out as one line that says what happened.
 func TestExplainSDKErrors(t *testing.T) {
 	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
-	refused := refusedEndpoint(t)
+	refused := testwait.RefusedEndpoint(t)
 	html := server(t, 200, "<html>hello</html>")
 	notFound := server(t, 404, "404 page not found\n")
 	// What DynamoDB Local answers to a Kinesis call.
@@ -117,7 +106,7 @@ func TestExplainNoCredentials(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := dynamodb.NewFromConfig(cfg, func(o *dynamodb.Options) { o.BaseEndpoint = aws.String(refusedEndpoint(t)) })
+	c := dynamodb.NewFromConfig(cfg, func(o *dynamodb.Options) { o.BaseEndpoint = aws.String(testwait.RefusedEndpoint(t)) })
 	_, err = c.ListTables(context.Background(), &dynamodb.ListTablesInput{})
 	if err == nil {
 		t.Fatal("ListTables without credentials succeeded")
@@ -140,11 +129,11 @@ func TestExplainOthers(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	_, err := kinesisAt(refusedEndpoint(t)).ListShards(ctx, &kinesis.ListShardsInput{StreamName: aws.String("s")})
+	_, err := kinesisAt(testwait.RefusedEndpoint(t)).ListShards(ctx, &kinesis.ListShardsInput{StreamName: aws.String("s")})
 	if !errors.Is(Explain(err), context.Canceled) {
 		t.Errorf("Explain(%v) hides context.Canceled", err)
 	}
-	once := Explain(describe(kinesisAt(refusedEndpoint(t))))
+	once := Explain(describe(kinesisAt(testwait.RefusedEndpoint(t))))
 	if twice := Explain(once); twice != once {
 		t.Errorf("Explain of an explained error = %q, want it unchanged", twice)
 	}

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -18,6 +17,8 @@ import (
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+
+	"github.com/shardline/shardline/shared/testwait"
 )
 
 // awsEnv gives the in-process commands dummy credentials and a region, and
@@ -30,18 +31,6 @@ func awsEnv(t *testing.T) {
 	t.Setenv("AWS_REGION", "us-east-1")
 	t.Setenv("AWS_CONFIG_FILE", "/nonexistent")
 	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
-}
-
-// refusedEndpoint is a 127.0.0.1 port that refuses connections.
-func refusedEndpoint(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	return "http://" + addr
 }
 
 // fakeKinesis answers the Kinesis calls the commands make, for one stream
@@ -202,7 +191,7 @@ func oneLine(t *testing.T, what, s string) string {
 // answer fails at once, with exit 1 and the very line `run` prints.
 func TestProduceDeadEndpoint(t *testing.T) {
 	awsEnv(t)
-	dead := refusedEndpoint(t)
+	dead := testwait.RefusedEndpoint(t)
 	vars := map[string]string{"SHARDLINE_STREAM_NAME": "words", "SHARDLINE_KINESIS_ENDPOINT": dead}
 	prod := runMain(t, 10*time.Second, []string{"produce", "-count", "100"}, vars)
 	if prod.code != 1 {
@@ -219,7 +208,7 @@ func TestProduceDeadEndpoint(t *testing.T) {
 	if prod.stdout != "" {
 		t.Errorf("produce printed totals of numbers never sent:\n%s", prod.stdout)
 	}
-	vars["SHARDLINE_DYNAMODB_ENDPOINT"] = refusedEndpoint(t)
+	vars["SHARDLINE_DYNAMODB_ENDPOINT"] = testwait.RefusedEndpoint(t)
 	r := runMain(t, time.Minute, []string{"run", "-app-name", "words-app", "-handler", "print"}, vars)
 	if line := oneLine(t, "run", r.stderr); r.code != 1 || line != want {
 		t.Errorf("run: exit %d, %q; want exit 1 and the line produce printed", r.code, line)
@@ -301,7 +290,7 @@ func TestQuickFailures(t *testing.T) {
 	f := newFakeKinesis(t, -1, false)
 	plain := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "<html>hello</html>") }))
 	defer plain.Close()
-	deadK, deadD := refusedEndpoint(t), refusedEndpoint(t)
+	deadK, deadD := testwait.RefusedEndpoint(t), testwait.RefusedEndpoint(t)
 	base := map[string]string{"SHARDLINE_APP_NAME": "words-app", "SHARDLINE_STREAM_NAME": "words"}
 	tests := []struct {
 		name      string
@@ -365,7 +354,7 @@ func TestResetSequenceOfAnotherShard(t *testing.T) {
 // one line naming the setting and what is allowed.
 func TestBadSettingsBeforeAnyCall(t *testing.T) {
 	awsEnv(t)
-	dead := refusedEndpoint(t)
+	dead := testwait.RefusedEndpoint(t)
 	base := map[string]string{"SHARDLINE_APP_NAME": "words-app", "SHARDLINE_STREAM_NAME": "words", "SHARDLINE_KINESIS_ENDPOINT": dead, "SHARDLINE_DYNAMODB_ENDPOINT": dead}
 	future := time.Now().Add(time.Hour).UTC().Format(time.RFC3339)
 	tests := []struct {
