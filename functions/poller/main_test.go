@@ -383,21 +383,23 @@ func TestTriggerSettings(t *testing.T) {
 		// Issue 17: a 10 s window in a 5 s function delivered nothing, run
 		// after run. Now each run delivers what it gathered before its
 		// drain, and the function warns at start.
-		e := newEnv(t, 1, 5*time.Second, "SHARDLINE_MAX_BATCHING_WINDOW=10s")
-		e.put(7, 0)
-		s := e.invoke(t)
-		if s.Handled != 7 {
-			t.Errorf("summary handled %d, want 7 (stopped because %q)", s.Handled, s.StoppedBecause)
-		}
-		if len(e.printed()) != 7 {
-			t.Errorf("%d records printed, want 7", len(e.printed()))
-		}
-		if !strings.Contains(e.out.String(), "SHARDLINE_MAX_BATCHING_WINDOW is not shorter than the run") {
-			t.Errorf("no warning about the window:\n%s", tail(e.out.String()))
-		}
-		for _, l := range e.leases(t) {
-			if l.Checkpoint.Seq == "TRIM_HORIZON" {
-				t.Errorf("lease %s still at TRIM_HORIZON after the run", l.Key)
+		for _, factor := range []string{"1", "3"} {
+			e := newEnv(t, 1, 5*time.Second, "SHARDLINE_MAX_BATCHING_WINDOW=10s", "SHARDLINE_PARALLELIZATION_FACTOR="+factor)
+			e.put(7, 0)
+			s := e.invoke(t)
+			if s.Handled != 7 {
+				t.Errorf("factor %s: summary handled %d, want 7 (stopped because %q)", factor, s.Handled, s.StoppedBecause)
+			}
+			if len(e.printed()) != 7 {
+				t.Errorf("factor %s: %d records printed, want 7", factor, len(e.printed()))
+			}
+			if !strings.Contains(e.out.String(), "SHARDLINE_MAX_BATCHING_WINDOW is not shorter than the run") {
+				t.Errorf("factor %s: no warning about the window:\n%s", factor, tail(e.out.String()))
+			}
+			for _, l := range e.leases(t) {
+				if l.Checkpoint.Seq == "TRIM_HORIZON" {
+					t.Errorf("factor %s: lease %s still at TRIM_HORIZON after the run", factor, l.Key)
+				}
 			}
 		}
 	})

@@ -424,8 +424,16 @@ func (w *Worker) consume(h *held, st *shardStats) consumeResult {
 	drops.flush()
 	// Draining: the lanes finish their calls in flight; one that gave up
 	// meanwhile parks the shard, as a delivery's error does.
-	if lanes != nil && afterCalls(stopLanes()) == stopNow {
-		return result
+	if lanes != nil {
+		if w.cfg.MaxBatchingWindow > 0 {
+			// The drain ends the lanes' batching windows: each delivers
+			// what it gathered, as one lane does (within DrainTimeout and
+			// the function's Deadline).
+			lanes.Cut()
+		}
+		if afterCalls(stopLanes()) == stopNow {
+			return result
+		}
 	}
 	release()
 	return consumeResult{}

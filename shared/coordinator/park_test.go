@@ -741,12 +741,19 @@ func TestTumblingWindows(t *testing.T) {
 // moves past it: a scheduled run with a 10 s window in a 5 s function
 // delivered nothing before.
 func TestDrainEndsTheBatchingWindow(t *testing.T) {
+	for _, factor := range []int{1, 3} {
+		t.Run(fmt.Sprintf("parallelization-factor=%d", factor), func(t *testing.T) { drainEndsTheWindow(t, factor) })
+	}
+}
+
+func drainEndsTheWindow(t *testing.T, factor int) {
 	f := newFixture(t, 1)
-	want := f.put(1, 10, 0, 0)
+	want := f.put(4, 10, 0, 0)
 	c := &collector{}
 	r := f.start(c.handle, func(cfg *coordinator.Config) {
 		cfg.MaxBatchingWindow = 5 * time.Minute
 		cfg.BatchSize = 1000
+		cfg.ParallelizationFactor = factor
 	})
 	// The records are read (the lag is known) while the window waits.
 	testwait.Until(t, 30*time.Second, "the records read, waiting for the window", func() bool {

@@ -75,6 +75,7 @@ type Lanes struct {
 	through  stream.Position // the last position added (a record's, or Add's through)
 	held     int64           // RecordCost of the records queued and not done
 	flushing bool            // no batching window: the shard ended
+	cutting  bool            // Cut: each lane delivers what it holds, one batch, then stops
 	full     bool            // no batching window: Add waits for room
 	errs     []error         // the lanes' errors, in the order they came
 	room     chan struct{}   // one slot: records were done, or a lane stopped
@@ -100,6 +101,8 @@ type lane struct {
 	// running: the lane has a goroutine, started by Add when it gives an
 	// idle lane records; it ends when the lane has none left.
 	running bool
+	// cutTaken: after Cut, the lane took the one batch it delivers.
+	cutTaken bool
 }
 
 // compact moves the lane's records to the front of its queue (the call
@@ -305,6 +308,27 @@ func (l *Lanes) Flush() error {
 	}
 }
 
+// Cut ends the lanes' batching windows as a drain ends a shard's: each
+// lane delivers the batch it holds now (one call, at most BatchSize
+// records; none when it holds none), whatever stop says, and takes no
+// more. It waits for those calls, which stay within the dispatchers'
+// Deadline and HandlerTimeout. Records past them stay to do. Call Close
+// after it.
+func (l *Lanes) Cut() {
+	l.mu.Lock()
+	l.cutting = true
+	for _, ln := range l.lanes {
+		if len(ln.q) > ln.head && !ln.running {
+			ln.running = true
+			l.wg.Go(func() { l.run(ln) })
+		} else {
+			signal(ln.wake)
+		}
+	}
+	l.mu.Unlock()
+	l.wg.Wait()
+}
+
 // Close stops the lanes: each finishes its call in flight (with its
 // retries' back-off cut short) and takes no new batch; then it waits for
 // them. It returns the first lane error other than ErrStopping (a
@@ -429,7 +453,13 @@ func (l *Lanes) run(ln *lane) {
 			return
 		}
 		buf = batch
-		err := ln.d.Deliver(l.ctx, l.halt, batch, laneDone)
+		stop := l.halt
+		l.mu.Lock()
+		if l.cutting {
+			stop = nil // Cut's batch: the call in flight of a drain
+		}
+		l.mu.Unlock()
+		err := ln.d.Deliver(l.ctx, stop, batch, laneDone)
 		stats := ln.d.Stats()
 		l.mu.Lock()
 		ln.stats = stats
@@ -463,6 +493,26 @@ func (l *Lanes) take(ln *lane, buf []stream.Record) ([]stream.Record, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for {
+		if l.cutting {
+			// A drain ended the windows (Cut): the batch the lane holds
+			// is delivered now, once, whatever stop says.
+			waiting := len(ln.q) - ln.head
+			if ln.cutTaken || waiting == 0 || l.ctx.Err() != nil {
+				ln.running = false
+				return nil, false
+			}
+			ln.cutTaken = true
+			n := min(waiting, l.cfg.BatchSize)
+			batch := make([]stream.Record, n)
+			for i := range batch {
+				batch[i] = ln.q[ln.head+i].rec
+				if l.window > 0 {
+					ln.bytes -= len(batch[i].Data)
+				}
+			}
+			ln.busy = n
+			return batch, true
+		}
 		select {
 		case <-l.halt:
 			ln.running = false
