@@ -161,19 +161,27 @@ func TestPoisonRecordParksOnlyItsShard(t *testing.T) {
 	checkOrder(t, firstDeliveries(c.snapshot()))
 }
 
+// vanishedLease writes a lease for a shard the stream does not know, with
+// a checkpoint, and returns its key.
+func (f *fixture) vanishedLease() string {
+	f.t.Helper()
+	table := lease.NewTable(f.dynamo, f.app)
+	if err := table.Ensure(context.Background()); err != nil {
+		f.t.Fatal(err)
+	}
+	gone := "shardId-000000000077"
+	if err := table.Create(context.Background(), lease.Lease{Key: gone, Checkpoint: stream.Position{Seq: "49590338271490256608559692538361571095921575989136588898"}}); err != nil {
+		f.t.Fatal(err)
+	}
+	return gone
+}
+
 // TestVanishedShardEnds: a lease for a shard the stream does not know
 // (ResourceNotFoundException) is treated as ended, with a WARN line; the
 // worker and the other shards go on.
 func TestVanishedShardEnds(t *testing.T) {
 	f := newFixture(t, 1)
-	table := lease.NewTable(f.dynamo, f.app)
-	if err := table.Ensure(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	gone := "shardId-000000000077"
-	if err := table.Create(context.Background(), lease.Lease{Key: gone, Checkpoint: stream.Position{Seq: "49590338271490256608559692538361571095921575989136588898"}}); err != nil {
-		t.Fatal(err)
-	}
+	gone := f.vanishedLease()
 	want := f.put(2, 10, 0, 0)
 	c := &collector{}
 	var logs testwait.Buffer
@@ -780,14 +788,7 @@ func drainEndsTheWindow(t *testing.T, factor int) {
 // started; it used to stay for ever.
 func TestEndedLeaseWithoutChildrenCleanedUp(t *testing.T) {
 	f := newFixture(t, 1)
-	table := lease.NewTable(f.dynamo, f.app)
-	if err := table.Ensure(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	gone := "shardId-000000000077"
-	if err := table.Create(context.Background(), lease.Lease{Key: gone, Checkpoint: stream.Position{Seq: "49590338271490256608559692538361571095921575989136588898"}}); err != nil {
-		t.Fatal(err)
-	}
+	gone := f.vanishedLease()
 	c := &collector{}
 	f.start(c.handle, func(cfg *coordinator.Config) { cfg.FailoverTime = 900 * time.Millisecond })
 	testwait.Until(t, time.Minute, "the vanished shard's lease deleted", func() bool {
