@@ -17,7 +17,6 @@ package main
 
 import (
 	"io"
-	"os"
 
 	"github.com/shardline/shardline/shared/shardline"
 )
@@ -39,5 +38,3 @@ func main() { app().Start() }
 func Main(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
 	return app().Main(args, getenv, stdout, stderr)
 }
-
-var _ = os.Args

@@ -78,8 +78,9 @@ type Handlers struct {
 	NamedWindow   map[string]stream.WindowHandler
 }
 
-// names are the handler names -handler takes: the built-ins and Named.
-func (h Handlers) names() []string {
+// Names are the handler names -handler takes: the built-ins and Named,
+// sorted.
+func (h Handlers) Names() []string {
 	names := handlers.Names()
 	for n := range h.Named {
 		names = append(names, n)
@@ -108,7 +109,7 @@ func (s *Run) Register(fs *flag.FlagSet) {
 	fs.StringVar(&s.InitialPosition, "initial-position", stream.Latest, "where shards without a checkpoint start: TRIM_HORIZON, LATEST or AT_TIMESTAMP")
 	fs.StringVar(&s.InitialTimestamp, "initial-timestamp", "", "RFC 3339 `time` for AT_TIMESTAMP, not in the future (2026-01-02T15:04:05Z)")
 	fs.DurationVar(&s.CheckpointInterval, "checkpoint-interval", time.Second, "least time between checkpoint writes per shard")
-	hu := "in-process handler: " + strings.Join(s.Handlers.names(), ", ")
+	hu := "in-process handler: " + strings.Join(s.Handlers.Names(), ", ")
 	if s.Handlers.HasDefault() {
 		hu += " (default: this program's own)"
 	}
@@ -173,7 +174,7 @@ func (s *Run) validate(now time.Time) (err error) {
 	case s.CheckpointInterval <= 0:
 		return Usagef("-checkpoint-interval %s: allowed a positive duration such as 1s", s.CheckpointInterval)
 	case s.Handler == "" && s.TargetFunction == "" && !s.Handlers.HasDefault():
-		return Usagef("-handler (%s) or -target-function (%s) is required: handlers are %s", EnvName("handler"), EnvName("target-function"), strings.Join(s.Handlers.names(), ", "))
+		return Usagef("-handler (%s) or -target-function (%s) is required: handlers are %s", EnvName("handler"), EnvName("target-function"), strings.Join(s.Handlers.Names(), ", "))
 	case s.Handler != "" && s.TargetFunction != "":
 		return Usagef("-handler %q and -target-function %q: allowed one of them, not both", s.Handler, s.TargetFunction)
 	case s.FailoverTime < 300*time.Millisecond:
@@ -227,8 +228,8 @@ func (s *Run) validate(now time.Time) (err error) {
 	if s.TumblingWindow > 0 && s.Handler != "" && !slices.Contains(s.Handlers.windowNames(), s.Handler) {
 		return Usagef("-handler %q with -tumbling-window: allowed handlers with a windowed variant: %s", s.Handler, strings.Join(s.Handlers.windowNames(), ", "))
 	}
-	if s.Handler != "" && !slices.Contains(s.Handlers.names(), s.Handler) && !(s.TumblingWindow > 0 && s.Handlers.NamedWindow[s.Handler] != nil) {
-		return Usagef("-handler %q: allowed %s", s.Handler, strings.Join(s.Handlers.names(), ", "))
+	if s.Handler != "" && !slices.Contains(s.Handlers.Names(), s.Handler) && !(s.TumblingWindow > 0 && s.Handlers.NamedWindow[s.Handler] != nil) {
+		return Usagef("-handler %q: allowed %s", s.Handler, strings.Join(s.Handlers.Names(), ", "))
 	}
 	if s.Handler == "" && s.TargetFunction == "" {
 		// The program's own handler: windowed or not, it needs the

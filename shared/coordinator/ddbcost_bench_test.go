@@ -45,14 +45,7 @@ func BenchmarkDynamoDBCost(b *testing.B) {
 	if testing.Short() {
 		b.Skip("integration benchmark: needs the stand-ins (run without -short)")
 	}
-	window := 60 * time.Second
-	if s := os.Getenv("SHARDLINE_DDBCOST_WINDOW"); s != "" {
-		d, err := time.ParseDuration(s)
-		if err != nil || d <= 0 {
-			b.Fatalf("SHARDLINE_DDBCOST_WINDOW=%q: want a positive Go duration (60s)", s)
-		}
-		window = d
-	}
+	window := benchWindow(b, "SHARDLINE_DDBCOST_WINDOW", 60*time.Second)
 	for _, sc := range []costScenario{
 		{name: "idle-workers=1", workers: 1},
 		{name: "idle-workers=2", workers: 2},
@@ -578,4 +571,18 @@ func (s meterSnapshot) table(scale float64) string {
 	t := s.totals()
 	fmt.Fprintf(&sb, "\treads %.1f (RCU %.1f), writes %.1f (WCU %.1f)", t.reads*scale, t.rcu*scale, t.writes*scale, t.wcu*scale)
 	return sb.String()
+}
+
+// benchWindow is the positive Go duration in the variable name, or def.
+func benchWindow(b *testing.B, name string, def time.Duration) time.Duration {
+	b.Helper()
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		b.Fatalf("%s=%q: want a positive Go duration (%s)", name, v, def)
+	}
+	return d
 }

@@ -44,14 +44,7 @@ func BenchmarkLanes(b *testing.B) {
 	if testing.Short() {
 		b.Skip("needs the stand-ins and minutes (run without -short)")
 	}
-	window := 20 * time.Second
-	if v := os.Getenv("SHARDLINE_BENCH_LANES_WINDOW"); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil {
-			b.Fatalf("SHARDLINE_BENCH_LANES_WINDOW=%q: %v", v, err)
-		}
-		window = d
-	}
+	window := benchWindow(b, "SHARDLINE_BENCH_LANES_WINDOW", 20*time.Second)
 	const call, batch = 200 * time.Millisecond, 10
 	for _, sc := range []struct {
 		keys, backlog int

@@ -23,7 +23,6 @@ import (
 	"github.com/shardline/shardline/shared/coordinator"
 	"github.com/shardline/shardline/shared/handlers"
 	"github.com/shardline/shardline/shared/metrics"
-	"github.com/shardline/shardline/shared/stream"
 	"github.com/shardline/shardline/shared/telemetry/emf"
 )
 
@@ -292,7 +291,7 @@ func (f *function) buildNative() {
 		}
 		name := f.getenv(config.EnvName("handler"))
 		if name == "" {
-			f.nativeErr = &EventError{Msg: fmt.Sprintf("a Kinesis event, but this function has no handler: set %s (allowed %s)", config.EnvName("handler"), strings.Join(a.handlerNames(), ", "))}
+			f.nativeErr = &EventError{Msg: fmt.Sprintf("a Kinesis event, but this function has no handler: set %s (allowed %s)", config.EnvName("handler"), strings.Join(a.handlerSet().Names(), ", "))}
 			return
 		}
 		log := a.logTo(&config.Common{LogLevel: f.getenv(config.EnvName("log-level"))}, f.stderr, config.FormatJSON)
@@ -311,16 +310,6 @@ func (f *function) buildNative() {
 			f.nativeWin = h
 		}
 	})
-}
-
-// handlerNames are the names SHARDLINE_HANDLER takes.
-func (a *App) handlerNames() []string {
-	names := handlers.Names()
-	for n := range a.named {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
 }
 
 // poll is one scheduled invocation: the poller with the handler in
@@ -427,8 +416,6 @@ func (f *function) writeMetrics(s Snapshot, base, requestID string) {
 		f.log.Warn("metrics not written", "err", err)
 	}
 }
-
-var _ stream.Handler = Handler(nil)
 
 // LambdaVariables are the SHARDLINE_* variables the App reads on Lambda:
 // those of `run` and SHARDLINE_DEADLINE_MARGIN, sorted.

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -182,23 +183,9 @@ func checkName(fn, name string, isNil bool) {
 	}
 }
 
-func builtin(name string) bool {
-	for _, n := range handlers.Names() {
-		if n == name {
-			return true
-		}
-	}
-	return false
-}
+func builtin(name string) bool { return slices.Contains(handlers.Names(), name) }
 
-func builtinWindow(name string) bool {
-	for _, n := range handlers.WindowNames() {
-		if n == name {
-			return true
-		}
-	}
-	return false
-}
+func builtinWindow(name string) bool { return slices.Contains(handlers.WindowNames(), name) }
 
 // WithAppName sets the default of -app-name (SHARDLINE_APP_NAME), the
 // application's name and lease table; a flag or the variable still wins.
