@@ -339,7 +339,7 @@ func (s *Run) WorkerConfig(clients *awsconf.Clients, h stream.Handler, log *slog
 		Handler: h, MaxRetryAttempts: s.MaxRetryAttempts, MaxRecordAge: max(s.MaxRecordAge, 0),
 		IgnoreItemFailures: !s.ReportItemFailures, ParallelizationFactor: s.ParallelizationFactor,
 		BisectOnError: s.BisectOnError, OnFailure: dest, HandlerTimeout: s.HandlerTimeout, DeliverOutOfRange: s.OutOfRange == "deliver",
-		OversizeAlone: s.TargetFunction == "", FunctionARN: s.TargetFunction,
+		OversizeAlone: s.TargetFunction == "", FunctionARN: s.TargetFunction, RemoteHandler: s.TargetFunction != "",
 		TumblingWindow: s.TumblingWindow, WindowHandler: s.windowHandler, MetricsLevel: s.Metrics(),
 		RetryWaitTime: s.RetryWaitTime, RetryMaxAttempts: s.RetryMaxAttempts, IdleTimeBetweenReads: s.IdleTimeBetweenReads,
 		Region: clients.Region, Kinesis: clients.Kinesis, DynamoDB: clients.DynamoDB, Logger: log,

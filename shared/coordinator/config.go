@@ -78,6 +78,14 @@ type Config struct {
 
 	Handler     stream.Handler // required
 	FunctionARN string         // lambdacontext.InvokedFunctionArn for in-process handlers
+	// RemoteHandler says Handler (or WindowHandler) calls a Lambda
+	// function through the Invoke API: the event goes as JSON, so a call
+	// cannot change the records' bytes. Otherwise (an in-process handler,
+	// which may decode or decrypt Data in place) the records of a batch
+	// whose call failed are read again from the stream for what comes
+	// next, and each later call of them gets a copy of its own
+	// (dispatch.Config.Reread); calls that do not fail cost nothing more.
+	RemoteHandler bool
 	// HandlerTimeout is the deadline of one handler call, on the context
 	// the handler receives (default 15m, Lambda's longest function
 	// timeout). A call that outlives it is a failed attempt.

@@ -176,6 +176,9 @@ func (w *Worker) consume(h *held, st *shardStats) consumeResult {
 		OversizeAlone: w.cfg.OversizeAlone, IgnoreItemFailures: w.cfg.IgnoreItemFailures,
 		NoTiming: w.cfg.MetricsLevel == metrics.None,
 	}
+	if !w.cfg.RemoteHandler {
+		dcfg.Reread = w.rereader(l.Key)
+	}
 	var disp dispatch.Deliverer // one batch at a time; nil with lanes
 	var win *dispatch.Windowed  // with a tumbling window
 	// afterCalls handles what a delivery (or a window's close, or the

@@ -177,7 +177,22 @@ type Config struct {
 	// request limit, only the memory bound the byte limit gives batches.
 	OversizeAlone bool
 	// NoTiming leaves the calls' durations unmeasured (metrics level NONE).
-	NoTiming        bool
+	NoTiming bool
+	// Reread, when set, reads recs again from the stream and sets each
+	// one's Data to its bytes as stored, in memory no call has seen; it
+	// returns how many of recs it could not find (gone past the stream's
+	// retention), whose Data it leaves as they are. Set it for a handler
+	// that may change its event's Data in place (an in-process one: a
+	// handler that decodes or decrypts in place): after a batch's first
+	// failed call the records still to do are read again, and from then
+	// on each call of them gets a copy of its own, so that retries,
+	// bisected halves and the on-failure destination get the bytes as
+	// read, as on Lambda, where every invocation gets fresh bytes. The
+	// calls before a failure get the bytes as read, with no copy: the
+	// path with no failure costs nothing. Without Reread nothing is read
+	// again or copied (a function called through the Invoke API gets its
+	// event as JSON and cannot change them).
+	Reread          func(ctx context.Context, recs []stream.Record) (missing int, err error)
 	RetryBackoff    time.Duration // first wait between handler retries; default 100ms
 	MaxRetryBackoff time.Duration // longest wait, for failures and throttles alike; default 10s
 	Logger          *slog.Logger
@@ -329,7 +344,7 @@ func (d *Dispatcher) Deliver(ctx context.Context, stop <-chan struct{}, recs []s
 			continue
 		}
 		// The batch's capacity ends with it: no one appends over the rest.
-		if err := d.deliverBatch(ctx, stop, recs[:n:n], 0, done); err != nil {
+		if err := d.deliverBatch(ctx, stop, recs[:n:n], 0, false, done); err != nil {
 			return err
 		}
 		recs = recs[n:]
@@ -376,7 +391,9 @@ func (d *Dispatcher) next(recs []stream.Record) (n, size int) {
 // never an attempt; a function error (an error, a panic, a timeout) bisects
 // the batch when BisectOnError is set, and the halves are not attempts; a
 // partial failure (batchItemFailures) resumes at the lowest failed item.
-func (d *Dispatcher) deliverBatch(ctx context.Context, stop <-chan struct{}, batch []stream.Record, attempts int, done func(stream.Position)) error {
+// fresh says the batch's Data were read again (Config.Reread) after a
+// failed call: each call then gets a copy of its own.
+func (d *Dispatcher) deliverBatch(ctx context.Context, stop <-chan struct{}, batch []stream.Record, attempts int, fresh bool, done func(stream.Position)) error {
 	throttles := 0
 	var lastErr error
 	for {
@@ -388,7 +405,7 @@ func (d *Dispatcher) deliverBatch(ctx context.Context, stop <-chan struct{}, bat
 				return nil
 			}
 		}
-		failed, err := d.call(ctx, batch)
+		failed, err := d.call(ctx, batch, fresh)
 		if err == nil && failed < 0 {
 			d.handled(batch)
 			done(batch[len(batch)-1].Position())
@@ -398,6 +415,15 @@ func (d *Dispatcher) deliverBatch(ctx context.Context, stop <-chan struct{}, bat
 			return cerr
 		}
 		lastErr = err // nil for a partial failure: not a function error
+		if !fresh && d.cfg.Reread != nil && !errors.Is(err, errCut) {
+			// The failed call may have changed the bytes it was given:
+			// whatever comes next (a retry, the halves, the on-failure
+			// destination) gets them as read.
+			if err := d.reread(ctx, stop, batch[max(failed, 0):]); err != nil {
+				return err
+			}
+			fresh = true
+		}
 		first, last := batch[0].Position().String(), batch[len(batch)-1].Position().String()
 		switch {
 		case errors.Is(err, errCut):
@@ -430,10 +456,10 @@ func (d *Dispatcher) deliverBatch(ctx context.Context, stop <-chan struct{}, bat
 			half := len(batch) / 2
 			d.log.Info("batch too large for the handler's host; splitting it", "records", len(batch),
 				"first", first, "error", err.Error())
-			if err := d.deliverBatch(ctx, stop, batch[:half], attempts, done); err != nil {
+			if err := d.deliverBatch(ctx, stop, batch[:half], attempts, fresh, done); err != nil {
 				return err
 			}
-			return d.deliverBatch(ctx, stop, batch[half:], attempts, done)
+			return d.deliverBatch(ctx, stop, batch[half:], attempts, fresh, done)
 		}
 		throttles = 0
 		if errors.Is(err, stream.ErrHandlerTimeout) {
@@ -459,10 +485,10 @@ func (d *Dispatcher) deliverBatch(ctx context.Context, stop <-chan struct{}, bat
 			// retries; splitting is not a retry.
 			half := len(batch) / 2
 			d.log.Info("bisecting failing batch", "records", len(batch), "error", err.Error())
-			if err := d.deliverBatch(ctx, stop, batch[:half], 0, done); err != nil {
+			if err := d.deliverBatch(ctx, stop, batch[:half], 0, fresh, done); err != nil {
 				return err
 			}
-			return d.deliverBatch(ctx, stop, batch[half:], 0, done)
+			return d.deliverBatch(ctx, stop, batch[half:], 0, fresh, done)
 		}
 		if d.cfg.MaxRetryAttempts >= 0 && attempts > d.cfg.MaxRetryAttempts {
 			return d.giveUp(ctx, batch, attempts, ReasonRetriesExhausted, lastErr, done)
@@ -475,6 +501,31 @@ func (d *Dispatcher) deliverBatch(ctx context.Context, stop <-chan struct{}, bat
 		d.log.Warn("handler failed; retrying", "records", len(batch), "first", first,
 			"attempt", attempts, "wait", wait, "error", why)
 		d.stats.Retries++
+		if err := d.wait(ctx, stop, wait); err != nil {
+			return err
+		}
+	}
+}
+
+// reread gives batch its bytes as read (Config.Reread), trying again with
+// back-off while the stream cannot be read, until stop or ctx ends.
+func (d *Dispatcher) reread(ctx context.Context, stop <-chan struct{}, batch []stream.Record) error {
+	first := batch[0].Position().String()
+	for tries := 1; ; tries++ {
+		missing, err := d.cfg.Reread(ctx, batch)
+		if err == nil {
+			if missing > 0 {
+				d.log.Warn("records of a failed batch are no longer in the stream: their retries get the bytes as the failed call left them",
+					"records", len(batch), "missing", missing, "first", first)
+			}
+			return nil
+		}
+		if cerr := context.Cause(ctx); cerr != nil {
+			return cerr
+		}
+		wait := backoff(d.cfg.RetryBackoff, tries-1, d.cfg.MaxRetryBackoff)
+		d.log.Warn("could not read a failed batch again for its retry; trying again", "records", len(batch),
+			"first", first, "tries", tries, "wait", wait, "error", err.Error())
 		if err := d.wait(ctx, stop, wait); err != nil {
 			return err
 		}
@@ -535,8 +586,9 @@ func (d *Dispatcher) giveUp(ctx context.Context, batch []stream.Record, attempts
 
 // call invokes the handler once and returns the index of the lowest failed
 // record (-1 when all succeeded; 0 when the whole batch failed). Past
-// Deadline it calls nothing and returns errCut.
-func (d *Dispatcher) call(ctx context.Context, batch []stream.Record) (int, error) {
+// Deadline it calls nothing and returns errCut. With own, the call gets a
+// copy of the batch's Data.
+func (d *Dispatcher) call(ctx context.Context, batch []stream.Record, own bool) (int, error) {
 	if !d.cfg.Deadline.IsZero() && !time.Now().Before(d.cfg.Deadline) {
 		return 0, errCut
 	}
@@ -553,7 +605,9 @@ func (d *Dispatcher) call(ctx context.Context, batch []stream.Record) (int, erro
 		began = time.Now()
 	}
 	ev := stream.Event(d.cfg.Source, batch)
-	stream.OwnData(&ev) // a handler that changes Data changes its own copy, never a retry's
+	if own {
+		stream.OwnData(&ev) // a handler that changes Data changes its own copy, never a retry's
+	}
 	resp, err := d.run(lambdacontext.NewContext(hctx, lc), ev)
 	var took time.Duration
 	if !began.IsZero() {

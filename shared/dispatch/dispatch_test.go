@@ -887,9 +887,47 @@ func TestDeliverDiscard(t *testing.T) {
 	}
 }
 
+// stored is a stream's stored bytes for Config.Reread: it gives each
+// record it holds fresh bytes, counts its calls, and fails the first
+// failing calls.
+type stored struct {
+	mu      sync.Mutex
+	data    map[stream.Position]string
+	calls   int
+	failing int // calls that fail before one works
+}
+
+func storedOf(recs []stream.Record) *stored {
+	s := &stored{data: map[stream.Position]string{}}
+	for _, r := range recs {
+		s.data[r.Position()] = string(r.Data)
+	}
+	return s
+}
+
+func (s *stored) reread(_ context.Context, recs []stream.Record) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.calls++
+	if s.calls <= s.failing {
+		return 0, errors.New("kinesis: ProvisionedThroughputExceededException")
+	}
+	missing := 0
+	for i := range recs {
+		d, ok := s.data[recs[i].Position()]
+		if !ok {
+			missing++
+			continue
+		}
+		recs[i].Data = []byte(d)
+	}
+	return missing, nil
+}
+
 // TestCallsGetTheirOwnData (issue 17): a handler that changes Data in
 // place (decodes, decrypts) and fails: the retry, the bisected halves and
-// the on-failure destination get the bytes as read, not the changed ones.
+// the on-failure destination get the bytes as read, not the changed ones
+// (read again once, then a copy for each call).
 func TestCallsGetTheirOwnData(t *testing.T) {
 	var seen []string
 	var mu sync.Mutex
@@ -903,13 +941,14 @@ func TestCallsGetTheirOwnData(t *testing.T) {
 		return events.KinesisEventResponse{}, errors.New("always")
 	}
 	recs := recs(4)
+	st := storedOf(recs)
 	want := map[string]bool{}
 	for _, r := range recs {
 		want[string(r.Data)] = true
 	}
 	dl := &doneLog{t: t}
 	dest := &fakeDestination{dl: dl}
-	d := newDispatcher(t, Config{Handler: h, MaxRetryAttempts: 1, BisectOnError: true, BatchSize: 4, OnFailure: dest})
+	d := newDispatcher(t, Config{Handler: h, MaxRetryAttempts: 1, BisectOnError: true, BatchSize: 4, OnFailure: dest, Reread: st.reread})
 	if err := d.Deliver(context.Background(), nil, recs, dl.done); err != nil {
 		t.Fatalf("Deliver: %v", err)
 	}
@@ -927,6 +966,95 @@ func TestCallsGetTheirOwnData(t *testing.T) {
 	}
 	if len(seen) < 8 {
 		t.Errorf("%d records in calls, want the retries and halves too", len(seen))
+	}
+	if st.calls != 1 {
+		t.Errorf("the batch was read again %d times, want once (after its first failed call)", st.calls)
+	}
+}
+
+// TestNoCopyWithoutFailure (issue 17): calls that succeed get the bytes as
+// read, with no copy and no second read; a partial failure rereads only
+// the records still to do.
+func TestNoCopyWithoutFailure(t *testing.T) {
+	five := recs(5)
+	st := storedOf(five)
+	var got [][]byte
+	h := func(_ context.Context, ev events.KinesisEvent) (events.KinesisEventResponse, error) {
+		for i := range ev.Records {
+			got = append(got, ev.Records[i].Kinesis.Data)
+		}
+		if len(got) == 5 { // the first call: records 3 and 4 failed
+			return events.KinesisEventResponse{BatchItemFailures: []events.KinesisBatchItemFailure{{ItemIdentifier: five[3].SequenceNumber}}}, nil
+		}
+		return events.KinesisEventResponse{}, nil
+	}
+	dl := &doneLog{t: t}
+	var rereadLen int
+	d := newDispatcher(t, Config{Handler: h, MaxRetryAttempts: 1, Reread: func(ctx context.Context, recs []stream.Record) (int, error) {
+		rereadLen = len(recs)
+		return st.reread(ctx, recs)
+	}})
+	orig := make([]*byte, 5)
+	for i := range five {
+		orig[i] = &five[i].Data[0]
+	}
+	if err := d.Deliver(context.Background(), nil, five, dl.done); err != nil {
+		t.Fatalf("Deliver: %v", err)
+	}
+	if len(got) != 7 {
+		t.Fatalf("%d records in calls, want 5 then the 2 retried", len(got))
+	}
+	for i := range 5 {
+		if &got[i][0] != orig[i] {
+			t.Errorf("the first call's record %d got a copy: want the bytes as read, with no copy", i)
+		}
+	}
+	if rereadLen != 2 || st.calls != 1 {
+		t.Errorf("read again %d times, %d records; want once, the 2 still to do", st.calls, rereadLen)
+	}
+	if &got[5][0] == &five[3].Data[0] {
+		t.Errorf("the retry got the batch's own bytes: want a copy of its own")
+	}
+}
+
+// TestRereadFails (issue 17): while the stream cannot be read again the
+// retry waits, with a WARN line each time, and then gets the bytes as
+// read; a record gone from the stream keeps the bytes the call left, with
+// a WARN line saying so, and is still delivered.
+func TestRereadFails(t *testing.T) {
+	var seen []string
+	h := func(_ context.Context, ev events.KinesisEvent) (events.KinesisEventResponse, error) {
+		for i := range ev.Records {
+			seen = append(seen, string(ev.Records[i].Kinesis.Data))
+			copy(ev.Records[i].Kinesis.Data, "XXXX")
+		}
+		if len(seen) <= 2 {
+			return events.KinesisEventResponse{}, errors.New("once")
+		}
+		return events.KinesisEventResponse{}, nil
+	}
+	two := recs(2)
+	st := storedOf(two)
+	st.failing = 2
+	delete(st.data, two[1].Position()) // trimmed from the stream
+	var logs bytes.Buffer
+	dl := &doneLog{t: t}
+	d := newDispatcher(t, Config{Handler: h, MaxRetryAttempts: 1, Reread: st.reread,
+		Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	if err := d.Deliver(context.Background(), nil, two, dl.done); err != nil {
+		t.Fatalf("Deliver: %v", err)
+	}
+	if want := []string{"data-0", "data-1", "data-0", "XXXX-1"}; !slices.Equal(seen, want) {
+		t.Errorf("calls saw %q, want %q", seen, want)
+	}
+	if n := strings.Count(logs.String(), "could not read a failed batch again for its retry; trying again"); n != 2 {
+		t.Errorf("logs:\n%s\nwant 2 WARN lines for the failed reads", logs.String())
+	}
+	if !strings.Contains(logs.String(), "missing=1") || !strings.Contains(logs.String(), "no longer in the stream") {
+		t.Errorf("logs:\n%s\nwant a WARN line naming the record no longer in the stream", logs.String())
+	}
+	if s := d.Stats(); s.Handled != 2 {
+		t.Errorf("handled %d, want 2", s.Handled)
 	}
 }
 

@@ -114,7 +114,7 @@ func parseUserRecord(b []byte) (userRec, bool) {
 			}
 			b = b[m:]
 			if num == 3 {
-				r.data, hasData = v, true
+				r.data, hasData = v[:len(v):len(v)], true // an append by a handler cannot reach the next record
 			} else if !validTag(v) {
 				return r, false
 			}

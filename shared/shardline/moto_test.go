@@ -2,6 +2,7 @@ package shardline
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -77,11 +78,27 @@ func TestRunOnMoto(t *testing.T) {
 		last[aws.ToString(out.ShardId)] = aws.ToString(out.SequenceNumber)
 	}
 
+	// The handler fails once, on the call holding kpl-1-0, after decoding
+	// every record of it in place: the retry must get the bytes as put
+	// (read again from moto over JSON).
 	var mu sync.Mutex
 	got := map[string]int{}
+	failedOnce := false
 	handle := func(_ context.Context, ev events.KinesisEvent) (events.KinesisEventResponse, error) {
 		mu.Lock()
 		defer mu.Unlock()
+		fail := false
+		for _, r := range ev.Records {
+			if string(r.Kinesis.Data) == "kpl-1-0" && !failedOnce {
+				fail, failedOnce = true, true
+			}
+		}
+		if fail {
+			for _, r := range ev.Records {
+				copy(r.Kinesis.Data, "XXXXXXXX")
+			}
+			return events.KinesisEventResponse{}, errors.New("decoded in place, then failed")
+		}
 		for _, r := range ev.Records {
 			got[string(r.Kinesis.Data)]++
 		}
@@ -140,7 +157,13 @@ func TestRunOnMoto(t *testing.T) {
 	if n := strings.Count(logs, "reading it in JSON from now on"); n != 1 {
 		t.Errorf("%d lines saying that GetRecords is read in JSON, want 1:\n%s", n, logs)
 	}
-	for _, bad := range []string{"read failed", "level=ERROR", "level=WARN", "failed to discard"} {
+	if !failedOnce {
+		t.Error("the handler never failed: the retry was not tried")
+	}
+	if n := strings.Count(logs, "level=WARN"); n != 1 || !strings.Contains(logs, "handler failed; retrying") {
+		t.Errorf("%d WARN lines, want the one retry's:\n%s", n, logs)
+	}
+	for _, bad := range []string{"read failed", "level=ERROR", "failed to discard", "could not read a failed batch again", "no longer in the stream"} {
 		if strings.Contains(logs, bad) {
 			t.Errorf("the run logged %q:\n%s", bad, logs)
 		}

@@ -197,11 +197,11 @@ func Event(src Source, recs []Record) events.KinesisEvent {
 }
 
 // OwnData gives ev's records data of their own: one new buffer for the
-// batch, each record's Data a capacity-bounded slice of it. The records'
-// Data otherwise share the bytes read from Kinesis, which are kept for
-// retries, bisected halves and the on-failure destination: a handler that
-// decodes or decrypts Data in place must not change what those get. On
-// Lambda every invocation gets fresh bytes; so does every call here.
+// batch, each record's Data a capacity-bounded slice of it. The dispatcher
+// uses it for the calls of a batch whose Data were read again after a
+// failed call (dispatch.Config.Reread): a handler that decodes or decrypts
+// Data in place then changes its own copy, never what the next retry, a
+// bisected half or the on-failure destination gets.
 func OwnData(ev *events.KinesisEvent) {
 	n := 0
 	for i := range ev.Records {
