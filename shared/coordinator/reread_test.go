@@ -119,4 +119,3 @@ func TestRetryGetsBytesAsRead(t *testing.T) {
 		})
 	}
 }
-
