@@ -95,6 +95,16 @@ type Stats struct {
 	GetRecords       metrics.HistSnapshot // successful calls and their time (Count only with NoTiming)
 	GetRecordsFailed int64                // failed calls, throttles included
 	ExpiredIterators int64
+
+	// Enhanced fan-out (a subscription publisher; zero when polling):
+	// SubscribeToShard calls that started a subscription (the first one,
+	// and each after an error or a quiet subscription), that renewed one
+	// at its end (every 5 minutes, from its continuation sequence number),
+	// and that failed or ended in an error (throttles and
+	// ResourceInUseException included).
+	SubscriptionStarts   int64
+	SubscriptionRenewals int64
+	SubscriptionErrors   int64
 }
 
 // Stats returns the reader's counts so far. Read it between Next calls.
