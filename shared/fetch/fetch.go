@@ -60,6 +60,13 @@ type Config struct {
 	BusyInterval time.Duration // default 200ms
 	IdleInterval time.Duration // default 200ms
 	Logger       *slog.Logger
+
+	// ConsumerARN, for NewSubscriber, is the registered stream consumer
+	// whose enhanced fan-out subscriptions bring the records.
+	ConsumerARN string
+	// QuietTimeout is how long a subscription may send nothing before it
+	// is started again; default DefaultQuietTimeout.
+	QuietTimeout time.Duration
 }
 
 // KinesisAPI lists the Kinesis calls a reader makes.
@@ -343,8 +350,13 @@ func (r *Reader) getIterator(ctx context.Context) (*string, error) {
 // (a drain, a lease lost) is no failure to warn about: its error is
 // returned as it is.
 func (r *Reader) classify(ctx context.Context, err error, fails, throttles *int) (time.Duration, error) {
+	return classify(ctx, r.cfg, r.log, err, fails, throttles)
+}
+
+// classify is Reader.classify for a publisher of cfg logging to log.
+func classify(ctx context.Context, cfg Config, log *slog.Logger, err error, fails, throttles *int) (time.Duration, error) {
 	if IsFatal(err) {
-		return 0, fmt.Errorf("read %s: %w", r.cfg.ShardID, err)
+		return 0, fmt.Errorf("read %s: %w", cfg.ShardID, err)
 	}
 	if ctx.Err() != nil {
 		return 0, context.Cause(ctx)
@@ -354,17 +366,17 @@ func (r *Reader) classify(ctx context.Context, err error, fails, throttles *int)
 	}
 	if IsThrottle(err) {
 		*throttles++
-		if *throttles <= r.cfg.RetryMaxAttempts {
-			r.log.Debug("read throttled; retrying", "attempt", *throttles, "wait", r.cfg.RetryWaitTime)
-			return r.cfg.RetryWaitTime, nil
+		if *throttles <= cfg.RetryMaxAttempts {
+			log.Debug("read throttled; retrying", "attempt", *throttles, "wait", cfg.RetryWaitTime)
+			return cfg.RetryWaitTime, nil
 		}
-		wait := backoff(r.cfg.RetryWaitTime, *throttles-r.cfg.RetryMaxAttempts, r.cfg.MaxBackoff)
-		r.log.Warn("read still throttled after the retry attempts; backing off", "attempts", *throttles, "wait", wait, "error", err)
+		wait := backoff(cfg.RetryWaitTime, *throttles-cfg.RetryMaxAttempts, cfg.MaxBackoff)
+		log.Warn("read still throttled after the retry attempts; backing off", "attempts", *throttles, "wait", wait, "error", err)
 		return wait, nil
 	}
 	*fails++
-	wait := backoff(r.cfg.RetryWaitTime, *fails, r.cfg.MaxBackoff)
-	r.log.Warn("read failed; retrying", "attempt", *fails, "wait", wait, "error", err)
+	wait := backoff(cfg.RetryWaitTime, *fails, cfg.MaxBackoff)
+	log.Warn("read failed; retrying", "attempt", *fails, "wait", wait, "error", err)
 	return wait, nil
 }
 

@@ -1,0 +1,297 @@
+package fetch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis/schemas"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+	"github.com/aws/smithy-go/transport/http/protocol/awsjson"
+
+	"github.com/shardline/shardline/shared/stream"
+)
+
+// SubscribeAPI is the call an enhanced fan-out publisher makes;
+// *kinesis.Client has it.
+type SubscribeAPI interface {
+	SubscribeToShard(context.Context, *kinesis.SubscribeToShardInput, ...func(*kinesis.Options)) (*kinesis.SubscribeToShardOutput, error)
+}
+
+var _ SubscribeAPI = (*kinesis.Client)(nil)
+
+// Defaults of a Subscriber.
+const (
+	// DefaultQuietTimeout is how long a subscription may send nothing
+	// before it is started again (KCL's figure; Kinesis sends an event at
+	// least every 5 s, records or not).
+	DefaultQuietTimeout = 60 * time.Second
+	// subscribeInterval is the least time between two SubscribeToShard
+	// calls for one shard: Kinesis allows one a second per shard and
+	// consumer.
+	subscribeInterval = time.Second
+)
+
+// ErrNoContinuation is the error of a subscription event that has neither
+// a continuation sequence number nor child shards: Kinesis ends a shard's
+// last event with the children, so this cannot be taken for a shard's
+// end, and the shard must not be read as ended.
+var ErrNoContinuation = errors.New("a SubscribeToShard event has no continuation sequence number and no child shards")
+
+// Subscriber is the enhanced fan-out Publisher: records pushed to a
+// registered stream consumer (Config.ConsumerARN) over SubscribeToShard,
+// one subscription per shard. The first subscription starts at
+// Config.Start; each later one (a subscription lasts 5 minutes, or less
+// when Kinesis ends it) starts AFTER_SEQUENCE_NUMBER the last event's
+// ContinuationSequenceNumber, so nothing is missed or sent twice. It takes
+// the next event only when Next is called: a slow consumer holds the
+// stream back (HTTP flow control) instead of buffering it. A subscription
+// refused because another one holds the shard (ResourceInUseException,
+// within 5 s of the last one) or for the rate (LimitExceededException) is
+// tried again with back-off; one that sends nothing for QuietTimeout is
+// started again. Calls are at least a second apart per shard, as Kinesis
+// requires. It is not safe for concurrent use.
+type Subscriber struct {
+	client SubscribeAPI
+	cfg    Config
+	log    *slog.Logger
+
+	events  <-chan types.SubscribeToShardEventStream
+	stream  *kinesis.SubscribeToShardEventStream
+	cancel  context.CancelFunc // ends the subscription's request
+	cont    string             // the last event's continuation sequence number
+	renew   bool               // the last subscription ended as planned: the next one renews it
+	counted bool               // the subscription brought an event and was counted
+	from    *types.StartingPosition
+	latest  time.Time          // when a LATEST start was first asked for
+	lastSub time.Time          // the last SubscribeToShard call
+	wait    time.Time          // no call before this (back-off)
+	ended   bool
+
+	starts, renewals, failures int64
+}
+
+var _ Publisher = (*Subscriber)(nil)
+
+// NewSubscriber returns the fan-out publisher of cfg.ShardID for the
+// consumer cfg.ConsumerARN, validating cfg as New does.
+func NewSubscriber(client SubscribeAPI, cfg Config) (*Subscriber, error) {
+	if cfg.ConsumerARN == "" {
+		return nil, fmt.Errorf("fetch %s: enhanced fan-out needs a consumer ARN", cfg.ShardID)
+	}
+	r, err := New(nil, cfg) // the same checks and defaults
+	if err != nil {
+		return nil, err
+	}
+	cfg = r.cfg
+	if cfg.QuietTimeout <= 0 {
+		cfg.QuietTimeout = DefaultQuietTimeout
+	}
+	return &Subscriber{client: client, cfg: cfg, log: r.log}, nil
+}
+
+// Mode is ModeFanOut.
+func (s *Subscriber) Mode() string { return ModeFanOut }
+
+// SetTargetBytes does nothing: Kinesis decides what an event holds. What
+// one shard holds is bounded by taking one event at a time and by the
+// connection's flow control.
+func (s *Subscriber) SetTargetBytes(int) {}
+
+// Stats returns the subscription counts so far.
+func (s *Subscriber) Stats() Stats {
+	return Stats{SubscriptionStarts: s.starts, SubscriptionRenewals: s.renewals, SubscriptionErrors: s.failures}
+}
+
+// Close ends the subscription at once; Next starts a new one.
+func (s *Subscriber) Close() error {
+	if s.cancel != nil {
+		s.cancel()
+		s.cancel = nil
+	}
+	if s.stream != nil {
+		_ = s.stream.Close()
+		s.stream = nil
+	}
+	s.events = nil
+	return nil
+}
+
+// Next returns the next event's records (none when the shard is quiet:
+// Kinesis sends an event at least every few seconds). After the shard's
+// last event, a Batch with End and its children, it returns
+// ErrShardEnded. ctx ending ends the subscription too.
+func (s *Subscriber) Next(ctx context.Context) (Batch, error) {
+	if s.ended {
+		return Batch{}, ErrShardEnded
+	}
+	var fails, throttles int
+	for {
+		if s.events == nil {
+			if err := s.subscribe(ctx, &fails, &throttles); err != nil {
+				return Batch{}, err
+			}
+			continue
+		}
+		quiet := time.NewTimer(s.cfg.QuietTimeout)
+		select {
+		case ev, ok := <-s.events:
+			quiet.Stop()
+			if ok {
+				if e, isEvent := ev.(*types.SubscribeToShardEventStreamMemberSubscribeToShardEvent); isEvent {
+					return s.batch(&e.Value)
+				}
+				continue // an event type this SDK does not know
+			}
+			err := s.stream.Err()
+			_ = s.Close()
+			if ctx.Err() != nil {
+				return Batch{}, context.Cause(ctx)
+			}
+			if err == nil {
+				// The subscription's planned end (5 minutes): renew it
+				// from the continuation sequence number.
+				s.renew = true
+				continue
+			}
+			s.failures++
+			wait, ferr := s.classify(ctx, err, &fails, &throttles)
+			if ferr != nil {
+				return Batch{}, ferr
+			}
+			s.wait = time.Now().Add(wait)
+		case <-quiet.C:
+			s.failures++
+			s.log.Warn("subscription sent nothing; subscribing again", "for", s.cfg.QuietTimeout, "after", s.cont)
+			_ = s.Close()
+		case <-ctx.Done():
+			quiet.Stop()
+			_ = s.Close()
+			return Batch{}, context.Cause(ctx)
+		}
+	}
+}
+
+// batch turns one event into a Batch.
+func (s *Subscriber) batch(e *types.SubscribeToShardEvent) (Batch, error) {
+	s.count()
+	b := Batch{Records: e.Records, MillisBehindLatest: aws.ToInt64(e.MillisBehindLatest)}
+	if e.ContinuationSequenceNumber == nil {
+		_ = s.Close()
+		if len(e.ChildShards) == 0 {
+			return Batch{}, fmt.Errorf("read %s: %w (after %q)", s.cfg.ShardID, ErrNoContinuation, s.cont)
+		}
+		s.ended = true
+		b.End, b.Children = true, e.ChildShards
+		return b, nil
+	}
+	s.cont = *e.ContinuationSequenceNumber
+	if s.log.Enabled(context.Background(), slog.LevelDebug) {
+		s.log.Debug("SubscribeToShard event", "records", len(e.Records), "millisBehindLatest", b.MillisBehindLatest, "continuation", s.cont)
+	}
+	return b, nil
+}
+
+// subscribe starts a subscription, waiting for the per-shard rate and any
+// back-off first. A refused call is classified: nil with a back-off set,
+// or an error no retry can mend.
+func (s *Subscriber) subscribe(ctx context.Context, fails, throttles *int) error {
+	if err := sleepUntil(ctx, latest(s.wait, s.lastSub.Add(subscribeInterval))); err != nil {
+		return err
+	}
+	in := &kinesis.SubscribeToShardInput{ConsumerARN: aws.String(s.cfg.ConsumerARN), ShardId: aws.String(s.cfg.ShardID),
+		StartingPosition: s.startingPosition()}
+	subCtx, cancel := context.WithCancel(ctx)
+	s.lastSub = time.Now()
+	out, err := s.client.SubscribeToShard(subCtx, in, ownCodec)
+	if err != nil {
+		cancel()
+		s.failures++
+		wait, ferr := s.classify(ctx, err, fails, throttles)
+		if ferr != nil {
+			return ferr
+		}
+		s.wait = time.Now().Add(wait)
+		return nil
+	}
+	s.stream, s.cancel = out.GetStream(), cancel
+	s.events = s.stream.Events()
+	s.from = in.StartingPosition
+	s.counted = false
+	return nil
+}
+
+// count counts the subscription that brought its first event: a start, or
+// the renewal of one that ended as planned. (Kinesis may accept a call and
+// then end its stream at once with an exception, such as
+// ResourceInUseException: that is an error, not a start.)
+func (s *Subscriber) count() {
+	if s.counted {
+		return
+	}
+	s.counted = true
+	if s.renew {
+		s.renewals++
+		s.renew = false
+		return
+	}
+	s.starts++
+	s.log.Info("subscribed to the shard (enhanced fan-out)", "consumer", s.cfg.ConsumerARN,
+		"from", strings.TrimSpace(string(s.from.Type)+" "+aws.ToString(s.from.SequenceNumber)))
+}
+
+// ownCodec gives a subscription a protocol of its own. The SDK's event
+// stream codec keeps its decoder and payload buffer in the protocol, which
+// every call of a client shares: two subscriptions read at once on one
+// client would decode their events in the same buffer (aws-sdk-go-v2
+// service/kinesis v1.56.11 with smithy-go v1.28.8; the race detector
+// shows it: TestSubscribersShareAClient).
+func ownCodec(o *kinesis.Options) { o.Protocol = awsjson.New11(schemas.Kinesis_20131202) }
+
+// startingPosition is where the next subscription starts: after the last
+// event's continuation, or at Config.Start.
+func (s *Subscriber) startingPosition() *types.StartingPosition {
+	switch {
+	case s.cont != "":
+		return &types.StartingPosition{Type: types.ShardIteratorTypeAfterSequenceNumber, SequenceNumber: aws.String(s.cont)}
+	case s.cfg.Start.Seq == stream.TrimHorizon:
+		return &types.StartingPosition{Type: types.ShardIteratorTypeTrimHorizon}
+	case s.cfg.Start.Seq == stream.Latest && !s.latest.IsZero():
+		// A LATEST subscription that ended before any event: a new LATEST
+		// would skip what was written meanwhile.
+		return &types.StartingPosition{Type: types.ShardIteratorTypeAtTimestamp, Timestamp: aws.Time(s.latest)}
+	case s.cfg.Start.Seq == stream.Latest:
+		s.latest = time.Now()
+		return &types.StartingPosition{Type: types.ShardIteratorTypeLatest}
+	case s.cfg.Start.Seq == stream.AtTimestamp:
+		return &types.StartingPosition{Type: types.ShardIteratorTypeAtTimestamp, Timestamp: aws.Time(s.cfg.Timestamp)}
+	}
+	// A checkpoint: at its record; the consumer drops what was done (a
+	// sub-sequence checkpoint resumes inside its aggregate).
+	return &types.StartingPosition{Type: types.ShardIteratorTypeAtSequenceNumber, SequenceNumber: aws.String(s.cfg.Start.Seq)}
+}
+
+// classify is Reader's, with ResourceInUseException (another subscription
+// holds the shard, or the last one is younger than 5 s) a throttle.
+func (s *Subscriber) classify(ctx context.Context, err error, fails, throttles *int) (time.Duration, error) {
+	var inUse *types.ResourceInUseException
+	if errors.As(err, &inUse) {
+		*throttles++
+		wait := backoff(max(s.cfg.RetryWaitTime, subscribeInterval), *throttles-1, s.cfg.MaxBackoff)
+		s.log.Info("subscription refused: the shard has another subscription for this consumer; trying again", "wait", wait, "error", err)
+		return wait, nil
+	}
+	return classify(ctx, s.cfg, s.log, err, fails, throttles)
+}
+
+func latest(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
