@@ -112,8 +112,8 @@ func TestReadDeaggregatesAChunkAtATime(t *testing.T) {
 
 // newReadingConsumer is a shard consumer for h that reads from r, with no
 // hash-range filter.
-func newReadingConsumer(w *Worker, h *held, r *fetch.Reader) *shardConsumer {
+func newReadingConsumer(w *Worker, h *held, r fetch.Publisher) *shardConsumer {
 	c := newShardConsumer(w, h, &shardStats{})
-	c.reader, c.filter = r, kpl.NewFilter(kpl.HashRange{}, nil)
+	c.pub, c.filter = r, kpl.NewFilter(kpl.HashRange{}, nil)
 	return c
 }

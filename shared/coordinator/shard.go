@@ -50,7 +50,7 @@ type shardConsumer struct {
 	onDone func(stream.Position) // done, as the dispatchers call it
 	result consumeResult         // what afterCalls stopped with
 
-	reader *fetch.Reader
+	pub    fetch.Publisher // the shard's records
 	filter *kpl.Filter
 	resume *stream.Position // records at or before it are done
 	recs   []stream.Record
@@ -181,19 +181,30 @@ func (c *shardConsumer) run() consumeResult {
 	}
 	c.filter = kpl.NewFilter(hr, w.keys)
 	defer c.filter.Release()
-	c.reader, err = fetch.New(w.reads, fetch.Config{
-		StreamName: w.cfg.StreamName, ShardID: l.Key, Start: start, Timestamp: ts, NoTiming: w.cfg.MetricsLevel == metrics.None,
-		RetryWaitTime: w.cfg.RetryWaitTime, RetryMaxAttempts: w.cfg.RetryMaxAttempts, Logger: log,
-		IdleInterval: w.cfg.IdleTimeBetweenReads,
-	})
+	c.pub, err = w.publisher(l, start, ts, log)
 	if err != nil {
 		return c.park(err)
 	}
+	defer c.pub.Close() // however the take ends: released, parked, lost, ended
 	if err := c.startDispatch(); err != nil {
 		return c.park(err)
 	}
 	log.Info("shard started", "from", describeStart(start, ts))
 	return c.loop(start)
+}
+
+// publisher is where the records of the shard of l come from, from
+// start (ts with AT_TIMESTAMP): a GetRecords Reader.
+func (w *Worker) publisher(l lease.Lease, start stream.Position, ts time.Time, log *slog.Logger) (fetch.Publisher, error) {
+	r, err := fetch.New(w.reads, fetch.Config{
+		StreamName: w.cfg.StreamName, ShardID: l.Key, Start: start, Timestamp: ts, NoTiming: w.cfg.MetricsLevel == metrics.None,
+		RetryWaitTime: w.cfg.RetryWaitTime, RetryMaxAttempts: w.cfg.RetryMaxAttempts, Logger: log,
+		IdleInterval: w.cfg.IdleTimeBetweenReads,
+	})
+	if err != nil {
+		return nil, err // not a Publisher holding a nil *Reader
+	}
+	return r, nil
 }
 
 // handle is the handler the dispatchers call: every handler call first
@@ -528,7 +539,7 @@ func (c *shardConsumer) drain() consumeResult {
 // The Batch returned has End (and Children) only with the last records of
 // the shard's last answer.
 func (c *shardConsumer) read(ctx context.Context, window time.Duration) (fetch.Batch, error) {
-	w, r, st, h := c.w, c.reader, c.st, c.h
+	w, r, st, h := c.w, c.pub, c.st, c.h
 	recs, p := &c.recs, &c.pend
 	*recs = (*recs)[:0]
 	p.cut = false
