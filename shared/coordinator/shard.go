@@ -186,6 +186,7 @@ func (c *shardConsumer) run() consumeResult {
 		return c.park(err)
 	}
 	defer c.pub.Close() // however the take ends: released, parked, lost, ended
+	c.st.setMode(c.pub.Mode())
 	if err := c.startDispatch(); err != nil {
 		return c.park(err)
 	}
