@@ -58,6 +58,7 @@ type shardConsumer struct {
 	drops  dropReporter
 }
 
+// newShardConsumer starts a take of the shard h holds, counted in st.
 func newShardConsumer(w *Worker, h *held, st *shardStats) *shardConsumer {
 	l := h.snapshot()
 	log := w.log.With("shard", l.Key)
@@ -76,6 +77,8 @@ func newShardConsumer(w *Worker, h *held, st *shardStats) *shardConsumer {
 	return c
 }
 
+// lock and unlock guard what the lanes report done from (cpMu), with
+// lanes only.
 func (c *shardConsumer) lock() {
 	if c.parallel {
 		c.cpMu.Lock()
@@ -88,6 +91,8 @@ func (c *shardConsumer) unlock() {
 	}
 }
 
+// stopLanes stops the lanes and their checkpoint ticker, and waits for
+// them.
 func (c *shardConsumer) stopLanes() error {
 	if c.lanes == nil {
 		return nil
@@ -106,6 +111,7 @@ func (c *shardConsumer) release() {
 	c.w.flushAndRelease(c.h, c.stopAtPending(), c.log)
 }
 
+// park writes what was done and parks the lease with reason.
 func (c *shardConsumer) park(reason error) consumeResult {
 	c.w.park(c.h, c.stopAtPending(), reason, c.log)
 	c.st.setParked(reason.Error())
@@ -124,6 +130,8 @@ func (c *shardConsumer) stopAtPending() *stream.Position {
 	return final
 }
 
+// lost reports whether the lease was let go (lost, or released), and
+// then stops the lanes.
 func (c *shardConsumer) lost() (consumeResult, bool) {
 	cause := c.h.lost()
 	if cause != nil {
