@@ -10,6 +10,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/shardline/shardline/shared/coordinator"
+	"github.com/shardline/shardline/shared/fetch"
 	"github.com/shardline/shardline/shared/stream"
 )
 
@@ -127,7 +128,7 @@ func TestInitialPositions(t *testing.T) {
 }
 
 // waitReading waits until the worker has read every one of its n shards
-// at least once (so a LATEST iterator exists).
+// at least once (so a LATEST iterator exists); their stats say they poll.
 func waitReading(t *testing.T, r *running, n int) {
 	t.Helper()
 	testwait.Until(t, time.Minute, "every shard read once", func() bool {
@@ -139,6 +140,11 @@ func waitReading(t *testing.T, r *running, n int) {
 		}
 		return read >= n
 	})
+	for _, s := range r.w.Stats() {
+		if s.Mode != fetch.ModePolling {
+			t.Errorf("shard %s reads in mode %q, want %q", s.ShardID, s.Mode, fetch.ModePolling)
+		}
+	}
 }
 
 func assertIDs(t *testing.T, recs []got, want []string) {

@@ -65,17 +65,17 @@ func TestReadDeaggregatesAChunkAtATime(t *testing.T) {
 			w := &Worker{cfg: Config{BatchSize: 40, ParallelizationFactor: factor, ReadBudget: 16 << 20, MetricsLevel: 0},
 				log: slog.New(slog.DiscardHandler)}
 			h := newHeld(context.Background(), lease.Lease{Key: "shardId-000000000000"})
+			c := newReadingConsumer(w, h, r)
 			var (
-				got  []stream.Record
-				out  []stream.Record
-				pend pending
-				n    int
+				got []stream.Record
+				n   int
 			)
 			for {
-				b, err := w.read(context.Background(), "shardId-000000000000", r, kpl.NewFilter(kpl.HashRange{}, nil), nil, &out, &pend, &shardStats{}, h, &dropReporter{log: w.log}, w.cfg.MaxBatchingWindow)
+				b, err := c.read(context.Background(), w.cfg.MaxBatchingWindow)
 				if err != nil {
 					t.Fatal(err)
 				}
+				out := c.recs
 				n++
 				// A chunk, plus what is left of the aggregate that crossed it.
 				if limit := 40*factor + per - 1; len(out) > limit {
@@ -108,4 +108,12 @@ func TestReadDeaggregatesAChunkAtATime(t *testing.T) {
 			}
 		})
 	}
+}
+
+// newReadingConsumer is a shard consumer for h that reads from r, with no
+// hash-range filter.
+func newReadingConsumer(w *Worker, h *held, r fetch.Publisher) *shardConsumer {
+	c := newShardConsumer(w, h, &shardStats{})
+	c.pub, c.filter = r, kpl.NewFilter(kpl.HashRange{}, nil)
+	return c
 }

@@ -36,7 +36,10 @@ type ShardStats struct {
 	Parked   string // why the shard is parked, "" when it is not
 	// Fetch counts GetRecords calls and expired iterators, over every take.
 	Fetch fetch.Stats
-	Held  bool // held by this worker now
+	// Mode is how the last take's records came: fetch.ModePolling or
+	// fetch.ModeFanOut; "" until a take has made its publisher.
+	Mode string
+	Held bool // held by this worker now
 }
 
 // Totals adds up every shard's stats.
@@ -108,6 +111,8 @@ func (s *shardStats) setFetch(f fetch.Stats) {
 		}
 	})
 }
+
+func (s *shardStats) setMode(m string) { s.update(func(x *ShardStats) { x.Mode = m }) }
 
 func (s *shardStats) addFiltered(n int64) { s.update(func(x *ShardStats) { x.FilteredOut += n }) }
 

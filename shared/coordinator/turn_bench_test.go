@@ -77,23 +77,18 @@ func BenchmarkTurn(b *testing.B) {
 			}
 			h := newHeld(context.Background(), lease.Lease{Key: "shardId-000000000000"})
 			ctx, done := context.Background(), func(stream.Position) {}
-			var (
-				out  []stream.Record
-				pend pending
-				st   shardStats
-				drop = dropReporter{log: w.log}
-			)
+			c := newReadingConsumer(w, h, r)
 			n := 0
 			b.ReportAllocs()
 			for b.Loop() {
-				if _, err := w.read(ctx, "shardId-000000000000", r, kpl.NewFilter(kpl.HashRange{}, nil), nil, &out, &pend, &st, h, &drop, 0); err != nil {
+				if _, err := c.read(ctx, 0); err != nil {
 					b.Fatal(err)
 				}
-				n += len(out)
-				if err := d.Deliver(ctx, nil, out, done); err != nil {
+				n += len(c.recs)
+				if err := d.Deliver(ctx, nil, c.recs, done); err != nil {
 					b.Fatal(err)
 				}
-				clear(out)
+				clear(c.recs)
 			}
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(n), "ns/user-record")
 		})
