@@ -68,9 +68,9 @@ type Subscriber struct {
 	renew   bool               // the last subscription ended as planned: the next one renews it
 	counted bool               // the subscription brought an event and was counted
 	from    *types.StartingPosition
-	latest  time.Time          // when a LATEST start was first asked for
-	lastSub time.Time          // the last SubscribeToShard call
-	wait    time.Time          // no call before this (back-off)
+	latest  time.Time // when a LATEST start was first asked for
+	lastSub time.Time // the last SubscribeToShard call
+	wait    time.Time // no call before this (back-off)
 	ended   bool
 
 	starts, renewals, failures int64
