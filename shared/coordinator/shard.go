@@ -118,9 +118,20 @@ func (c *shardConsumer) park(reason error) consumeResult {
 	return consumeResult{parked: true}
 }
 
+// closePublisher lets go of what the publisher holds open (a fan-out
+// subscription) before the lease is written or let go, so that the next
+// owner's subscription does not meet this one. The deferred Close in run
+// covers every other way out.
+func (c *shardConsumer) closePublisher() {
+	if c.pub != nil {
+		_ = c.pub.Close()
+	}
+}
+
 // stopAtPending stops the lanes and returns the position done not yet
 // written, if any: the lease's final checkpoint.
 func (c *shardConsumer) stopAtPending() *stream.Position {
+	c.closePublisher()
 	_ = c.stopLanes()
 	var final *stream.Position
 	if p, ok := c.tracker.Pending(); ok {
@@ -135,6 +146,7 @@ func (c *shardConsumer) stopAtPending() *stream.Position {
 func (c *shardConsumer) lost() (consumeResult, bool) {
 	cause := c.h.lost()
 	if cause != nil {
+		c.closePublisher()
 		_ = c.stopLanes() // their calls' contexts have ended: they stop at once
 	}
 	if cause != nil && !errors.Is(cause, errReleased) {
@@ -147,6 +159,7 @@ func (c *shardConsumer) lost() (consumeResult, bool) {
 // end writes SHARD_END with the children and releases the lease; with
 // lanes, only after flushLanes.
 func (c *shardConsumer) end(children []string) consumeResult {
+	c.closePublisher()
 	w, h := c.w, c.h
 	endPos := stream.Position{Seq: stream.ShardEnd}
 	if err := w.writeRetrying(h, c.log, func(ctx context.Context) error {
