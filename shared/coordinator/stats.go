@@ -104,11 +104,7 @@ func (s *shardStats) newTake() {
 // setFetch records the current take's reader stats.
 func (s *shardStats) setFetch(f fetch.Stats) {
 	s.update(func(x *ShardStats) {
-		x.Fetch = fetch.Stats{
-			GetRecords:       s.priorFetch.GetRecords.Add(f.GetRecords),
-			GetRecordsFailed: s.priorFetch.GetRecordsFailed + f.GetRecordsFailed,
-			ExpiredIterators: s.priorFetch.ExpiredIterators + f.ExpiredIterators,
-		}
+		x.Fetch = s.priorFetch.Add(f)
 	})
 }
 

@@ -114,6 +114,15 @@ type Stats struct {
 	SubscriptionErrors   int64
 }
 
+// Add is s and o counted together.
+func (s Stats) Add(o Stats) Stats {
+	return Stats{
+		GetRecords: s.GetRecords.Add(o.GetRecords), GetRecordsFailed: s.GetRecordsFailed + o.GetRecordsFailed,
+		ExpiredIterators: s.ExpiredIterators + o.ExpiredIterators, SubscriptionStarts: s.SubscriptionStarts + o.SubscriptionStarts,
+		SubscriptionRenewals: s.SubscriptionRenewals + o.SubscriptionRenewals, SubscriptionErrors: s.SubscriptionErrors + o.SubscriptionErrors,
+	}
+}
+
 // Stats returns the reader's counts so far. Read it between Next calls.
 func (r *Reader) Stats() Stats {
 	s := Stats{GetRecordsFailed: r.getRecordsFailed, ExpiredIterators: r.expired}

@@ -2,6 +2,7 @@ package telemetry
 
 import (
 	"github.com/shardline/shardline/shared/coordinator"
+	"github.com/shardline/shardline/shared/fetch"
 	"github.com/shardline/shardline/shared/metrics"
 )
 
@@ -124,6 +125,11 @@ func Points(s coordinator.Snapshot, dims metrics.Dimensions) []Point {
 		add("DeaggregatedRecords", "user records de-aggregated from Kinesis records", Count, Counter, float64(sh.UserRecords), OpProcessTask, id)
 		add("MalformedAggregates", "KPL aggregates delivered whole because they were damaged", Count, Counter, float64(sh.Malformed), OpProcessTask, id)
 		add("DroppedOutOfRange", "user records outside the shard's hash range, dropped as KCL drops them", Count, Counter, float64(sh.DroppedOutOfRange), OpProcessTask, id)
+		if sh.Mode == fetch.ModeFanOut { // enhanced fan-out: the subscriptions
+			add("SubscriptionStarts", "SubscribeToShard subscriptions started (the first, and after an error or a quiet one)", Count, Counter, float64(sh.Fetch.SubscriptionStarts), OpProcessTask, id)
+			add("SubscriptionRenewals", "SubscribeToShard subscriptions renewed at their 5-minute end", Count, Counter, float64(sh.Fetch.SubscriptionRenewals), OpProcessTask, id)
+			add("SubscriptionErrors", "SubscribeToShard calls refused and subscriptions ended by an error or silence", Count, Counter, float64(sh.Fetch.SubscriptionErrors), OpProcessTask, id)
+		}
 	}
 	return out
 }
@@ -140,9 +146,10 @@ func sum(all []coordinator.ShardStats) coordinator.ShardStats {
 		t.DroppedOutOfRange += s.DroppedOutOfRange
 		t.FilteredOut += s.FilteredOut
 		t.Dispatch = t.Dispatch.Add(s.Dispatch)
-		t.Fetch.GetRecords = t.Fetch.GetRecords.Add(s.Fetch.GetRecords)
-		t.Fetch.GetRecordsFailed += s.Fetch.GetRecordsFailed
-		t.Fetch.ExpiredIterators += s.Fetch.ExpiredIterators
+		t.Fetch = t.Fetch.Add(s.Fetch)
+		if s.Mode == fetch.ModeFanOut {
+			t.Mode = s.Mode
+		}
 	}
 	return t
 }

@@ -46,7 +46,8 @@ func snapshot(level metrics.Level) coordinator.Snapshot {
 					HandlerTime: hist(500*time.Microsecond, time.Millisecond, 7*time.Millisecond, 2*time.Minute)},
 				Fetch: fetch.Stats{GetRecords: hist(20 * time.Millisecond)},
 			},
-			{ShardID: "shardId-000000000001", MillisBehindLatest: 40, UserRecords: 7, Dispatch: dispatch.Stats{Handled: 7}},
+			{ShardID: "shardId-000000000001", MillisBehindLatest: 40, UserRecords: 7, Dispatch: dispatch.Stats{Handled: 7},
+				Mode: fetch.ModeFanOut, Fetch: fetch.Stats{SubscriptionStarts: 1, SubscriptionRenewals: 2}},
 		},
 	}
 }

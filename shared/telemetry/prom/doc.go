@@ -53,6 +53,9 @@
 //	DeaggregatedRecords                      shardline_deaggregated_records_total                           counter
 //	MalformedAggregates                      shardline_malformed_aggregates_total                           counter
 //	DroppedOutOfRange                        shardline_dropped_out_of_range_total                           counter
+//	SubscriptionStarts                       shardline_subscription_starts_total                            counter
+//	SubscriptionRenewals                     shardline_subscription_renewals_total                          counter
+//	SubscriptionErrors                       shardline_subscription_errors_total                            counter
 //
 // # Labels
 //
