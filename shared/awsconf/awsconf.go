@@ -68,9 +68,9 @@ var invokeSlack = 15 * time.Second
 
 // Clients are the service clients built from Options.
 type Clients struct {
-	Region   string
-	Base     aws.Config // default chain; for other services (CloudWatch)
-	Kinesis  *kinesis.Client
+	Region  string
+	Base    aws.Config // default chain; for other services (CloudWatch)
+	Kinesis *kinesis.Client
 	// KinesisFanOut is Kinesis for SubscribeToShard (enhanced fan-out):
 	// the same endpoint, credentials and retries over a client with no
 	// overall timeout (a subscription streams for 5 minutes), HTTP/2 over
@@ -80,7 +80,7 @@ type Clients struct {
 	// Kinesis). A plain http:// endpoint (the local stand-ins) is HTTP/1.1.
 	KinesisFanOut *kinesis.Client
 	DynamoDB      *dynamodb.Client
-	Lambda   *lambda.Client
+	Lambda        *lambda.Client
 	// SQS, SNS and S3 send to the on-failure destinations, with the
 	// default credentials and the SDK's own retries; their endpoints come
 	// from AWS_ENDPOINT_URL_SQS, _SNS and _S3 (or AWS_ENDPOINT_URL) as the
