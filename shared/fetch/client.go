@@ -13,6 +13,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -79,6 +80,14 @@ type Client struct {
 	skew   atomic.Int64 // the server's clock minus ours (ns), learnt from a refused signature
 	json   atomic.Bool  // GetRecords in JSON
 	log    *slog.Logger
+
+	// Subscriptions (Subscribe): their HTTP client, and the endpoint
+	// rules' parameters and resolver for each consumer's data endpoint.
+	subscribeHTTP  aws.HTTPClient
+	endpointParams kinesis.EndpointParameters
+	resolver       kinesis.EndpointResolverV2
+	mu             sync.Mutex
+	dataURLs       map[string]string // by consumer ARN
 }
 
 // ClientConfig configures NewClient. The zero value reads CBOR and logs
@@ -88,6 +97,10 @@ type ClientConfig struct {
 	JSON bool
 	// Logger gets the line saying that the endpoint refuses CBOR.
 	Logger *slog.Logger
+	// SubscribeHTTP makes Subscribe's requests: a client with no overall
+	// timeout (a subscription streams for 5 minutes), such as
+	// awsconf.Clients.KinesisFanOut's. Default: the wrapped client's.
+	SubscribeHTTP aws.HTTPClient
 }
 
 // NewClient wraps c.
@@ -101,7 +114,10 @@ func NewClient(c *kinesis.Client, cfg ClientConfig) *Client {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	cc := &Client{Client: c, http: hc, creds: o.Credentials, region: o.Region, signer: v4.NewSigner(), log: log}
+	cc := &Client{Client: c, http: hc, creds: o.Credentials, region: o.Region, signer: v4.NewSigner(), log: log, subscribeHTTP: cfg.SubscribeHTTP}
+	if cc.subscribeHTTP == nil {
+		cc.subscribeHTTP = hc
+	}
 	cc.json.Store(cfg.JSON)
 	// The endpoint does not change: it is resolved once (no network).
 	p := kinesis.EndpointParameters{
@@ -114,6 +130,7 @@ func NewClient(c *kinesis.Client, cfg ClientConfig) *Client {
 	if r == nil {
 		r = kinesis.NewDefaultEndpointResolverV2()
 	}
+	cc.endpointParams, cc.resolver = p, r
 	ep, err := r.ResolveEndpoint(context.Background(), p)
 	if err != nil {
 		cc.urlErr = fmt.Errorf("resolve the Kinesis endpoint for region %q: %w", o.Region, err)
@@ -373,6 +390,11 @@ func apiError(resp *http.Response, body []byte) error {
 			Message: fmt.Sprintf("HTTP %d with no error code (%d bytes)", resp.StatusCode, len(body)),
 		}
 	}
+	return apiErrorOf(code, msg)
+}
+
+// apiErrorOf is the SDK's error type for a Kinesis error code.
+func apiErrorOf(code, msg string) error {
 	m := aws.String(msg)
 	switch code {
 	case "ExpiredIteratorException":
@@ -381,6 +403,10 @@ func apiError(resp *http.Response, body []byte) error {
 		return &types.ProvisionedThroughputExceededException{Message: m}
 	case "LimitExceededException":
 		return &types.LimitExceededException{Message: m}
+	case "ResourceInUseException":
+		return &types.ResourceInUseException{Message: m}
+	case "InternalFailureException":
+		return &types.InternalFailureException{Message: m}
 	case "ResourceNotFoundException":
 		return &types.ResourceNotFoundException{Message: m}
 	case "InvalidArgumentException":

@@ -448,30 +448,58 @@ func (d *jsonDecoder) elements(least int) (n, size int, err error) {
 // decodeGetRecordsJSON decodes a GetRecords answer in JSON. It writes
 // over buf (escapes are undone in place); the records do not share it.
 func decodeGetRecordsJSON(buf []byte) (*kinesis.GetRecordsOutput, error) {
+	a, err := decodeAnswerJSON(buf, "NextShardIterator")
+	if err != nil {
+		return nil, err
+	}
+	return &kinesis.GetRecordsOutput{Records: a.records, NextShardIterator: a.next, MillisBehindLatest: a.behind, ChildShards: a.children}, nil
+}
+
+// decodeEventJSON decodes a SubscribeToShardEvent's payload in JSON, as
+// decodeGetRecordsJSON does an answer.
+func decodeEventJSON(buf []byte) (*types.SubscribeToShardEvent, error) {
+	a, err := decodeAnswerJSON(buf, "ContinuationSequenceNumber")
+	if err != nil {
+		return nil, err
+	}
+	return &types.SubscribeToShardEvent{Records: a.records, ContinuationSequenceNumber: a.next, MillisBehindLatest: a.behind, ChildShards: a.children}, nil
+}
+
+// answerJSON is what a GetRecords answer and a SubscribeToShardEvent hold:
+// records, where to go on from (NextShardIterator, or
+// ContinuationSequenceNumber: nextKey), the lag and the children.
+type answerJSON struct {
+	records  []types.Record
+	next     *string
+	behind   *int64
+	children []types.ChildShard
+}
+
+func decodeAnswerJSON(buf []byte, nextKey string) (answerJSON, error) {
 	d := &jsonDecoder{b: buf}
-	out := &kinesis.GetRecordsOutput{}
+	var out answerJSON
 	seen := false
 	err := d.object(func(k []byte) error {
 		var err error
 		switch string(k) {
 		case "Records":
 			seen = true
-			if out.Records, err = d.records(); err != nil {
+			if out.records, err = d.records(); err != nil {
 				return fmt.Errorf("Records: %w", err)
 			}
-		case "NextShardIterator":
-			out.NextShardIterator = nil
+		case nextKey:
+			out.next = nil
 			if d.null() {
 				break
 			}
 			s, err := d.text()
 			if err != nil {
-				return fmt.Errorf("NextShardIterator: %w", err)
+				return fmt.Errorf("%s: %w", nextKey, err)
 			}
-			// Its own copy: the iterator outlives the answer.
-			out.NextShardIterator = aws.String(strings.Clone(s))
+			// Its own copy: it outlives the answer.
+			out.next = aws.String(strings.Clone(s))
 		case "MillisBehindLatest":
-			out.MillisBehindLatest = nil
+			out.behind = nil
 			if d.null() {
 				break
 			}
@@ -479,9 +507,9 @@ func decodeGetRecordsJSON(buf []byte) (*kinesis.GetRecordsOutput, error) {
 			if err != nil {
 				return fmt.Errorf("MillisBehindLatest: %w", err)
 			}
-			out.MillisBehindLatest = &v
+			out.behind = &v
 		case "ChildShards":
-			if out.ChildShards, err = d.childShards(); err != nil {
+			if out.children, err = d.childShards(); err != nil {
 				return fmt.Errorf("ChildShards: %w", err)
 			}
 		default:
@@ -492,13 +520,13 @@ func decodeGetRecordsJSON(buf []byte) (*kinesis.GetRecordsOutput, error) {
 		return nil
 	})
 	if err != nil {
-		return nil, err
+		return answerJSON{}, err
 	}
 	if d.ws(); d.i != len(d.b) {
-		return nil, d.errorf("%d bytes after the answer", len(d.b)-d.i)
+		return answerJSON{}, d.errorf("%d bytes after the answer", len(d.b)-d.i)
 	}
 	if !seen {
-		return nil, errors.New("no Records in the answer")
+		return answerJSON{}, errors.New("no Records in the answer")
 	}
 	return out, nil
 }

@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -57,16 +60,18 @@ var ErrNoContinuation = errors.New("a SubscribeToShard event has no continuation
 // started again. Calls are at least a second apart per shard, as Kinesis
 // requires. It is not safe for concurrent use.
 type Subscriber struct {
-	client SubscribeAPI
-	cfg    Config
-	log    *slog.Logger
+	subscribe SubscribeFunc
+	cfg       Config
+	log       *slog.Logger
 
-	events  <-chan types.SubscribeToShardEventStream
-	stream  *kinesis.SubscribeToShardEventStream
-	cancel  context.CancelFunc // ends the subscription's request
-	cont    string             // the last event's continuation sequence number
-	renew   bool               // the last subscription ended as planned: the next one renews it
-	counted bool               // the subscription brought an event and was counted
+	mu      sync.Mutex   // guards sub against the quiet timer's goroutine
+	sub     Subscription // the subscription open, or nil
+	quiet   *time.Timer  // closes sub when it sends nothing for QuietTimeout
+	wasIdle atomic.Bool  // the quiet timer closed sub
+
+	cont    string // the last event's continuation sequence number
+	renew   bool   // the last subscription ended as planned: the next one renews it
+	counted bool   // the subscription brought an event and was counted
 	from    *types.StartingPosition
 	latest  time.Time // when a LATEST start was first asked for
 	lastSub time.Time // the last SubscribeToShard call
@@ -79,8 +84,9 @@ type Subscriber struct {
 var _ Publisher = (*Subscriber)(nil)
 
 // NewSubscriber returns the fan-out publisher of cfg.ShardID for the
-// consumer cfg.ConsumerARN, validating cfg as New does.
-func NewSubscriber(client SubscribeAPI, cfg Config) (*Subscriber, error) {
+// consumer cfg.ConsumerARN, validating cfg as New does. subscribe is
+// Client.Subscribe (Shardline's reader), or SDKSubscribe's.
+func NewSubscriber(subscribe SubscribeFunc, cfg Config) (*Subscriber, error) {
 	if cfg.ConsumerARN == "" {
 		return nil, fmt.Errorf("fetch %s: enhanced fan-out needs a consumer ARN", cfg.ShardID)
 	}
@@ -92,7 +98,25 @@ func NewSubscriber(client SubscribeAPI, cfg Config) (*Subscriber, error) {
 	if cfg.QuietTimeout <= 0 {
 		cfg.QuietTimeout = DefaultQuietTimeout
 	}
-	return &Subscriber{client: client, cfg: cfg, log: r.log}, nil
+	s := &Subscriber{subscribe: subscribe, cfg: cfg, log: r.log}
+	s.quiet = time.AfterFunc(time.Hour, s.idle)
+	s.quiet.Stop()
+	return s, nil
+}
+
+// idle closes a subscription that sent nothing for QuietTimeout.
+func (s *Subscriber) idle() {
+	s.wasIdle.Store(true)
+	s.closeSub()
+}
+
+// closeSub closes the subscription open, from another goroutine.
+func (s *Subscriber) closeSub() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.sub != nil {
+		_ = s.sub.Close()
+	}
 }
 
 // Mode is ModeFanOut.
@@ -110,69 +134,62 @@ func (s *Subscriber) Stats() Stats {
 
 // Close ends the subscription at once; Next starts a new one.
 func (s *Subscriber) Close() error {
-	if s.cancel != nil {
-		s.cancel()
-		s.cancel = nil
+	s.quiet.Stop()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.sub != nil {
+		_ = s.sub.Close()
+		s.sub = nil
 	}
-	if s.stream != nil {
-		_ = s.stream.Close()
-		s.stream = nil
-	}
-	s.events = nil
 	return nil
 }
 
 // Next returns the next event's records (none when the shard is quiet:
 // Kinesis sends an event at least every few seconds). After the shard's
 // last event, a Batch with End and its children, it returns
-// ErrShardEnded. ctx ending ends the subscription too.
+// ErrShardEnded. The subscription lives as long as ctx: ctx ending ends
+// it at once.
 func (s *Subscriber) Next(ctx context.Context) (Batch, error) {
 	if s.ended {
 		return Batch{}, ErrShardEnded
 	}
 	var fails, throttles int
 	for {
-		if s.events == nil {
-			if err := s.subscribe(ctx, &fails, &throttles); err != nil {
+		if s.sub == nil {
+			if err := s.start(ctx, &fails, &throttles); err != nil {
 				return Batch{}, err
 			}
 			continue
 		}
-		quiet := time.NewTimer(s.cfg.QuietTimeout)
-		select {
-		case ev, ok := <-s.events:
-			quiet.Stop()
-			if ok {
-				if e, isEvent := ev.(*types.SubscribeToShardEventStreamMemberSubscribeToShardEvent); isEvent {
-					return s.batch(&e.Value)
-				}
-				continue // an event type this SDK does not know
-			}
-			err := s.stream.Err()
-			_ = s.Close()
-			if ctx.Err() != nil {
-				return Batch{}, context.Cause(ctx)
-			}
-			if err == nil {
-				// The subscription's planned end (5 minutes): renew it
-				// from the continuation sequence number.
-				s.renew = true
-				continue
-			}
+		s.wasIdle.Store(false)
+		s.quiet.Reset(s.cfg.QuietTimeout)
+		// ctx ending (the lease lost or let go) closes the subscription at
+		// once, even one started under another context.
+		stop := context.AfterFunc(ctx, s.closeSub)
+		ev, err := s.sub.Next()
+		stop()
+		s.quiet.Stop()
+		if err == nil {
+			return s.batch(ev)
+		}
+		_ = s.Close()
+		switch {
+		case ctx.Err() != nil:
+			return Batch{}, context.Cause(ctx)
+		case s.wasIdle.Load():
+			s.failures++
+			s.log.Warn("subscription sent nothing; subscribing again", "for", s.cfg.QuietTimeout, "after", s.cont)
+		case errors.Is(err, io.EOF):
+			// The subscription's planned end (5 minutes): renew it from
+			// the continuation sequence number.
+			s.renew = true
+		default:
 			s.failures++
 			wait, ferr := s.classify(ctx, err, &fails, &throttles)
 			if ferr != nil {
 				return Batch{}, ferr
 			}
 			s.wait = time.Now().Add(wait)
-		case <-quiet.C:
-			s.failures++
-			s.log.Warn("subscription sent nothing; subscribing again", "for", s.cfg.QuietTimeout, "after", s.cont)
-			_ = s.Close()
-		case <-ctx.Done():
-			quiet.Stop()
-			_ = s.Close()
-			return Batch{}, context.Cause(ctx)
 		}
 	}
 }
@@ -197,20 +214,18 @@ func (s *Subscriber) batch(e *types.SubscribeToShardEvent) (Batch, error) {
 	return b, nil
 }
 
-// subscribe starts a subscription, waiting for the per-shard rate and any
+// start starts a subscription, waiting for the per-shard rate and any
 // back-off first. A refused call is classified: nil with a back-off set,
 // or an error no retry can mend.
-func (s *Subscriber) subscribe(ctx context.Context, fails, throttles *int) error {
+func (s *Subscriber) start(ctx context.Context, fails, throttles *int) error {
 	if err := sleepUntil(ctx, latest(s.wait, s.lastSub.Add(subscribeInterval))); err != nil {
 		return err
 	}
 	in := &kinesis.SubscribeToShardInput{ConsumerARN: aws.String(s.cfg.ConsumerARN), ShardId: aws.String(s.cfg.ShardID),
 		StartingPosition: s.startingPosition()}
-	subCtx, cancel := context.WithCancel(ctx)
 	s.lastSub = time.Now()
-	out, err := s.client.SubscribeToShard(subCtx, in, ownCodec)
+	sub, err := s.subscribe(ctx, in)
 	if err != nil {
-		cancel()
 		s.failures++
 		wait, ferr := s.classify(ctx, err, fails, throttles)
 		if ferr != nil {
@@ -219,8 +234,9 @@ func (s *Subscriber) subscribe(ctx context.Context, fails, throttles *int) error
 		s.wait = time.Now().Add(wait)
 		return nil
 	}
-	s.stream, s.cancel = out.GetStream(), cancel
-	s.events = s.stream.Events()
+	s.mu.Lock()
+	s.sub = sub
+	s.mu.Unlock()
 	s.from = in.StartingPosition
 	s.counted = false
 	return nil

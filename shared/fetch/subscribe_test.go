@@ -24,11 +24,12 @@ import (
 // efoStream is a one-shard stream on kinesis-mock behind a FanOut proxy,
 // with a registered ACTIVE consumer.
 type efoStream struct {
-	t        *testing.T
-	proxy    *standintest.FanOut
-	client   *kinesis.Client
-	name     string
-	consumer string
+	t         *testing.T
+	proxy     *standintest.FanOut
+	client    *kinesis.Client
+	name      string
+	consumer  string
+	subscribe SubscribeFunc
 }
 
 func newEFOStream(t *testing.T) *efoStream {
@@ -82,12 +83,33 @@ func (e *efoStream) subscriber(start stream.Position, logs *bytes.Buffer, mod fu
 	if mod != nil {
 		mod(&cfg)
 	}
-	s, err := NewSubscriber(e.client, cfg)
+	s, err := NewSubscriber(e.subscribe, cfg)
 	if err != nil {
 		e.t.Fatal(err)
 	}
 	e.t.Cleanup(func() { _ = s.Close() })
 	return s
+}
+
+// readers are the two ways to read a subscription: Shardline's own
+// (Client.Subscribe) and the SDK's event stream reader.
+var readers = []struct {
+	name string
+	of   func(*kinesis.Client) SubscribeFunc
+}{
+	{"own", func(c *kinesis.Client) SubscribeFunc { return NewClient(c, ClientConfig{}).Subscribe }},
+	{"sdk", func(c *kinesis.Client) SubscribeFunc { return SDKSubscribe(c) }},
+}
+
+// eachReader runs test once with each reader.
+func eachReader(t *testing.T, test func(t *testing.T, e *efoStream)) {
+	for _, r := range readers {
+		t.Run(r.name, func(t *testing.T) {
+			e := newEFOStream(t)
+			e.subscribe = r.of(e.client)
+			test(t, e)
+		})
+	}
 }
 
 // collect calls Next until it has n records; the subscription lives as
@@ -121,29 +143,30 @@ func wantData(from, n int) []string {
 // every record in order, then those put later; from a checkpoint it starts
 // AT its record.
 func TestSubscriberReads(t *testing.T) {
-	e := newEFOStream(t)
-	ctx, cancelAll := context.WithTimeout(context.Background(), time.Minute)
-	defer cancelAll()
-	seqs := e.put(0, 5)
-	s := e.subscriber(stream.Position{Seq: stream.TrimHorizon}, nil, nil)
-	if s.Mode() != ModeFanOut {
-		t.Errorf("Mode() = %q, want %q", s.Mode(), ModeFanOut)
-	}
-	got := collect(t, ctx, s, 5, 20*time.Second)
-	e.put(5, 3)
-	got = append(got, collect(t, ctx, s, 3, 20*time.Second)...)
-	if want := wantData(0, 8); fmt.Sprint(got) != fmt.Sprint(want) {
-		t.Errorf("records %q, want %q", got, want)
-	}
-	if st := s.Stats(); st.SubscriptionStarts != 1 || st.SubscriptionErrors != 0 {
-		t.Errorf("stats %+v: want one start, no error", st)
-	}
+	eachReader(t, func(t *testing.T, e *efoStream) {
+		ctx, cancelAll := context.WithTimeout(context.Background(), time.Minute)
+		defer cancelAll()
+		seqs := e.put(0, 5)
+		s := e.subscriber(stream.Position{Seq: stream.TrimHorizon}, nil, nil)
+		if s.Mode() != ModeFanOut {
+			t.Errorf("Mode() = %q, want %q", s.Mode(), ModeFanOut)
+		}
+		got := collect(t, ctx, s, 5, 20*time.Second)
+		e.put(5, 3)
+		got = append(got, collect(t, ctx, s, 3, 20*time.Second)...)
+		if want := wantData(0, 8); fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("records %q, want %q", got, want)
+		}
+		if st := s.Stats(); st.SubscriptionStarts != 1 || st.SubscriptionErrors != 0 {
+			t.Errorf("stats %+v: want one start, no error", st)
+		}
 
-	_ = s.Close() // one subscription per consumer and shard
-	from := e.subscriber(stream.Position{Seq: seqs[3]}, nil, nil)
-	if got := collect(t, ctx, from, 5, 20*time.Second); fmt.Sprint(got) != fmt.Sprint(wantData(3, 5)) {
-		t.Errorf("from the checkpoint %s: %q, want %q", seqs[3], got, wantData(3, 5))
-	}
+		_ = s.Close() // one subscription per consumer and shard
+		from := e.subscriber(stream.Position{Seq: seqs[3]}, nil, nil)
+		if got := collect(t, ctx, from, 5, 20*time.Second); fmt.Sprint(got) != fmt.Sprint(wantData(3, 5)) {
+			t.Errorf("from the checkpoint %s: %q, want %q", seqs[3], got, wantData(3, 5))
+		}
+	})
 }
 
 // TestSubscriberRenews (issue 18): a subscription that ends as planned
@@ -153,90 +176,92 @@ func TestSubscriberReads(t *testing.T) {
 // refuses the renewal once with ResourceInUseException: an error counted,
 // waited out.)
 func TestSubscriberRenews(t *testing.T) {
-	e := newEFOStream(t)
-	ctx, cancelAll := context.WithTimeout(context.Background(), time.Minute)
-	defer cancelAll()
-	e.proxy.EndAfter.Store(int64(1500 * time.Millisecond))
-	s := e.subscriber(stream.Position{Seq: stream.TrimHorizon}, nil, nil)
-	var got []string
-	for round := range 3 {
-		e.put(round*4, 4)
-		got = append(got, collect(t, ctx, s, 4, 20*time.Second)...)
-		before := s.Stats().SubscriptionRenewals
-		testwait.Until(t, 20*time.Second, "a renewal", func() bool {
-			b, err := s.Next(ctx) // kinesis-mock sends an event a second
-			if err != nil {
-				t.Fatalf("Next: %v", err)
-			}
-			for _, r := range b.Records {
-				got = append(got, string(r.Data))
-			}
-			return s.Stats().SubscriptionRenewals > before
-		})
-	}
-	if want := wantData(0, 12); fmt.Sprint(got) != fmt.Sprint(want) {
-		t.Errorf("records %q, want %q (none missed or twice across renewals)", got, want)
-	}
-	if st := s.Stats(); st.SubscriptionStarts != 1 || st.SubscriptionRenewals < 3 {
-		t.Errorf("stats %+v: want 1 start, ≥ 3 renewals", st)
-	}
+	eachReader(t, func(t *testing.T, e *efoStream) {
+		ctx, cancelAll := context.WithTimeout(context.Background(), time.Minute)
+		defer cancelAll()
+		e.proxy.EndAfter.Store(int64(1500 * time.Millisecond))
+		s := e.subscriber(stream.Position{Seq: stream.TrimHorizon}, nil, nil)
+		var got []string
+		for round := range 3 {
+			e.put(round*4, 4)
+			got = append(got, collect(t, ctx, s, 4, 20*time.Second)...)
+			before := s.Stats().SubscriptionRenewals
+			testwait.Until(t, 20*time.Second, "a renewal", func() bool {
+				b, err := s.Next(ctx) // kinesis-mock sends an event a second
+				if err != nil {
+					t.Fatalf("Next: %v", err)
+				}
+				for _, r := range b.Records {
+					got = append(got, string(r.Data))
+				}
+				return s.Stats().SubscriptionRenewals > before
+			})
+		}
+		if want := wantData(0, 12); fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("records %q, want %q (none missed or twice across renewals)", got, want)
+		}
+		if st := s.Stats(); st.SubscriptionStarts != 1 || st.SubscriptionRenewals < 3 {
+			t.Errorf("stats %+v: want 1 start, ≥ 3 renewals", st)
+		}
+	})
 }
 
 // TestSubscriberQuiet (issue 18): a subscription that sends nothing for
 // QuietTimeout is started again from the last continuation, with a WARN
 // line; the records come.
 func TestSubscriberQuiet(t *testing.T) {
-	e := newEFOStream(t)
-	ctx, cancelAll := context.WithTimeout(context.Background(), time.Minute)
-	defer cancelAll()
-	var logs bytes.Buffer
-	s := e.subscriber(stream.Position{Seq: stream.TrimHorizon}, &logs, func(c *Config) { c.QuietTimeout = 2 * time.Second })
-	e.put(0, 2)
-	got := collect(t, ctx, s, 2, 20*time.Second)
-	e.proxy.Stalled.Store(true)
-	subs := e.proxy.Subscriptions.Load()
-	e.put(2, 2)
-	// The stalled subscription sends nothing; the next one (after the
-	// quiet timeout) is let through.
-	go func() {
-		testwait.Until(t, 10*time.Second, "a new subscription", func() bool { return e.proxy.Subscriptions.Load() > subs })
-		e.proxy.Stalled.Store(false)
-	}()
-	for len(got) < 4 {
-		b, err := s.Next(ctx)
-		if err != nil {
-			t.Fatalf("Next: %v\n%s", err, logs.String())
+	eachReader(t, func(t *testing.T, e *efoStream) {
+		ctx, cancelAll := context.WithTimeout(context.Background(), time.Minute)
+		defer cancelAll()
+		var logs bytes.Buffer
+		s := e.subscriber(stream.Position{Seq: stream.TrimHorizon}, &logs, func(c *Config) { c.QuietTimeout = 2 * time.Second })
+		e.put(0, 2)
+		got := collect(t, ctx, s, 2, 20*time.Second)
+		e.proxy.Stalled.Store(true)
+		subs := e.proxy.Subscriptions.Load()
+		e.put(2, 2)
+		// The stalled subscription sends nothing; the next one (after the
+		// quiet timeout) is let through.
+		go func() {
+			testwait.Until(t, 10*time.Second, "a new subscription", func() bool { return e.proxy.Subscriptions.Load() > subs })
+			e.proxy.Stalled.Store(false)
+		}()
+		for len(got) < 4 {
+			b, err := s.Next(ctx)
+			if err != nil {
+				t.Fatalf("Next: %v\n%s", err, logs.String())
+			}
+			for _, r := range b.Records {
+				got = append(got, string(r.Data))
+			}
 		}
-		for _, r := range b.Records {
-			got = append(got, string(r.Data))
+		if want := wantData(0, 4); fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("records %q, want %q", got, want)
 		}
-	}
-	if want := wantData(0, 4); fmt.Sprint(got) != fmt.Sprint(want) {
-		t.Errorf("records %q, want %q", got, want)
-	}
-	if !strings.Contains(logs.String(), "subscription sent nothing; subscribing again") {
-		t.Errorf("logs:\n%s\nwant the quiet subscription's WARN line", logs.String())
-	}
-	if st := s.Stats(); st.SubscriptionErrors < 1 || st.SubscriptionStarts != 2 {
-		t.Errorf("stats %+v: want the quiet subscription's error and a second start", st)
-	}
+		if !strings.Contains(logs.String(), "subscription sent nothing; subscribing again") {
+			t.Errorf("logs:\n%s\nwant the quiet subscription's WARN line", logs.String())
+		}
+		if st := s.Stats(); st.SubscriptionErrors < 1 || st.SubscriptionStarts != 2 {
+			t.Errorf("stats %+v: want the quiet subscription's error and a second start", st)
+		}
+	})
 }
 
 // inUse refuses the first n subscriptions as another subscription holding
 // the shard would, then passes the calls on.
 type inUse struct {
-	SubscribeAPI
+	next  SubscribeFunc
 	n     int
 	calls atomic.Int64
 	at    []time.Time
 }
 
-func (u *inUse) SubscribeToShard(ctx context.Context, in *kinesis.SubscribeToShardInput, opts ...func(*kinesis.Options)) (*kinesis.SubscribeToShardOutput, error) {
+func (u *inUse) subscribe(ctx context.Context, in *kinesis.SubscribeToShardInput) (Subscription, error) {
 	u.at = append(u.at, time.Now())
 	if int(u.calls.Add(1)) <= u.n {
 		return nil, &types.ResourceInUseException{Message: aws.String("Another active subscription exists for this consumer")}
 	}
-	return u.SubscribeAPI.SubscribeToShard(ctx, in, opts...)
+	return u.next(ctx, in)
 }
 
 // TestSubscriberInUse (issue 18): ResourceInUseException (a subscription
@@ -245,68 +270,67 @@ func (u *inUse) SubscribeToShard(ctx context.Context, in *kinesis.SubscribeToSha
 // error the consumer reads as a shard gone; a lease lost (ctx ended) ends
 // the subscription at once.
 func TestSubscriberInUse(t *testing.T) {
-	e := newEFOStream(t)
-	ctx, cancelAll := context.WithTimeout(context.Background(), time.Minute)
-	defer cancelAll()
-	e.put(0, 2)
-	api := &inUse{SubscribeAPI: e.client, n: 2}
-	cfg := Config{StreamName: e.name, ShardID: "shardId-000000000000", Start: stream.Position{Seq: stream.TrimHorizon}, ConsumerARN: e.consumer,
-		RetryWaitTime: 10 * time.Millisecond}
-	s, err := NewSubscriber(api, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	if got := collect(t, ctx, s, 2, 30*time.Second); fmt.Sprint(got) != fmt.Sprint(wantData(0, 2)) {
-		t.Errorf("records %q", got)
-	}
-	for i := 1; i < len(api.at); i++ {
-		if gap := api.at[i].Sub(api.at[i-1]); gap < time.Second {
-			t.Errorf("SubscribeToShard calls %d and %d %s apart: want at least 1s", i, i+1, gap)
+	eachReader(t, func(t *testing.T, e *efoStream) {
+		ctx, cancelAll := context.WithTimeout(context.Background(), time.Minute)
+		defer cancelAll()
+		e.put(0, 2)
+		api := &inUse{next: e.subscribe, n: 2}
+		cfg := Config{StreamName: e.name, ShardID: "shardId-000000000000", Start: stream.Position{Seq: stream.TrimHorizon}, ConsumerARN: e.consumer,
+			RetryWaitTime: 10 * time.Millisecond}
+		s, err := NewSubscriber(api.subscribe, cfg)
+		if err != nil {
+			t.Fatal(err)
 		}
-	}
-	if st := s.Stats(); st.SubscriptionErrors != 2 || st.SubscriptionStarts != 1 {
-		t.Errorf("stats %+v: want 2 errors and 1 start", st)
-	}
-
-	lease, leaseLost := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() {
-		for {
-			b, err := s.Next(lease) // empty events come a second apart
-			if err != nil || len(b.Records) > 0 {
-				done <- err
-				return
+		defer s.Close()
+		if got := collect(t, ctx, s, 2, 30*time.Second); fmt.Sprint(got) != fmt.Sprint(wantData(0, 2)) {
+			t.Errorf("records %q", got)
+		}
+		for i := 1; i < len(api.at); i++ {
+			if gap := api.at[i].Sub(api.at[i-1]); gap < time.Second {
+				t.Errorf("SubscribeToShard calls %d and %d %s apart: want at least 1s", i, i+1, gap)
 			}
 		}
-	}()
-	leaseLost()
-	select {
-	case err := <-done:
-		if !errors.Is(err, context.Canceled) {
-			t.Errorf("Next after the lease went: %v, want context.Canceled", err)
+		if st := s.Stats(); st.SubscriptionErrors != 2 || st.SubscriptionStarts != 1 {
+			t.Errorf("stats %+v: want 2 errors and 1 start", st)
 		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("Next did not return within 10s of its context ending")
-	}
-	if s.stream != nil || s.events != nil {
-		t.Error("the subscription is still open after its context ended")
-	}
 
-	gone, err := NewSubscriber(notFound{}, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var nf *types.ResourceNotFoundException
-	if _, err := gone.Next(ctx); !errors.As(err, &nf) || !IsFatal(err) {
-		t.Errorf("a shard or consumer gone: %v, want ResourceNotFoundException, fatal", err)
-	}
+		lease, leaseLost := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() {
+			for {
+				b, err := s.Next(lease) // empty events come a second apart
+				if err != nil || len(b.Records) > 0 {
+					done <- err
+					return
+				}
+			}
+		}()
+		leaseLost()
+		select {
+		case err := <-done:
+			if !errors.Is(err, context.Canceled) {
+				t.Errorf("Next after the lease went: %v, want context.Canceled", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("Next did not return within 10s of its context ending")
+		}
+		if s.sub != nil {
+			t.Error("the subscription is still open after its context ended")
+		}
+
+		gone, err := NewSubscriber(notFound, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var nf *types.ResourceNotFoundException
+		if _, err := gone.Next(ctx); !errors.As(err, &nf) || !IsFatal(err) {
+			t.Errorf("a shard or consumer gone: %v, want ResourceNotFoundException, fatal", err)
+		}
+	})
 }
 
 // notFound answers every subscription as for a shard or consumer gone.
-type notFound struct{}
-
-func (notFound) SubscribeToShard(context.Context, *kinesis.SubscribeToShardInput, ...func(*kinesis.Options)) (*kinesis.SubscribeToShardOutput, error) {
+func notFound(context.Context, *kinesis.SubscribeToShardInput) (Subscription, error) {
 	return nil, &types.ResourceNotFoundException{Message: aws.String("Shard shardId-000000000000 in stream s under account 000000000000 does not exist")}
 }
 
@@ -314,17 +338,18 @@ func (notFound) SubscribeToShard(context.Context, *kinesis.SubscribeToShardInput
 // continuation sequence number nor child shards is an error naming both,
 // never a shard's end.
 func TestSubscriberNoContinuation(t *testing.T) {
-	e := newEFOStream(t)
-	e.proxy.NoContinuation.Store(true)
-	e.put(0, 1)
-	s := e.subscriber(stream.Position{Seq: stream.TrimHorizon}, nil, nil)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	b, err := s.Next(ctx)
-	if !errors.Is(err, ErrNoContinuation) || b.End {
-		t.Fatalf("Next: batch end %v, error %v; want ErrNoContinuation and no end", b.End, err)
-	}
-	if !strings.Contains(err.Error(), "shardId-000000000000") {
-		t.Errorf("error %q does not name the shard", err)
-	}
+	eachReader(t, func(t *testing.T, e *efoStream) {
+		e.proxy.NoContinuation.Store(true)
+		e.put(0, 1)
+		s := e.subscriber(stream.Position{Seq: stream.TrimHorizon}, nil, nil)
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		b, err := s.Next(ctx)
+		if !errors.Is(err, ErrNoContinuation) || b.End {
+			t.Fatalf("Next: batch end %v, error %v; want ErrNoContinuation and no end", b.End, err)
+		}
+		if !strings.Contains(err.Error(), "shardId-000000000000") {
+			t.Errorf("error %q does not name the shard", err)
+		}
+	})
 }

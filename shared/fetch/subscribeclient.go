@@ -1,0 +1,270 @@
+package fetch
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+	"github.com/aws/smithy-go"
+)
+
+// Subscription is one SubscribeToShard stream's events, one at a time.
+type Subscription interface {
+	// Next blocks for the next event. It returns io.EOF when the
+	// subscription ended as planned (after 5 minutes), and the
+	// exception's error when Kinesis ended it with one
+	// (*types.ResourceInUseException and the rest, as the SDK's).
+	Next() (*types.SubscribeToShardEvent, error)
+	// Close ends the subscription; a Next blocked in another goroutine
+	// returns. It may be called more than once, from any goroutine.
+	Close() error
+}
+
+// SubscribeFunc starts a subscription. The subscription lives as long as
+// ctx, or until Close.
+type SubscribeFunc func(ctx context.Context, in *kinesis.SubscribeToShardInput) (Subscription, error)
+
+// SDKSubscribe starts subscriptions through the SDK's client and its
+// event stream reader (JSON decoded by the SDK, a goroutine and channel per
+// subscription). Client.Subscribe is Shardline's own, cheaper reader.
+func SDKSubscribe(c SubscribeAPI) SubscribeFunc {
+	return func(ctx context.Context, in *kinesis.SubscribeToShardInput) (Subscription, error) {
+		ctx, cancel := context.WithCancel(ctx)
+		out, err := c.SubscribeToShard(ctx, in, ownCodec)
+		if err != nil {
+			cancel()
+			return nil, err
+		}
+		st := out.GetStream()
+		return &sdkSubscription{stream: st, events: st.Events(), cancel: cancel}, nil
+	}
+}
+
+type sdkSubscription struct {
+	stream *kinesis.SubscribeToShardEventStream
+	events <-chan types.SubscribeToShardEventStream
+	cancel context.CancelFunc
+	once   sync.Once
+}
+
+func (s *sdkSubscription) Next() (*types.SubscribeToShardEvent, error) {
+	for ev := range s.events {
+		if e, ok := ev.(*types.SubscribeToShardEventStreamMemberSubscribeToShardEvent); ok {
+			return &e.Value, nil
+		}
+		// An event type this SDK does not know: skipped.
+	}
+	if err := s.stream.Err(); err != nil {
+		return nil, err
+	}
+	return nil, io.EOF
+}
+
+func (s *sdkSubscription) Close() error {
+	s.once.Do(func() {
+		s.cancel()
+		_ = s.stream.Close()
+	})
+	return nil
+}
+
+// Subscribe starts a subscription with Shardline's own reader: the
+// request signed as GetRecords is, the answer's event stream read as it
+// comes (eventstream.go) and each event's JSON decoded as a GetRecords
+// answer is (decodeEventJSON): a few allocations an event, the records'
+// data in one buffer of their own. Errors are the SDK's types, as for
+// GetRecords: a refused call's in an *awshttp.ResponseError, an exception
+// in the stream as its type (*types.ResourceInUseException, ...).
+func (c *Client) Subscribe(ctx context.Context, in *kinesis.SubscribeToShardInput) (Subscription, error) {
+	sub, err := c.subscribe(ctx, in)
+	if err != nil {
+		return nil, &smithy.OperationError{ServiceID: "Kinesis", OperationName: "SubscribeToShard", Err: err}
+	}
+	return sub, nil
+}
+
+var _ SubscribeFunc = (*Client)(nil).Subscribe
+
+func (c *Client) subscribe(ctx context.Context, in *kinesis.SubscribeToShardInput) (*ownSubscription, error) {
+	if in.ConsumerARN == nil || in.ShardId == nil || in.StartingPosition == nil {
+		return nil, &types.InvalidArgumentException{Message: aws.String("ConsumerARN, ShardId and StartingPosition are required")}
+	}
+	url, err := c.endpointFor(in.ConsumerARN)
+	if err != nil {
+		return nil, err
+	}
+	body := encodeSubscribeJSON(in)
+	ctx, cancel := context.WithCancel(ctx)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	req.Header.Set("Content-Type", JSON)
+	req.Header.Set("X-Amz-Target", "Kinesis_20131202.SubscribeToShard")
+	if c.creds != nil {
+		creds, err := c.creds.Retrieve(ctx)
+		if err != nil {
+			cancel()
+			return nil, fmt.Errorf("get credentials: %w", err)
+		}
+		sum := sha256.Sum256(body)
+		signAt := time.Now().Add(time.Duration(c.skew.Load()))
+		if err := c.signer.SignHTTP(ctx, creds, req, hex.EncodeToString(sum[:]), "kinesis", c.region, signAt); err != nil {
+			cancel()
+			return nil, fmt.Errorf("sign: %w", err)
+		}
+	}
+	resp, err := c.subscribeHTTP.Do(req)
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		defer cancel()
+		defer resp.Body.Close()
+		buf, rerr := readBody(resp)
+		if rerr != nil {
+			return nil, fmt.Errorf("read the answer (HTTP %d): %w", resp.StatusCode, rerr)
+		}
+		err := errorFrom(resp, buf)
+		c.learnSkew(resp, err)
+		return nil, err
+	}
+	if ct := resp.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/vnd.amazon.eventstream") {
+		cancel()
+		resp.Body.Close()
+		return nil, fmt.Errorf("SubscribeToShard answered with %q, not an event stream", ct)
+	}
+	s := &ownSubscription{body: resp.Body, cancel: cancel, r: messageReader{r: resp.Body}}
+	// The initial-response event comes first (an empty one: the call's
+	// output has no fields).
+	m, err := s.r.next()
+	if err == nil && (m.messageType != "event" || m.eventType != "initial-response") {
+		err = s.exception(m)
+		if err == nil {
+			err = fmt.Errorf("SubscribeToShard: %q %q first, not the initial-response event", m.messageType, m.eventType)
+		}
+	}
+	if err != nil {
+		_ = s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// endpointFor is the URL of a data call on consumer's stream: the client's
+// endpoint when one is set, else the one AWS's rules give (the consumer's
+// account's data endpoint).
+func (c *Client) endpointFor(consumer *string) (string, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if u, ok := c.dataURLs[*consumer]; ok {
+		return u, nil
+	}
+	p := c.endpointParams
+	p.ConsumerARN = consumer
+	p.OperationType = aws.String("data")
+	ep, err := c.resolver.ResolveEndpoint(context.Background(), p)
+	if err != nil {
+		return "", fmt.Errorf("resolve the Kinesis endpoint for %s: %w", *consumer, err)
+	}
+	u := ep.URI
+	if u.Path == "" {
+		u.Path = "/"
+	}
+	if c.dataURLs == nil {
+		c.dataURLs = map[string]string{}
+	}
+	c.dataURLs[*consumer] = u.String()
+	return u.String(), nil
+}
+
+// ownSubscription reads one SubscribeToShard answer.
+type ownSubscription struct {
+	body   io.ReadCloser
+	cancel context.CancelFunc
+	r      messageReader
+	once   sync.Once
+}
+
+func (s *ownSubscription) Next() (*types.SubscribeToShardEvent, error) {
+	for {
+		m, err := s.r.next()
+		if err != nil {
+			return nil, err // io.EOF between messages: the planned end
+		}
+		if m.messageType != "event" {
+			if err := s.exception(m); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		if m.eventType != "SubscribeToShardEvent" {
+			continue // initial-response again, or an event type not known
+		}
+		ev, err := decodeEventJSON(m.payload)
+		if err != nil {
+			return nil, fmt.Errorf("decode a SubscribeToShardEvent (%d bytes): %w", len(m.payload), err)
+		}
+		return ev, nil
+	}
+}
+
+// exception is the error an exception or error message carries, as the
+// SDK's types; nil for an event.
+func (s *ownSubscription) exception(m message) error {
+	switch m.messageType {
+	case "exception":
+		code := m.exceptionType
+		_, msg := decodeJSONError(m.payload)
+		if msg == "" {
+			msg = string(m.payload)
+		}
+		return apiErrorOf(code, msg)
+	case "error":
+		return &smithy.GenericAPIError{Code: m.errorCode, Message: m.errorMessage}
+	case "event":
+		return nil
+	}
+	return fmt.Errorf("event stream: a message of type %q", m.messageType)
+}
+
+func (s *ownSubscription) Close() error {
+	s.once.Do(func() {
+		s.cancel()
+		_ = s.body.Close()
+	})
+	return nil
+}
+
+// encodeSubscribeJSON is SubscribeToShard's request in JSON.
+func encodeSubscribeJSON(in *kinesis.SubscribeToShardInput) []byte {
+	b := make([]byte, 0, 256)
+	b = append(b, `{"ConsumerARN":`...)
+	b = appendJSONString(b, aws.ToString(in.ConsumerARN))
+	b = append(b, `,"ShardId":`...)
+	b = appendJSONString(b, aws.ToString(in.ShardId))
+	b = append(b, `,"StartingPosition":{"Type":`...)
+	b = appendJSONString(b, string(in.StartingPosition.Type))
+	if in.StartingPosition.SequenceNumber != nil {
+		b = append(b, `,"SequenceNumber":`...)
+		b = appendJSONString(b, *in.StartingPosition.SequenceNumber)
+	}
+	if t := in.StartingPosition.Timestamp; t != nil {
+		b = append(b, `,"Timestamp":`...)
+		b = strconv.AppendFloat(b, float64(t.UnixMilli())/1000, 'f', -1, 64)
+	}
+	return append(b, "}}"...)
+}
