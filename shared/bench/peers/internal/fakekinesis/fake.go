@@ -9,8 +9,11 @@
 //
 // It answers ListShards, DescribeStream, DescribeStreamSummary,
 // ListStreams, GetShardIterator, GetRecords, PutRecord, PutRecords,
-// CreateStream and DeleteStream, in both wire protocols of Kinesis, chosen
-// by the request's Content-Type:
+// CreateStream, DeleteStream, SplitShard and MergeShards, and for
+// enhanced fan-out RegisterStreamConsumer, DescribeStreamConsumer,
+// ListStreamConsumers, DeregisterStreamConsumer and SubscribeToShard
+// (pushing each record as it is put: see subscribe.go), in both wire
+// protocols of Kinesis, chosen by the request's Content-Type:
 //
 //   - AWS JSON 1.1 (application/x-amz-json-1.1): Data base64, timestamps
 //     epoch seconds as a JSON number (1796051652.086).
@@ -26,6 +29,10 @@
 // answered 400 (UnknownOperationException). Errors are 400 with a
 // {"__type", "message"} body in the request's protocol and an
 // x-amzn-ErrorType header.
+//
+// A Server is an http.Handler; Start serves it on a loopback port, over
+// plain HTTP/1.1 or over TLS with HTTP/2 (a certificate made at start,
+// its PEM written for AWS_CA_BUNDLE), as Kinesis serves SubscribeToShard.
 package fakekinesis
 
 import (
@@ -205,20 +212,36 @@ func (s *Stream) ARN() string { return s.arn }
 // into while it serves; any number of requests may be served at once.
 // Set its fields before it serves.
 type Server struct {
-	mu      sync.RWMutex
-	streams map[string]*Stream
-	byARN   map[string]*Stream
+	mu        sync.RWMutex
+	streams   map[string]*Stream
+	byARN     map[string]*Stream
+	consumers map[string]*consumer // by ARN
 	// Logf receives one line per unknown operation or malformed request
 	// (default: log.Printf).
 	Logf func(format string, args ...any)
 	// IteratorTTL is how long a shard iterator stays valid (0: 5 minutes,
 	// as in Kinesis); older ones get ExpiredIteratorException.
 	IteratorTTL time.Duration
+	// ConsumerActivation is how long a registered consumer stays CREATING
+	// before it is ACTIVE (0: ACTIVE at once; Kinesis takes some seconds).
+	ConsumerActivation time.Duration
+	// SubscriptionLength is how long a SubscribeToShard stream lasts
+	// before the fake ends it (0: 5 minutes, as Kinesis).
+	SubscriptionLength time.Duration
+	// SubscribeWindow is how long after a successful SubscribeToShard
+	// another one for the same consumer and shard gets
+	// ResourceInUseException; a later one takes the subscription over
+	// (0: 5 seconds, as Kinesis; < 0: never refused).
+	SubscribeWindow time.Duration
+	// Heartbeat is how long a subscription may go without an event
+	// before it gets an empty one (0: 5 seconds, as Kinesis).
+	Heartbeat time.Duration
 
 	calls sync.Map // operation -> *atomic.Int64
 	now   func() time.Time
 	// onGetRecords: see SetOnGetRecords.
 	onGetRecords atomic.Pointer[func()]
+	subs         subscriptions
 }
 
 // SetOnGetRecords makes f be called when a GetRecords request arrives,
@@ -236,7 +259,7 @@ func (s *Server) SetOnGetRecords(f func()) {
 
 // New returns a server with no streams.
 func New() *Server {
-	return &Server{streams: map[string]*Stream{}, byARN: map[string]*Stream{}, now: time.Now}
+	return &Server{streams: map[string]*Stream{}, byARN: map[string]*Stream{}, consumers: map[string]*consumer{}, now: time.Now}
 }
 
 // Add adds (or replaces) a stream, encoding its records. Records of each
@@ -286,10 +309,17 @@ func (s *Server) addLocked(st *Stream) {
 	s.byARN[st.arn] = st
 }
 
-// dropLocked removes a stream; the caller holds s.mu.
+// dropLocked removes a stream, its consumers and their subscriptions; the
+// caller holds s.mu.
 func (s *Server) dropLocked(st *Stream) {
 	delete(s.byARN, st.arn)
 	delete(s.streams, st.Name)
+	for arn, c := range s.consumers {
+		if c.stream == st {
+			delete(s.consumers, arn)
+			s.subs.endConsumer(arn, errorf("ResourceNotFoundException", "Consumer %s not found.", arn))
+		}
+	}
 }
 
 // Calls returns how many requests each operation got.
@@ -346,6 +376,10 @@ type request struct {
 	Records []putEntry `json:"Records,omitempty"`
 	// CreateStream.
 	ShardCount *int64 `json:"ShardCount,omitempty"`
+	// Consumers and SubscribeToShard.
+	ConsumerName     string            `json:"ConsumerName,omitempty"`
+	ConsumerARN      string            `json:"ConsumerARN,omitempty"`
+	StartingPosition *startingPosition `json:"StartingPosition,omitempty"`
 	// SplitShard and MergeShards.
 	ShardToSplit         string `json:"ShardToSplit,omitempty"`
 	NewStartingHashKey   string `json:"NewStartingHashKey,omitempty"`
@@ -409,9 +443,15 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	if op == "SubscribeToShard" {
+		s.subscribe(w, r, &req, isCBOR)
+		return
+	}
 	var out []byte
 	var aerr *apiError
 	switch op {
+	case "RegisterStreamConsumer", "DescribeStreamConsumer", "ListStreamConsumers", "DeregisterStreamConsumer":
+		out, aerr = s.consumerOp(op, &req, isCBOR)
 	case "SplitShard", "MergeShards":
 		out, aerr = s.reshardOp(op, &req, isCBOR)
 	case "GetRecords":
@@ -461,7 +501,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				"EnhancedMonitoring":      []any{map[string]any{"ShardLevelMetrics": []any{}}},
 				"EncryptionType":          "NONE",
 				"OpenShardCount":          open,
-				"ConsumerCount":           0,
+				"ConsumerCount":           s.consumerCount(st),
 			}})
 			return nil
 		})

@@ -302,7 +302,7 @@ func TestCBORErrors(t *testing.T) {
 	check("GetRecords", map[string]any{"ShardIterator": "nope"}, "InvalidArgumentException")
 	check("GetRecords", map[string]any{"ShardIterator": fk.makeIterator(fk.streams["s"], 0, 0), "Limit": 10001}, "InvalidArgumentException")
 	check("GetShardIterator", map[string]any{"StreamName": "x", "ShardId": "shardId-000000000000", "ShardIteratorType": "LATEST"}, "ResourceNotFoundException")
-	check("SubscribeToShard", map[string]any{}, "UnknownOperationException")
+	check("SubscribeToShard", map[string]any{}, "InvalidArgumentException")
 	check("UpdateShardCount", map[string]any{"StreamName": "s"}, "UnknownOperationException")
 	old := fk.makeIterator(fk.streams["s"], 0, 0)
 	fk.now = func() time.Time { return time.Now().Add(time.Hour) }

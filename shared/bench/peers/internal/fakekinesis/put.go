@@ -98,7 +98,8 @@ func newShard(i int, start, end *big.Int, t time.Time) *Shard {
 	}
 }
 
-// Remove drops a stream (no-op if absent).
+// Remove drops a stream, its consumers and their subscriptions (no-op if
+// absent).
 func (s *Server) Remove(name string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
