@@ -1,6 +1,7 @@
 package fakekinesis
 
 import (
+	"encoding/binary"
 	"math/big"
 	"strconv"
 	"strings"
@@ -62,10 +63,9 @@ func (s *Server) split(st *Stream, id, at string) *apiError {
 	if aerr != nil {
 		return aerr
 	}
-	lo, _ := new(big.Int).SetString(p.StartingHashKey, 10)
-	hi, _ := new(big.Int).SetString(p.EndingHashKey, 10)
+	lo, hi := bounds(p)
 	mid, ok := new(big.Int).SetString(at, 10)
-	if lo == nil || hi == nil || !ok || mid.Cmp(lo) <= 0 || mid.Cmp(hi) > 0 {
+	if !ok || mid.Cmp(lo) <= 0 || mid.Cmp(hi) > 0 {
 		return errorf("InvalidArgumentException", "NewStartingHashKey %s must be above StartingHashKey %s and at most EndingHashKey %s of shard %s", at, p.StartingHashKey, p.EndingHashKey, id)
 	}
 	midLess := new(big.Int).Sub(mid, big.NewInt(1))
@@ -86,13 +86,11 @@ func (s *Server) merge(st *Stream, id, adjacent string) *apiError {
 	if aerr != nil {
 		return aerr
 	}
-	aLo, _ := new(big.Int).SetString(a.StartingHashKey, 10)
-	aHi, _ := new(big.Int).SetString(a.EndingHashKey, 10)
-	bLo, _ := new(big.Int).SetString(b.StartingHashKey, 10)
-	bHi, _ := new(big.Int).SetString(b.EndingHashKey, 10)
-	if aLo == nil || aHi == nil || bLo == nil || bHi == nil || a == b {
-		return errorf("InvalidArgumentException", "Shards %s and %s cannot be merged", id, adjacent)
+	if a == b {
+		return errorf("InvalidArgumentException", "Shard %s cannot be merged with itself", id)
 	}
+	aLo, aHi := bounds(a)
+	bLo, bHi := bounds(b)
 	one := big.NewInt(1)
 	lo, hi := aLo, bHi
 	switch {
@@ -104,6 +102,18 @@ func (s *Server) merge(st *Stream, id, adjacent string) *apiError {
 	}
 	s.reshardLocked(st, []*Shard{a, b}, [][2]*big.Int{{lo, hi}})
 	return nil
+}
+
+// bounds is a shard's hash key range as numbers (the parsed range of
+// Add, so a bound that did not parse is the end of the key space).
+func bounds(sh *Shard) (lo, hi *big.Int) {
+	num := func(k hashKey) *big.Int {
+		var b [16]byte
+		binary.BigEndian.PutUint64(b[:8], k.hi)
+		binary.BigEndian.PutUint64(b[8:], k.lo)
+		return new(big.Int).SetBytes(b[:])
+	}
+	return num(sh.lo), num(sh.hi)
 }
 
 // openShard is the open shard of that id; the caller holds st.mu.

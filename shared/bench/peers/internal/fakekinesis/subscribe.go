@@ -181,20 +181,8 @@ func (s *Server) subscribe(w http.ResponseWriter, r *http.Request, req *request,
 	defer heartbeat.Stop()
 	var buf []byte
 	for {
-		// A subscriber sent a backlog is checked between events too.
-		select {
-		case <-length.C:
-			return
-		case <-sub.done:
-			es.exception(sub.why)
-			return
-		case <-ctx.Done():
-			return
-		default:
-		}
 		v, wake := sh.watch()
-		n := len(v.recs)
-		if pos < n || v.ended {
+		if n := len(v.recs); pos < n || v.ended {
 			end, size := pos, 0
 			for end < n {
 				sz := len(v.json[end])
@@ -217,7 +205,9 @@ func (s *Server) subscribe(w http.ResponseWriter, r *http.Request, req *request,
 			}
 			pos = end
 			heartbeat.Reset(beat)
-			continue
+			// More may be there already: look again, once the select
+			// below has seen whether the subscription must end.
+			wake = closedChan
 		}
 		select {
 		case <-wake:
@@ -237,6 +227,13 @@ func (s *Server) subscribe(w http.ResponseWriter, r *http.Request, req *request,
 		}
 	}
 }
+
+// closedChan is always ready.
+var closedChan = func() chan struct{} {
+	c := make(chan struct{})
+	close(c)
+	return c
+}()
 
 // subscribeStart checks a SubscribeToShard request: its consumer must be
 // ACTIVE and its shard exist; pos is where its StartingPosition is.
