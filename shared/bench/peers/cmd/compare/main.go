@@ -35,8 +35,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -298,14 +296,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		preload[d.stream] = time.Since(t0).Seconds()
 		logf("preloaded %s: %d user records in %d Kinesis records over %d shards, %.1fs (puts %.1fs, %.0f Kinesis records/s; then copied into the fake)", d.stream, d.records, st.Records(), len(st.Shards), time.Since(t0).Seconds(), putSecs, float64(st.Records())/putSecs)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	fakeEP, err := fake.Start(fakekinesis.ServeOptions{})
 	if err != nil {
 		return err
 	}
-	hs := &http.Server{Handler: fake}
-	go hs.Serve(ln)
-	defer hs.Close()
-	fakeURL := "http://" + ln.Addr().String()
+	defer fakeEP.Close()
+	fakeURL := fakeEP.URL
 	logf("fake Kinesis %s", fakeURL)
 	// The fake rows' plain stream: larger than kinesis-mock can take in
 	// time (it puts ~800 records/s here), put straight into the fake, so

@@ -9,8 +9,11 @@
 //
 // It answers ListShards, DescribeStream, DescribeStreamSummary,
 // ListStreams, GetShardIterator, GetRecords, PutRecord, PutRecords,
-// CreateStream and DeleteStream, in both wire protocols of Kinesis, chosen
-// by the request's Content-Type:
+// CreateStream, DeleteStream, SplitShard and MergeShards, and for
+// enhanced fan-out RegisterStreamConsumer, DescribeStreamConsumer,
+// ListStreamConsumers, DeregisterStreamConsumer and SubscribeToShard
+// (pushing each record as it is put: see subscribe.go), in both wire
+// protocols of Kinesis, chosen by the request's Content-Type:
 //
 //   - AWS JSON 1.1 (application/x-amz-json-1.1): Data base64, timestamps
 //     epoch seconds as a JSON number (1796051652.086).
@@ -26,6 +29,10 @@
 // answered 400 (UnknownOperationException). Errors are 400 with a
 // {"__type", "message"} body in the request's protocol and an
 // x-amzn-ErrorType header.
+//
+// A Server is an http.Handler; Start serves it on a loopback port, over
+// plain HTTP/1.1 or over TLS with HTTP/2 (a certificate made at start,
+// its PEM written for AWS_CA_BUNDLE), as Kinesis serves SubscribeToShard.
 package fakekinesis
 
 import (
@@ -38,6 +45,7 @@ import (
 	"log"
 	"math"
 	"net/http"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -85,20 +93,76 @@ type Shard struct {
 	size       []int    // bytes each record counts towards the 10 MB cap
 	lo, hi     hashKey  // the hash key range, parsed
 	lastSeq    string   // the last sequence number handed out (or StartingSequence)
+	// ended: the shard is closed (EndingSequence set, by Add or by a
+	// split or merge) and takes no more records; children are then its
+	// child shards. Both change under the stream's and the shard's locks.
+	ended    bool
+	children []childShard
+	// wake, when a subscriber waits for records, is closed (and cleared)
+	// by the next put or by the shard's closing: no channel is made while
+	// nobody waits.
+	wake chan struct{}
+}
+
+// childShard is one child of a closed shard, as ChildShards lists it.
+type childShard struct {
+	ID         string
+	Parents    []string
+	Start, End string // hash key range
 }
 
 // view is a shard's records as of one moment: all four slices have the
-// same length, and the elements below it never change.
+// same length, and the elements below it never change. If ended, they are
+// all the shard will ever hold.
 type view struct {
 	recs       []Record
 	json, cbor [][]byte
 	size       []int
+	ended      bool
+	children   []childShard
 }
 
 func (sh *Shard) view() view {
 	sh.mu.RLock()
 	defer sh.mu.RUnlock()
-	return view{sh.Records, sh.json, sh.cbor, sh.size}
+	return sh.viewLocked()
+}
+
+func (sh *Shard) viewLocked() view {
+	return view{sh.Records, sh.json, sh.cbor, sh.size, sh.ended, sh.children}
+}
+
+// watch is view, and a channel closed when the shard next changes (a put
+// or its closing).
+func (sh *Shard) watch() (view, <-chan struct{}) {
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if sh.wake == nil {
+		sh.wake = make(chan struct{})
+	}
+	return sh.viewLocked(), sh.wake
+}
+
+// wakeLocked wakes the shard's subscribers; the caller holds sh.mu.
+func (sh *Shard) wakeLocked() {
+	if sh.wake != nil {
+		close(sh.wake)
+		sh.wake = nil
+	}
+}
+
+// behind is MillisBehindLatest after the records below end: the arrival
+// of the shard's last record less that of the last one read (or of the
+// first, if none was read), 0 at the tip.
+func (v view) behind(end int) int64 {
+	n := len(v.recs)
+	switch {
+	case end >= n:
+		return 0
+	case end > 0:
+		return v.recs[n-1].Arrival.Sub(v.recs[end-1].Arrival).Milliseconds()
+	}
+	return v.recs[n-1].Arrival.Sub(v.recs[0].Arrival).Milliseconds()
 }
 
 // Len is how many records the shard holds.
@@ -112,11 +176,33 @@ func (sh *Shard) Len() int {
 type Stream struct {
 	Name    string
 	Created time.Time
-	Shards  []*Shard
-	Region  string // "": us-east-1
+	// Shards are the stream's shards; once the stream is added, a split
+	// or a merge appends to them, under mu (read them with a lock held, or
+	// before Add).
+	Shards []*Shard
+	Region string // "": us-east-1
 
+	mu    sync.RWMutex // Shards, index, and each shard's EndingSequence and ended
 	arn   string
 	index map[string]int // shard id to index
+}
+
+// shardsNow is the stream's shards as of now.
+func (st *Stream) shardsNow() []*Shard {
+	st.mu.RLock()
+	defer st.mu.RUnlock()
+	return st.Shards
+}
+
+// shard is the shard of that id and its index.
+func (st *Stream) shard(id string) (*Shard, int, bool) {
+	st.mu.RLock()
+	defer st.mu.RUnlock()
+	i, ok := st.index[id]
+	if !ok {
+		return nil, 0, false
+	}
+	return st.Shards[i], i, true
 }
 
 // ARN is the stream's ARN.
@@ -124,20 +210,38 @@ func (s *Stream) ARN() string { return s.arn }
 
 // Server serves streams over HTTP. Streams may be added, removed and put
 // into while it serves; any number of requests may be served at once.
+// Set its fields before it serves.
 type Server struct {
-	mu      sync.RWMutex
-	streams map[string]*Stream
-	byARN   map[string]*Stream
+	mu        sync.RWMutex
+	streams   map[string]*Stream
+	byARN     map[string]*Stream
+	consumers map[string]*consumer // by ARN
 	// Logf receives one line per unknown operation or malformed request
 	// (default: log.Printf).
 	Logf func(format string, args ...any)
 	// IteratorTTL is how long a shard iterator stays valid (0: 5 minutes,
 	// as in Kinesis); older ones get ExpiredIteratorException.
 	IteratorTTL time.Duration
-	calls       sync.Map // operation -> *atomic.Int64
-	now         func() time.Time
+	// ConsumerActivation is how long a registered consumer stays CREATING
+	// before it is ACTIVE (0: ACTIVE at once; Kinesis takes some seconds).
+	ConsumerActivation time.Duration
+	// SubscriptionLength is how long a SubscribeToShard stream lasts
+	// before the fake ends it (0: 5 minutes, as Kinesis).
+	SubscriptionLength time.Duration
+	// SubscribeWindow is how long after a successful SubscribeToShard
+	// another one for the same consumer and shard gets
+	// ResourceInUseException; a later one takes the subscription over
+	// (0: 5 seconds, as Kinesis; < 0: never refused).
+	SubscribeWindow time.Duration
+	// Heartbeat is how long a subscription may go without an event
+	// before it gets an empty one (0: 5 seconds, as Kinesis).
+	Heartbeat time.Duration
+
+	calls sync.Map // operation -> *atomic.Int64
+	now   func() time.Time
 	// onGetRecords: see SetOnGetRecords.
 	onGetRecords atomic.Pointer[func()]
+	subs         subscriptions
 }
 
 // SetOnGetRecords makes f be called when a GetRecords request arrives,
@@ -155,22 +259,16 @@ func (s *Server) SetOnGetRecords(f func()) {
 
 // New returns a server with no streams.
 func New() *Server {
-	return &Server{streams: map[string]*Stream{}, byARN: map[string]*Stream{}, now: time.Now}
+	return &Server{streams: map[string]*Stream{}, byARN: map[string]*Stream{}, consumers: map[string]*consumer{}, now: time.Now}
 }
 
 // Add adds (or replaces) a stream, encoding its records. Records of each
 // shard must be in sequence-number order (sequence numbers of one length,
 // decimal, as Kinesis's are); puts get sequence numbers after the last.
+// A shard with an EndingSequence is closed: it takes no puts, and its
+// readers learn of its children (the shards naming it as a parent).
 func (s *Server) Add(st *Stream) {
-	if st.Region == "" {
-		st.Region = "us-east-1"
-	}
-	st.arn = fmt.Sprintf("arn:aws:kinesis:%s:%s:stream/%s", st.Region, AccountID, st.Name)
-	st.index = make(map[string]int, len(st.Shards))
-	for i, sh := range st.Shards {
-		st.index[sh.ID] = i
-		sh.lo, sh.hi = parseRange(sh.StartingHashKey, sh.EndingHashKey)
-		sh.lastSeq = sh.StartingSequence
+	for _, sh := range st.Shards {
 		if n := len(sh.Records); n > 0 {
 			sh.lastSeq = sh.Records[n-1].SequenceNumber
 		}
@@ -194,19 +292,34 @@ func (s *Server) addLocked(st *Stream) {
 		st.Region = "us-east-1"
 	}
 	st.arn = fmt.Sprintf("arn:aws:kinesis:%s:%s:stream/%s", st.Region, AccountID, st.Name)
-	if st.index == nil {
-		st.index = make(map[string]int, len(st.Shards))
-		for i, sh := range st.Shards {
-			st.index[sh.ID] = i
-			sh.lo, sh.hi = parseRange(sh.StartingHashKey, sh.EndingHashKey)
+	st.index = make(map[string]int, len(st.Shards))
+	for i, sh := range st.Shards {
+		st.index[sh.ID] = i
+		sh.lo, sh.hi = parseRange(sh.StartingHashKey, sh.EndingHashKey)
+		if sh.lastSeq == "" {
 			sh.lastSeq = sh.StartingSequence
 		}
+		sh.ended = sh.EndingSequence != ""
 	}
+	st.linkChildren()
 	if old := s.streams[st.Name]; old != nil {
-		delete(s.byARN, old.arn)
+		s.dropLocked(old)
 	}
 	s.streams[st.Name] = st
 	s.byARN[st.arn] = st
+}
+
+// dropLocked removes a stream, its consumers and their subscriptions; the
+// caller holds s.mu.
+func (s *Server) dropLocked(st *Stream) {
+	delete(s.byARN, st.arn)
+	delete(s.streams, st.Name)
+	for arn, c := range s.consumers {
+		if c.stream == st {
+			delete(s.consumers, arn)
+			s.subs.endConsumer(arn, errorf("ResourceNotFoundException", "Consumer %s not found.", arn))
+		}
+	}
 }
 
 // Calls returns how many requests each operation got.
@@ -263,6 +376,15 @@ type request struct {
 	Records []putEntry `json:"Records,omitempty"`
 	// CreateStream.
 	ShardCount *int64 `json:"ShardCount,omitempty"`
+	// Consumers and SubscribeToShard.
+	ConsumerName     string            `json:"ConsumerName,omitempty"`
+	ConsumerARN      string            `json:"ConsumerARN,omitempty"`
+	StartingPosition *startingPosition `json:"StartingPosition,omitempty"`
+	// SplitShard and MergeShards.
+	ShardToSplit         string `json:"ShardToSplit,omitempty"`
+	NewStartingHashKey   string `json:"NewStartingHashKey,omitempty"`
+	ShardToMerge         string `json:"ShardToMerge,omitempty"`
+	AdjacentShardToMerge string `json:"AdjacentShardToMerge,omitempty"`
 }
 
 // putEntry is one record to put: Data is base64 in JSON (encoding/json
@@ -321,9 +443,17 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	if op == "SubscribeToShard" {
+		s.subscribe(w, r, &req, isCBOR)
+		return
+	}
 	var out []byte
 	var aerr *apiError
 	switch op {
+	case "RegisterStreamConsumer", "DescribeStreamConsumer", "ListStreamConsumers", "DeregisterStreamConsumer":
+		out, aerr = s.consumerOp(op, &req, isCBOR)
+	case "SplitShard", "MergeShards":
+		out, aerr = s.reshardOp(op, &req, isCBOR)
 	case "GetRecords":
 		out, aerr = s.getRecords(&req, isCBOR)
 	case "GetShardIterator":
@@ -355,12 +485,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		})
 	case "DescribeStreamSummary":
 		aerr = s.withStream(&req, func(st *Stream) *apiError {
+			st.mu.RLock()
 			open := 0
 			for _, sh := range st.Shards {
-				if sh.EndingSequence == "" {
+				if !sh.ended {
 					open++
 				}
 			}
+			st.mu.RUnlock()
 			out = encode(isCBOR, map[string]any{"StreamDescriptionSummary": map[string]any{
 				"StreamName": st.Name, "StreamARN": st.arn, "StreamStatus": "ACTIVE",
 				"StreamModeDetails":       map[string]any{"StreamMode": "PROVISIONED"},
@@ -369,7 +501,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				"EnhancedMonitoring":      []any{map[string]any{"ShardLevelMetrics": []any{}}},
 				"EncryptionType":          "NONE",
 				"OpenShardCount":          open,
-				"ConsumerCount":           0,
+				"ConsumerCount":           s.consumerCount(st),
 			}})
 			return nil
 		})
@@ -493,6 +625,8 @@ func (s *Server) listShards(req *request, f func(*Stream) *apiError) *apiError {
 }
 
 func (st *Stream) shardList(isCBOR bool) []any {
+	st.mu.RLock()
+	defer st.mu.RUnlock()
 	out := make([]any, 0, len(st.Shards))
 	for _, sh := range st.Shards {
 		m := map[string]any{
@@ -550,7 +684,7 @@ func (s *Server) parseIterator(it string) (st *Stream, shard, pos int, err *apiE
 	if st == nil {
 		return nil, 0, 0, errorf("ResourceNotFoundException", "Stream %s under account %s not found.", name, AccountID)
 	}
-	if sh < 0 || sh >= len(st.Shards) || p < 0 || p > st.Shards[sh].Len() {
+	if shards := st.shardsNow(); sh < 0 || sh >= len(shards) || p < 0 || p > shards[sh].Len() {
 		return bad()
 	}
 	return st, sh, p, nil
@@ -565,38 +699,46 @@ func seqLess(a, b string) bool {
 }
 
 func (s *Server) iterator(st *Stream, req *request) (string, *apiError) {
-	i, ok := st.index[req.ShardID]
+	sh, i, ok := st.shard(req.ShardID)
 	if !ok {
-		return "", errorf("ResourceNotFoundException", "Shard %s in stream %s under account %s does not exist", req.ShardID, st.Name, AccountID)
+		return "", noShard(st, req.ShardID)
 	}
-	recs := st.Shards[i].view().recs
-	n := len(recs)
-	var pos int
-	switch req.ShardIteratorType {
-	case "TRIM_HORIZON":
-		pos = 0
-	case "LATEST":
-		pos = n
-	case "AT_SEQUENCE_NUMBER", "AFTER_SEQUENCE_NUMBER":
-		seq := req.StartingSequenceNumber
-		if seq == "" || strings.Trim(seq, "0123456789") != "" {
-			return "", errorf("InvalidArgumentException", "StartingSequenceNumber %q: must be a decimal number", seq)
-		}
-		if req.ShardIteratorType == "AT_SEQUENCE_NUMBER" {
-			pos = sort.Search(n, func(j int) bool { return !seqLess(recs[j].SequenceNumber, seq) })
-		} else {
-			pos = sort.Search(n, func(j int) bool { return seqLess(seq, recs[j].SequenceNumber) })
-		}
-	case "AT_TIMESTAMP":
-		ts, ok := toTime(req.Timestamp)
-		if !ok {
-			return "", errorf("InvalidArgumentException", "AT_TIMESTAMP needs a Timestamp, got %T %v", req.Timestamp, req.Timestamp)
-		}
-		pos = sort.Search(n, func(j int) bool { return !recs[j].Arrival.Before(ts) })
-	default:
-		return "", errorf("InvalidArgumentException", "ShardIteratorType %q", req.ShardIteratorType)
+	pos, err := position(sh.view().recs, req.ShardIteratorType, req.StartingSequenceNumber, req.Timestamp)
+	if err != nil {
+		return "", err
 	}
 	return s.makeIterator(st, i, pos), nil
+}
+
+func noShard(st *Stream, id string) *apiError {
+	return errorf("ResourceNotFoundException", "Shard %s in stream %s under account %s does not exist", id, st.Name, AccountID)
+}
+
+// position is where a reader starting at typ (a ShardIteratorType or a
+// StartingPosition Type) begins in recs.
+func position(recs []Record, typ, seq string, ts any) (int, *apiError) {
+	n := len(recs)
+	switch typ {
+	case "TRIM_HORIZON":
+		return 0, nil
+	case "LATEST":
+		return n, nil
+	case "AT_SEQUENCE_NUMBER", "AFTER_SEQUENCE_NUMBER":
+		if seq == "" || strings.Trim(seq, "0123456789") != "" {
+			return 0, errorf("InvalidArgumentException", "StartingSequenceNumber %q: must be a decimal number", seq)
+		}
+		if typ == "AT_SEQUENCE_NUMBER" {
+			return sort.Search(n, func(j int) bool { return !seqLess(recs[j].SequenceNumber, seq) }), nil
+		}
+		return sort.Search(n, func(j int) bool { return seqLess(seq, recs[j].SequenceNumber) }), nil
+	case "AT_TIMESTAMP":
+		t, ok := toTime(ts)
+		if !ok {
+			return 0, errorf("InvalidArgumentException", "AT_TIMESTAMP needs a Timestamp, got %T %v", ts, ts)
+		}
+		return sort.Search(n, func(j int) bool { return !recs[j].Arrival.Before(t) }), nil
+	}
+	return 0, errorf("InvalidArgumentException", "ShardIteratorType %q", typ)
 }
 
 // toTime reads a request Timestamp: epoch seconds in JSON, tag 1 (epoch
@@ -646,51 +788,104 @@ func (s *Server) getRecords(req *request, isCBOR bool) ([]byte, *apiError) {
 		}
 		limit = int(*req.Limit)
 	}
-	sh := st.Shards[shi].view()
-	n := len(sh.recs)
+	v := st.shardsNow()[shi].view()
+	n := len(v.recs)
 	end, size := pos, 0
 	for end < n && end-pos < limit {
-		if end > pos && size+sh.size[end] > maxAnswer {
+		if end > pos && size+v.size[end] > maxAnswer {
 			break
 		}
-		size += sh.size[end]
+		size += v.size[end]
 		end++
 	}
-	var behind int64
-	if end < n && end > 0 {
-		behind = sh.recs[n-1].Arrival.Sub(sh.recs[end-1].Arrival).Milliseconds()
-	} else if end < n {
-		behind = sh.recs[n-1].Arrival.Sub(sh.recs[0].Arrival).Milliseconds()
+	// At the end of a closed shard: no NextShardIterator, and the children.
+	var next string
+	var children []childShard
+	if v.ended && end == n {
+		children = v.children
+	} else {
+		next = s.makeIterator(st, shi, end)
 	}
-	next := s.makeIterator(st, shi, end)
+	return v.appendAnswer(nil, isCBOR, pos, end, "NextShardIterator", next, children), nil
+}
+
+// appendAnswer appends a GetRecords answer or a SubscribeToShardEvent: the
+// records [pos, end), then next under key (null if ""), MillisBehindLatest
+// and, if the shard is closed and end its end, ChildShards.
+func (v view) appendAnswer(b []byte, isCBOR bool, pos, end int, key, next string, children []childShard) []byte {
+	size := 0
+	for j := pos; j < end; j++ {
+		if isCBOR {
+			size += len(v.cbor[j])
+		} else {
+			size += len(v.json[j]) + 1
+		}
+	}
+	behind := v.behind(end)
+	var kids []byte
+	if children != nil {
+		kids = encodeAny(isCBOR, childShardList(children))
+	}
+	b = slices.Grow(b, 128+size+len(kids))
 	if isCBOR {
-		b := make([]byte, 0, 64+size+(end-pos)*96)
-		b = append(b, 0xa3) // map(3)
+		fields := uint64(3)
+		if kids != nil {
+			fields++
+		}
+		b = cborHead(b, 5, fields) // map
 		b = cborText(b, "Records")
 		b = cborHead(b, 4, uint64(end-pos))
 		for j := pos; j < end; j++ {
-			b = append(b, sh.cbor[j]...)
+			b = append(b, v.cbor[j]...)
 		}
-		b = cborText(b, "NextShardIterator")
-		b = cborText(b, next)
+		b = cborText(b, key)
+		if next == "" {
+			b = append(b, 0xf6) // null
+		} else {
+			b = cborText(b, next)
+		}
 		b = cborText(b, "MillisBehindLatest")
 		b = cborHead(b, 0, uint64(behind))
-		return b, nil
+		if kids != nil {
+			b = cborText(b, "ChildShards")
+			b = append(b, kids...)
+		}
+		return b
 	}
-	b := make([]byte, 0, 96+size*4/3+(end-pos)*120)
 	b = append(b, `{"Records":[`...)
 	for j := pos; j < end; j++ {
 		if j > pos {
 			b = append(b, ',')
 		}
-		b = append(b, sh.json[j]...)
+		b = append(b, v.json[j]...)
 	}
-	b = append(b, `],"NextShardIterator":`...)
-	b = strconv.AppendQuote(b, next)
+	b = append(b, `],"`...)
+	b = append(b, key...)
+	b = append(b, `":`...)
+	if next == "" {
+		b = append(b, "null"...)
+	} else {
+		b = strconv.AppendQuote(b, next)
+	}
 	b = append(b, `,"MillisBehindLatest":`...)
 	b = strconv.AppendInt(b, behind, 10)
-	b = append(b, '}')
-	return b, nil
+	if kids != nil {
+		b = append(b, `,"ChildShards":`...)
+		b = append(b, kids...)
+	}
+	return append(b, '}')
+}
+
+func childShardList(children []childShard) []any {
+	out := make([]any, len(children))
+	for i, c := range children {
+		out[i] = map[string]any{
+			"ShardId":      c.ID,
+			"ParentShards": c.Parents,
+			"HashKeyRange": map[string]any{"StartingHashKey": c.Start, "EndingHashKey": c.End},
+		}
+	}
+	return out
 }
 
 // encodeRecordJSON: {"SequenceNumber":..,"ApproximateArrivalTimestamp":1.234,"Data":"base64","PartitionKey":..}
@@ -778,7 +973,10 @@ var cborEnc = func() cbor.EncMode {
 }()
 
 // encode writes a small answer (not GetRecords) in the protocol.
-func encode(isCBOR bool, v map[string]any) []byte {
+func encode(isCBOR bool, v map[string]any) []byte { return encodeAny(isCBOR, v) }
+
+// encodeAny writes v, our own maps and lists, in the protocol.
+func encodeAny(isCBOR bool, v any) []byte {
 	var b []byte
 	var err error
 	if isCBOR {

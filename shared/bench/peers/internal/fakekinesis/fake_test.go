@@ -170,11 +170,11 @@ func TestJSONErrors(t *testing.T) {
 	if !errors.As(err, &exp) {
 		t.Errorf("old iterator: %v, want ExpiredIteratorException", err)
 	}
-	_, err = c.MergeShards(ctx, &kinesis.MergeShardsInput{StreamName: aws.String("s"), ShardToMerge: aws.String("shardId-000000000000"), AdjacentShardToMerge: aws.String("shardId-000000000001")})
+	_, err = c.UpdateShardCount(ctx, &kinesis.UpdateShardCountInput{StreamName: aws.String("s"), TargetShardCount: aws.Int32(4), ScalingType: types.ScalingTypeUniformScaling})
 	if err == nil || !strings.Contains(err.Error(), "UnknownOperation") {
-		t.Errorf("MergeShards: %v, want UnknownOperationException", err)
+		t.Errorf("UpdateShardCount: %v, want UnknownOperationException", err)
 	}
-	if fk.Calls()["MergeShards"] != 1 {
+	if fk.Calls()["UpdateShardCount"] != 1 {
 		t.Errorf("Calls = %v", fk.Calls())
 	}
 }
@@ -302,7 +302,8 @@ func TestCBORErrors(t *testing.T) {
 	check("GetRecords", map[string]any{"ShardIterator": "nope"}, "InvalidArgumentException")
 	check("GetRecords", map[string]any{"ShardIterator": fk.makeIterator(fk.streams["s"], 0, 0), "Limit": 10001}, "InvalidArgumentException")
 	check("GetShardIterator", map[string]any{"StreamName": "x", "ShardId": "shardId-000000000000", "ShardIteratorType": "LATEST"}, "ResourceNotFoundException")
-	check("SubscribeToShard", map[string]any{}, "UnknownOperationException")
+	check("SubscribeToShard", map[string]any{}, "InvalidArgumentException")
+	check("UpdateShardCount", map[string]any{"StreamName": "s"}, "UnknownOperationException")
 	old := fk.makeIterator(fk.streams["s"], 0, 0)
 	fk.now = func() time.Time { return time.Now().Add(time.Hour) }
 	check("GetRecords", map[string]any{"ShardIterator": old}, "ExpiredIteratorException")

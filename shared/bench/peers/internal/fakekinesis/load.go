@@ -87,7 +87,7 @@ func Load(ctx context.Context, src Source, name string) (*Stream, error) {
 // Records is the number of Kinesis records held.
 func (st *Stream) Records() int {
 	n := 0
-	for _, sh := range st.Shards {
+	for _, sh := range st.shardsNow() {
 		n += sh.Len()
 	}
 	return n

@@ -74,14 +74,7 @@ func (s *Server) AddEmptyStream(name string, n int) error {
 		if i == n-1 {
 			end = maxHashKey
 		}
-		// "49" + creation time (20 digits) + shard index (4) + a counter
-		// (30), every one 56 digits: numeric order is string order.
-		st.Shards = append(st.Shards, &Shard{
-			ID:               fmt.Sprintf("shardId-%012d", i),
-			StartingHashKey:  start.String(),
-			EndingHashKey:    end.String(),
-			StartingSequence: fmt.Sprintf("49%020d%04d%030d", created.UnixNano(), i%10000, 0),
-		})
+		st.Shards = append(st.Shards, newShard(i, start, end, created))
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -92,13 +85,26 @@ func (s *Server) AddEmptyStream(name string, n int) error {
 	return nil
 }
 
-// Remove drops a stream (no-op if absent).
+// newShard is shard number i, over [start, end], created at t.
+func newShard(i int, start, end *big.Int, t time.Time) *Shard {
+	return &Shard{
+		ID:              fmt.Sprintf("shardId-%012d", i),
+		StartingHashKey: start.String(),
+		EndingHashKey:   end.String(),
+		// "49" + creation time (20 digits) + shard index (4) + a counter
+		// (30), every one 56 digits: numeric order is string order, and a
+		// child's numbers are above its parents'.
+		StartingSequence: fmt.Sprintf("49%020d%04d%030d", t.UnixNano(), i%10000, 0),
+	}
+}
+
+// Remove drops a stream, its consumers and their subscriptions (no-op if
+// absent).
 func (s *Server) Remove(name string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if st := s.streams[name]; st != nil {
-		delete(s.byARN, st.arn)
-		delete(s.streams, name)
+		s.dropLocked(st)
 	}
 }
 
@@ -130,8 +136,12 @@ const maxPutRecords = 5 << 20
 // ExplicitHashKey or the MD5 of its partition key, and appends it there
 // with the next sequence number of that shard and the arrival time now.
 // Entries of one shard keep their order. Each shard is locked once, for
-// the appending and encoding of its entries only.
+// the appending and encoding of its entries only, and its subscribers are
+// woken. A split or merge waits for puts under way (the stream's read
+// lock), so no record lands in a closed shard.
 func (s *Server) put(st *Stream, entries []putEntry) ([]putResult, *apiError) {
+	st.mu.RLock()
+	defer st.mu.RUnlock()
 	total := 0
 	target := make([]int, len(entries))
 	for i, e := range entries {
@@ -190,6 +200,7 @@ func (s *Server) put(st *Stream, entries []putEntry) ([]putResult, *apiError) {
 			sh.size = append(sh.size, len(r.Data)+len(r.PartitionKey))
 			out[k] = putResult{shard: sh.ID, seq: r.SequenceNumber}
 		}
+		sh.wakeLocked()
 		sh.mu.Unlock()
 	}
 	return out, nil
