@@ -1,0 +1,123 @@
+package fetch
+
+import (
+	"bytes"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/protocol/eventstream"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+)
+
+// frame encodes one event stream message with the SDK's encoder.
+func frame(t testing.TB, headers eventstream.Headers, payload []byte) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	if err := eventstream.NewEncoder().Encode(&b, eventstream.Message{Headers: headers, Payload: payload}); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+func eventHeaders(eventType string) eventstream.Headers {
+	return eventstream.Headers{
+		{Name: ":message-type", Value: eventstream.StringValue("event")},
+		{Name: ":event-type", Value: eventstream.StringValue(eventType)},
+		{Name: ":content-type", Value: eventstream.StringValue("application/json")},
+		// Headers of other types are skipped.
+		{Name: "x-n", Value: eventstream.Int64Value(7)},
+		{Name: "x-b", Value: eventstream.BytesValue([]byte{1, 2})},
+		{Name: "x-t", Value: eventstream.BoolValue(true)},
+	}
+}
+
+// eventPayload is a SubscribeToShardEvent's JSON with n records.
+func eventPayload(n int, cont string) []byte {
+	var b strings.Builder
+	b.WriteString(`{"Records":[`)
+	for i := range n {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, `{"SequenceNumber":"%d","PartitionKey":"k%d","Data":%q,"ApproximateArrivalTimestamp":1796051652.086}`,
+			100+i, i, base64.StdEncoding.EncodeToString(fmt.Appendf(nil, "data-%d", i)))
+	}
+	fmt.Fprintf(&b, `],"ContinuationSequenceNumber":%q,"MillisBehindLatest":12}`, cont)
+	return []byte(b.String())
+}
+
+// TestEventStreamReader (issue 18): the messages the SDK's encoder writes
+// read back with their headers and payloads; events decode as the SDK
+// would; exceptions become the SDK's types; a damaged checksum, a message
+// too large and one cut short are errors, never a silent end.
+func TestEventStreamReader(t *testing.T) {
+	var stream bytes.Buffer
+	stream.Write(frame(t, eventHeaders("initial-response"), []byte("{}")))
+	stream.Write(frame(t, eventHeaders("SubscribeToShardEvent"), eventPayload(3, "103")))
+	stream.Write(frame(t, eventstream.Headers{
+		{Name: ":message-type", Value: eventstream.StringValue("exception")},
+		{Name: ":exception-type", Value: eventstream.StringValue("ResourceInUseException")},
+	}, []byte(`{"message":"Another active subscription exists"}`)))
+	s := &ownSubscription{body: io.NopCloser(&stream), cancel: func() {}, r: messageReader{r: &stream}}
+	m, err := s.r.next()
+	if err != nil || m.eventType != "initial-response" || string(m.payload) != "{}" {
+		t.Fatalf("first message %+v, %v", m, err)
+	}
+	ev, err := s.Next()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ev.Records) != 3 || aws.ToString(ev.ContinuationSequenceNumber) != "103" || aws.ToInt64(ev.MillisBehindLatest) != 12 ||
+		string(ev.Records[2].Data) != "data-2" || aws.ToString(ev.Records[1].PartitionKey) != "k1" {
+		t.Errorf("event %+v", ev)
+	}
+	var inUse *types.ResourceInUseException
+	if _, err := s.Next(); !errors.As(err, &inUse) || !strings.Contains(err.Error(), "Another active") {
+		t.Errorf("the exception: %v, want ResourceInUseException with its message", err)
+	}
+	if _, err := s.Next(); !errors.Is(err, io.EOF) {
+		t.Errorf("after the last message: %v, want io.EOF", err)
+	}
+
+	good := frame(t, eventHeaders("SubscribeToShardEvent"), eventPayload(1, "100"))
+	for name, b := range map[string][]byte{
+		"payload changed": func() []byte { b := bytes.Clone(good); b[len(b)-10] ^= 1; return b }(),
+		"prelude changed": func() []byte { b := bytes.Clone(good); b[5] ^= 1; return b }(),
+		"cut short":       good[:len(good)-3],
+		"too large":       append([]byte{0x7f, 0, 0, 0, 0, 0, 0, 0}, 0, 0, 0, 0),
+	} {
+		r := messageReader{r: bytes.NewReader(b)}
+		if _, err := r.next(); err == nil || errors.Is(err, io.EOF) {
+			t.Errorf("%s: %v, want an error", name, err)
+		}
+	}
+}
+
+// FuzzEventStream: any bytes, read as a subscription's answer, give events
+// or an error, never a panic, and allocate no more than their size allows
+// (the frame buffer, then what the JSON decoder may allocate).
+func FuzzEventStream(f *testing.F) {
+	f.Add(frame(f, eventHeaders("SubscribeToShardEvent"), eventPayload(3, "103")))
+	f.Add(frame(f, eventHeaders("initial-response"), []byte("{}")))
+	f.Add(frame(f, eventstream.Headers{{Name: ":message-type", Value: eventstream.StringValue("exception")},
+		{Name: ":exception-type", Value: eventstream.StringValue("LimitExceededException")}}, []byte(`{"message":"m"}`)))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		limit := uint64(allocPerByte*len(b) + allocSlack)
+		ok, n := allocatedAtMost(limit, func() {
+			s := &ownSubscription{body: io.NopCloser(bytes.NewReader(b)), cancel: func() {}, r: messageReader{r: bytes.NewReader(b)}}
+			for range 100 {
+				if _, err := s.Next(); err != nil {
+					return
+				}
+			}
+		})
+		if !ok {
+			t.Fatalf("reading %d bytes allocated %d bytes, more than %d", len(b), n, limit)
+		}
+	})
+}
