@@ -90,12 +90,7 @@ func TestConsumerAtStart(t *testing.T) {
 	g := newFixture(t, 1) // a lease table of its own
 	g.stream = f.stream
 	third := g.start(new(collector).handle, func(c *coordinator.Config) { c.ConsumerARN = missing })
-	select {
-	case err = <-third.done:
-		close(third.done)
-	case <-time.After(30 * time.Second):
-		t.Fatal("Run did not return within 30s")
-	}
+	err = third.returned(t, 30*time.Second, "Run did not return within 30s")
 	var nf *types.ResourceNotFoundException
 	if !errors.As(err, &nf) || !strings.Contains(err.Error(), "consumer "+missing+": does not exist") {
 		t.Errorf("Run = %v, want the consumer %s does not exist", err, missing)
