@@ -15,7 +15,7 @@ var Groups = []struct {
 	Heading string
 	Flags   []string
 }{
-	{"stream and position", []string{"app-name", "stream-name", "initial-position", "initial-timestamp"}},
+	{"stream and position", []string{"app-name", "stream-name", "initial-position", "initial-timestamp", "consumer-name", "consumer-arn"}},
 	{"handler or function", []string{"handler", "target-function", "handler-timeout", "function-timeout"}},
 	{"batching and failures", []string{"batch-size", "max-batching-window", "parallelization-factor", "bisect-on-error",
 		"max-retry-attempts", "max-record-age", "on-failure", "tumbling-window", "filter", "report-batch-item-failures",

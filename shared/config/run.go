@@ -28,6 +28,8 @@ type Run struct {
 	Common
 	InitialPosition       string
 	InitialTimestamp      string
+	ConsumerName          string
+	ConsumerARN           string
 	CheckpointInterval    time.Duration
 	Handler               string
 	TargetFunction        string
@@ -108,6 +110,8 @@ func (s *Run) Register(fs *flag.FlagSet) {
 	s.Common.register(fs, usesApp|usesDynamoDB|usesLambda|usesCloudWatch|usesLog)
 	fs.StringVar(&s.InitialPosition, "initial-position", stream.Latest, "where shards without a checkpoint start: TRIM_HORIZON, LATEST or AT_TIMESTAMP")
 	fs.StringVar(&s.InitialTimestamp, "initial-timestamp", "", "RFC 3339 `time` for AT_TIMESTAMP, not in the future (2026-01-02T15:04:05Z)")
+	fs.StringVar(&s.ConsumerName, "consumer-name", "", "enhanced fan-out: read through the stream consumer of this `name`, registered if it is missing (empty: polling with GetRecords)")
+	fs.StringVar(&s.ConsumerARN, "consumer-arn", "", "enhanced fan-out: read through the existing stream consumer of this `ARN` (of -stream-name); never registers one")
 	fs.DurationVar(&s.CheckpointInterval, "checkpoint-interval", time.Second, "least time between checkpoint writes per shard")
 	hu := "in-process handler: " + strings.Join(s.Handlers.Names(), ", ")
 	if s.Handlers.HasDefault() {
@@ -211,6 +215,9 @@ func (s *Run) validate(now time.Time) (err error) {
 	if s.OutOfRange != "drop" && s.OutOfRange != "deliver" {
 		return Usagef("-out-of-range %q: allowed drop or deliver", s.OutOfRange)
 	}
+	if err := s.validateConsumer(); err != nil {
+		return err
+	}
 	if _, err := metrics.ParseLevel(s.MetricsLevel); err != nil {
 		return Usagef("-metrics-level %v", err)
 	}
@@ -244,6 +251,28 @@ func (s *Run) validate(now time.Time) (err error) {
 	if s.OnFailure != "" {
 		if err := destination.Check(s.OnFailure); err != nil {
 			return Usagef("-on-failure %v", err) // the error names the value
+		}
+	}
+	return nil
+}
+
+// validateConsumer checks -consumer-name and -consumer-arn without a call:
+// one of them at most, a name AWS takes, a consumer ARN of -stream-name.
+func (s *Run) validateConsumer() error {
+	switch {
+	case s.ConsumerName != "" && s.ConsumerARN != "":
+		return Usagef("-consumer-name %q and -consumer-arn %q: allowed one of them, not both", s.ConsumerName, s.ConsumerARN)
+	case s.ConsumerName != "":
+		if err := fetch.ValidConsumerName(s.ConsumerName); err != nil {
+			return Usagef("-consumer-name %v", err)
+		}
+	case s.ConsumerARN != "":
+		streamARN, err := fetch.ConsumerARNStream(s.ConsumerARN)
+		if err != nil {
+			return Usagef("-consumer-arn %v", err)
+		}
+		if name := streamARN[strings.LastIndexByte(streamARN, '/')+1:]; name != s.StreamName {
+			return Usagef("-consumer-arn %q is a consumer of stream %s: allowed a consumer of -stream-name %s", s.ConsumerARN, name, s.StreamName)
 		}
 	}
 	return nil
@@ -333,6 +362,7 @@ func (s *Run) WorkerConfig(clients *awsconf.Clients, h stream.Handler, log *slog
 	return coordinator.Config{
 		Filter:  flt,
 		AppName: s.AppName, StreamName: s.StreamName, WorkerID: s.WorkerID,
+		ConsumerName: s.ConsumerName, ConsumerARN: s.ConsumerARN,
 		InitialPosition: s.InitialPosition, InitialTimestamp: s.Timestamp,
 		CheckpointInterval: s.CheckpointInterval, FailoverTime: s.FailoverTime, MaxLeases: s.MaxLeases,
 		BatchSize: s.BatchSize, MaxBatchingWindow: s.MaxBatchingWindow,

@@ -16,6 +16,9 @@ import (
 // testNow is "now" for Validate in the tests.
 var testNow = time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
 
+// consumerARN is a consumer of validArgs' stream.
+const consumerARN = "arn:aws:kinesis:us-east-1:123456789012:stream/words/consumer/efo:1525898737"
+
 // validArgs is a run command line that passes validation.
 var validArgs = []string{"-app-name", "words-app", "-stream-name", "words", "-handler", "print"}
 
@@ -47,6 +50,8 @@ func TestValidateOK(t *testing.T) {
 		},
 		{name: "wordcount", args: []string{"-app-name", "words-app", "-stream-name", "words", "-handler", "wordcount"}},
 		{name: "windowed wordcount", args: []string{"-app-name", "words-app", "-stream-name", "words", "-handler", "wordcount", "-tumbling-window", "60s"}},
+		{name: "consumer name", args: append([]string{"-consumer-name", "words-app.efo_1"}, validArgs...)},
+		{name: "consumer ARN", args: append([]string{"-consumer-arn", consumerARN}, validArgs...)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -118,6 +123,16 @@ func TestValidateErrors(t *testing.T) {
 		{"endpoint with a bad scheme", append([]string{"-kinesis-endpoint", "ftp://127.0.0.1"}, validArgs...), nil, []string{"-kinesis-endpoint", `scheme "ftp"`}},
 		{"endpoint from env with a query", validArgs, map[string]string{"SHARDLINE_LAMBDA_ENDPOINT": "http://127.0.0.1:3001?x=1"}, []string{"-lambda-endpoint", "query"}},
 		{"out-of-range keep", append([]string{"-out-of-range", "keep"}, validArgs...), nil, []string{"-out-of-range", `"keep"`, "drop or deliver"}},
+		{"consumer name and ARN", append([]string{"-consumer-name", "efo", "-consumer-arn", consumerARN}, validArgs...), nil,
+			[]string{`-consumer-name "efo" and -consumer-arn "` + consumerARN + `": allowed one of them`}},
+		{"consumer name and ARN from env", validArgs, map[string]string{"SHARDLINE_CONSUMER_NAME": "efo", "SHARDLINE_CONSUMER_ARN": consumerARN},
+			[]string{`-consumer-name "efo" and -consumer-arn`}},
+		{"consumer name with a space", append([]string{"-consumer-name", "my efo"}, validArgs...), nil, []string{`-consumer-name "my efo": allowed 1–128 characters of a-z, A-Z, 0-9, _ . -`}},
+		{"consumer name too long", append([]string{"-consumer-name", strings.Repeat("e", 129)}, validArgs...), nil, []string{"-consumer-name", "1–128"}},
+		{"consumer ARN of a stream", append([]string{"-consumer-arn", "arn:aws:kinesis:us-east-1:123456789012:stream/words"}, validArgs...), nil,
+			[]string{`-consumer-arn "arn:aws:kinesis:us-east-1:123456789012:stream/words": allowed a consumer ARN such as arn:aws:kinesis:`}},
+		{"consumer ARN of another stream", append([]string{"-consumer-arn", "arn:aws:kinesis:us-east-1:123456789012:stream/orders/consumer/efo:1"}, validArgs...), nil,
+			[]string{`-consumer-arn "arn:aws:kinesis:us-east-1:123456789012:stream/orders/consumer/efo:1" is a consumer of stream orders: allowed a consumer of -stream-name words`}},
 		{"bad role", append([]string{"-dynamodb-role-arn", "admin"}, validArgs...), nil, []string{"-dynamodb-role-arn", "admin"}},
 		{"timestamp in the future", append([]string{"-initial-position", "AT_TIMESTAMP", "-initial-timestamp", "2026-06-01T12:00:01Z"}, validArgs...), nil,
 			[]string{`-initial-timestamp "2026-06-01T12:00:01Z" is in the future (now 2026-06-01T12:00:00Z)`}},
@@ -175,6 +190,24 @@ func TestPatterns(t *testing.T) {
 
 // TestWorkerConfigOnFailure: the destination -on-failure names is built
 // with the AWS clients, its S3 keys carrying the app name; none without it.
+// TestWorkerConfigConsumer: -consumer-name and -consumer-arn reach the
+// worker's configuration.
+func TestWorkerConfigConsumer(t *testing.T) {
+	for _, args := range [][]string{{"-consumer-name", "efo"}, {"-consumer-arn", consumerARN}} {
+		s, err := parseRun(t, append(args, validArgs...), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.validate(testNow); err != nil {
+			t.Fatal(err)
+		}
+		cfg := s.WorkerConfig(&awsconf.Clients{}, nil, nil)
+		if got := [2]string{cfg.ConsumerName, cfg.ConsumerARN}; got != [2]string{s.ConsumerName, s.ConsumerARN} || got == [2]string{} {
+			t.Errorf("%v: ConsumerName %q, ConsumerARN %q", args, cfg.ConsumerName, cfg.ConsumerARN)
+		}
+	}
+}
+
 func TestWorkerConfigOnFailure(t *testing.T) {
 	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
 	t.Setenv("AWS_ACCESS_KEY_ID", "local")

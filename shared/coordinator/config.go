@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 
 	"github.com/shardline/shardline/shared/dispatch"
+	"github.com/shardline/shardline/shared/fetch"
 	"github.com/shardline/shardline/shared/filter"
 	"github.com/shardline/shardline/shared/lease"
 	"github.com/shardline/shardline/shared/metrics"
@@ -25,6 +26,9 @@ type KinesisAPI interface {
 	ListShards(context.Context, *kinesis.ListShardsInput, ...func(*kinesis.Options)) (*kinesis.ListShardsOutput, error)
 	GetShardIterator(context.Context, *kinesis.GetShardIteratorInput, ...func(*kinesis.Options)) (*kinesis.GetShardIteratorOutput, error)
 	GetRecords(context.Context, *kinesis.GetRecordsInput, ...func(*kinesis.Options)) (*kinesis.GetRecordsOutput, error)
+	// DescribeStreamConsumer and RegisterStreamConsumer, for ConsumerName
+	// and ConsumerARN.
+	fetch.ConsumerAPI
 }
 
 // DynamoDBAPI lists the DynamoDB calls the lease table makes.
@@ -41,6 +45,17 @@ type Config struct {
 	AppName    string // lease table name (required)
 	StreamName string // required
 	WorkerID   string // lease owner name; default host-pid-random
+
+	// ConsumerName turns enhanced fan-out on: the stream's records are to
+	// come pushed over SubscribeToShard to the consumer of this name,
+	// which Check registers if it is missing and waits for until ACTIVE
+	// (fetch.EnsureConsumer, as KCL does). ConsumerARN instead names a
+	// consumer that exists: Check makes sure it is the stream's and ACTIVE,
+	// and never registers one (fetch.CheckConsumer). At most one of them;
+	// both empty: polling with GetRecords. (KCL's default consumer name
+	// is the application name; here it is explicit.)
+	ConsumerName string
+	ConsumerARN  string
 
 	// InitialPosition is where shards without a checkpoint start:
 	// TRIM_HORIZON, LATEST (default) or AT_TIMESTAMP with InitialTimestamp.
@@ -176,6 +191,9 @@ func (c *Config) fill() error {
 	case c.TumblingWindow == 0 && c.Handler == nil:
 		errs = append(errs, errors.New("a handler is required"))
 	}
+	if err := c.checkConsumer(); err != nil {
+		errs = append(errs, err)
+	}
 	if c.Kinesis == nil || c.DynamoDB == nil {
 		errs = append(errs, errors.New("coordinator: Kinesis and DynamoDB clients are required"))
 	}
@@ -237,6 +255,23 @@ func (c *Config) fill() error {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
 	return errors.Join(errs...)
+}
+
+// checkConsumer checks ConsumerName and ConsumerARN without a call.
+func (c *Config) checkConsumer() error {
+	switch {
+	case c.ConsumerName != "" && c.ConsumerARN != "":
+		return fmt.Errorf("consumer-name %q and consumer-arn %q: allowed one of them", c.ConsumerName, c.ConsumerARN)
+	case c.ConsumerName != "":
+		if err := fetch.ValidConsumerName(c.ConsumerName); err != nil {
+			return fmt.Errorf("consumer-name %w", err)
+		}
+	case c.ConsumerARN != "":
+		if _, err := fetch.ConsumerARNStream(c.ConsumerARN); err != nil {
+			return fmt.Errorf("consumer-arn %w", err)
+		}
+	}
+	return nil
 }
 
 // DefaultMaxBatchBytes is Lambda's 6 MB limit on a synchronous

@@ -188,6 +188,21 @@ func (r *running) stop(t *testing.T) error {
 	return nil
 }
 
+// returned waits up to limit for Run to return (by itself, or after a
+// cancel made by the caller) and returns its error; failing that, it
+// fails the test saying what did not happen.
+func (r *running) returned(t *testing.T, limit time.Duration, what string) error {
+	t.Helper()
+	select {
+	case err := <-r.done:
+		close(r.done)
+		return err
+	case <-time.After(limit):
+		t.Fatal(what)
+	}
+	return nil
+}
+
 func testLogger(t *testing.T) *slog.Logger {
 	if os.Getenv("SHARDLINE_TEST_LOG") != "" {
 		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))

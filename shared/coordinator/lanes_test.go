@@ -324,14 +324,8 @@ func TestLanesDrainMidCall(t *testing.T) {
 	<-r.w.Draining()
 	n := calls.Load()
 	open()
-	select {
-	case err := <-r.done:
-		close(r.done)
-		if err != nil {
-			t.Fatalf("Run = %v, want nil after a drain", err)
-		}
-	case <-time.After(time.Minute):
-		t.Fatal("the drain did not finish")
+	if err := r.returned(t, time.Minute, "the drain did not finish"); err != nil {
+		t.Fatalf("Run = %v, want nil after a drain", err)
 	}
 	if got := calls.Load(); got != n {
 		t.Errorf("%d calls started after the drain began", got-n)

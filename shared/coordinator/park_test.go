@@ -343,13 +343,7 @@ func TestDuplicateWorkerID(t *testing.T) {
 	r1 := f.start(c.handle, func(cfg *coordinator.Config) { cfg.WorkerID = "same" })
 	testwait.Until(t, time.Minute, "the first worker holds both leases", func() bool { return len(r1.w.Held()) == 2 })
 	r2 := f.start(c.handle, func(cfg *coordinator.Config) { cfg.WorkerID = "same" })
-	var err error
-	select {
-	case err = <-r2.done:
-		close(r2.done)
-	case <-time.After(30 * time.Second):
-		t.Fatal("the second process with the same worker id did not stop")
-	}
+	err := r2.returned(t, 30*time.Second, "the second process with the same worker id did not stop")
 	var dup *coordinator.DuplicateWorkerError
 	if !errors.As(err, &dup) || dup.WorkerID != "same" || !strings.Contains(err.Error(), `"same"`) {
 		t.Fatalf("Run = %v, want a *DuplicateWorkerError naming the id", err)
@@ -387,13 +381,7 @@ func TestHungHandlerDrain(t *testing.T) {
 	first := c.snapshot()
 	began := time.Now()
 	r.cancel()
-	var err error
-	select {
-	case err = <-r.done:
-		close(r.done)
-	case <-time.After(20 * time.Second):
-		t.Fatal("Run hung on a handler that never returns")
-	}
+	err := r.returned(t, 20*time.Second, "Run hung on a handler that never returns")
 	var de *coordinator.DrainError
 	if !errors.As(err, &de) || len(de.Shards) != 1 {
 		t.Fatalf("Run = %v, want a *DrainError naming the shard", err)

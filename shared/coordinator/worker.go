@@ -73,6 +73,10 @@ type Worker struct {
 	started  time.Time
 	nonce    string // this process's: start time in ms, then random
 
+	// consumerARN is the enhanced fan-out consumer's, set by Check
+	// (ConsumerName or ConsumerARN); empty: polling.
+	consumerARN string
+
 	reads     fetch.KinesisAPI  // GetShardIterator and GetRecords: over CBOR for an SDK client
 	keys      *kpl.KeyBudget    // partition keys the shards' filters may remember together
 	badSeen   map[string]string // lease items that do not decode: key -> problem logged
@@ -138,29 +142,61 @@ func New(cfg Config) (*Worker, error) {
 func (w *Worker) WorkerID() string { return w.cfg.WorkerID }
 
 // Check verifies that the stream exists and the lease table is ready,
-// creating the table if needed, with errors a user can act on.
+// creating the table if needed, with errors a user can act on. With
+// ConsumerName it registers the enhanced fan-out consumer if it is missing
+// and waits until it is ACTIVE (up to 10s); with ConsumerARN it checks that
+// the consumer is the stream's and ACTIVE. An error then names the
+// consumer.
 func (w *Worker) Check(ctx context.Context) error {
 	out, err := w.cfg.Kinesis.DescribeStreamSummary(ctx, &kinesis.DescribeStreamSummaryInput{StreamName: aws.String(w.cfg.StreamName)})
 	if err != nil {
 		return fmt.Errorf("stream %s: %w", w.cfg.StreamName, Explain(err))
 	}
 	w.source = stream.Source{StreamARN: aws.ToString(out.StreamDescriptionSummary.StreamARN), Region: w.cfg.Region}
+	if err := w.resolveConsumer(ctx); err != nil {
+		return err
+	}
 	if err := w.table.Ensure(ctx); err != nil {
 		return fmt.Errorf("lease table: %w", Explain(err))
 	}
 	return nil
 }
 
+// resolveConsumer finds, registers or checks the enhanced fan-out
+// consumer the settings name, once the stream's ARN is known, and logs it.
+func (w *Worker) resolveConsumer(ctx context.Context) error {
+	name, arn := w.cfg.ConsumerName, w.cfg.ConsumerARN
+	switch {
+	case name != "":
+		a, err := fetch.EnsureConsumer(ctx, w.cfg.Kinesis, w.source.StreamARN, name, fetch.ConsumerWait{})
+		if err != nil {
+			return err
+		}
+		arn = a
+	case arn != "":
+		if err := fetch.CheckConsumer(ctx, w.cfg.Kinesis, w.source.StreamARN, arn, fetch.ConsumerWait{}); err != nil {
+			return err
+		}
+		name = arn[strings.LastIndex(arn, "/")+1 : strings.LastIndex(arn, ":")] // …/consumer/NAME:EPOCH, as CheckConsumer parsed it
+	default:
+		return nil
+	}
+	w.consumerARN = arn
+	w.log.Info("enhanced fan-out consumer ready", "consumer", name, "consumerARN", arn)
+	return nil
+}
+
 // Run reads the stream until ctx is done, then drains: it stops fetching,
 // lets each shard finish the batch in flight, checkpoints and releases its
-// leases, and returns. Handlers run with a context that ctx's cancellation
-// does not reach (only the loss of the lease, or their deadline, cancels
-// it). A shard that cannot go on is parked and never stops the worker. Run
-// returns an error when the stream or lease table cannot be used, when
-// another process runs with the same worker id (*DuplicateWorkerError), or
-// when the drain does not finish within DrainTimeout (*DrainError: the
-// shards whose handler call had not returned are released at their last
-// position done).
+// leases, and returns. It calls Check first, unless Check was called.
+// Handlers run with a context that ctx's cancellation does not reach (only
+// the loss of the lease, or their deadline, cancels it). A shard that
+// cannot go on is parked and never stops the worker. Run returns an error
+// when the stream, the enhanced fan-out consumer or the lease table cannot
+// be used, when another process runs with the same worker id
+// (*DuplicateWorkerError), or when the drain does not finish within
+// DrainTimeout (*DrainError: the shards whose handler call had not
+// returned are released at their last position done).
 func (w *Worker) Run(ctx context.Context) error {
 	if w.source.StreamARN == "" {
 		if err := w.Check(ctx); err != nil {

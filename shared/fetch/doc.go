@@ -7,5 +7,6 @@
 // An enhanced fan-out reader gives the same Batch. Client makes GetRecords
 // itself, in Kinesis's CBOR protocol, or in JSON for an endpoint that
 // refuses CBOR; both answers are decoded in place with allocations bounded
-// by the answer's size.
+// by the answer's size. EnsureConsumer and CheckConsumer find, register
+// and wait for the stream consumer that enhanced fan-out reads through.
 package fetch

@@ -46,7 +46,8 @@ import (
 
 // effectRow is one row of the table of `run`'s settings: a flag, a value
 // that is not its default (args, where {app}, {stream}, {kinesis},
-// {dynamodb}, {lambda}, {dir} and {ts} are the group's own), the group
+// {dynamodb}, {lambda}, {dir}, {ts}, {consumer} and {missing} are the
+// group's own), the group
 // run it takes part in, and what that value must have done there. A row
 // without args checks the default, beside a row that changes it.
 type effectRow struct {
@@ -457,6 +458,38 @@ var effectRows = []effectRow{
 			t.Errorf("%d of the aggregate's 10 user records delivered, want all 10", len(got))
 		}
 	}},
+
+	// fanout: one shard, f-0..f-2; a consumer name of the group's own.
+	{"consumer-name", []string{"-consumer-name", "{consumer}"}, "fanout", func(t *testing.T, r *effectRun) {
+		// The default (polling) registers no consumer.
+		name := r.ph["{consumer}"]
+		out, err := r.kinesis().DescribeStreamConsumer(context.Background(), &kinesis.DescribeStreamConsumerInput{
+			StreamARN: aws.String(r.streamARN()), ConsumerName: aws.String(name)})
+		if err != nil {
+			t.Fatalf("consumer %s of %s: %v", name, r.stream, err)
+		}
+		d := out.ConsumerDescription
+		if d.ConsumerStatus != ktypes.ConsumerStatusActive {
+			t.Errorf("consumer %s is %s, want ACTIVE", name, d.ConsumerStatus)
+		}
+		if lines := r.jsonLogs("enhanced fan-out consumer ready"); len(lines) != 1 || lines[0]["consumer"] != name || lines[0]["consumerARN"] != aws.ToString(d.ConsumerARN) {
+			t.Errorf("lines of the consumer %v, want one naming %s (%s)", lines, name, aws.ToString(d.ConsumerARN))
+		}
+	}},
+
+	// consumer-arn: one shard; the ARN of a consumer of the stream that
+	// does not exist. The run ends at start.
+	{"consumer-arn", []string{"-consumer-arn", "{missing}"}, "consumer-arn", func(t *testing.T, r *effectRun) {
+		// The default (polling) runs until stopped.
+		var ue *config.UsageError
+		if want := "cannot start: consumer " + r.ph["{missing}"] + ": does not exist"; r.runErr == nil ||
+			!strings.Contains(r.runErr.Error(), want) || errors.As(r.runErr, &ue) {
+			t.Errorf("run = %v, want a failure (exit 1) containing %q", r.runErr, want)
+		}
+		if n := len(r.calls()); n > 0 {
+			t.Errorf("the handler was called %d times, want none", n)
+		}
+	}},
 }
 
 // effectGroups are the runs the rows share: each is one `run` of an App
@@ -477,6 +510,8 @@ var effectGroups = []struct {
 	{"target", runTarget},
 	{"metrics", runMetrics},
 	{"kpl", runKPL},
+	{"fanout", runFanout},
+	{"consumer-arn", runConsumerARN},
 }
 
 // runFlags are the flags `run` registers for an App with its own handler.
@@ -636,6 +671,7 @@ type effectRun struct {
 	takenAt           time.Time
 	metricsPage       string
 	healthz           int
+	runErr            error // what a run that ended by itself returned
 }
 
 // effectCall is one call of the App's handler.
@@ -1378,4 +1414,42 @@ func runKPL(r *effectRun) {
 		return false
 	})
 	r.stop()
+}
+
+func runFanout(r *effectRun) {
+	r.newStream(1)
+	r.ph["{consumer}"] = "efo-" + r.app
+	r.put(keyed("f", 3)...)
+	r.start()
+	r.until(time.Minute, "f-0..f-2 handled", func() bool { return len(r.delivered("f-")) == 3 })
+	r.stop()
+}
+
+func runConsumerARN(r *effectRun) {
+	r.newStream(1)
+	r.ph["{missing}"] = r.streamARN() + "/consumer/nope:1700000000"
+	r.start()
+	testwait.Until(r.t, time.Minute, "the run to end", func() bool {
+		select {
+		case r.runErr = <-r.done:
+			r.cancel()
+			r.cancel = nil
+			return true
+		default:
+		}
+		if len(r.jsonLogs("worker started")) > 0 {
+			r.t.Fatal("the worker started, with the ARN of a consumer that does not exist")
+		}
+		return false
+	})
+}
+
+// streamARN is the ARN of the group's stream.
+func (r *effectRun) streamARN() string {
+	r.t.Helper()
+	out, err := r.kinesis().DescribeStreamSummary(context.Background(), &kinesis.DescribeStreamSummaryInput{StreamName: aws.String(r.stream)})
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return aws.ToString(out.StreamDescriptionSummary.StreamARN)
 }
