@@ -372,7 +372,7 @@ func (s *Run) WorkerConfig(clients *awsconf.Clients, h stream.Handler, log *slog
 		OversizeAlone: s.TargetFunction == "", FunctionARN: s.TargetFunction, RemoteHandler: s.TargetFunction != "",
 		TumblingWindow: s.TumblingWindow, WindowHandler: s.windowHandler, MetricsLevel: s.Metrics(),
 		RetryWaitTime: s.RetryWaitTime, RetryMaxAttempts: s.RetryMaxAttempts, IdleTimeBetweenReads: s.IdleTimeBetweenReads,
-		Region: clients.Region, Kinesis: clients.Kinesis, DynamoDB: clients.DynamoDB, Logger: log,
+		Region: clients.Region, Kinesis: clients.Kinesis, KinesisFanOut: clients.KinesisFanOut, DynamoDB: clients.DynamoDB, Logger: log,
 	}
 }
 

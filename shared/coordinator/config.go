@@ -56,6 +56,18 @@ type Config struct {
 	// is the application name; here it is explicit.)
 	ConsumerName string
 	ConsumerARN  string
+	// KinesisFanOut, when set, is the client whose HTTP client the
+	// subscriptions use (awsconf.Clients.KinesisFanOut: no overall
+	// timeout, a bounded HTTP/2 buffer per stream). Default: Kinesis's
+	// HTTP client without its overall timeout.
+	KinesisFanOut *kinesis.Client
+	// SubscriptionQuietTimeout is how long a subscription may send
+	// nothing before it is started again (default 60s, KCL's).
+	SubscriptionQuietTimeout time.Duration
+	// SubscribeFunc, when set, starts the subscriptions instead of
+	// Shardline's own reader (fetch.Client.Subscribe); for tests, e.g.
+	// fetch.SDKSubscribe.
+	SubscribeFunc fetch.SubscribeFunc
 
 	// InitialPosition is where shards without a checkpoint start:
 	// TRIM_HORIZON, LATEST (default) or AT_TIMESTAMP with InitialTimestamp.

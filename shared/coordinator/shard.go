@@ -218,11 +218,19 @@ func (c *shardConsumer) run() consumeResult {
 // publisher is where the records of the shard of l come from, from
 // start (ts with AT_TIMESTAMP): a GetRecords Reader.
 func (w *Worker) publisher(l lease.Lease, start stream.Position, ts time.Time, log *slog.Logger) (fetch.Publisher, error) {
-	r, err := fetch.New(w.reads, fetch.Config{
+	cfg := fetch.Config{
 		StreamName: w.cfg.StreamName, ShardID: l.Key, Start: start, Timestamp: ts, NoTiming: w.cfg.MetricsLevel == metrics.None,
 		RetryWaitTime: w.cfg.RetryWaitTime, RetryMaxAttempts: w.cfg.RetryMaxAttempts, Logger: log,
-		IdleInterval: w.cfg.IdleTimeBetweenReads,
-	})
+		IdleInterval: w.cfg.IdleTimeBetweenReads, ConsumerARN: w.consumerARN, QuietTimeout: w.cfg.SubscriptionQuietTimeout,
+	}
+	if w.consumerARN != "" { // enhanced fan-out
+		s, err := fetch.NewSubscriber(w.subscribe, cfg)
+		if err != nil {
+			return nil, err
+		}
+		return s, nil
+	}
+	r, err := fetch.New(w.reads, cfg)
 	if err != nil {
 		return nil, err // not a Publisher holding a nil *Reader
 	}

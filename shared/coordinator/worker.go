@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 
 	"github.com/shardline/shardline/shared/balance"
@@ -76,6 +77,8 @@ type Worker struct {
 	// consumerARN is the enhanced fan-out consumer's, set by Check
 	// (ConsumerName or ConsumerARN); empty: polling.
 	consumerARN string
+	// subscribe starts the fan-out subscriptions.
+	subscribe fetch.SubscribeFunc
 
 	reads     fetch.KinesisAPI  // GetShardIterator and GetRecords: over CBOR for an SDK client
 	keys      *kpl.KeyBudget    // partition keys the shards' filters may remember together
@@ -115,31 +118,50 @@ func New(cfg Config) (*Worker, error) {
 	// GetRecords in CBOR, or in JSON for an endpoint that refuses CBOR
 	// (found out once for the worker) or with AWS_CBOR_DISABLE=true.
 	var reads fetch.KinesisAPI = cfg.Kinesis
+	subscribe := cfg.SubscribeFunc
 	if c, ok := cfg.Kinesis.(*kinesis.Client); ok {
-		reads = fetch.NewClient(c, fetch.ClientConfig{JSON: fetch.CBORDisabled(), Logger: log})
+		cc := fetch.NewClient(c, fetch.ClientConfig{JSON: fetch.CBORDisabled(), Logger: log, SubscribeHTTP: subscribeHTTP(c, cfg.KinesisFanOut)})
+		reads = cc
+		if subscribe == nil {
+			subscribe = cc.Subscribe
+		}
 	}
 	return &Worker{
-		cfg:      cfg,
-		reads:    reads,
-		keys:     kpl.NewKeyBudget(memoKeys),
-		log:      log,
-		table:    lease.NewTable(cfg.DynamoDB, cfg.AppName).WithNonce(nonce).WithMaxLeases(cfg.MaxLeases),
-		observer: balance.NewObserver(),
-		started:  started,
-		nonce:    nonce,
-		badSeen:  map[string]string{},
-		parked:   map[string]lease.Park{},
-		held:     map[string]*held{},
-		ended:    map[string]bool{},
-		stats:    map[string]*shardStats{},
-		draining: make(chan struct{}),
-		syncNow:  make(chan struct{}, 1),
-		fatal:    make(chan error, 1),
+		cfg:       cfg,
+		reads:     reads,
+		subscribe: subscribe,
+		keys:      kpl.NewKeyBudget(memoKeys),
+		log:       log,
+		table:     lease.NewTable(cfg.DynamoDB, cfg.AppName).WithNonce(nonce).WithMaxLeases(cfg.MaxLeases),
+		observer:  balance.NewObserver(),
+		started:   started,
+		nonce:     nonce,
+		badSeen:   map[string]string{},
+		parked:    map[string]lease.Park{},
+		held:      map[string]*held{},
+		ended:     map[string]bool{},
+		stats:     map[string]*shardStats{},
+		draining:  make(chan struct{}),
+		syncNow:   make(chan struct{}, 1),
+		fatal:     make(chan error, 1),
 	}, nil
 }
 
 // WorkerID is the lease owner name this worker writes.
 func (w *Worker) WorkerID() string { return w.cfg.WorkerID }
+
+// subscribeHTTP is the HTTP client of the subscriptions: fanOut's, or c's
+// without its overall timeout (a subscription streams for 5 minutes).
+func subscribeHTTP(c, fanOut *kinesis.Client) aws.HTTPClient {
+	if fanOut != nil {
+		return fanOut.Options().HTTPClient
+	}
+	hc := c.Options().HTTPClient
+	if b, ok := hc.(*awshttp.BuildableClient); ok {
+		return b.WithTimeout(0)
+	}
+	return hc
+}
 
 // Check verifies that the stream exists and the lease table is ready,
 // creating the table if needed, with errors a user can act on. With
@@ -180,6 +202,9 @@ func (w *Worker) resolveConsumer(ctx context.Context) error {
 		name = arn[strings.LastIndex(arn, "/")+1 : strings.LastIndex(arn, ":")] // …/consumer/NAME:EPOCH, as CheckConsumer parsed it
 	default:
 		return nil
+	}
+	if w.subscribe == nil {
+		return fmt.Errorf("consumer %s: enhanced fan-out needs an SDK Kinesis client (*kinesis.Client) or Config.SubscribeFunc", name)
 	}
 	w.consumerARN = arn
 	w.log.Info("enhanced fan-out consumer ready", "consumer", name, "consumerARN", arn)

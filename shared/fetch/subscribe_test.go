@@ -318,7 +318,7 @@ func TestSubscriberInUse(t *testing.T) {
 			t.Error("the subscription is still open after its context ended")
 		}
 
-		gone, err := NewSubscriber(notFound, cfg)
+		gone, err := NewSubscriber(shardGone, cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -329,8 +329,8 @@ func TestSubscriberInUse(t *testing.T) {
 	})
 }
 
-// notFound answers every subscription as for a shard or consumer gone.
-func notFound(context.Context, *kinesis.SubscribeToShardInput) (Subscription, error) {
+// shardGone answers every subscription as for a shard or consumer gone.
+func shardGone(context.Context, *kinesis.SubscribeToShardInput) (Subscription, error) {
 	return nil, &types.ResourceNotFoundException{Message: aws.String("Shard shardId-000000000000 in stream s under account 000000000000 does not exist")}
 }
 
@@ -352,4 +352,21 @@ func TestSubscriberNoContinuation(t *testing.T) {
 			t.Errorf("error %q does not name the shard", err)
 		}
 	})
+}
+
+// TestOwnReaderWithoutInitialResponse (issue 18): Shardline's own reader
+// reads kinesis-mock as it is (no initial-response event), without the
+// proxy: its first event is the first of the records.
+func TestOwnReaderWithoutInitialResponse(t *testing.T) {
+	e := newEFOStream(t)
+	ks := standintest.Kinesis(t)
+	direct := standintest.KinesisClient(ks.Endpoint)
+	e.subscribe = NewClient(direct, ClientConfig{}).Subscribe
+	e.put(0, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	s := e.subscriber(stream.Position{Seq: stream.TrimHorizon}, nil, nil)
+	if got := collect(t, ctx, s, 3, 20*time.Second); fmt.Sprint(got) != fmt.Sprint(wantData(0, 3)) {
+		t.Errorf("records %q, want %q", got, wantData(0, 3))
+	}
 }

@@ -149,11 +149,16 @@ func (c *Client) subscribe(ctx context.Context, in *kinesis.SubscribeToShardInpu
 	}
 	s := &ownSubscription{body: resp.Body, cancel: cancel, r: messageReader{r: resp.Body}}
 	// The initial-response event comes first (an empty one: the call's
-	// output has no fields).
+	// output has no fields). kinesis-mock sends none: its first event is
+	// then the first of the records, kept for Next.
 	m, err := s.r.next()
-	if err == nil && (m.messageType != "event" || m.eventType != "initial-response") {
-		err = s.exception(m)
-		if err == nil {
+	switch {
+	case err != nil:
+	case m.messageType == "event" && m.eventType == "initial-response":
+	case m.messageType == "event" && m.eventType == "SubscribeToShardEvent":
+		s.first, err = decodeEventJSON(m.payload)
+	default:
+		if err = s.exception(m); err == nil {
 			err = fmt.Errorf("SubscribeToShard: %q %q first, not the initial-response event", m.messageType, m.eventType)
 		}
 	}
@@ -197,9 +202,14 @@ type ownSubscription struct {
 	cancel context.CancelFunc
 	r      messageReader
 	once   sync.Once
+	first  *types.SubscribeToShardEvent // read before the first Next
 }
 
 func (s *ownSubscription) Next() (*types.SubscribeToShardEvent, error) {
+	if ev := s.first; ev != nil {
+		s.first = nil
+		return ev, nil
+	}
 	for {
 		m, err := s.r.next()
 		if err != nil {
