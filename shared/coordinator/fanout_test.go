@@ -88,6 +88,9 @@ func TestFanOutRun(t *testing.T) {
 		}
 	}
 	for key, l := range f.leases() {
+		if l.Reader != fetch.ModeFanOut {
+			t.Errorf("shard %s's lease says its reader is %q, want %q (for status)", key, l.Reader, fetch.ModeFanOut)
+		}
 		if l.Checkpoint != last[key] {
 			t.Errorf("shard %s checkpointed at %v, want its last record %v", key, l.Checkpoint, last[key])
 		}

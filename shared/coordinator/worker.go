@@ -132,7 +132,7 @@ func New(cfg Config) (*Worker, error) {
 		subscribe: subscribe,
 		keys:      kpl.NewKeyBudget(memoKeys),
 		log:       log,
-		table:     lease.NewTable(cfg.DynamoDB, cfg.AppName).WithNonce(nonce).WithMaxLeases(cfg.MaxLeases),
+		table:     lease.NewTable(cfg.DynamoDB, cfg.AppName).WithNonce(nonce).WithMaxLeases(cfg.MaxLeases).WithReader(readerMode(cfg)),
 		observer:  balance.NewObserver(),
 		started:   started,
 		nonce:     nonce,
@@ -149,6 +149,14 @@ func New(cfg Config) (*Worker, error) {
 
 // WorkerID is the lease owner name this worker writes.
 func (w *Worker) WorkerID() string { return w.cfg.WorkerID }
+
+// readerMode is how the worker reads its shards, as its takes record it.
+func readerMode(cfg Config) string {
+	if cfg.ConsumerName != "" || cfg.ConsumerARN != "" {
+		return fetch.ModeFanOut
+	}
+	return fetch.ModePolling
+}
 
 // subscribeHTTP is the HTTP client of the subscriptions: fanOut's, or c's
 // without its overall timeout (a subscription streams for 5 minutes).

@@ -51,6 +51,9 @@ func encode(l Lease) map[string]types.AttributeValue {
 	if l.OwnerMaxLeases > 0 {
 		item[attrOwnerMax] = num(l.OwnerMaxLeases)
 	}
+	if l.Reader != "" {
+		item[attrReader] = str(l.Reader)
+	}
 	if p := l.Park; p != nil {
 		item[attrParked] = str(p.Reason)
 		item[attrParkedSince] = str(p.Since.UTC().Format(time.RFC3339Nano))
@@ -127,6 +130,7 @@ func decode(item map[string]types.AttributeValue) (Lease, error) {
 		l.Park = p
 	}
 	l.OwnerMaxLeases, _ = getN(item, attrOwnerMax)
+	l.Reader, _ = getS(item, attrReader, false)
 	l.DroppedOutOfRange, _ = getN(item, attrDropped)
 	l.RecordsHandled, _ = getN(item, attrHandled)
 	l.MillisBehindLatest, _ = getN(item, attrBehind)

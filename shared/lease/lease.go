@@ -41,6 +41,9 @@ type Lease struct {
 	// OwnerMaxLeases is the owner's -max-leases as its take wrote it
 	// (0: no limit), so that other workers count its capacity.
 	OwnerMaxLeases int64
+	// Reader is how the owner reads the shard, as its take wrote it:
+	// "polling" or "fan-out" (enhanced fan-out); "" when not written.
+	Reader string
 	// Park is set while the shard is parked: it could not go on, and no
 	// worker takes it before Park.Until.
 	Park *Park

@@ -31,6 +31,7 @@ const (
 	attrTimestamp   = "shardlineTimestamp"
 	attrNonce       = "shardlineNonce"
 	attrOwnerMax    = "shardlineOwnerMaxLeases"
+	attrReader      = "shardlineReader"
 	attrParked      = "shardlineParked" // the reason
 	attrParkedSince = "shardlineParkedSince"
 	attrParkedUntil = "shardlineParkedUntil"
@@ -68,6 +69,7 @@ type Table struct {
 	name      string
 	nonce     string
 	maxLeases int
+	reader    string
 }
 
 // NewTable returns the lease table called name (the application name).
@@ -87,6 +89,14 @@ func (t *Table) WithNonce(nonce string) *Table {
 func (t *Table) WithMaxLeases(n int) *Table {
 	c := *t
 	c.maxLeases = n
+	return &c
+}
+
+// WithReader returns a copy of t whose takes record how the taker reads
+// the shard ("polling", "fan-out"), for `status`.
+func (t *Table) WithReader(mode string) *Table {
+	c := *t
+	c.reader = mode
 	return &c
 }
 
@@ -256,6 +266,11 @@ func (t *Table) Take(ctx context.Context, l Lease, owner string) (Lease, error) 
 		u.set[attrOwnerMax] = num(int64(t.maxLeases))
 	} else {
 		u.remove = append(u.remove, attrOwnerMax)
+	}
+	if t.reader != "" {
+		u.set[attrReader] = str(t.reader)
+	} else {
+		u.remove = append(u.remove, attrReader)
 	}
 	out, err := t.write(ctx, l, u, true)
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/shardline/shardline/shared/config"
+	"github.com/shardline/shardline/shared/fetch"
 	"github.com/shardline/shardline/shared/lease"
 	"github.com/shardline/shardline/shared/shards"
 	"github.com/shardline/shardline/shared/terminal"
@@ -27,6 +28,9 @@ type ShardStatus struct {
 	LeaseCounter  int64    `json:"leaseCounter"`
 	HasLease      bool     `json:"hasLease"`
 	OwnerSwitches int64    `json:"ownerSwitchesSinceCheckpoint,omitempty"`
+	// Reader is how the owner reads the shard, as its take recorded it:
+	// "polling" or "fan-out" (enhanced fan-out).
+	Reader string `json:"reader,omitempty"`
 	// MillisBehindLatest is the lag of the owner's last read (-1: none
 	// yet), as of LastRenewal; both are absent when never renewed.
 	MillisBehindLatest *int64     `json:"millisBehindLatest,omitempty"`
@@ -216,7 +220,18 @@ const notePrefix = "  note: "
 // a line with it, then a summary row. rates (nil: no RATE column) are
 // records/s by shard.
 func printStatus(w io.Writer, rows []ShardStatus, rates map[string]float64, now time.Time) {
+	// A READ column (poll, fan-out) when some owner reads with enhanced
+	// fan-out; the owner and checkpoint columns give it their room.
+	read := false
+	for _, r := range rows {
+		read = read || r.Reader == fetch.ModeFanOut
+	}
+	owner, checkpoint := capOwner, capCheckpoint
 	header := []string{"SHARD", "STATE", "PARENTS", "OWNER", "CHECKPOINT", "LAG"}
+	if read {
+		owner, checkpoint = capOwner-5, capCheckpoint-5
+		header = append(header, "READ")
+	}
 	if rates != nil {
 		header = append(header, "RATE")
 	}
@@ -249,7 +264,11 @@ func printStatus(w io.Writer, rows []ShardStatus, rates map[string]float64, now 
 			renewed = shortDuration(now.Sub(*r.LastRenewal)) + " ago"
 		}
 		row := []string{cutEnd(r.ShardID, capShard), r.State, cutEnd(dash(shortIDs(r.Parents)), capParents),
-			cutMiddle(dash(r.Owner), capOwner), cutMiddle(cp, capCheckpoint), cutEnd(lag, capLag)}
+			cutMiddle(dash(r.Owner), owner), cutMiddle(cp, checkpoint), cutEnd(lag, capLag)}
+		if read {
+			mode := map[string]string{fetch.ModePolling: "poll", fetch.ModeFanOut: fetch.ModeFanOut}[r.Reader]
+			row = append(row, dash(mode))
+		}
 		if rates != nil {
 			rate := "-"
 			if v, ok := rates[r.ShardID]; ok {
@@ -449,6 +468,9 @@ func fill(r *ShardStatus, l lease.Lease) {
 	r.SubSequence = l.Checkpoint.SubSeq
 	r.LeaseCounter = l.Counter
 	r.OwnerSwitches = l.OwnerSwitchesSinceCheckpoint
+	if l.Owner != "" {
+		r.Reader = l.Reader
+	}
 	if l.Park != nil {
 		p := *l.Park
 		r.Parked = &p

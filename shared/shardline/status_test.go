@@ -156,3 +156,34 @@ func TestStatusUnowned(t *testing.T) {
 		t.Errorf("unowned shown with none:\n%s", out.String())
 	}
 }
+
+// TestStatusReadColumn (issue 18): when an owner reads with enhanced
+// fan-out, status shows each shard's mode in a READ column, within the
+// width.
+func TestStatusReadColumn(t *testing.T) {
+	now := time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
+	long := strings.Repeat("x", 200)
+	rows := []ShardStatus{
+		{ShardID: "shardId-000000000000", State: "open", Owner: long, Checkpoint: long, HasLease: true, Reader: "fan-out"},
+		{ShardID: "shardId-000000000001", State: "open", Owner: "w2", Checkpoint: "123", HasLease: true, Reader: "polling"},
+		{ShardID: "shardId-000000000002", State: "open"},
+	}
+	for _, rates := range []map[string]float64{nil, {"shardId-000000000000": 123456789.4}} {
+		var out bytes.Buffer
+		printStatus(&out, rows, rates, now)
+		lines := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
+		for _, l := range lines {
+			if n := utf8.RuneCountInString(l); n > statusWidth {
+				t.Errorf("line of %d columns, want at most %d:\n%s", n, statusWidth, l)
+			}
+		}
+		if !strings.Contains(lines[0], "READ") || !strings.Contains(lines[1], "fan-out") || !strings.Contains(lines[2], "poll") {
+			t.Errorf("no READ column with each shard's mode:\n%s", out.String())
+		}
+	}
+	var out bytes.Buffer
+	printStatus(&out, rows[1:], nil, now)
+	if strings.Contains(out.String(), "READ") {
+		t.Errorf("a READ column with no fan-out owner:\n%s", out.String())
+	}
+}
