@@ -120,15 +120,38 @@ func sdkCalls(t *testing.T) map[string][]string {
 // TestIAMPolicy: poller/iam-policy.json (what `poller` needs on a VM or in
 // a container) grants every action the code's AWS interfaces call, and no
 // other, save kms:Decrypt, which Kinesis uses on the caller's behalf to
-// serve GetRecords from a stream encrypted with a customer managed key.
+// serve GetRecords from a stream encrypted with a customer managed key; the
+// enhanced fan-out actions act on the stream's consumers only
+// (RegisterStreamConsumer on the stream, as it registers one), and those
+// of issue 18's consumer calls are listed ahead of the code.
 func TestIAMPolicy(t *testing.T) {
 	calls := sdkCalls(t)
-	for _, want := range []string{"kinesis:GetRecords", "dynamodb:UpdateItem", "lambda:InvokeFunction", "sqs:SendMessage", "sns:Publish", "s3:PutObject", "cloudwatch:PutMetricData"} {
+	for _, want := range []string{"kinesis:GetRecords", "kinesis:SubscribeToShard", "dynamodb:UpdateItem", "lambda:InvokeFunction", "sqs:SendMessage", "sns:Publish", "s3:PutObject", "cloudwatch:PutMetricData"} {
 		if calls[want] == nil {
 			t.Fatalf("found no interface listing %s: the scan of the code is broken (found %v)", want, keys(calls))
 		}
 	}
 	implied := map[string]string{"kms:Decrypt": "kinesis:GetRecords"}
+	// Calls on their way into the code, which the policy grants already:
+	// issue 18's enhanced fan-out consumer (fetch.ConsumerAPI in
+	// shared/fetch/consumer.go: DescribeStreamConsumer for -consumer-arn
+	// and -consumer-name, RegisterStreamConsumer for -consumer-name only).
+	// Once the scan finds them an entry adds nothing (then delete it).
+	for _, a := range []string{"kinesis:DescribeStreamConsumer", "kinesis:RegisterStreamConsumer"} {
+		if calls[a] == nil {
+			calls[a] = []string{"shared/fetch/consumer.go (fetch.ConsumerAPI, issue 18; not in this tree yet)"}
+		} else {
+			t.Logf("%s is found in the code now (%s): its entry in the list of calls on their way can go", a, strings.Join(calls[a], "; "))
+		}
+	}
+	// Where the enhanced fan-out actions act: the stream's consumers
+	// (their ARNs are the stream's, /consumer/NAME:EPOCH); registering one
+	// acts on the stream.
+	scope := map[string]*regexp.Regexp{
+		"kinesis:SubscribeToShard":       regexp.MustCompile(`^arn:aws:kinesis:<region>:<account>:stream/<stream>/consumer/(\*|<[a-z-]+>:\*)$`),
+		"kinesis:DescribeStreamConsumer": regexp.MustCompile(`^arn:aws:kinesis:<region>:<account>:stream/<stream>/consumer/(\*|<[a-z-]+>:\*)$`),
+		"kinesis:RegisterStreamConsumer": regexp.MustCompile(`^arn:aws:kinesis:<region>:<account>:stream/<stream>$`),
+	}
 
 	b, err := os.ReadFile("iam-policy.json")
 	if err != nil {
@@ -155,13 +178,21 @@ func TestIAMPolicy(t *testing.T) {
 		if s.Effect != "Allow" {
 			t.Errorf("statement %s: Effect %q, want Allow", s.Sid, s.Effect)
 		}
+		resources := strings1(t, s.Sid, s.Resource)
 		for _, a := range strings1(t, s.Sid, s.Action) {
 			if _, dup := granted[a]; dup {
 				t.Errorf("%s granted twice", a)
 			}
 			granted[a] = s.Sid
+			if re := scope[a]; re != nil {
+				for _, r := range resources {
+					if !re.MatchString(r) {
+						t.Errorf("statement %s: %s on %q: want %s", s.Sid, a, r, re)
+					}
+				}
+			}
 		}
-		for _, r := range strings1(t, s.Sid, s.Resource) {
+		for _, r := range resources {
 			if !placeholder.MatchString(r) {
 				t.Errorf("statement %s: resource %q: want an ARN with <placeholders> (or * where the action takes no resource)", s.Sid, r)
 			}
