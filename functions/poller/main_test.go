@@ -12,9 +12,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shardline/shardline/shared/fetch"
 	"github.com/shardline/shardline/shared/testwait"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 
 	"github.com/shardline/shardline/shared/coordinator"
@@ -58,8 +60,18 @@ func newEnv(t *testing.T, shards int, timeout time.Duration, extra ...string) *e
 	if testing.Short() {
 		t.Skip("integration test: needs the stand-ins (run without -short)")
 	}
+	kin, _ := standintest.Both(t)
+	return newEnvOn(t, standintest.NewStream(t, kin.Endpoint, shards), timeout, extra...)
+}
+
+// newEnvOn is newEnv on a stream that exists.
+func newEnvOn(t *testing.T, stream string, timeout time.Duration, extra ...string) *env {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("integration test: needs the stand-ins (run without -short)")
+	}
 	kin, ddb := standintest.Both(t)
-	e := &env{stream: standintest.NewStream(t, kin.Endpoint, shards), app: standintest.UniqueName(t), out: &testwait.Buffer{}, ddbEP: ddb.Endpoint, kinesisEP: kin.Endpoint}
+	e := &env{stream: stream, app: standintest.UniqueName(t), out: &testwait.Buffer{}, ddbEP: ddb.Endpoint, kinesisEP: kin.Endpoint}
 	vars := append([]string{
 		"SHARDLINE_STREAM_NAME=" + e.stream, "SHARDLINE_APP_NAME=" + e.app, "SHARDLINE_HANDLER=print",
 		"SHARDLINE_KINESIS_ENDPOINT=" + kin.Endpoint, "SHARDLINE_DYNAMODB_ENDPOINT=" + ddb.Endpoint,
@@ -423,4 +435,51 @@ func TestTriggerSettings(t *testing.T) {
 			t.Errorf("no per-window counts line in the function's output:\n%s", tail(e.out.String()))
 		}
 	})
+}
+
+// TestScheduledInvocationsFanOut (issue 18): the scheduled function with
+// SHARDLINE_CONSUMER_ARN (as the template's PollerFanOut gives it) reads
+// over SubscribeToShard; the next invocation meets the last one's
+// subscription on kinesis-mock (its 5-second rule), backs off, never
+// fails, and reads on from the checkpoints. The gap between one
+// invocation's last read and the next one's first is measured.
+func TestScheduledInvocationsFanOut(t *testing.T) {
+	const timeout = 8 * time.Second
+	kin, _ := standintest.Both(t)
+	kc := standintest.KinesisClient(kin.Endpoint)
+	name := standintest.NewStream(t, kin.Endpoint, 2)
+	sum, err := kc.DescribeStreamSummary(context.Background(), &kinesis.DescribeStreamSummaryInput{StreamName: aws.String(name)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	consumer, err := fetch.EnsureConsumer(context.Background(), kc, aws.ToString(sum.StreamDescriptionSummary.StreamARN), "poller-efo", fetch.ConsumerWait{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEnvOn(t, name, timeout, "SHARDLINE_CONSUMER_ARN="+consumer)
+	e.put(300, 0)
+	s1 := e.invoke(t)
+	if s1.Records != 300 || len(s1.Shards) != 2 {
+		t.Fatalf("first summary %+v: want 300 records from 2 shards", s1)
+	}
+	e.put(200, 300)
+	s2 := e.invoke(t)
+	if s2.Records != 200 {
+		t.Fatalf("second summary %+v: want the 200 new records only\n%s", s2, tail(e.out.String()))
+	}
+	for id, n := range e.printed() {
+		if n != 1 {
+			t.Errorf("record %s printed %d times, want once", id, n)
+		}
+	}
+	if got := len(e.printed()); got != 500 {
+		t.Fatalf("%d records printed, want 500", got)
+	}
+	if !strings.Contains(e.out.String(), "subscribed to the shard (enhanced fan-out)") || strings.Contains(e.out.String(), "GetRecords") {
+		t.Errorf("the function did not read over subscriptions:\n%s", tail(e.out.String()))
+	}
+	invs := e.emu.Invocations("poller")
+	t.Logf("fan-out: invocation 2 started %s after invocation 1 ended; gap between last and first read: %s (start-up to first read %s); %d refusals of the new subscription (ResourceInUse) waited out",
+		invs[1].Start.Sub(invs[0].End).Round(time.Millisecond), s2.FirstRead.Sub(s1.LastRead).Round(time.Millisecond),
+		s2.FirstRead.Sub(invs[1].Start).Round(time.Millisecond), strings.Count(e.out.String(), "another subscription for this consumer"))
 }

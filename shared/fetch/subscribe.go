@@ -297,10 +297,12 @@ func (s *Subscriber) startingPosition() *types.StartingPosition {
 func (s *Subscriber) classify(ctx context.Context, err error, fails, throttles *int) (time.Duration, error) {
 	var inUse *types.ResourceInUseException
 	if errors.As(err, &inUse) {
-		*throttles++
-		wait := backoff(max(s.cfg.RetryWaitTime, subscribeInterval), *throttles-1, s.cfg.MaxBackoff)
-		s.log.Info("subscription refused: the shard has another subscription for this consumer; trying again", "wait", wait, "error", err)
-		return wait, nil
+		// Kinesis refuses a subscription within 5 s of the last one on
+		// the same consumer and shard (another reader's, or the last
+		// scheduled run's), and a call 5 s after takes it over: tried
+		// again every second (the rate Kinesis allows), not backed off.
+		s.log.Info("subscription refused: the shard has another subscription for this consumer; trying again", "wait", subscribeInterval, "error", err)
+		return subscribeInterval, nil
 	}
 	return classify(ctx, s.cfg, s.log, err, fails, throttles)
 }
