@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/shardline/shardline/shared/shardline"
+	"github.com/shardline/shardline/shared/standin/standintest"
 	"github.com/shardline/shardline/shared/testwait"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -51,8 +52,16 @@ import (
 // `make chaos` runs 5m). SHARDLINE_CHAOS_DIR keeps the combined output and
 // the pollers' debug logs in that directory (default: the test's temporary
 // directory, removed afterwards).
-func TestChaos(t *testing.T) {
-	dur := 90 * time.Second
+func TestChaos(t *testing.T) { runChaos(t, false, 90*time.Second) }
+
+// TestChaosFanOut (issue 18) is TestChaos with enhanced fan-out: the
+// pollers read through one consumer (-consumer-name) over SubscribeToShard
+// while one is killed with SIGKILL, one paused with SIGSTOP, and the
+// shards move; without the split and merge (kinesis-mock never sends a
+// subscription's ChildShards). Default 45s.
+func TestChaosFanOut(t *testing.T) { runChaos(t, true, 45*time.Second) }
+
+func runChaos(t *testing.T, fanOut bool, dur time.Duration) {
 	if v := os.Getenv("SHARDLINE_CHAOS_DURATION"); v != "" {
 		d, err := time.ParseDuration(v)
 		if err != nil || d < 30*time.Second {
@@ -62,7 +71,15 @@ func TestChaos(t *testing.T) {
 	}
 	e := newEnv(t, 4)
 	c := newChaos(t, e)
-	t.Logf("chaos for %s on stream %s, app %s; output and logs in %s", dur, e.stream, e.app, c.dir)
+	c.fanOut = fanOut
+	if fanOut {
+		// kinesis-mock behind the proxy: AWS's initial-response and its
+		// take-over of a subscription by a new one for the same consumer
+		// and shard (a paused poller's subscription otherwise holds its
+		// shards on kinesis-mock for good).
+		c.fanOutProxy = standintest.FanOutProxy(t, e.kinesisEP)
+	}
+	t.Logf("chaos for %s on stream %s, app %s (fan-out %v); output and logs in %s", dur, e.stream, e.app, fanOut, c.dir)
 
 	for _, id := range []string{"p1", "p2", "p3"} {
 		c.startPoller(id)
@@ -81,15 +98,25 @@ func TestChaos(t *testing.T) {
 	at(0.35)
 	c.pause()
 
-	at(0.60)
-	c.split()
+	if !fanOut {
+		at(0.60)
+		c.split()
 
-	at(0.80)
-	c.merge()
+		at(0.80)
+		c.merge()
+	}
 
 	at(1.0)
 	c.finish()
 	c.audit()
+	if fanOut {
+		t.Logf("fan-out: %d subscriptions, %d taken over by a new one", c.fanOutProxy.Subscriptions.Load(), c.fanOutProxy.TakenOver.Load())
+		for _, p := range c.pollers {
+			if logs := p.p.errOut.String(); !strings.Contains(logs, "subscribed to the shard (enhanced fan-out)") {
+				t.Errorf("poller %s never subscribed (enhanced fan-out):\n%s", p.id, tail(logs, 3000))
+			}
+		}
+	}
 }
 
 // Chaos settings: the pollers' command line.
@@ -122,6 +149,9 @@ type chaos struct {
 
 	pollers []*chaosPoller
 	events  []*chaosEvent
+	fanOut  bool // the pollers read with enhanced fan-out
+	// fanOutProxy is kinesis-mock for the pollers with fan-out.
+	fanOutProxy *standintest.FanOut
 
 	// What the chaos did, for the audit.
 	paused      *pauseRecord
@@ -225,6 +255,9 @@ func (c *chaos) startPoller(id string) *chaosPoller {
 		"AWS_REGION=us-east-1", "AWS_ACCESS_KEY_ID=local", "AWS_SECRET_ACCESS_KEY=local",
 		"SHARDLINE_KINESIS_ENDPOINT="+e.kinesisEP, "SHARDLINE_DYNAMODB_ENDPOINT="+e.dynamoEP,
 		"SHARDLINE_APP_NAME="+e.app, "SHARDLINE_STREAM_NAME="+e.stream)
+	if c.fanOut {
+		cmd.Env = append(cmd.Env, "SHARDLINE_CONSUMER_NAME="+e.app+"-efo", "SHARDLINE_KINESIS_ENDPOINT="+c.fanOutProxy.URL)
+	}
 	p := &proc{cmd: cmd, out: &testwait.Buffer{}, errOut: &testwait.Buffer{}, done: make(chan struct{})}
 	cmd.Stdout = c.out // the same O_APPEND file for every poller
 	cmd.Stderr = io.MultiWriter(p.errOut, errFile)
@@ -830,6 +863,14 @@ func (c *chaos) checkStatus() {
 		summary = append(summary, fmt.Sprintf("%s %s parents=%v owner=%q checkpoint=%s", r.ShardID, r.State, r.Parents, r.Owner, cp))
 	}
 	t.Logf("poller status -json:\n  %s", strings.Join(summary, "\n  "))
+	if c.splitParent == "" { // no resharding in this run
+		for _, r := range rows {
+			if r.Owner != "" {
+				t.Errorf("status: %s still owned by %s after the pollers exited", r.ShardID, r.Owner)
+			}
+		}
+		return
+	}
 	wantClosed := append([]string{c.splitParent}, c.mergeParent...)
 	for _, id := range wantClosed {
 		r, ok := byID[id]

@@ -4,12 +4,14 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"errors"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -41,7 +43,23 @@ type FanOut struct {
 	NoContinuation atomic.Bool
 	// Subscriptions counts the SubscribeToShard calls answered 200.
 	Subscriptions atomic.Int64
+	// TakenOver counts subscriptions ended because a new one came for
+	// their consumer and shard.
+	TakenOver atomic.Int64
+
+	mu     sync.Mutex
+	active map[string]*relayed // by consumer ARN and shard
 }
+
+// relayed is one subscription the proxy relays.
+type relayed struct {
+	upstream io.Closer
+	down     *io.PipeWriter
+}
+
+// keyHeader carries a subscription's consumer and shard from the proxy's
+// Director to its ModifyResponse.
+const keyHeader = "X-Shardline-Fanout-Proxy-Key"
 
 // FanOutProxy starts a FanOut in front of endpoint, stopped at t's cleanup.
 func FanOutProxy(t testing.TB, endpoint string) *FanOut {
@@ -50,14 +68,42 @@ func FanOutProxy(t testing.TB, endpoint string) *FanOut {
 	if err != nil {
 		t.Fatalf("FanOutProxy: endpoint %q: %v", endpoint, err)
 	}
-	f := &FanOut{}
+	f := &FanOut{active: map[string]*relayed{}}
 	rp := httputil.NewSingleHostReverseProxy(target)
 	rp.FlushInterval = -1 // events pass at once
+	direct := rp.Director
+	rp.Director = func(req *http.Request) {
+		direct(req)
+		if !strings.HasSuffix(req.Header.Get("X-Amz-Target"), ".SubscribeToShard") || req.Body == nil {
+			return
+		}
+		body, err := io.ReadAll(req.Body)
+		_ = req.Body.Close()
+		req.Body = io.NopCloser(bytes.NewReader(body))
+		var in struct{ ConsumerARN, ShardId string }
+		if err == nil && json.Unmarshal(body, &in) == nil {
+			key := in.ConsumerARN + " " + in.ShardId
+			f.takeOver(key)
+			req.Header.Set(keyHeader, key) // read and taken off in ModifyResponse
+		}
+	}
 	rp.ModifyResponse = func(resp *http.Response) error {
 		if resp.StatusCode == http.StatusOK && strings.HasSuffix(resp.Request.Header.Get("X-Amz-Target"), ".SubscribeToShard") {
 			f.Subscriptions.Add(1)
 			pr, pw := io.Pipe()
-			go f.relay(resp.Body, pw)
+			key := resp.Request.Header.Get(keyHeader)
+			f.mu.Lock()
+			upstream := resp.Body
+			f.active[key] = &relayed{upstream: upstream, down: pw}
+			f.mu.Unlock()
+			go func() {
+				f.relay(upstream, pw)
+				f.mu.Lock()
+				if r := f.active[key]; r != nil && r.down == pw {
+					delete(f.active, key)
+				}
+				f.mu.Unlock()
+			}()
 			resp.Body = pr
 			resp.Header.Del("Content-Length")
 		}
@@ -76,6 +122,27 @@ func FanOutProxy(t testing.TB, endpoint string) *FanOut {
 	f.URL = "http://" + ln.Addr().String()
 	return f
 }
+
+// takeOver ends the subscription of key the proxy relays, if any, as AWS
+// does when a new SubscribeToShard comes for the same consumer and shard:
+// kinesis-mock would refuse the new one for as long as the old one's
+// connection stays open (a reader that is stopped, say), where AWS lets a
+// call 5 s after the last take over. The old reader's stream ends with an
+// error; nothing here waits on it.
+func (f *FanOut) takeOver(key string) {
+	f.mu.Lock()
+	old := f.active[key]
+	delete(f.active, key)
+	f.mu.Unlock()
+	if old != nil {
+		f.TakenOver.Add(1)
+		_ = old.upstream.Close()
+		old.down.CloseWithError(errTakenOver)
+	}
+}
+
+// errTakenOver ends a subscription another one took over.
+var errTakenOver = errors.New("fan-out proxy: the subscription was taken over by a new one for its consumer and shard")
 
 // relay writes the initial-response event, then the events of body one by
 // one as the controls say, to w.
