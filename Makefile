@@ -117,6 +117,7 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzDeaggregate -fuzztime=60s ./shared/kpl/
 	$(GO) test -run='^$$' -fuzz='^FuzzDecodeGetRecords$$' -fuzztime=60s ./shared/fetch/
 	$(GO) test -run='^$$' -fuzz='^FuzzDecodeGetRecordsJSON$$' -fuzztime=60s ./shared/fetch/
+	$(GO) test -run='^$$' -fuzz='^FuzzEventStream$$' -fuzztime=60s ./shared/fetch/
 
 # Local stand-ins for users: start, print the endpoints, stop.
 up: $(BIN)/standins
@@ -132,7 +133,7 @@ env: $(BIN)/standins
 # (1000 lines/s, 10 numbers each, KPL-aggregated) and a poller running
 # wordcount. Ctrl-C stops everything.
 demo: build $(BIN)/standins
-	@$(STANDINS) demo -poller $(BIN)/poller
+	@$(STANDINS) demo -poller $(BIN)/poller $(if $(CONSUMER),-consumer $(CONSUMER))
 
 clean:
 	rm -rf $(BIN)

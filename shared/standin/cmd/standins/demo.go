@@ -38,6 +38,7 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	aggregate := fs.Int("aggregate", 100, "user records per KPL aggregate")
 	shards := fs.Int("shards", 4, "shards of the stream")
 	duration := fs.Duration("duration", 0, "stop by itself after this long (0: at Ctrl-C)")
+	consumer := fs.String("consumer", "", "read with enhanced fan-out (SubscribeToShard) through the stream consumer of this `name`, registered if missing (make demo CONSUMER=name); empty: polling")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -86,8 +87,11 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	defer producer.kill()
 	counts := &countWatch{w: stdout}
-	poll, err := startChild(*poller, env, counts, prefixed(stderr, "poller: "),
-		"run", "-app-name", app, "-handler", "wordcount", "-initial-position", "TRIM_HORIZON", "-checkpoint-interval", "2s")
+	runArgs := []string{"run", "-app-name", app, "-handler", "wordcount", "-initial-position", "TRIM_HORIZON", "-checkpoint-interval", "2s"}
+	if *consumer != "" {
+		runArgs = append(runArgs, "-consumer-name", *consumer)
+	}
+	poll, err := startChild(*poller, env, counts, prefixed(stderr, "poller: "), runArgs...)
 	if err != nil {
 		return err
 	}

@@ -16,17 +16,25 @@ import (
 // TestDemo runs `standins demo` as `make demo` does, waits for word counts,
 // interrupts it as Ctrl-C does (main maps SIGINT to cancelling ctx) and
 // checks that it stops cleanly and leaves none of its processes behind.
+//
+// With -consumer (make demo CONSUMER=name) the poller reads with enhanced
+// fan-out: kinesis-mock as it is, through Shardline's own reader.
 func TestDemo(t *testing.T) {
 	need(t)
 	poller := filepath.Join(t.TempDir(), "poller")
 	if out, err := exec.Command("go", "build", "-o", poller, "github.com/shardline/shardline/poller").CombinedOutput(); err != nil {
 		t.Fatalf("build poller: %v\n%s", err, out)
 	}
+	t.Run("polling", func(t *testing.T) { testDemo(t, poller) })
+	t.Run("fan-out", func(t *testing.T) { testDemo(t, poller, "-consumer", "words-demo") })
+}
+
+func testDemo(t *testing.T, poller string, extra ...string) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	stdout, stderr := &testwait.Buffer{}, &testwait.Buffer{}
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, []string{"demo", "-poller", poller}, stdout, stderr) }()
+	go func() { done <- run(ctx, append([]string{"demo", "-poller", poller}, extra...), stdout, stderr) }()
 
 	deadline := time.Now().Add(2 * time.Minute)
 	for strings.Count(stdout.String(), "word counts:") < 2 {
@@ -55,6 +63,9 @@ func TestDemo(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("stdout lacks %q:\n%s", want, out[max(0, len(out)-1500):])
 		}
+	}
+	if len(extra) > 0 && !strings.Contains(stderr.String(), "subscribed to the shard (enhanced fan-out)") {
+		t.Errorf("the poller did not read with enhanced fan-out; stderr:\n%s", stderr.String())
 	}
 	pids := regexp.MustCompile(`\(pid (\d+)\)`).FindAllStringSubmatch(stderr.String(), -1)
 	if len(pids) != 4 {
