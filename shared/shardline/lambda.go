@@ -468,6 +468,13 @@ func unused(given map[string]bool, s *Settings, onLambda bool) []string {
 			}
 		}
 	}
+	if (s.ConsumerName != "" || s.ConsumerARN != "") && given["idle-time-between-reads"] {
+		fanOut := name("consumer-name")
+		if s.ConsumerARN != "" {
+			fanOut = name("consumer-arn")
+		}
+		out = append(out, name("idle-time-between-reads")+" has no effect with "+fanOut+": Kinesis pushes the records (enhanced fan-out), nothing is polled")
+	}
 	if s.Metrics() == metrics.None {
 		for _, f := range []string{"metrics-dimensions", "metrics-cloudwatch"} {
 			if given[f] && !(onLambda && f == "metrics-cloudwatch") {

@@ -401,6 +401,9 @@ func TestUnusedSettings(t *testing.T) {
 		{map[string]bool{"cloudwatch-role-arn": true}, Settings{MetricsCloudWatch: true, MetricsLevel: "DETAILED"}, nil},
 		{map[string]bool{"metrics-cloudwatch": true, "metrics-dimensions": true}, Settings{MetricsCloudWatch: true, MetricsLevel: "NONE"},
 			[]string{"-metrics-dimensions has no effect at -metrics-level NONE", "-metrics-cloudwatch has no effect at -metrics-level NONE"}},
+		{map[string]bool{"idle-time-between-reads": true}, Settings{ConsumerName: "c", MetricsLevel: "DETAILED"},
+			[]string{"-idle-time-between-reads has no effect with -consumer-name: Kinesis pushes the records"}},
+		{map[string]bool{"idle-time-between-reads": true}, Settings{MetricsLevel: "DETAILED"}, nil},
 	} {
 		got := unused(tt.given, &tt.s, false)
 		if len(got) != len(tt.want) {
