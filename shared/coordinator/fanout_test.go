@@ -2,6 +2,7 @@ package coordinator_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -135,4 +136,40 @@ func streamARN(t *testing.T, f *fixture) string {
 		t.Fatal(err)
 	}
 	return aws.ToString(out.StreamDescriptionSummary.StreamARN)
+}
+
+// TestFanOutNoContinuationParks (issue 18): a subscription event with no
+// continuation sequence number and no child shards parks the shard with
+// that reason (status shows it), never ends it: the checkpoint stays at
+// the last record handled, nothing is skipped.
+func TestFanOutNoContinuationParks(t *testing.T) {
+	f, proxy := newFanOutFixture(t, 1)
+	want := f.put(5, 20, 0, 0)
+	c := &collector{}
+	r := f.start(c.handle, func(cfg *coordinator.Config) {
+		cfg.ConsumerName = f.app + "-efo"
+		cfg.ParkRetryWait = time.Hour
+	})
+	testwait.Until(t, 30*time.Second, "20 records", func() bool { return c.count() >= len(want) })
+	proxy.NoContinuation.Store(true) // kinesis-mock's next event (a second on) breaks the rule
+	testwait.Until(t, 60*time.Second, "the shard parked", func() bool {
+		for _, l := range f.leases() {
+			if l.Park != nil {
+				return true
+			}
+		}
+		return false
+	})
+	if err := r.stop(t); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	for key, l := range f.leases() {
+		if l.Park == nil || !strings.Contains(l.Park.Reason, "no continuation sequence number and no child shards") {
+			t.Errorf("lease %s park %+v: want parked naming the missing continuation", key, l.Park)
+		}
+		if l.Checkpoint.IsSentinel() || l.Checkpoint.Seq == stream.ShardEnd {
+			t.Errorf("lease %s checkpoint %v: want the last record handled, not an end", key, l.Checkpoint)
+		}
+	}
+	checkAtLeastOnce(t, c.snapshot(), want)
 }
