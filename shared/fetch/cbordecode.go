@@ -465,61 +465,82 @@ func halfToFloat(h uint16) float32 {
 // decodeGetRecords decodes a GetRecords answer. The records' Data,
 // PartitionKey and SequenceNumber share buf.
 func decodeGetRecords(buf []byte) (*kinesis.GetRecordsOutput, error) {
-	d := &decoder{b: buf}
-	out := &kinesis.GetRecordsOutput{}
-	n, err := d.container(majMap)
+	a, err := decodeAnswerCBOR(buf, "NextShardIterator")
 	if err != nil {
 		return nil, err
+	}
+	return &kinesis.GetRecordsOutput{Records: a.records, NextShardIterator: a.next, MillisBehindLatest: a.behind, ChildShards: a.children}, nil
+}
+
+// decodeEventCBOR decodes a SubscribeToShardEvent's payload in CBOR, as
+// decodeGetRecords does an answer: in place, the records sharing buf.
+func decodeEventCBOR(buf []byte) (*types.SubscribeToShardEvent, error) {
+	a, err := decodeAnswerCBOR(buf, "ContinuationSequenceNumber")
+	if err != nil {
+		return nil, err
+	}
+	return &types.SubscribeToShardEvent{Records: a.records, ContinuationSequenceNumber: a.next, MillisBehindLatest: a.behind, ChildShards: a.children}, nil
+}
+
+// decodeAnswerCBOR reads what a GetRecords answer and a
+// SubscribeToShardEvent hold (answer's fields; nextKey names where to
+// go on from).
+func decodeAnswerCBOR(buf []byte, nextKey string) (answerParts, error) {
+	d := &decoder{b: buf}
+	var out answerParts
+	n, err := d.container(majMap)
+	if err != nil {
+		return answerParts{}, err
 	}
 	seen := false
 	for i := 0; d.more(i, n); i++ {
 		k, err := d.key()
 		if err != nil {
-			return nil, err
+			return answerParts{}, err
 		}
 		switch k {
 		case "Records":
 			seen = true
-			if out.Records, err = d.records(); err != nil {
-				return nil, fmt.Errorf("Records: %w", err)
+			if out.records, err = d.records(); err != nil {
+				return answerParts{}, fmt.Errorf("Records: %w", err)
 			}
-		case "NextShardIterator":
+		case nextKey:
 			if d.null() {
 				break
 			}
 			s, err := d.text()
 			if err != nil {
-				return nil, fmt.Errorf("NextShardIterator: %w", err)
+				return answerParts{}, fmt.Errorf("%s: %w", nextKey, err)
 			}
-			// Its own copy: the iterator outlives the answer.
-			out.NextShardIterator = aws.String(strings.Clone(s))
+			// Its own copy: it outlives the answer.
+			out.next = aws.String(strings.Clone(s))
 		case "MillisBehindLatest":
 			if d.null() {
 				break
 			}
 			v, err := d.int()
 			if err != nil {
-				return nil, fmt.Errorf("MillisBehindLatest: %w", err)
+				return answerParts{}, fmt.Errorf("MillisBehindLatest: %w", err)
 			}
-			out.MillisBehindLatest = &v
+			out.behind = &v
 		case "ChildShards":
-			if out.ChildShards, err = d.childShards(); err != nil {
-				return nil, fmt.Errorf("ChildShards: %w", err)
+			if out.children, err = d.childShards(); err != nil {
+				return answerParts{}, fmt.Errorf("ChildShards: %w", err)
 			}
 		default:
 			if err := d.skip(0); err != nil {
-				return nil, fmt.Errorf("%s: %w", shortKey(k), err)
+				return answerParts{}, fmt.Errorf("%s: %w", shortKey(k), err)
 			}
 		}
 	}
 	if d.i != len(d.b) {
-		return nil, d.errorf("%d bytes after the answer", len(d.b)-d.i)
+		return answerParts{}, d.errorf("%d bytes after the answer", len(d.b)-d.i)
 	}
 	if !seen {
-		return nil, errors.New("no Records in the answer")
+		return answerParts{}, errors.New("no Records in the answer")
 	}
 	if d.sawText {
-		compact(out.Records)
+		compact(out.records)
 	}
 	return out, nil
 }

@@ -79,7 +79,10 @@ type Client struct {
 	signer *v4.Signer
 	skew   atomic.Int64 // the server's clock minus ours (ns), learnt from a refused signature
 	json   atomic.Bool  // GetRecords in JSON
-	log    *slog.Logger
+	// subscribeJSON: the endpoint refused SubscribeToShard in CBOR and
+	// took it in JSON (the events come in the request's protocol).
+	subscribeJSON atomic.Bool
+	log           *slog.Logger
 
 	// Subscriptions (Subscribe): their HTTP client, and the endpoint
 	// rules' parameters and resolver for each consumer's data endpoint.

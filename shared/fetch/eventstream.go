@@ -19,10 +19,10 @@ import (
 //	message CRC    uint32: CRC-32 of everything before it
 //
 // Only what SubscribeToShard sends is kept: the string headers
-// :message-type, :event-type, :exception-type, :error-code and
-// :error-message (other headers of every type are read and skipped). One
-// buffer is reused from message to message: a payload is valid until the
-// next read.
+// :message-type, :event-type, :exception-type, :error-code,
+// :error-message and :content-type (other headers of every type are read
+// and skipped). One buffer is reused from message to message: a payload is
+// valid until the next read, unless the buffer is handed over (buf = nil).
 
 // maxMessage bounds one message: AWS's event stream messages are at most
 // 16 MB (a SubscribeToShardEvent carries at most about 10 MB of records,
@@ -40,6 +40,7 @@ type message struct {
 	exceptionType string
 	errorCode     string
 	errorMessage  string
+	contentType   string
 	payload       []byte
 }
 
@@ -137,6 +138,8 @@ func readHeaders(h []byte, msg *message) error {
 				msg.errorCode = v
 			case ":error-message":
 				msg.errorMessage = v
+			case ":content-type":
+				msg.contentType = v
 			}
 		}
 		h = h[size:]

@@ -121,3 +121,55 @@ func FuzzEventStream(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkEventStream: one SubscribeToShardEvent of 1,000 records of 100
+// bytes (BenchmarkDecodeGetRecords's answer), framed, read and decoded by
+// Shardline's reader, in JSON and in CBOR.
+//
+//	go test -run '^$' -bench 'BenchmarkEventStream|BenchmarkDecodeGetRecords$' -benchmem ./shared/fetch/
+func BenchmarkEventStream(b *testing.B) {
+	var p strings.Builder
+	p.WriteString(`{"Records":[`)
+	data := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte("d"), 100))
+	for i := range 1000 {
+		if i > 0 {
+			p.WriteByte(',')
+		}
+		fmt.Fprintf(&p, `{"SequenceNumber":"49590338271490256608559692538361571095921575989136588801","ApproximateArrivalTimestamp":1796051652.086,"Data":%q,"PartitionKey":"partition-key-0001","EncryptionType":"NONE"}`, data)
+	}
+	p.WriteString(`],"ContinuationSequenceNumber":"49590338271490256608559692538361571095921575989136588801","MillisBehindLatest":0}`)
+	e := &enc{}
+	e.head(majMap, 3).text("MillisBehindLatest").uint(0).text("ContinuationSequenceNumber").text("49590338271490256608559692538361571095921575989136588801")
+	e.text("Records").head(majArray, 1000)
+	raw := bytes.Repeat([]byte("d"), 100)
+	for range 1000 {
+		e.head(majMap, 5)
+		e.text("SequenceNumber").text("49590338271490256608559692538361571095921575989136588801")
+		e.text("ApproximateArrivalTimestamp").tag(1).uint(1796051652086)
+		e.text("Data").bytes(raw)
+		e.text("PartitionKey").text("partition-key-0001")
+		e.text("EncryptionType").text("NONE")
+	}
+	cborHeaders := eventHeaders("SubscribeToShardEvent")
+	cborHeaders.Set(":content-type", eventstream.StringValue(CBOR))
+	for _, tc := range []struct {
+		name string
+		msg  []byte
+	}{
+		{"json", frame(b, eventHeaders("SubscribeToShardEvent"), []byte(p.String()))},
+		{"cbor", frame(b, cborHeaders, e.b)},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			b.SetBytes(int64(len(tc.msg)))
+			b.ReportAllocs()
+			r := bytes.NewReader(tc.msg)
+			s := &ownSubscription{body: io.NopCloser(r), cancel: func() {}, r: messageReader{r: r}}
+			for b.Loop() {
+				r.Reset(tc.msg)
+				if ev, err := s.Next(); err != nil || len(ev.Records) != 1000 {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

@@ -465,19 +465,19 @@ func decodeEventJSON(buf []byte) (*types.SubscribeToShardEvent, error) {
 	return &types.SubscribeToShardEvent{Records: a.records, ContinuationSequenceNumber: a.next, MillisBehindLatest: a.behind, ChildShards: a.children}, nil
 }
 
-// answerJSON is what a GetRecords answer and a SubscribeToShardEvent hold:
+// answerParts is what a GetRecords answer and a SubscribeToShardEvent hold:
 // records, where to go on from (NextShardIterator, or
 // ContinuationSequenceNumber: nextKey), the lag and the children.
-type answerJSON struct {
+type answerParts struct {
 	records  []types.Record
 	next     *string
 	behind   *int64
 	children []types.ChildShard
 }
 
-func decodeAnswerJSON(buf []byte, nextKey string) (answerJSON, error) {
+func decodeAnswerJSON(buf []byte, nextKey string) (answerParts, error) {
 	d := &jsonDecoder{b: buf}
-	var out answerJSON
+	var out answerParts
 	seen := false
 	err := d.object(func(k []byte) error {
 		var err error
@@ -520,13 +520,13 @@ func decodeAnswerJSON(buf []byte, nextKey string) (answerJSON, error) {
 		return nil
 	})
 	if err != nil {
-		return answerJSON{}, err
+		return answerParts{}, err
 	}
 	if d.ws(); d.i != len(d.b) {
-		return answerJSON{}, d.errorf("%d bytes after the answer", len(d.b)-d.i)
+		return answerParts{}, d.errorf("%d bytes after the answer", len(d.b)-d.i)
 	}
 	if !seen {
-		return answerJSON{}, errors.New("no Records in the answer")
+		return answerParts{}, errors.New("no Records in the answer")
 	}
 	return out, nil
 }

@@ -16,7 +16,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/protocol/eventstream"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 
 	"github.com/shardline/shardline/shared/awsconf"
@@ -25,8 +27,9 @@ import (
 
 // TestSubscribeOverHTTP2 (issue 18): the product's subscription client
 // (awsconf's KinesisFanOut, AWS_CA_BUNDLE trusted) speaks HTTP/2 over TLS
-// as AWS requires, signs SubscribeToShard, and Shardline's reader reads
-// the events as they are flushed, one at a time, with no overall timeout
+// as AWS requires, signs SubscribeToShard, asks in CBOR as the Java SDK
+// (and so KCL) does, and Shardline's reader decodes the CBOR events as
+// they are flushed, one at a time, with no overall timeout
 // cutting the stream; an exception in the stream is the SDK's type.
 func TestSubscribeOverHTTP2(t *testing.T) {
 	var proto atomic.Value
@@ -40,7 +43,9 @@ func TestSubscribeOverHTTP2(t *testing.T) {
 			return
 		}
 		body, _ := io.ReadAll(r.Body)
-		if !bytes.Contains(body, []byte(`"StartingPosition":{"Type":"AT_SEQUENCE_NUMBER","SequenceNumber":"100"}`)) {
+		want := encodeSubscribeCBOR(&kinesis.SubscribeToShardInput{ConsumerARN: aws.String(testConsumerARN), ShardId: aws.String("shardId-000000000000"),
+			StartingPosition: &types.StartingPosition{Type: types.ShardIteratorTypeAtSequenceNumber, SequenceNumber: aws.String("100")}})
+		if r.Header.Get("Content-Type") != CBOR || !bytes.Equal(body, want) {
 			http.Error(w, "unexpected body "+string(body), http.StatusBadRequest)
 			return
 		}
@@ -53,7 +58,17 @@ func TestSubscribeOverHTTP2(t *testing.T) {
 			w.(http.Flusher).Flush()
 		}
 		send(eventHeaders("initial-response"), []byte("{}"))
-		send(eventHeaders("SubscribeToShardEvent"), eventPayload(2, "101"))
+		// The event in CBOR, as Kinesis answers a CBOR request.
+		e := &enc{}
+		e.head(majMap, 3).text("ContinuationSequenceNumber").text("101").text("MillisBehindLatest").uint(0)
+		e.text("Records").head(majArray, 2)
+		for i := range 2 {
+			e.head(majMap, 4).text("SequenceNumber").text(fmt.Sprint(100 + i)).text("PartitionKey").text("k")
+			e.text("ApproximateArrivalTimestamp").tag(1).uint(1796051652086).text("Data").bytes(fmt.Appendf(nil, "data-%d", i))
+		}
+		h := eventHeaders("SubscribeToShardEvent")
+		h.Set(":content-type", eventstream.StringValue(CBOR))
+		send(h, e.b)
 		<-release // the stream stays open: no timeout may cut it
 		send(eventstream.Headers{
 			{Name: ":message-type", Value: eventstream.StringValue("exception")},
@@ -79,7 +94,7 @@ func TestSubscribeOverHTTP2(t *testing.T) {
 	}
 	c := NewClient(cl.Kinesis, ClientConfig{SubscribeHTTP: cl.KinesisFanOut.Options().HTTPClient})
 	s, err := NewSubscriber(c.Subscribe, Config{StreamName: "s", ShardID: "shardId-000000000000", Start: stream.Position{Seq: "100"},
-		ConsumerARN: "arn:aws:kinesis:us-east-1:123456789012:stream/s/consumer/c:1", RetryWaitTime: time.Millisecond})
+		ConsumerARN: testConsumerARN, RetryWaitTime: time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -87,7 +87,22 @@ func (s *sdkSubscription) Close() error {
 // GetRecords: a refused call's in an *awshttp.ResponseError, an exception
 // in the stream as its type (*types.ResourceInUseException, ...).
 func (c *Client) Subscribe(ctx context.Context, in *kinesis.SubscribeToShardInput) (Subscription, error) {
-	sub, err := c.subscribe(ctx, in)
+	inJSON := c.json.Load() || c.subscribeJSON.Load()
+	sub, err := c.subscribe(ctx, in, inJSON)
+	if why := refusal(err); why != "" && !inJSON {
+		// As for GetRecords: an endpoint that refuses the request in
+		// CBOR and takes it in JSON is asked in JSON from now on.
+		jsub, jerr := c.subscribe(ctx, in, true)
+		if answered(jerr, why) {
+			if c.subscribeJSON.CompareAndSwap(false, true) {
+				c.log.Info("the Kinesis endpoint refuses SubscribeToShard in CBOR and answers it in JSON: subscribing in JSON from now on",
+					"endpoint", c.url, "cborAnswer", err.Error())
+			}
+			sub, err = jsub, jerr
+		} else if jsub != nil {
+			_ = jsub.Close()
+		}
+	}
 	if err != nil {
 		return nil, &smithy.OperationError{ServiceID: "Kinesis", OperationName: "SubscribeToShard", Err: err}
 	}
@@ -96,7 +111,7 @@ func (c *Client) Subscribe(ctx context.Context, in *kinesis.SubscribeToShardInpu
 
 var _ SubscribeFunc = (*Client)(nil).Subscribe
 
-func (c *Client) subscribe(ctx context.Context, in *kinesis.SubscribeToShardInput) (*ownSubscription, error) {
+func (c *Client) subscribe(ctx context.Context, in *kinesis.SubscribeToShardInput, inJSON bool) (*ownSubscription, error) {
 	if in.ConsumerARN == nil || in.ShardId == nil || in.StartingPosition == nil {
 		return nil, &types.InvalidArgumentException{Message: aws.String("ConsumerARN, ShardId and StartingPosition are required")}
 	}
@@ -104,14 +119,17 @@ func (c *Client) subscribe(ctx context.Context, in *kinesis.SubscribeToShardInpu
 	if err != nil {
 		return nil, err
 	}
-	body := encodeSubscribeJSON(in)
+	body, contentType := encodeSubscribeCBOR(in), CBOR
+	if inJSON {
+		body, contentType = encodeSubscribeJSON(in), JSON
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
 		cancel()
 		return nil, err
 	}
-	req.Header.Set("Content-Type", JSON)
+	req.Header.Set("Content-Type", contentType)
 	req.Header.Set("X-Amz-Target", "Kinesis_20131202.SubscribeToShard")
 	if c.creds != nil {
 		creds, err := c.creds.Retrieve(ctx)
@@ -145,7 +163,7 @@ func (c *Client) subscribe(ctx context.Context, in *kinesis.SubscribeToShardInpu
 	if ct := resp.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/vnd.amazon.eventstream") {
 		cancel()
 		resp.Body.Close()
-		return nil, fmt.Errorf("SubscribeToShard answered with %q, not an event stream", ct)
+		return nil, &protocolError{fmt.Errorf("SubscribeToShard answered with %q, not an event stream", ct)}
 	}
 	s := &ownSubscription{body: resp.Body, cancel: cancel, r: messageReader{r: resp.Body}}
 	// The initial-response event comes first (an empty one: the call's
@@ -156,7 +174,7 @@ func (c *Client) subscribe(ctx context.Context, in *kinesis.SubscribeToShardInpu
 	case err != nil:
 	case m.messageType == "event" && m.eventType == "initial-response":
 	case m.messageType == "event" && m.eventType == "SubscribeToShardEvent":
-		s.first, err = decodeEventJSON(m.payload)
+		s.first, err = s.decode(m)
 	default:
 		if err = s.exception(m); err == nil {
 			err = fmt.Errorf("SubscribeToShard: %q %q first, not the initial-response event", m.messageType, m.eventType)
@@ -224,12 +242,26 @@ func (s *ownSubscription) Next() (*types.SubscribeToShardEvent, error) {
 		if m.eventType != "SubscribeToShardEvent" {
 			continue // initial-response again, or an event type not known
 		}
-		ev, err := decodeEventJSON(m.payload)
-		if err != nil {
-			return nil, fmt.Errorf("decode a SubscribeToShardEvent (%d bytes): %w", len(m.payload), err)
-		}
-		return ev, nil
+		return s.decode(m)
 	}
+}
+
+// decode decodes an event's payload in its content type: CBOR in place
+// (the records share the payload, whose buffer is then theirs: the next
+// message gets a new one), JSON into a buffer of the records' own.
+func (s *ownSubscription) decode(m message) (*types.SubscribeToShardEvent, error) {
+	var ev *types.SubscribeToShardEvent
+	var err error
+	if strings.HasPrefix(m.contentType, CBOR) {
+		ev, err = decodeEventCBOR(m.payload)
+		s.r.buf = nil
+	} else {
+		ev, err = decodeEventJSON(m.payload)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("decode a SubscribeToShardEvent (%d bytes of %s): %w", len(m.payload), m.contentType, err)
+	}
+	return ev, nil
 }
 
 // exception is the error an exception or error message carries, as the
@@ -238,7 +270,12 @@ func (s *ownSubscription) exception(m message) error {
 	switch m.messageType {
 	case "exception":
 		code := m.exceptionType
-		_, msg := decodeJSONError(m.payload)
+		var msg string
+		if strings.HasPrefix(m.contentType, CBOR) {
+			_, msg = decodeError(m.payload)
+		} else {
+			_, msg = decodeJSONError(m.payload)
+		}
 		if msg == "" {
 			msg = string(m.payload)
 		}
@@ -257,6 +294,38 @@ func (s *ownSubscription) Close() error {
 		_ = s.body.Close()
 	})
 	return nil
+}
+
+// encodeSubscribeCBOR is SubscribeToShard's request in CBOR (a timestamp
+// as Kinesis's CBOR has them: tag 1, epoch milliseconds).
+func encodeSubscribeCBOR(in *kinesis.SubscribeToShardInput) []byte {
+	b := make([]byte, 0, 256)
+	b = appendHead(b, majMap, 3)
+	b = appendText(appendText(b, "ConsumerARN"), aws.ToString(in.ConsumerARN))
+	b = appendText(appendText(b, "ShardId"), aws.ToString(in.ShardId))
+	b = appendText(b, "StartingPosition")
+	p := in.StartingPosition
+	n := uint64(1)
+	if p.SequenceNumber != nil {
+		n++
+	}
+	if p.Timestamp != nil {
+		n++
+	}
+	b = appendHead(b, majMap, n)
+	b = appendText(appendText(b, "Type"), string(p.Type))
+	if p.SequenceNumber != nil {
+		b = appendText(appendText(b, "SequenceNumber"), *p.SequenceNumber)
+	}
+	if p.Timestamp != nil {
+		b = appendHead(appendText(b, "Timestamp"), majTag, 1)
+		if ms := p.Timestamp.UnixMilli(); ms >= 0 {
+			b = appendHead(b, majUint, uint64(ms))
+		} else {
+			b = appendHead(b, majNegint, uint64(-1-ms))
+		}
+	}
+	return b
 }
 
 // encodeSubscribeJSON is SubscribeToShard's request in JSON.
