@@ -104,6 +104,12 @@ func TestEventStreamReader(t *testing.T) {
 func FuzzEventStream(f *testing.F) {
 	f.Add(frame(f, eventHeaders("SubscribeToShardEvent"), eventPayload(3, "103")))
 	f.Add(frame(f, eventHeaders("initial-response"), []byte("{}")))
+	cborHeaders := eventHeaders("SubscribeToShardEvent")
+	cborHeaders.Set(":content-type", eventstream.StringValue(CBOR))
+	e := &enc{}
+	e.head(majMap, 2).text("ContinuationSequenceNumber").text("101").text("Records").head(majArray, 1)
+	e.head(majMap, 2).text("SequenceNumber").text("100").text("Data").bytes([]byte("data-0"))
+	f.Add(frame(f, cborHeaders, e.b))
 	f.Add(frame(f, eventstream.Headers{{Name: ":message-type", Value: eventstream.StringValue("exception")},
 		{Name: ":exception-type", Value: eventstream.StringValue("LimitExceededException")}}, []byte(`{"message":"m"}`)))
 	f.Fuzz(func(t *testing.T, b []byte) {
