@@ -350,7 +350,8 @@ func (w *Worker) waitDrained() error {
 // parent is never created again (a listing made before a split, whose
 // parent was read to its end and cleaned up since, must not bring it back).
 func (w *Worker) syncShards(ctx context.Context) {
-	leases, bad, err := w.table.Scan(ctx)
+	sc, err := w.table.Scan(ctx)
+	leases, bad := sc.Leases, sc.Bad
 	if err != nil {
 		if ctx.Err() == nil {
 			w.log.Warn("shard sync failed; will retry", "error", Explain(err))
@@ -426,14 +427,15 @@ func (w *Worker) round(ctx, work context.Context) {
 // takeRound reads the lease table, decides and takes. It reports whether
 // it could read the table.
 func (w *Worker) takeRound(ctx, work context.Context) bool {
-	leases, bad, err := w.table.Scan(ctx)
+	sc, err := w.table.Scan(ctx)
 	if err != nil {
 		if ctx.Err() == nil {
 			w.log.Warn("list leases failed; will retry", "error", Explain(err))
 		}
 		return false
 	}
-	w.badItems(ctx, bad)
+	leases := sc.Leases
+	w.badItems(ctx, sc.Bad)
 	now := time.Now()
 	byKey := make(map[string]lease.Lease, len(leases))
 	parked := map[string]lease.Park{}

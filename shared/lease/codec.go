@@ -2,7 +2,9 @@ package lease
 
 import (
 	"fmt"
+	"math"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
@@ -18,9 +20,47 @@ func keyOf(key string) map[string]types.AttributeValue {
 	return map[string]types.AttributeValue{attrKey: str(key)}
 }
 
-// encode renders l as a KCL 2.x lease item.
+// kbps renders a throughputKBps value: a decimal with three places at
+// most (DynamoDB refuses numbers below 1e-130, which the shortest form of
+// a float64 could be).
+func kbps(v float64) types.AttributeValue {
+	return &types.AttributeValueMemberN{Value: strconv.FormatFloat(math.Round(v*1000)/1000, 'f', -1, 64)}
+}
+
+// itemKind is what an item of the lease table is to a single-stream
+// worker.
+type itemKind int
+
+const (
+	kindLease       itemKind = iota
+	kindNotLease             // KCL 3.5's other entities: the leader lock, migration states, worker metrics
+	kindMultiStream          // a multi-stream application's lease
+)
+
+// kindOf tells a lease item from KCL 3.5's other entities (an entityType
+// present and not LEASE; leases written before 3.5 have none) and from a
+// multi-stream application's leases (keyed account:stream:epoch:shardId,
+// with streamName), which a single-stream worker leaves alone. Shard ids
+// hold no colon.
+func kindOf(item map[string]types.AttributeValue) itemKind {
+	if v, ok := item[attrEntityType]; ok {
+		if s, isS := v.(*types.AttributeValueMemberS); !isS || s.Value != entityLease {
+			return kindNotLease
+		}
+	}
+	if _, ok := item[attrStreamName]; ok {
+		return kindMultiStream
+	}
+	if key, _ := getS(item, attrKey, false); strings.Contains(key, ":") {
+		return kindMultiStream
+	}
+	return kindLease
+}
+
+// encode renders l as a KCL lease item (with KCL 3.5's entityType).
 func encode(l Lease) map[string]types.AttributeValue {
 	item := map[string]types.AttributeValue{
+		attrEntityType:    str(entityLease),
 		attrKey:           str(l.Key),
 		attrCounter:       num(l.Counter),
 		attrCheckpoint:    str(l.Checkpoint.Seq),
@@ -29,6 +69,12 @@ func encode(l Lease) map[string]types.AttributeValue {
 	}
 	if l.Owner != "" {
 		item[attrOwner] = str(l.Owner)
+	}
+	if l.CheckpointOwner != "" {
+		item[attrCheckpointOwner] = str(l.CheckpointOwner)
+	}
+	if l.ThroughputKBps != 0 {
+		item[attrThroughput] = kbps(l.ThroughputKBps)
 	}
 	if len(l.ParentShardIDs) > 0 {
 		item[attrParents] = &types.AttributeValueMemberSS{Value: l.ParentShardIDs}
@@ -69,8 +115,8 @@ func encode(l Lease) map[string]types.AttributeValue {
 	return item
 }
 
-// decode reads a lease item, tolerating the attributes other KCL versions
-// add (they are ignored).
+// decode reads a lease item (kindOf says it is one), tolerating the
+// attributes other KCL versions add (they are ignored).
 func decode(item map[string]types.AttributeValue) (Lease, error) {
 	var l Lease
 	var err error
@@ -79,6 +125,9 @@ func decode(item map[string]types.AttributeValue) (Lease, error) {
 	}
 	wrap := func(err error) error { return fmt.Errorf("lease %s: %w", l.Key, err) }
 	if l.Owner, err = getS(item, attrOwner, false); err != nil {
+		return Lease{}, wrap(err)
+	}
+	if l.CheckpointOwner, err = getS(item, attrCheckpointOwner, false); err != nil {
 		return Lease{}, wrap(err)
 	}
 	if _, ok := item[attrCounter]; !ok {
@@ -135,6 +184,7 @@ func decode(item map[string]types.AttributeValue) (Lease, error) {
 	l.RecordsHandled, _ = getN(item, attrHandled)
 	l.MillisBehindLatest, _ = getN(item, attrBehind)
 	l.LastRenewal, _ = getTime(item, attrLastRenewal)
+	l.ThroughputKBps, _ = getF(item, attrThroughput)
 	if _, ok := item[attrLastRenewal]; !ok { // as earlier versions named them
 		l.MillisBehindLatest, _ = getN(item, attrBehindV1)
 		l.LastRenewal, _ = getTime(item, attrLastRenewalV1)
@@ -185,6 +235,24 @@ func getN(item map[string]types.AttributeValue, name string) (int64, error) {
 		return 0, fmt.Errorf("attribute %s = %q: want an integer", name, n.Value)
 	}
 	return i, nil
+}
+
+// getF reads a number that may have a fraction or an exponent (as Java's
+// Double.toString writes them: "12.5", "1.0E-4").
+func getF(item map[string]types.AttributeValue, name string) (float64, error) {
+	v, ok := item[name]
+	if !ok {
+		return 0, nil
+	}
+	n, isN := v.(*types.AttributeValueMemberN)
+	if !isN {
+		return 0, fmt.Errorf("attribute %s is %T, want a number (N)", name, v)
+	}
+	f, err := strconv.ParseFloat(n.Value, 64)
+	if err != nil {
+		return 0, fmt.Errorf("attribute %s = %q: want a number", name, n.Value)
+	}
+	return f, nil
 }
 
 func getSS(item map[string]types.AttributeValue, name string) ([]string, error) {

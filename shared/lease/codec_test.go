@@ -8,6 +8,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
+	"github.com/shardline/shardline/shared/lease/leasetest"
 	"github.com/shardline/shardline/shared/stream"
 )
 
@@ -33,6 +34,14 @@ func TestEncodeDecodeRoundTrip(t *testing.T) {
 				Nonce:                        "1767366245000-abcd",
 				DroppedOutOfRange:            12,
 				RecordsHandled:               1234,
+				ThroughputKBps:               12.5,
+			},
+		},
+		{
+			name: "mid-handoff (KCL 3.x)",
+			l: Lease{
+				Key: "shardId-000000000002", Owner: "next", CheckpointOwner: "holder", Counter: 8,
+				Checkpoint: stream.Position{Seq: kclSeq},
 			},
 		},
 		{
@@ -80,6 +89,7 @@ func TestEncodeKCLNames(t *testing.T) {
 		StartingHashKey:              "0", EndingHashKey: "9",
 	})
 	want := map[string]types.AttributeValue{
+		"entityType":                   &types.AttributeValueMemberS{Value: "LEASE"}, // as KCL 3.5 writes every lease
 		"leaseKey":                     &types.AttributeValueMemberS{Value: "shardId-000000000003"},
 		"leaseOwner":                   &types.AttributeValueMemberS{Value: "w"},
 		"leaseCounter":                 &types.AttributeValueMemberN{Value: "42"},
@@ -108,6 +118,7 @@ func TestDecodeKCLItem(t *testing.T) {
 	// An item as the Java KCL 2.x/3.x writes it, with attributes Shardline
 	// does not use.
 	item := map[string]types.AttributeValue{
+		"entityType":                         &types.AttributeValueMemberS{Value: "LEASE"},
 		"leaseKey":                           &types.AttributeValueMemberS{Value: "shardId-000000000001"},
 		"leaseOwner":                         &types.AttributeValueMemberS{Value: "ip-10-0-0-1.ec2.internal:1a2b3c"},
 		"leaseCounter":                       &types.AttributeValueMemberN{Value: "1234"},
@@ -133,6 +144,8 @@ func TestDecodeKCLItem(t *testing.T) {
 	want := Lease{
 		Key:                          "shardId-000000000001",
 		Owner:                        "ip-10-0-0-1.ec2.internal:1a2b3c",
+		CheckpointOwner:              "other",
+		ThroughputKBps:               12.5,
 		Counter:                      1234,
 		Checkpoint:                   stream.Position{Seq: kclSeq, SubSeq: 3},
 		OwnerSwitchesSinceCheckpoint: 1,
@@ -210,6 +223,7 @@ func TestDecodeErrors(t *testing.T) {
 		{"AT_TIMESTAMP time not a time", "shardlineTimestamp", s("noon")},
 		{"key a number", "leaseKey", n("1")},
 		{"owner a number", "leaseOwner", n("1")},
+		{"checkpoint owner a number", "checkpointOwner", n("1")},
 		{"counter a string", "leaseCounter", s("1")},
 		{"counter not an integer", "leaseCounter", n("1.5")},
 		{"checkpoint a number", "checkpoint", n("123")},
@@ -258,5 +272,67 @@ func TestDecodeSingularChildShardID(t *testing.T) {
 	}
 	if got := len(l.ChildShardIDs); got != 2 {
 		t.Fatalf("ChildShardIDs = %v, want the two children", l.ChildShardIDs)
+	}
+}
+
+func TestKindOf(t *testing.T) {
+	s := func(v string) types.AttributeValue { return &types.AttributeValueMemberS{Value: v} }
+	n := func(v string) types.AttributeValue { return &types.AttributeValueMemberN{Value: v} }
+	others := leasetest.KCL351Entities("ip-10-0-0-1.ec2.internal:1a2b3c", "ip-10-0-0-2.ec2.internal:4d5e6f")
+	others["entityType not a string"] = map[string]types.AttributeValue{"leaseKey": s("odd"), "entityType": n("1")}
+	for name, item := range others {
+		if got := kindOf(item); got != kindNotLease {
+			t.Errorf("%s: kind %d, want not a lease", name, got)
+		}
+	}
+	tests := []struct {
+		name string
+		item map[string]types.AttributeValue
+		want itemKind
+	}{
+		{"KCL 2.x lease (no entityType)", map[string]types.AttributeValue{"leaseKey": s("shardId-000000000000"), "leaseCounter": n("1")}, kindLease},
+		{"KCL 3.5 lease", map[string]types.AttributeValue{"leaseKey": s("shardId-000000000000"), "leaseCounter": n("1"), "entityType": s("LEASE")}, kindLease},
+		{"lease without a counter", map[string]types.AttributeValue{"leaseKey": s("shardId-000000000000")}, kindLease},
+		{"multi-stream lease", map[string]types.AttributeValue{
+			"leaseKey": s("123456789012:orders:1767366245:shardId-000000000000"), "leaseCounter": n("1"), "entityType": s("LEASE"),
+			"streamName": s("123456789012:orders:1767366245"), "shardId": s("shardId-000000000000"),
+		}, kindMultiStream},
+		{"multi-stream key alone", map[string]types.AttributeValue{"leaseKey": s("123456789012:orders:1767366245:shardId-000000000000"), "leaseCounter": n("1")}, kindMultiStream},
+		{"streamName alone", map[string]types.AttributeValue{"leaseKey": s("shardId-000000000000"), "leaseCounter": n("1"), "streamName": s("a:b:1")}, kindMultiStream},
+	}
+	for _, tt := range tests {
+		if got := kindOf(tt.item); got != tt.want {
+			t.Errorf("%s: kind %d, want %d", tt.name, got, tt.want)
+		}
+	}
+}
+
+func TestThroughputKBps(t *testing.T) {
+	for v, want := range map[float64]string{12.3456: "12.346", 1e-300: "0", 0: "0", 2048: "2048"} {
+		if got := kbps(v).(*types.AttributeValueMemberN).Value; got != want {
+			t.Errorf("kbps(%g) = %s, want %s", v, got, want)
+		}
+	}
+	// As Java's Double.toString writes them.
+	for in, want := range map[string]float64{"1.4921875": 1.4921875, "1.0E-4": 1e-4, "0.0": 0} {
+		item := map[string]types.AttributeValue{
+			"leaseKey": &types.AttributeValueMemberS{Value: "k"}, "leaseCounter": &types.AttributeValueMemberN{Value: "0"},
+			"throughputKBps": &types.AttributeValueMemberN{Value: in},
+		}
+		l, err := decode(item)
+		if err != nil || l.ThroughputKBps != want {
+			t.Errorf("decode throughputKBps %s = %g, %v; want %g", in, l.ThroughputKBps, err, want)
+		}
+	}
+}
+
+func TestHolder(t *testing.T) {
+	l := Lease{Key: "k", Owner: "next"}
+	if l.Holder() != "next" || l.MidHandoff() {
+		t.Errorf("no handoff: holder %q, mid-handoff %v", l.Holder(), l.MidHandoff())
+	}
+	l.CheckpointOwner = "old"
+	if l.Holder() != "old" || !l.MidHandoff() {
+		t.Errorf("mid-handoff: holder %q, mid-handoff %v; want old, true", l.Holder(), l.MidHandoff())
 	}
 }

@@ -19,9 +19,14 @@ var ErrLeaseExists = errors.New("lease exists")
 
 // Lease is one row of the lease table: one shard.
 type Lease struct {
-	Key                          string // shard id (leaseKey)
-	Owner                        string // worker id; "" when no one holds it
-	Counter                      int64  // incremented by every write
+	Key     string // shard id (leaseKey)
+	Owner   string // leaseOwner: a worker id; "" when no one holds it
+	Counter int64  // incremented by every write
+	// CheckpointOwner is KCL 3.x's checkpointOwner, set while a graceful
+	// handoff is under way: KCL's leader has named the next owner in
+	// Owner, and the worker named here still holds the lease until it has
+	// checkpointed and passed it on (Holder). A take removes it.
+	CheckpointOwner              string
 	Checkpoint                   stream.Position
 	OwnerSwitchesSinceCheckpoint int64
 	ParentShardIDs               []string
@@ -60,7 +65,25 @@ type Lease struct {
 	// its last read was (-1: no read yet), for `poller status`.
 	LastRenewal        time.Time
 	MillisBehindLatest int64
+	// ThroughputKBps is KCL 3.x's throughputKBps: a moving average of the
+	// KB/s the owner's handler got, written with its renewals, which KCL
+	// 3.x's lease balancer weighs leases by (0 when not written).
+	ThroughputKBps float64
 }
+
+// Holder is the worker that holds the lease: the checkpoint owner while a
+// KCL 3.x graceful handoff is under way, else the owner; "" for none.
+func (l *Lease) Holder() string {
+	if l.CheckpointOwner != "" {
+		return l.CheckpointOwner
+	}
+	return l.Owner
+}
+
+// MidHandoff reports whether a KCL 3.x graceful handoff is under way: the
+// holder (CheckpointOwner) is to finish, checkpoint and pass the lease to
+// Owner, who waits meanwhile.
+func (l *Lease) MidHandoff() bool { return l.CheckpointOwner != "" }
 
 // Park is why a shard stopped and when it is tried again. A parked lease
 // has no owner; nothing passes its checkpoint until it is retried and
@@ -86,6 +109,9 @@ type Progress struct {
 	// RecordsHandled is added to the lease's count of user records the
 	// handler finished with.
 	RecordsHandled int64
+	// ThroughputKBps is written as the lease's throughputKBps when 0 or
+	// more; negative: not measured, the attribute is left as it is.
+	ThroughputKBps float64
 }
 
 // Ended reports whether the shard was read to its end.
@@ -103,9 +129,12 @@ func (l Lease) Clone() Lease {
 }
 
 func (l *Lease) String() string {
-	owner := l.Owner
+	owner := l.Holder()
 	if owner == "" {
 		owner = "-"
+	}
+	if l.MidHandoff() {
+		owner += " (handing off to " + l.Owner + ")"
 	}
 	return fmt.Sprintf("%s owner=%s counter=%d checkpoint=%s", l.Key, owner, l.Counter, l.Checkpoint)
 }

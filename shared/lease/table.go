@@ -15,7 +15,7 @@ import (
 	"github.com/shardline/shardline/shared/stream"
 )
 
-// Attribute names, as the KCL 2.x writes them.
+// Attribute names, as the KCL 2.x writes them, and those KCL 3.x added.
 const (
 	attrKey           = "leaseKey"
 	attrOwner         = "leaseOwner"
@@ -27,6 +27,14 @@ const (
 	attrChildren      = "childShardIds"
 	attrStartHash     = "startingHashKey"
 	attrEndHash       = "endingHashKey"
+	// KCL 3.x's. pendingCheckpoint, pendingCheckpointSubSequenceNumber and
+	// pendingCheckpointState (a prepared checkpoint) are never written or
+	// removed: Shardline's writes name the attributes they change.
+	attrCheckpointOwner = "checkpointOwner" // the holder while a graceful handoff is under way
+	attrThroughput      = "throughputKBps"
+	attrEntityType      = "entityType" // KCL 3.5: LEASE, or another entity sharing the table
+	attrStreamName      = "streamName" // a multi-stream lease's stream
+	entityLease         = "LEASE"
 	// Shardline's own, ignored by the KCL.
 	attrTimestamp   = "shardlineTimestamp"
 	attrNonce       = "shardlineNonce"
@@ -152,37 +160,57 @@ type BadItem struct {
 	MissingCounter bool
 }
 
+// Scanned is what a scan of the table found. Items of KCL 3.5's other
+// entities sharing the table (entityType present and not LEASE: the
+// leader lock, migration states, worker metrics) are not leases and are
+// left out of all three.
+type Scanned struct {
+	Leases []Lease
+	Bad    []BadItem // lease items that do not decode
+	// MultiStream lists the keys of a multi-stream application's leases
+	// (account:stream:epoch:shardId, with streamName): not this
+	// single-stream application's shards, left alone.
+	MultiStream []string
+}
+
 // List reads every lease with a consistent scan, leaving out items that
 // do not decode (Scan reports them).
 func (t *Table) List(ctx context.Context) ([]Lease, error) {
-	leases, _, err := t.Scan(ctx)
-	return leases, err
+	s, err := t.Scan(ctx)
+	return s.Leases, err
 }
 
-// Scan reads every lease with a consistent scan, and the items that do not
-// decode.
-func (t *Table) Scan(ctx context.Context) ([]Lease, []BadItem, error) {
-	var leases []Lease
-	var bad []BadItem
+// Scan reads the table with a consistent scan: the leases, the lease items
+// that do not decode, and the keys of multi-stream leases.
+func (t *Table) Scan(ctx context.Context) (Scanned, error) {
+	var s Scanned
 	in := &dynamodb.ScanInput{TableName: &t.name, ConsistentRead: aws.Bool(true)}
 	for {
 		out, err := t.db.Scan(ctx, in)
 		if err != nil {
-			return nil, nil, fmt.Errorf("list leases in %s: %w", t.name, err)
+			return Scanned{}, fmt.Errorf("list leases in %s: %w", t.name, err)
 		}
 		for _, item := range out.Items {
+			switch kindOf(item) {
+			case kindNotLease:
+				continue
+			case kindMultiStream:
+				key, _ := getS(item, attrKey, false)
+				s.MultiStream = append(s.MultiStream, key)
+				continue
+			}
 			l, err := decode(item)
 			if err != nil {
 				key, _ := getS(item, attrKey, false)
 				_, hasCounter := item[attrCounter]
 				_, again := decode(withCounter(item))
-				bad = append(bad, BadItem{Key: key, Problem: err.Error(), MissingCounter: !hasCounter && key != "" && again == nil})
+				s.Bad = append(s.Bad, BadItem{Key: key, Problem: err.Error(), MissingCounter: !hasCounter && key != "" && again == nil})
 				continue
 			}
-			leases = append(leases, l)
+			s.Leases = append(s.Leases, l)
 		}
 		if len(out.LastEvaluatedKey) == 0 {
-			return leases, bad, nil
+			return s, nil
 		}
 		in.ExclusiveStartKey = out.LastEvaluatedKey
 	}
@@ -198,15 +226,17 @@ func withCounter(item map[string]types.AttributeValue) map[string]types.Attribut
 }
 
 // RepairCounter gives a lease item without a leaseCounter the counter 0,
-// as the KCL starts one, on condition that it still has none.
+// as the KCL starts one, on condition that it still has none and is a
+// lease (KCL 3.5's other entities have no counter, and are never touched).
 func (t *Table) RepairCounter(ctx context.Context, key string) error {
 	_, err := t.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:                 &t.name,
-		Key:                       keyOf(key),
-		UpdateExpression:          aws.String("SET #c = :zero"),
-		ConditionExpression:       aws.String("attribute_exists(#k) AND attribute_not_exists(#c)"),
-		ExpressionAttributeNames:  map[string]string{"#c": attrCounter, "#k": attrKey},
-		ExpressionAttributeValues: map[string]types.AttributeValue{":zero": num(0)},
+		TableName:        &t.name,
+		Key:              keyOf(key),
+		UpdateExpression: aws.String("SET #c = :zero"),
+		ConditionExpression: aws.String("attribute_exists(#k) AND attribute_not_exists(#c)" +
+			" AND (attribute_not_exists(#et) OR #et = :lease) AND attribute_not_exists(#sn)"),
+		ExpressionAttributeNames:  map[string]string{"#c": attrCounter, "#k": attrKey, "#et": attrEntityType, "#sn": attrStreamName},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":zero": num(0), ":lease": str(entityLease)},
 	})
 	if isConditionFailed(err) {
 		return nil // repaired by someone else, or deleted
@@ -217,13 +247,14 @@ func (t *Table) RepairCounter(ctx context.Context, key string) error {
 	return nil
 }
 
-// Get reads one lease; ok is false when there is none.
+// Get reads one lease; ok is false when there is none (or the item is
+// not a lease of this kind: see Scanned).
 func (t *Table) Get(ctx context.Context, key string) (l Lease, ok bool, err error) {
 	out, err := t.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: &t.name, Key: keyOf(key), ConsistentRead: aws.Bool(true)})
 	if err != nil {
 		return Lease{}, false, fmt.Errorf("get lease %s: %w", key, err)
 	}
-	if len(out.Item) == 0 {
+	if len(out.Item) == 0 || kindOf(out.Item) != kindLease {
 		return Lease{}, false, nil
 	}
 	l, err = decode(out.Item)
@@ -249,18 +280,20 @@ func (t *Table) Create(ctx context.Context, l Lease) error {
 	return nil
 }
 
-// Take makes owner the holder of l, as last read (owner and counter): a
+// Take makes owner the holder of l, as last read (owners and counter): a
 // claim of an unowned lease, the take-over of an expired one, or a steal.
-// The table's nonce (WithNonce) is recorded with the owner.
+// It ends a KCL 3.x graceful handoff (removes checkpointOwner); the caller
+// decides when a lease mid-handoff may be taken. The table's nonce
+// (WithNonce) is recorded with the owner.
 func (t *Table) Take(ctx context.Context, l Lease, owner string) (Lease, error) {
-	u := update{set: map[string]types.AttributeValue{attrOwner: str(owner)}}
-	if l.Owner != owner {
+	u := update{set: map[string]types.AttributeValue{attrOwner: str(owner)}, remove: []string{attrCheckpointOwner}}
+	if l.Holder() != owner {
 		u.set[attrOwnerSwitches] = num(l.OwnerSwitchesSinceCheckpoint + 1)
 	}
 	if t.nonce != "" {
 		u.set[attrNonce] = str(t.nonce)
 	} else {
-		u.remove = []string{attrNonce}
+		u.remove = append(u.remove, attrNonce)
 	}
 	if t.maxLeases > 0 {
 		u.set[attrOwnerMax] = num(int64(t.maxLeases))
@@ -303,6 +336,9 @@ func progressUpdate(u *update, p Progress) {
 	}
 	if p.RecordsHandled > 0 {
 		u.add[attrHandled] = p.RecordsHandled
+	}
+	if p.ThroughputKBps >= 0 {
+		u.set[attrThroughput] = kbps(p.ThroughputKBps)
 	}
 }
 
@@ -433,10 +469,10 @@ func (t *Table) SetCheckpoint(ctx context.Context, l Lease, pos stream.Position,
 		return Lease{}, fmt.Errorf("set checkpoint of %s to AT_TIMESTAMP: a timestamp is required", l.Key)
 	}
 	u := checkpointUpdate(pos, nil)
-	u.remove = append(u.remove, attrOwner)
+	u.remove = append(u.remove, attrOwner, attrCheckpointOwner)
 	if pos.Seq == stream.AtTimestamp {
 		u.set[attrTimestamp] = str(ts.UTC().Format(time.RFC3339Nano))
-		u.remove = append([]string{attrOwner}, parkAttrs...)
+		u.remove = append([]string{attrOwner, attrCheckpointOwner}, parkAttrs...)
 	}
 	out, err := t.write(ctx, l, u, true)
 	if err != nil {
@@ -466,10 +502,12 @@ type update struct {
 }
 
 // write applies u to l and moves its counter on, on condition that the
-// counter is still l.Counter and the owner still l.Owner. Only a take may
-// start from an unowned lease (Owner "", the attribute absent).
+// counter is still l.Counter, the owner still l.Owner and the checkpoint
+// owner still l.CheckpointOwner (absent when ""): a KCL 3.x leader that
+// began a graceful handoff since l was read fails the write. Only a take
+// may start from an unowned lease (Owner "", the attribute absent).
 func (t *Table) write(ctx context.Context, l Lease, u update, take bool) (Lease, error) {
-	names := map[string]string{"#c": attrCounter, "#o": attrOwner}
+	names := map[string]string{"#c": attrCounter, "#o": attrOwner, "#co": attrCheckpointOwner}
 	values := map[string]types.AttributeValue{":c": num(l.Counter), ":one": num(1)}
 	expr := "SET #c = #c + :one"
 	i := 0
@@ -506,6 +544,12 @@ func (t *Table) write(ctx context.Context, l Lease, u update, take bool) (Lease,
 	} else {
 		values[":o"] = str(l.Owner)
 		cond += "#o = :o"
+	}
+	if l.CheckpointOwner == "" {
+		cond += " AND attribute_not_exists(#co)"
+	} else {
+		values[":co"] = str(l.CheckpointOwner)
+		cond += " AND #co = :co"
 	}
 	out, err := t.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:                 &t.name,

@@ -3,6 +3,8 @@ package lease_test
 import (
 	"context"
 	"errors"
+	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/shardline/shardline/shared/lease"
+	"github.com/shardline/shardline/shared/lease/leasetest"
 	"github.com/shardline/shardline/shared/standin/standintest"
 	"github.com/shardline/shardline/shared/stream"
 )
@@ -53,10 +56,11 @@ func TestScanMalformedItems(t *testing.T) {
 	putRaw(t, db, tbl.Name(), map[string]types.AttributeValue{"leaseKey": s("shardId-000000000001"), "leaseCounter": s("5"), "checkpoint": s(stream.TrimHorizon)})
 	putRaw(t, db, tbl.Name(), map[string]types.AttributeValue{"leaseKey": s("shardId-000000000002"), "checkpoint": s(stream.TrimHorizon)})
 
-	leases, bad, err := tbl.Scan(ctx)
+	sc, err := tbl.Scan(ctx)
 	if err != nil {
 		t.Fatalf("Scan: %v", err)
 	}
+	leases, bad := sc.Leases, sc.Bad
 	if len(leases) != 2 {
 		t.Errorf("Scan gave %d good leases, want 2", len(leases))
 	}
@@ -74,10 +78,11 @@ func TestScanMalformedItems(t *testing.T) {
 	if err := tbl.RepairCounter(ctx, b.Key); err != nil {
 		t.Fatalf("RepairCounter: %v", err)
 	}
-	leases, bad, err = tbl.Scan(ctx)
+	sc, err = tbl.Scan(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
+	leases, bad = sc.Leases, sc.Bad
 	if len(leases) != 3 || len(bad) != 1 {
 		t.Fatalf("after repair: %d leases, %d bad; want 3 and 1", len(leases), len(bad))
 	}
@@ -208,5 +213,169 @@ func TestTimestampAndDropped(t *testing.T) {
 	}
 	if l, err = tbl.SetCheckpoint(ctx, l, stream.Position{Seq: stream.AtTimestamp}, ts); err != nil || !l.Timestamp.Equal(ts) || l.Owner != "" {
 		t.Errorf("SetCheckpoint AT_TIMESTAMP: %+v %v", l, err)
+	}
+}
+
+const (
+	kclSeqA = "49590338271490256608559692538361571095921575989136588898"
+	kclSeqB = "49590338271490256608559692540925702759324208523137515618"
+)
+
+func rawItem(t *testing.T, db *dynamodb.Client, table, key string) map[string]types.AttributeValue {
+	t.Helper()
+	out, err := db.GetItem(context.Background(), &dynamodb.GetItemInput{
+		TableName: aws.String(table), ConsistentRead: aws.Bool(true),
+		Key: map[string]types.AttributeValue{"leaseKey": &types.AttributeValueMemberS{Value: key}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out.Item
+}
+
+// TestKCL35SingleTable: in a table KCL 3.5.1 shares with its other
+// entities (leader lock, migration states, worker metrics; no leaseCounter)
+// and a multi-stream application's lease, Scan finds only the leases,
+// reports the multi-stream key apart and nothing as unreadable; Get and
+// RepairCounter leave the other items alone.
+func TestKCL35SingleTable(t *testing.T) {
+	tbl, db := newTable(t)
+	ctx := context.Background()
+	others := leasetest.KCL351Entities("ip-10-0-0-1.ec2.internal:1a2b3c", "ip-10-0-0-1.ec2.internal:1a2b3c", "ip-10-0-0-2.ec2.internal:4d5e6f")
+	for _, item := range others {
+		putRaw(t, db, tbl.Name(), item)
+	}
+	multi := leasetest.KCLLease{
+		Key: "123456789012:orders:1767366245:shardId-000000000000", StreamName: "123456789012:orders:1767366245", ShardID: "shardId-000000000000",
+		Counter: 7, Owner: "ip-10-0-0-2.ec2.internal:4d5e6f", Checkpoint: stream.TrimHorizon,
+	}
+	putRaw(t, db, tbl.Name(), multi.Item())
+	putRaw(t, db, tbl.Name(), leasetest.KCLLease{Key: "shardId-000000000000", Counter: 3, Checkpoint: stream.TrimHorizon, ThroughputKBps: "1.0E-4"}.Item())
+	before := map[string]map[string]types.AttributeValue{}
+	for _, k := range []string{"Leader", "Migration3.0", "TableMigration3.5", "ip-10-0-0-1.ec2.internal:1a2b3c", "ip-10-0-0-2.ec2.internal:4d5e6f", multi.Key} {
+		before[k] = rawItem(t, db, tbl.Name(), k)
+	}
+
+	sc, err := tbl.Scan(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sc.Leases) != 1 || sc.Leases[0].Key != "shardId-000000000000" || sc.Leases[0].ThroughputKBps != 1e-4 {
+		t.Errorf("Scan leases %v, want shardId-000000000000 alone (throughputKBps 1e-4)", sc.Leases)
+	}
+	if len(sc.Bad) != 0 {
+		t.Errorf("Scan bad items %+v, want none", sc.Bad)
+	}
+	if !slices.Equal(sc.MultiStream, []string{multi.Key}) {
+		t.Errorf("Scan multi-stream keys %v, want [%s]", sc.MultiStream, multi.Key)
+	}
+	for k := range before {
+		if _, ok, err := tbl.Get(ctx, k); ok || err != nil {
+			t.Errorf("Get %s = ok %v, %v; want not a lease, no error", k, ok, err)
+		}
+		if err := tbl.RepairCounter(ctx, k); err != nil {
+			t.Errorf("RepairCounter %s: %v", k, err)
+		}
+	}
+	for k, item := range before {
+		if got := rawItem(t, db, tbl.Name(), k); !reflect.DeepEqual(got, item) {
+			t.Errorf("item %s changed:\n got %#v\nwant %#v", k, got, item)
+		}
+	}
+}
+
+// TestKCLHandoff: a lease mid-handoff (KCL 3.x: leaseOwner the next owner,
+// checkpointOwner the holder) reads with its holder; a take ends the
+// handoff; fenced writes fail once a checkpointOwner appears that was not
+// read; KCL's prepared checkpoint is never touched; renewals and
+// checkpoints write throughputKBps.
+func TestKCLHandoff(t *testing.T) {
+	tbl, db := newTable(t)
+	ctx := context.Background()
+	key := "shardId-000000000001"
+	putRaw(t, db, tbl.Name(), leasetest.KCLLease{
+		Key: key, Owner: "kcl-next", CheckpointOwner: "kcl-old", Counter: 41, OwnerSwitches: 1, Checkpoint: kclSeqA,
+		ThroughputKBps: "12.5", PendingCheckpoint: kclSeqB, PendingSubSeq: 2, PendingState: []byte("app state"),
+	}.Item())
+	pending := func() []types.AttributeValue {
+		item := rawItem(t, db, tbl.Name(), key)
+		return []types.AttributeValue{item["pendingCheckpoint"], item["pendingCheckpointSubSequenceNumber"], item["pendingCheckpointState"]}
+	}
+	wantPending := pending()
+
+	l, ok, err := tbl.Get(ctx, key)
+	if err != nil || !ok {
+		t.Fatalf("Get: %v %v", ok, err)
+	}
+	if l.Holder() != "kcl-old" || !l.MidHandoff() || l.Owner != "kcl-next" {
+		t.Fatalf("read %s, want held by kcl-old, handing off to kcl-next", l.String())
+	}
+	stale := l
+	stale.CheckpointOwner = ""
+	if _, err := tbl.Take(ctx, stale, "w"); !errors.Is(err, lease.ErrLeaseLost) {
+		t.Errorf("take without the checkpointOwner read = %v, want ErrLeaseLost", err)
+	}
+	l, err = tbl.Take(ctx, l, "w")
+	if err != nil {
+		t.Fatalf("Take: %v", err)
+	}
+	if _, ok := rawItem(t, db, tbl.Name(), key)["checkpointOwner"]; ok || l.CheckpointOwner != "" || l.Owner != "w" || l.OwnerSwitchesSinceCheckpoint != 2 {
+		t.Errorf("after Take: %s (switches %d), checkpointOwner in the item %v; want w's, switches 2, none", l.String(), l.OwnerSwitchesSinceCheckpoint, ok)
+	}
+	if l, err = tbl.Renew(ctx, l, lease.Progress{Time: time.Now(), ThroughputKBps: 3.14159}); err != nil {
+		t.Fatal(err)
+	}
+	if got := rawItem(t, db, tbl.Name(), key)["throughputKBps"]; !reflect.DeepEqual(got, leasetest.N("3.142")) {
+		t.Errorf("throughputKBps after Renew = %#v, want 3.142", got)
+	}
+	if l, err = tbl.Checkpoint(ctx, l, stream.Position{Seq: kclSeqA, SubSeq: 1}, nil, lease.Progress{Time: time.Now(), ThroughputKBps: 0}); err != nil {
+		t.Fatal(err)
+	}
+	if got := rawItem(t, db, tbl.Name(), key)["throughputKBps"]; !reflect.DeepEqual(got, leasetest.N("0")) {
+		t.Errorf("throughputKBps after Checkpoint = %#v, want 0", got)
+	}
+	if l, err = tbl.Renew(ctx, l, lease.Progress{Time: time.Now(), ThroughputKBps: -1}); err != nil {
+		t.Fatal(err)
+	}
+	if got := rawItem(t, db, tbl.Name(), key)["throughputKBps"]; !reflect.DeepEqual(got, leasetest.N("0")) {
+		t.Errorf("throughputKBps after a Renew without a measure = %#v, want 0 kept", got)
+	}
+
+	// KCL's leader begins a handoff (its condition: leaseOwner as read,
+	// no checkpointOwner; the counter unchanged). Here it names the same
+	// next owner, so that only the checkpointOwner condition fails the
+	// writes read before it.
+	if _, err := db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName: aws.String(tbl.Name()), Key: map[string]types.AttributeValue{"leaseKey": &types.AttributeValueMemberS{Value: key}},
+		UpdateExpression:          aws.String("SET checkpointOwner = :w"),
+		ConditionExpression:       aws.String("leaseOwner = :w AND attribute_not_exists(checkpointOwner)"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{":w": &types.AttributeValueMemberS{Value: "w"}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tbl.Renew(ctx, l, lease.Progress{Time: time.Now(), ThroughputKBps: -1}); !errors.Is(err, lease.ErrLeaseLost) {
+		t.Errorf("Renew after a handoff began = %v, want ErrLeaseLost", err)
+	}
+	if _, err := tbl.Checkpoint(ctx, l, stream.Position{Seq: kclSeqA, SubSeq: 2}, nil); !errors.Is(err, lease.ErrLeaseLost) {
+		t.Errorf("Checkpoint after a handoff began = %v, want ErrLeaseLost", err)
+	}
+	if err := tbl.Release(ctx, l, nil); !errors.Is(err, lease.ErrLeaseLost) {
+		t.Errorf("Release after a handoff began = %v, want ErrLeaseLost", err)
+	}
+	// Read again, the writes go on; another worker's take ends the
+	// handoff, and its release frees the lease.
+	l, _, _ = tbl.Get(ctx, key)
+	if _, err = tbl.Renew(ctx, l, lease.Progress{Time: time.Now(), ThroughputKBps: -1}); err != nil {
+		t.Errorf("Renew of the lease as read mid-handoff: %v", err)
+	}
+	l, _, _ = tbl.Get(ctx, key)
+	if l, err = tbl.Take(ctx, l, "w2"); err != nil || l.CheckpointOwner != "" {
+		t.Fatalf("Take mid-handoff: %s, %v", l.String(), err)
+	}
+	if err := tbl.Release(ctx, l, &stream.Position{Seq: kclSeqA, SubSeq: 3}); err != nil {
+		t.Errorf("Release: %v", err)
+	}
+	if got := pending(); !reflect.DeepEqual(got, wantPending) {
+		t.Errorf("pendingCheckpoint* after Shardline's writes = %#v, want %#v untouched", got, wantPending)
 	}
 }

@@ -91,11 +91,11 @@ func (a *App) runStatus(ctx context.Context, args []string, getenv func(string) 
 		if err != nil {
 			return nil, fmt.Errorf("stream %s: %w", c.StreamName, explain(err))
 		}
-		leases, bad, err := table.Scan(ctx)
+		sc, err := table.Scan(ctx)
 		if err != nil {
 			return nil, fmt.Errorf("lease table %s: %w", c.AppName, explain(err))
 		}
-		return statusRows(list, leases, bad), nil
+		return statusRows(list, sc.Leases, sc.Bad), nil
 	}
 	rows, err := read()
 	if err != nil {
