@@ -24,6 +24,13 @@ func expired(ls []Lease) []Lease {
 	return ls
 }
 
+func handoff(ls []Lease) []Lease {
+	for i := range ls {
+		ls[i].Handoff = true
+	}
+	return ls
+}
+
 func held(ls []Lease) map[string]bool {
 	m := map[string]bool{}
 	for _, l := range ls {
@@ -153,6 +160,15 @@ func TestDecide(t *testing.T) {
 			name: "held lease counts as mine even if expired",
 			in: Input{Me: "me", Leases: concat(owned("a", "A", 1), expired(owned("m", "me", 1))),
 				Held: held(owned("m", "me", 1))},
+		},
+		{
+			name: "mid-handoff leases are neither taken nor stolen, and count as their holder's",
+			in:   Input{Me: "me", Leases: concat(handoff(owned("h", "H", 3)), handoff(owned("m", "me", 1)))},
+		},
+		{
+			name:      "a mid-handoff holder's other lease may be stolen",
+			in:        Input{Me: "me", Leases: concat(handoff(owned("h", "H", 2)), owned("a", "H", 2))},
+			wantSteal: keys(owned("a", "H", 2)),
 		},
 		{
 			name:      "MaxLeases caps the take",

@@ -15,6 +15,10 @@ type Lease struct {
 	// OwnerMax is the owner's -max-leases as it wrote it with its take
 	// (0: no limit), so that the others count its capacity.
 	OwnerMax int
+	// Handoff: a KCL 3.x graceful handoff is under way and its time is
+	// not up; the lease counts as Owner's (the holder) and is neither
+	// taken nor stolen, even by Owner.
+	Handoff bool
 }
 
 // Input is one planning round for worker Me.
@@ -103,7 +107,7 @@ func Decide(in Input) Plan {
 		switch {
 		case in.Held[l.Key]:
 			counts[in.Me]++
-		case l.Owner == "" || l.Expired || l.Owner == in.Me:
+		case !l.Handoff && (l.Owner == "" || l.Expired || l.Owner == in.Me):
 			// Me's own lease that Me does not hold is from an earlier
 			// process with the same worker id: take it at once.
 			free = append(free, l.Key)
@@ -161,7 +165,7 @@ func Decide(in Input) Plan {
 	}
 	var theirs []string
 	for _, l := range in.Leases {
-		if l.Owner == most && !l.Expired && !in.Held[l.Key] {
+		if l.Owner == most && !l.Expired && !l.Handoff && !in.Held[l.Key] {
 			theirs = append(theirs, l.Key)
 		}
 	}

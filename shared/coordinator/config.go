@@ -76,8 +76,13 @@ type Config struct {
 
 	CheckpointInterval time.Duration // least time between checkpoint writes per shard; default 1s
 	FailoverTime       time.Duration // a lease not renewed for this long may be taken; default 10s
-	MaxLeases          int           // most shards this worker holds; 0 = no limit
-	ShardSyncInterval  time.Duration // how often ListShards is compared with the leases; default 10s
+	// HandoffTimeout is KCL 3.x's gracefulLeaseHandoffTimeoutMillis: a
+	// lease mid-handoff (checkpointOwner set) is not taken until this
+	// plus FailoverTime has passed since it was last seen changing
+	// (default 30s, KCL's default; set it to the KCL application's).
+	HandoffTimeout    time.Duration
+	MaxLeases         int           // most shards this worker holds; 0 = no limit
+	ShardSyncInterval time.Duration // how often ListShards is compared with the leases; default 10s
 	// DrainTimeout bounds each shard's final checkpoint and release when
 	// the worker stops (default 15s); the scheduled function sets it from
 	// its deadline margin.
@@ -230,6 +235,7 @@ func (c *Config) fill() error {
 	}
 	def(&c.CheckpointInterval, time.Second)
 	def(&c.FailoverTime, 10*time.Second)
+	def(&c.HandoffTimeout, 30*time.Second)
 	def(&c.ShardSyncInterval, 10*time.Second)
 	def(&c.DrainTimeout, 15*time.Second)
 	def(&c.HandlerTimeout, 15*time.Minute)
@@ -246,7 +252,7 @@ func (c *Config) fill() error {
 		c.MaxBatchBytes = DefaultMaxBatchBytes
 	}
 	for name, d := range map[string]time.Duration{
-		"checkpoint-interval": c.CheckpointInterval, "failover-time": c.FailoverTime,
+		"checkpoint-interval": c.CheckpointInterval, "failover-time": c.FailoverTime, "handoff-timeout": c.HandoffTimeout,
 		"shard-sync-interval": c.ShardSyncInterval, "drain-timeout": c.DrainTimeout,
 		"handler-timeout": c.HandlerTimeout, "park-retry-wait": c.ParkRetryWait, "max-park-retry-wait": c.MaxParkRetryWait,
 	} {

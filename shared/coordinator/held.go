@@ -29,11 +29,14 @@ type held struct {
 	stop        chan struct{}
 	stopOnce    sync.Once
 	behind      func() int64 // the shard's last MillisBehindLatest, -1 unknown
-	// handled is the shard's count of records handled by this worker,
-	// over its takes; reported is what of it the lease has (under
-	// writing), so that each renewal adds the rest.
-	handled  func() int64
+	// handled is the shard's count of records (and their bytes) handled
+	// by this worker, over its takes; reported is what of the records the
+	// lease has (under writing), so that each renewal adds the rest.
+	handled  func() (records, bytes int64)
 	reported int64
+	// rate measures the KB/s the handler got for throughputKBps (under
+	// writing).
+	rate throughput
 
 	progress sync.Mutex
 	done     *stream.Position // the last position reported done
@@ -79,8 +82,8 @@ func (h *held) giveBackDropped(n int64) {
 
 func newHeld(work context.Context, l lease.Lease) *held {
 	h := &held{
-		writing: make(chan struct{}, 1), lease: l, lastRenew: time.Now(),
-		stop: make(chan struct{}), behind: func() int64 { return -1 }, handled: func() int64 { return 0 },
+		writing: make(chan struct{}, 1), lease: l, lastRenew: time.Now(), rate: throughput{kbps: -1},
+		stop: make(chan struct{}), behind: func() int64 { return -1 }, handled: func() (int64, int64) { return 0, 0 },
 	}
 	h.ctx, h.cancel = context.WithCancelCause(work)
 	h.fetchCtx, h.fetchCancel = context.WithCancelCause(h.ctx)
@@ -182,11 +185,14 @@ func (h *held) ensureFresh(ctx context.Context, t *lease.Table, failover time.Du
 func (h *held) progressWrite(ctx context.Context, write func(context.Context, lease.Lease, lease.Progress) (lease.Lease, error)) error {
 	dropped := h.takeDropped()
 	err := h.write(ctx, func(ctx context.Context, l lease.Lease) (lease.Lease, error) {
-		handled := h.handled()
-		out, err := write(ctx, l, lease.Progress{Time: time.Now(), MillisBehindLatest: h.behind(), DroppedOutOfRange: dropped,
-			RecordsHandled: handled - h.reported})
+		handled, bytes := h.handled()
+		now := time.Now()
+		rate := h.rate.next(bytes, now)
+		out, err := write(ctx, l, lease.Progress{Time: now, MillisBehindLatest: h.behind(), DroppedOutOfRange: dropped,
+			RecordsHandled: handled - h.reported, ThroughputKBps: rate.kbps})
 		if err == nil {
 			h.reported = handled
+			h.rate = rate
 		}
 		return out, err
 	})
@@ -194,6 +200,32 @@ func (h *held) progressWrite(ctx context.Context, write func(context.Context, le
 		h.giveBackDropped(dropped)
 	}
 	return err
+}
+
+// throughput is a moving average of the KB/s a shard's handler got
+// (KCL 3.x's throughputKBps: its lease balancer weighs leases by it), as
+// of the last progress written.
+type throughput struct {
+	bytes int64     // the handled bytes counted then
+	at    time.Time // when; zero before the first measurement
+	kbps  float64   // -1 before the first write
+}
+
+// throughputAlpha is the weight of the newest sample, KCL's.
+const throughputAlpha = 0.5
+
+// next is the throughput with bytes handled as of now: the KB/s since the
+// last measurement, averaged in. A first sample is taken as it is.
+func (r throughput) next(bytes int64, now time.Time) throughput {
+	secs := now.Sub(r.at).Seconds()
+	if r.at.IsZero() || secs <= 0 {
+		return throughput{bytes: bytes, at: now, kbps: r.kbps}
+	}
+	sample := float64(bytes-r.bytes) / 1024 / secs
+	if r.kbps >= 0 {
+		sample = throughputAlpha*sample + (1-throughputAlpha)*r.kbps
+	}
+	return throughput{bytes: bytes, at: now, kbps: sample}
 }
 
 // checkpoint writes pos (fenced), with what a renewal writes: a shard that

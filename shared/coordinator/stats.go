@@ -78,11 +78,12 @@ func (s *shardStats) behind() int64 {
 	return s.s.MillisBehindLatest
 }
 
-// handled is the records the handler finished with, over every take.
-func (s *shardStats) handled() int64 {
+// handled is the records the handler finished with, and their bytes, over
+// every take.
+func (s *shardStats) handled() (records, bytes int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.s.Dispatch.Handled
+	return s.s.Dispatch.Handled, s.s.Dispatch.HandledBytes
 }
 
 func (s *shardStats) addDone() { s.update(func(x *ShardStats) { x.Done++ }) }

@@ -83,6 +83,7 @@ type Worker struct {
 	reads     fetch.KinesisAPI  // GetShardIterator and GetRecords: over CBOR for an SDK client
 	keys      *kpl.KeyBudget    // partition keys the shards' filters may remember together
 	badSeen   map[string]string // lease items that do not decode: key -> problem logged
+	noted     map[string]string // multi-stream lease keys and handoffs (key -> owners) logged, once each
 	dupWarned bool
 
 	mu    sync.Mutex
@@ -137,6 +138,7 @@ func New(cfg Config) (*Worker, error) {
 		started:   started,
 		nonce:     nonce,
 		badSeen:   map[string]string{},
+		noted:     map[string]string{},
 		parked:    map[string]lease.Park{},
 		held:      map[string]*held{},
 		ended:     map[string]bool{},
@@ -436,12 +438,14 @@ func (w *Worker) takeRound(ctx, work context.Context) bool {
 	}
 	leases := sc.Leases
 	w.badItems(ctx, sc.Bad)
+	w.multiStream(sc.MultiStream)
 	now := time.Now()
 	byKey := make(map[string]lease.Lease, len(leases))
 	parked := map[string]lease.Park{}
 	for _, l := range leases {
 		byKey[l.Key] = l
-		w.observer.Observe(l.Key, l.Owner, l.Counter, now)
+		// Any change of owners restarts the clock, as the counter's does.
+		w.observer.Observe(l.Key, l.Owner+"\x00"+l.CheckpointOwner, l.Counter, now)
 		if l.Park != nil {
 			parked[l.Key] = *l.Park
 		}
@@ -465,8 +469,16 @@ func (w *Worker) takeRound(ctx, work context.Context) bool {
 		if l.Ended() || l.Parked(now) || !shards.Ready(l.ParentShardIDs, endedIn(byKey)) {
 			continue
 		}
-		expired := l.Owner != "" && w.observer.Expired(l.Key, now, w.cfg.FailoverTime)
-		if l.Owner == w.cfg.WorkerID && !heldNow[l.Key] && l.Nonce != w.nonce && !expired {
+		holder := l.Holder()
+		expired := holder != "" && w.observer.Expired(l.Key, now, w.cfg.FailoverTime)
+		// A lease mid-handoff (KCL 3.x) is its holder's until the
+		// handoff's time is up, as KCL's leader gives it: taking it
+		// sooner would cut the holder's last checkpoint short.
+		handoff := l.MidHandoff() && !w.observer.Expired(l.Key, now, w.cfg.HandoffTimeout+w.cfg.FailoverTime)
+		if handoff {
+			w.noteHandoff(l)
+		}
+		if holder == w.cfg.WorkerID && !heldNow[l.Key] && l.Nonce != w.nonce && !expired {
 			// Held under this worker's id by another process: a live
 			// one if its counter moves, else one that died (its lease
 			// expires after the failover time like any other).
@@ -481,7 +493,7 @@ func (w *Worker) takeRound(ctx, work context.Context) bool {
 			}
 			continue
 		}
-		in.Leases = append(in.Leases, balance.Lease{Key: l.Key, Owner: l.Owner, Expired: expired, OwnerMax: int(l.OwnerMaxLeases)})
+		in.Leases = append(in.Leases, balance.Lease{Key: l.Key, Owner: holder, Expired: expired && !handoff, Handoff: handoff, OwnerMax: int(l.OwnerMaxLeases)})
 	}
 	plan := balance.Decide(in)
 	keys := plan.Take
@@ -516,10 +528,12 @@ func (w *Worker) takeRound(ctx, work context.Context) bool {
 		switch {
 		case k == plan.Steal:
 			how = "stolen"
+		case l.MidHandoff():
+			how = "taken over mid-handoff"
 		case l.Owner != "":
 			how = "taken over"
 		}
-		w.log.Info("lease "+how, "shard", k, "from", l.Owner, "checkpoint", taken.Checkpoint.String())
+		w.log.Info("lease "+how, "shard", k, "from", l.Holder(), "checkpoint", taken.Checkpoint.String())
 		w.start(work, taken)
 	}
 	return true
@@ -619,7 +633,8 @@ func (w *Worker) start(work context.Context, l lease.Lease) {
 		w.stats[l.Key] = st
 	}
 	h.behind, h.handled = st.behind, st.handled
-	h.reported = st.handled()
+	h.reported, h.rate.bytes = st.handled()
+	h.rate.at = time.Now()
 	w.held[l.Key] = h
 	w.mu.Unlock()
 	w.wg.Add(1)
@@ -678,6 +693,31 @@ func (w *Worker) badItems(ctx context.Context, bad []lease.BadItem) {
 			delete(w.badSeen, k)
 		}
 	}
+}
+
+// multiStream logs each multi-stream lease key once per process: a
+// multi-stream application's lease in this single-stream application's
+// table, left alone.
+func (w *Worker) multiStream(keys []string) {
+	for _, k := range keys {
+		if _, ok := w.noted["multi-stream "+k]; ok {
+			continue
+		}
+		w.noted["multi-stream "+k] = ""
+		w.log.Warn("a multi-stream application's lease (account:stream:epoch:shardId) in this single-stream application's lease table: left alone", "leaseKey", k)
+	}
+}
+
+// noteHandoff logs once per handoff that a lease mid-handoff is not taken
+// before its time.
+func (w *Worker) noteHandoff(l lease.Lease) {
+	owners := l.CheckpointOwner + "\x00" + l.Owner
+	if w.noted["handoff "+l.Key] == owners {
+		return
+	}
+	w.noted["handoff "+l.Key] = owners
+	w.log.Info("lease mid-handoff (KCL graceful handoff): left to its holder until the handoff timeout and failover time have passed with no change",
+		"shard", l.Key, "holder", l.CheckpointOwner, "next", l.Owner, "wait", w.cfg.HandoffTimeout+w.cfg.FailoverTime)
 }
 
 // duplicate handles a lease renewed under this worker's id by another
