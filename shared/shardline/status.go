@@ -19,15 +19,18 @@ import (
 
 // ShardStatus is one row of `poller status`.
 type ShardStatus struct {
-	ShardID       string   `json:"shardId"`
-	State         string   `json:"state"` // open, closed, or gone (trimmed)
-	Parents       []string `json:"parents,omitempty"`
-	Owner         string   `json:"owner,omitempty"`
-	Checkpoint    string   `json:"checkpoint,omitempty"`
-	SubSequence   int64    `json:"subSequenceNumber,omitempty"`
-	LeaseCounter  int64    `json:"leaseCounter"`
-	HasLease      bool     `json:"hasLease"`
-	OwnerSwitches int64    `json:"ownerSwitchesSinceCheckpoint,omitempty"`
+	ShardID string   `json:"shardId"`
+	State   string   `json:"state"` // open, closed, or gone (trimmed)
+	Parents []string `json:"parents,omitempty"`
+	Owner   string   `json:"owner,omitempty"` // the holder: checkpointOwner mid-handoff, else leaseOwner
+	// HandoffTo is the next owner while a KCL 3.x graceful handoff is
+	// under way (leaseOwner, with checkpointOwner the holder).
+	HandoffTo     string `json:"handoffTo,omitempty"`
+	Checkpoint    string `json:"checkpoint,omitempty"`
+	SubSequence   int64  `json:"subSequenceNumber,omitempty"`
+	LeaseCounter  int64  `json:"leaseCounter"`
+	HasLease      bool   `json:"hasLease"`
+	OwnerSwitches int64  `json:"ownerSwitchesSinceCheckpoint,omitempty"`
 	// Reader is how the owner reads the shard, as its take recorded it:
 	// "polling" or "fan-out" (enhanced fan-out).
 	Reader string `json:"reader,omitempty"`
@@ -412,6 +415,9 @@ func note(r ShardStatus, now time.Time) string {
 		}
 		parts = append(parts, fmt.Sprintf("PARKED x%d, %s: %s", p.Count, retry, p.Reason))
 	}
+	if r.HandoffTo != "" {
+		parts = append(parts, "HANDOFF to "+r.HandoffTo)
+	}
 	if r.Unreadable != "" {
 		parts = append(parts, "UNREADABLE: "+r.Unreadable)
 	}
@@ -463,7 +469,10 @@ func statusRows(list []shards.Shard, leases []lease.Lease, bad []lease.BadItem) 
 
 func fill(r *ShardStatus, l lease.Lease) {
 	r.HasLease = true
-	r.Owner = l.Owner
+	r.Owner = l.Holder()
+	if l.MidHandoff() {
+		r.HandoffTo = l.Owner
+	}
 	r.Checkpoint = l.Checkpoint.Seq
 	r.SubSequence = l.Checkpoint.SubSeq
 	r.LeaseCounter = l.Counter

@@ -2,12 +2,19 @@ package shardline
 
 import (
 	"bytes"
+	"context"
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
 	"unicode/utf8"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+
 	"github.com/shardline/shardline/shared/lease"
+	"github.com/shardline/shardline/shared/lease/leasetest"
+	"github.com/shardline/shardline/shared/standin/standintest"
 )
 
 // TestStatusTableWidth: with long owners, checkpoints, parents and notes
@@ -185,5 +192,66 @@ func TestStatusReadColumn(t *testing.T) {
 	printStatus(&out, rows[1:], nil, now)
 	if strings.Contains(out.String(), "READ") {
 		t.Errorf("a READ column with no fan-out owner:\n%s", out.String())
+	}
+}
+
+// TestStatusKCL35Table (issue 19): in a lease table KCL 3.5.1 shares with
+// its leader lock, migration states and worker metrics, and a
+// multi-stream application's lease, status lists the stream's shards
+// alone, none unreadable; a lease mid-handoff shows its holder
+// (checkpointOwner) as the owner and the next owner under it.
+func TestStatusKCL35Table(t *testing.T) {
+	k, d := standintest.Both(t)
+	awsEnv(t)
+	ctx := context.Background()
+	app, streamName := standintest.UniqueName(t), standintest.NewStream(t, k.Endpoint, 2)
+	db := standintest.DynamoDBClient(d.Endpoint)
+	if err := lease.NewTable(db, app).Ensure(ctx); err != nil {
+		t.Fatal(err)
+	}
+	const holder, next = "ip-10-0-0-1.ec2.internal:1a2b3c", "ip-10-0-0-2.ec2.internal:4d5e6f"
+	items := leasetest.KCL351Entities(holder, holder, next)
+	items["multi"] = leasetest.KCLLease{Key: "123456789012:orders:1767366245:shardId-000000000000", StreamName: "123456789012:orders:1767366245",
+		ShardID: "shardId-000000000000", Counter: 3, Checkpoint: "TRIM_HORIZON"}.Item()
+	items["0"] = leasetest.KCLLease{Key: "shardId-000000000000", Owner: next, CheckpointOwner: holder, Counter: 5, Checkpoint: "TRIM_HORIZON"}.Item()
+	items["1"] = leasetest.KCLLease{Key: "shardId-000000000001", Owner: next, Counter: 5, Checkpoint: "TRIM_HORIZON", ThroughputKBps: "2.5"}.Item()
+	for _, item := range items {
+		if _, err := db.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(app), Item: item}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	vars := map[string]string{"SHARDLINE_APP_NAME": app, "SHARDLINE_STREAM_NAME": streamName,
+		"SHARDLINE_KINESIS_ENDPOINT": k.Endpoint, "SHARDLINE_DYNAMODB_ENDPOINT": d.Endpoint}
+	res := runMain(t, time.Minute, []string{"status", "-json"}, vars)
+	if res.code != 0 {
+		t.Fatalf("status -json: exit %d\n%s", res.code, res.stderr)
+	}
+	var rows []ShardStatus
+	if err := json.Unmarshal([]byte(res.stdout), &rows); err != nil {
+		t.Fatalf("status -json: %v\n%s", err, res.stdout)
+	}
+	if len(rows) != 2 || rows[0].ShardID != "shardId-000000000000" || rows[1].ShardID != "shardId-000000000001" {
+		t.Fatalf("status rows %+v, want the two shards alone", rows)
+	}
+	for _, r := range rows {
+		if r.Unreadable != "" || !r.HasLease {
+			t.Errorf("row %+v: want a readable lease", r)
+		}
+	}
+	if rows[0].Owner != holder || rows[0].HandoffTo != next || rows[1].Owner != next || rows[1].HandoffTo != "" {
+		t.Errorf("owners %q (handoff to %q) and %q (%q), want %q handing off to %q, and %q", rows[0].Owner, rows[0].HandoffTo,
+			rows[1].Owner, rows[1].HandoffTo, holder, next, next)
+	}
+	res = runMain(t, time.Minute, []string{"status"}, vars)
+	if res.code != 0 {
+		t.Fatalf("status: exit %d\n%s", res.code, res.stderr)
+	}
+	for _, s := range []string{"Leader", "Migration", "orders", "UNREADABLE"} {
+		if strings.Contains(res.stdout, s) {
+			t.Errorf("status shows %q:\n%s", s, res.stdout)
+		}
+	}
+	if !strings.Contains(res.stdout, "HANDOFF to "+next) {
+		t.Errorf("status does not show the handoff:\n%s", res.stdout)
 	}
 }
