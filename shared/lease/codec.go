@@ -221,18 +221,27 @@ func getS(item map[string]types.AttributeValue, name string, required bool) (str
 	return "", fmt.Errorf("attribute %s is %T, want a string (S)", name, v)
 }
 
-func getN(item map[string]types.AttributeValue, name string) (int64, error) {
+// number returns the text of the number attribute name ("" when absent).
+func number(item map[string]types.AttributeValue, name string) (string, error) {
 	v, ok := item[name]
 	if !ok {
-		return 0, nil
+		return "", nil
 	}
 	n, isN := v.(*types.AttributeValueMemberN)
 	if !isN {
-		return 0, fmt.Errorf("attribute %s is %T, want a number (N)", name, v)
+		return "", fmt.Errorf("attribute %s is %T, want a number (N)", name, v)
 	}
-	i, err := strconv.ParseInt(n.Value, 10, 64)
+	return n.Value, nil
+}
+
+func getN(item map[string]types.AttributeValue, name string) (int64, error) {
+	s, err := number(item, name)
+	if s == "" || err != nil {
+		return 0, err
+	}
+	i, err := strconv.ParseInt(s, 10, 64)
 	if err != nil {
-		return 0, fmt.Errorf("attribute %s = %q: want an integer", name, n.Value)
+		return 0, fmt.Errorf("attribute %s = %q: want an integer", name, s)
 	}
 	return i, nil
 }
@@ -240,17 +249,13 @@ func getN(item map[string]types.AttributeValue, name string) (int64, error) {
 // getF reads a number that may have a fraction or an exponent (as Java's
 // Double.toString writes them: "12.5", "1.0E-4").
 func getF(item map[string]types.AttributeValue, name string) (float64, error) {
-	v, ok := item[name]
-	if !ok {
-		return 0, nil
+	s, err := number(item, name)
+	if s == "" || err != nil {
+		return 0, err
 	}
-	n, isN := v.(*types.AttributeValueMemberN)
-	if !isN {
-		return 0, fmt.Errorf("attribute %s is %T, want a number (N)", name, v)
-	}
-	f, err := strconv.ParseFloat(n.Value, 64)
+	f, err := strconv.ParseFloat(s, 64)
 	if err != nil {
-		return 0, fmt.Errorf("attribute %s = %q: want a number", name, n.Value)
+		return 0, fmt.Errorf("attribute %s = %q: want a number", name, s)
 	}
 	return f, nil
 }
