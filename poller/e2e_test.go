@@ -60,14 +60,20 @@ func newEnv(t *testing.T, shards int) *testEnv {
 	if shards > 0 {
 		e.stream = standintest.NewStream(t, k.Endpoint, shards)
 	}
+	e.connect(t)
+	return e
+}
+
+// connect sets the dummy credentials and builds the test's clients.
+func (e *testEnv) connect(t *testing.T) {
+	t.Helper()
 	t.Setenv("AWS_ACCESS_KEY_ID", "local")
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "local")
 	var err error
-	e.clients, err = awsconf.Load(context.Background(), awsconf.Options{Region: "us-east-1", KinesisEndpoint: k.Endpoint, DynamoDBEndpoint: d.Endpoint})
+	e.clients, err = awsconf.Load(context.Background(), awsconf.Options{Region: "us-east-1", KinesisEndpoint: e.kinesisEP, DynamoDBEndpoint: e.dynamoEP})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return e
 }
 
 // proc is a poller process.

@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/shardline/shardline/shared/awsconf"
 	"github.com/shardline/shardline/shared/standin/standintest"
 	"github.com/shardline/shardline/shared/testwait"
 )
@@ -139,12 +138,6 @@ func newFakeEnv(t *testing.T, shards int) *testEnv {
 	e.kinesisEP = fk.endpoint
 	e.env = []string{"AWS_CA_BUNDLE=" + fk.caFile}
 	t.Setenv("AWS_CA_BUNDLE", fk.caFile) // the test's own clients
-	t.Setenv("AWS_ACCESS_KEY_ID", "local")
-	t.Setenv("AWS_SECRET_ACCESS_KEY", "local")
-	var err error
-	e.clients, err = awsconf.Load(context.Background(), awsconf.Options{Region: "us-east-1", KinesisEndpoint: e.kinesisEP, DynamoDBEndpoint: e.dynamoEP})
-	if err != nil {
-		t.Fatal(err)
-	}
+	e.connect(t)
 	return e
 }

@@ -91,15 +91,13 @@ func TestFanOutTumblingWindow(t *testing.T) {
 		if _, err := c.handle(ctx, ev.KinesisEvent); err != nil {
 			return events.KinesisTimeWindowEventResponse{}, err
 		}
-		n, _ := strconv.Atoi(ev.State["n"])
-		state := map[string]string{"n": strconv.Itoa(n + len(ev.Records))}
 		if ev.IsFinalInvokeForWindow {
+			n, _ := strconv.Atoi(ev.State["n"])
 			mu.Lock()
 			finalSum += n
 			mu.Unlock()
-			state = map[string]string{}
 		}
-		return events.KinesisTimeWindowEventResponse{TimeWindowEventResponseProperties: events.TimeWindowEventResponseProperties{State: state}}, nil
+		return countInState(ev), nil
 	}
 	r := f.startFanOut(nil, func(cfg *coordinator.Config) {
 		cfg.TumblingWindow = time.Second

@@ -690,12 +690,7 @@ func TestTumblingWindows(t *testing.T) {
 			cpAtFirstCall = f.leases()["shardId-000000000000"].Checkpoint
 		}
 		calls = append(calls, ev)
-		n, _ := strconv.Atoi(ev.State["n"])
-		state := map[string]string{"n": strconv.Itoa(n + len(ev.Records))}
-		if ev.IsFinalInvokeForWindow {
-			state = map[string]string{}
-		}
-		return events.KinesisTimeWindowEventResponse{TimeWindowEventResponseProperties: events.TimeWindowEventResponseProperties{State: state}}, nil
+		return countInState(ev), nil
 	}
 	r := f.start(nil, func(cfg *coordinator.Config) {
 		cfg.TumblingWindow = time.Second
@@ -735,6 +730,18 @@ func TestTumblingWindows(t *testing.T) {
 		return !f.leases()["shardId-000000000000"].Checkpoint.IsSentinel()
 	})
 	r.stop(t)
+}
+
+// countInState answers a windowed call as a counting handler does: the
+// state's n plus the call's records, and an empty state at the final
+// invoke.
+func countInState(ev events.KinesisTimeWindowEvent) events.KinesisTimeWindowEventResponse {
+	n, _ := strconv.Atoi(ev.State["n"])
+	state := map[string]string{"n": strconv.Itoa(n + len(ev.Records))}
+	if ev.IsFinalInvokeForWindow {
+		state = map[string]string{}
+	}
+	return events.KinesisTimeWindowEventResponse{TimeWindowEventResponseProperties: events.TimeWindowEventResponseProperties{State: state}}
 }
 
 // TestDrainEndsTheBatchingWindow (issue 17): a batching window longer than
