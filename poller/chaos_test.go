@@ -1088,6 +1088,17 @@ func (c *chaos) audit() {
 	// The paused poller after SIGCONT.
 	pr := c.paused
 	staleRecords, staleRuns := staleAfterCont(lines, pr.shards, pr.offStop, pr.offCont)
+	var retaken []string
+	for _, k := range pr.shards {
+		// Taken again after SIGCONT (a steal when it rebalances): its
+		// re-read from the last owner's checkpoint prints the positions
+		// after its own last line again, so its log says which calls
+		// came before.
+		if recs, calls, ok := staleCallsLogged(c.poller(pr.id).p.errOut.String()[pr.errOffCont:], k); ok {
+			staleRecords[k], staleRuns[k] = recs, calls
+			retaken = append(retaken, k)
+		}
+	}
 	totalStale, totalRuns := 0, 0
 	for _, k := range pr.shards {
 		totalStale += staleRecords[k]
@@ -1114,7 +1125,11 @@ func (c *chaos) audit() {
 	row("per-key order violations", f.violations)
 	row("reshard: keys on a child before parent's end", fmt.Sprintf("%d of %d key pairs", f.lineage, f.keyPairs))
 	row("reshard: parent leases seen at SHARD_END", strings.Join(endedSeen, ", "))
-	row("paused poller: printed after SIGCONT", fmt.Sprintf("%d records in %d batch(es) (held %s)", totalStale, totalRuns, sids(pr.shards...)))
+	retakeNote := ""
+	if len(retaken) > 0 {
+		retakeNote = fmt.Sprintf("; %s taken again, counted from its log", sids(retaken...))
+	}
+	row("paused poller: printed after SIGCONT", fmt.Sprintf("%d records in %d batch(es) (held %s%s)", totalStale, totalRuns, sids(pr.shards...), retakeNote))
 	fmt.Fprintf(&b, "  %-36s %-10s %s\n", "event", "recovered", "when")
 	for _, ev := range c.events {
 		rec := "-"
@@ -1221,6 +1236,28 @@ func staleAfterCont(lines []chaosLine, held []string, offStop, offCont int64) (r
 		}
 	}
 	return records, runs
+}
+
+// staleCallsLogged reads the paused poller's log after SIGCONT: if it
+// took shard again there (claimed, taken over or stolen), it returns the
+// records and handler calls for shard it logged before that, and true.
+func staleCallsLogged(logs, shard string) (records, calls int, retaken bool) {
+	for _, line := range strings.Split(logs, "\n") {
+		if !strings.Contains(line, "shard="+shard) {
+			continue
+		}
+		switch {
+		case strings.Contains(line, `msg="lease claimed"`), strings.Contains(line, `msg="lease taken over"`), strings.Contains(line, `msg="lease stolen"`):
+			return records, calls, true
+		case strings.Contains(line, `msg="handler call"`):
+			calls++
+			if _, v, ok := strings.Cut(line, " records="); ok {
+				n, _ := strconv.Atoi(strings.Fields(v)[0])
+				records += n
+			}
+		}
+	}
+	return 0, 0, false
 }
 
 // sids shortens shard ids for the event table: shardId-000000000004 → s4.
@@ -1595,5 +1632,18 @@ func TestChaosAudit(t *testing.T) {
 	records, runs = staleAfterCont(lines[:12], []string{"A"}, offStop, offCont)
 	if records["A"] != 2 || runs["A"] != 1 {
 		t.Errorf("stale after SIGCONT (first batch only): %d records in %d runs, want 2 in 1", records["A"], runs["A"])
+	}
+	// Its log after SIGCONT: one call for A with the old lease, then A
+	// stolen back (its re-read is no stale batch); B never taken again.
+	logs := `time=… level=DEBUG msg="handler call" worker=p2 shard=A records=30 first=1 last=2/9 outcome=ok
+time=… level=WARN msg="lease lost; shard stopped without writing" worker=p2 shard=A cause="lease lost"
+time=… level=INFO msg="lease stolen" worker=p2 shard=A from=p1 checkpoint=1
+time=… level=DEBUG msg="handler call" worker=p2 shard=A records=100 first=2 last=3/9 outcome=ok
+time=… level=DEBUG msg="handler call" worker=p2 shard=B records=100 first=2 last=3/9 outcome=ok`
+	if recs, calls, ok := staleCallsLogged(logs, "A"); recs != 30 || calls != 1 || !ok {
+		t.Errorf("A's calls before it was taken again: %d records in %d calls (%v), want 30 in 1 (true)", recs, calls, ok)
+	}
+	if _, _, ok := staleCallsLogged(logs, "B"); ok {
+		t.Error("B taken again, want not")
 	}
 }
