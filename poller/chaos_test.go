@@ -52,16 +52,33 @@ import (
 // `make chaos` runs 5m). SHARDLINE_CHAOS_DIR keeps the combined output and
 // the pollers' debug logs in that directory (default: the test's temporary
 // directory, removed afterwards).
-func TestChaos(t *testing.T) { runChaos(t, false, 90*time.Second) }
+func TestChaos(t *testing.T) { runChaos(t, chaosPolling, 90*time.Second) }
 
 // TestChaosFanOut (issue 18) is TestChaos with enhanced fan-out: the
 // pollers read through one consumer (-consumer-name) over SubscribeToShard
 // while one is killed with SIGKILL, one paused with SIGSTOP, and the
 // shards move; without the split and merge (kinesis-mock never sends a
 // subscription's ChildShards). Default 45s.
-func TestChaosFanOut(t *testing.T) { runChaos(t, true, 45*time.Second) }
+func TestChaosFanOut(t *testing.T) { runChaos(t, chaosFanOutMock, 45*time.Second) }
 
-func runChaos(t *testing.T, fanOut bool, dur time.Duration) {
+// TestChaosFanOutReshard (issue 18) is TestChaos with enhanced fan-out on
+// the benchmark module's fake Kinesis, over TLS with HTTP/2, which ends a
+// closed shard's subscription with its ChildShards as AWS does (and keeps
+// the 5-second rule, and ends each subscription after 10 s): the kill,
+// the pause, the split and the merge, every poller subscribing. Default
+// 50s.
+func TestChaosFanOutReshard(t *testing.T) { runChaos(t, chaosFanOutFake, 50*time.Second) }
+
+// chaosKinesis is what the pollers read and how.
+type chaosKinesis int
+
+const (
+	chaosPolling    chaosKinesis = iota // kinesis-mock, GetRecords
+	chaosFanOutMock                     // kinesis-mock behind the FanOut proxy: no ChildShards, so no resharding
+	chaosFanOutFake                     // the fake Kinesis (TLS, HTTP/2): fan-out with resharding
+)
+
+func runChaos(t *testing.T, kind chaosKinesis, dur time.Duration) {
 	if v := os.Getenv("SHARDLINE_CHAOS_DURATION"); v != "" {
 		d, err := time.ParseDuration(v)
 		if err != nil || d < 30*time.Second {
@@ -69,17 +86,22 @@ func runChaos(t *testing.T, fanOut bool, dur time.Duration) {
 		}
 		dur = d
 	}
-	e := newEnv(t, 4)
+	var e *testEnv
+	if kind == chaosFanOutFake {
+		e = newFakeEnv(t, 4)
+	} else {
+		e = newEnv(t, 4)
+	}
 	c := newChaos(t, e)
-	c.fanOut = fanOut
-	if fanOut {
+	c.fanOut = kind != chaosPolling
+	if kind == chaosFanOutMock {
 		// kinesis-mock behind the proxy: AWS's initial-response and its
 		// take-over of a subscription by a new one for the same consumer
 		// and shard (a paused poller's subscription otherwise holds its
 		// shards on kinesis-mock for good).
 		c.fanOutProxy = standintest.FanOutProxy(t, e.kinesisEP)
 	}
-	t.Logf("chaos for %s on stream %s, app %s (fan-out %v); output and logs in %s", dur, e.stream, e.app, fanOut, c.dir)
+	t.Logf("chaos for %s on stream %s, app %s (fan-out %v, Kinesis %s); output and logs in %s", dur, e.stream, e.app, c.fanOut, e.kinesisEP, c.dir)
 
 	for _, id := range []string{"p1", "p2", "p3"} {
 		c.startPoller(id)
@@ -98,7 +120,7 @@ func runChaos(t *testing.T, fanOut bool, dur time.Duration) {
 	at(0.35)
 	c.pause()
 
-	if !fanOut {
+	if kind != chaosFanOutMock {
 		at(0.60)
 		c.split()
 
@@ -109,13 +131,20 @@ func runChaos(t *testing.T, fanOut bool, dur time.Duration) {
 	at(1.0)
 	c.finish()
 	c.audit()
-	if fanOut {
-		t.Logf("fan-out: %d subscriptions, %d taken over by a new one", c.fanOutProxy.Subscriptions.Load(), c.fanOutProxy.TakenOver.Load())
+	if c.fanOut {
+		subscribed := 0
 		for _, p := range c.pollers {
-			if logs := p.p.errOut.String(); !strings.Contains(logs, "subscribed to the shard (enhanced fan-out)") {
+			logs := p.p.errOut.String()
+			n := strings.Count(logs, "subscribed to the shard (enhanced fan-out)")
+			if n == 0 {
 				t.Errorf("poller %s never subscribed (enhanced fan-out):\n%s", p.id, tail(logs, 3000))
 			}
+			subscribed += n
 		}
+		t.Logf("fan-out: %d subscriptions logged by the pollers", subscribed)
+	}
+	if c.fanOutProxy != nil {
+		t.Logf("fan-out proxy: %d subscriptions, %d taken over by a new one", c.fanOutProxy.Subscriptions.Load(), c.fanOutProxy.TakenOver.Load())
 	}
 }
 
@@ -150,7 +179,7 @@ type chaos struct {
 	pollers []*chaosPoller
 	events  []*chaosEvent
 	fanOut  bool // the pollers read with enhanced fan-out
-	// fanOutProxy is kinesis-mock for the pollers with fan-out.
+	// fanOutProxy is kinesis-mock for the pollers with fan-out on it.
 	fanOutProxy *standintest.FanOut
 
 	// What the chaos did, for the audit.
@@ -255,8 +284,12 @@ func (c *chaos) startPoller(id string) *chaosPoller {
 		"AWS_REGION=us-east-1", "AWS_ACCESS_KEY_ID=local", "AWS_SECRET_ACCESS_KEY=local",
 		"SHARDLINE_KINESIS_ENDPOINT="+e.kinesisEP, "SHARDLINE_DYNAMODB_ENDPOINT="+e.dynamoEP,
 		"SHARDLINE_APP_NAME="+e.app, "SHARDLINE_STREAM_NAME="+e.stream)
+	cmd.Env = append(cmd.Env, e.env...)
 	if c.fanOut {
-		cmd.Env = append(cmd.Env, "SHARDLINE_CONSUMER_NAME="+e.app+"-efo", "SHARDLINE_KINESIS_ENDPOINT="+c.fanOutProxy.URL)
+		cmd.Env = append(cmd.Env, "SHARDLINE_CONSUMER_NAME="+e.app+"-efo")
+	}
+	if c.fanOutProxy != nil {
+		cmd.Env = append(cmd.Env, "SHARDLINE_KINESIS_ENDPOINT="+c.fanOutProxy.URL)
 	}
 	p := &proc{cmd: cmd, out: &testwait.Buffer{}, errOut: &testwait.Buffer{}, done: make(chan struct{})}
 	cmd.Stdout = c.out // the same O_APPEND file for every poller
@@ -1055,6 +1088,17 @@ func (c *chaos) audit() {
 	// The paused poller after SIGCONT.
 	pr := c.paused
 	staleRecords, staleRuns := staleAfterCont(lines, pr.shards, pr.offStop, pr.offCont)
+	var retaken []string
+	for _, k := range pr.shards {
+		// Taken again after SIGCONT (a steal when it rebalances): its
+		// re-read from the last owner's checkpoint prints the positions
+		// after its own last line again, so its log says which calls
+		// came before.
+		if recs, calls, ok := staleCallsLogged(c.poller(pr.id).p.errOut.String()[pr.errOffCont:], k); ok {
+			staleRecords[k], staleRuns[k] = recs, calls
+			retaken = append(retaken, k)
+		}
+	}
 	totalStale, totalRuns := 0, 0
 	for _, k := range pr.shards {
 		totalStale += staleRecords[k]
@@ -1081,7 +1125,11 @@ func (c *chaos) audit() {
 	row("per-key order violations", f.violations)
 	row("reshard: keys on a child before parent's end", fmt.Sprintf("%d of %d key pairs", f.lineage, f.keyPairs))
 	row("reshard: parent leases seen at SHARD_END", strings.Join(endedSeen, ", "))
-	row("paused poller: printed after SIGCONT", fmt.Sprintf("%d records in %d batch(es) (held %s)", totalStale, totalRuns, sids(pr.shards...)))
+	retakeNote := ""
+	if len(retaken) > 0 {
+		retakeNote = fmt.Sprintf("; %s taken again, counted from its log", sids(retaken...))
+	}
+	row("paused poller: printed after SIGCONT", fmt.Sprintf("%d records in %d batch(es) (held %s%s)", totalStale, totalRuns, sids(pr.shards...), retakeNote))
 	fmt.Fprintf(&b, "  %-36s %-10s %s\n", "event", "recovered", "when")
 	for _, ev := range c.events {
 		rec := "-"
@@ -1188,6 +1236,28 @@ func staleAfterCont(lines []chaosLine, held []string, offStop, offCont int64) (r
 		}
 	}
 	return records, runs
+}
+
+// staleCallsLogged reads the paused poller's log after SIGCONT: if it
+// took shard again there (claimed, taken over or stolen), it returns the
+// records and handler calls for shard it logged before that, and true.
+func staleCallsLogged(logs, shard string) (records, calls int, retaken bool) {
+	for _, line := range strings.Split(logs, "\n") {
+		if !strings.Contains(line, "shard="+shard) {
+			continue
+		}
+		switch {
+		case strings.Contains(line, `msg="lease claimed"`), strings.Contains(line, `msg="lease taken over"`), strings.Contains(line, `msg="lease stolen"`):
+			return records, calls, true
+		case strings.Contains(line, `msg="handler call"`):
+			calls++
+			if _, v, ok := strings.Cut(line, " records="); ok {
+				n, _ := strconv.Atoi(strings.Fields(v)[0])
+				records += n
+			}
+		}
+	}
+	return 0, 0, false
 }
 
 // sids shortens shard ids for the event table: shardId-000000000004 → s4.
@@ -1562,5 +1632,18 @@ func TestChaosAudit(t *testing.T) {
 	records, runs = staleAfterCont(lines[:12], []string{"A"}, offStop, offCont)
 	if records["A"] != 2 || runs["A"] != 1 {
 		t.Errorf("stale after SIGCONT (first batch only): %d records in %d runs, want 2 in 1", records["A"], runs["A"])
+	}
+	// Its log after SIGCONT: one call for A with the old lease, then A
+	// stolen back (its re-read is no stale batch); B never taken again.
+	logs := `time=… level=DEBUG msg="handler call" worker=p2 shard=A records=30 first=1 last=2/9 outcome=ok
+time=… level=WARN msg="lease lost; shard stopped without writing" worker=p2 shard=A cause="lease lost"
+time=… level=INFO msg="lease stolen" worker=p2 shard=A from=p1 checkpoint=1
+time=… level=DEBUG msg="handler call" worker=p2 shard=A records=100 first=2 last=3/9 outcome=ok
+time=… level=DEBUG msg="handler call" worker=p2 shard=B records=100 first=2 last=3/9 outcome=ok`
+	if recs, calls, ok := staleCallsLogged(logs, "A"); recs != 30 || calls != 1 || !ok {
+		t.Errorf("A's calls before it was taken again: %d records in %d calls (%v), want 30 in 1 (true)", recs, calls, ok)
+	}
+	if _, _, ok := staleCallsLogged(logs, "B"); ok {
+		t.Error("B taken again, want not")
 	}
 }

@@ -36,13 +36,18 @@ func TestMain(m *testing.M) {
 	if os.Getenv(childEnv) == "1" {
 		os.Exit(Main(os.Args[1:], os.Getenv, os.Stdout, os.Stderr))
 	}
-	standintest.Main(m)
+	code := standintest.Run(m)
+	removeFakeKinesisBuild()
+	os.Exit(code)
 }
 
 // env is one test's stand-ins, stream and app.
 type testEnv struct {
 	kinesisEP, dynamoEP, stream, app string
 	clients                          *awsconf.Clients
+	// env is more of the pollers' environment (AWS_CA_BUNDLE for the
+	// fake Kinesis over TLS).
+	env []string
 }
 
 func newEnv(t *testing.T, shards int) *testEnv {
@@ -55,14 +60,20 @@ func newEnv(t *testing.T, shards int) *testEnv {
 	if shards > 0 {
 		e.stream = standintest.NewStream(t, k.Endpoint, shards)
 	}
+	e.connect(t)
+	return e
+}
+
+// connect sets the dummy credentials and builds the test's clients.
+func (e *testEnv) connect(t *testing.T) {
+	t.Helper()
 	t.Setenv("AWS_ACCESS_KEY_ID", "local")
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "local")
 	var err error
-	e.clients, err = awsconf.Load(context.Background(), awsconf.Options{Region: "us-east-1", KinesisEndpoint: k.Endpoint, DynamoDBEndpoint: d.Endpoint})
+	e.clients, err = awsconf.Load(context.Background(), awsconf.Options{Region: "us-east-1", KinesisEndpoint: e.kinesisEP, DynamoDBEndpoint: e.dynamoEP})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return e
 }
 
 // proc is a poller process.
@@ -88,6 +99,7 @@ func (e *testEnv) startPollerEnv(t *testing.T, extra []string, args ...string) *
 		"AWS_REGION=us-east-1", "AWS_ACCESS_KEY_ID=local", "AWS_SECRET_ACCESS_KEY=local",
 		"SHARDLINE_KINESIS_ENDPOINT="+e.kinesisEP, "SHARDLINE_DYNAMODB_ENDPOINT="+e.dynamoEP,
 		"SHARDLINE_APP_NAME="+e.app, "SHARDLINE_STREAM_NAME="+e.stream)
+	cmd.Env = append(cmd.Env, e.env...)
 	cmd.Env = append(cmd.Env, extra...)
 	p := &proc{cmd: cmd, out: &testwait.Buffer{}, errOut: &testwait.Buffer{}, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = p.out, p.errOut

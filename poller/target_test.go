@@ -16,6 +16,7 @@ import (
 	"github.com/shardline/shardline/shared/kpl"
 	"github.com/shardline/shardline/shared/lambdaemu"
 	"github.com/shardline/shardline/shared/produce"
+	"github.com/shardline/shardline/shared/standin/standintest"
 )
 
 type attempt struct {
@@ -50,7 +51,14 @@ func readAttempts(t *testing.T, path string) []attempt {
 // hosted on the Lambda Runtime API with each batch; a batchItemFailures
 // answer resumes at the failed item, a function error retries the whole
 // batch, and every record is handled exactly once in the end.
-func TestTargetFunction(t *testing.T) {
+func TestTargetFunction(t *testing.T) { targetFunction(t, false) }
+
+// TestTargetFunctionFanOut (issue 18) is TestTargetFunction with the
+// poller reading over a consumer (-consumer-name; kinesis-mock behind the
+// FanOut proxy): the same deliveries to the function.
+func TestTargetFunctionFanOut(t *testing.T) { targetFunction(t, true) }
+
+func targetFunction(t *testing.T, fanOut bool) {
 	e := newEnv(t, 1)
 	dir := t.TempDir()
 	bin, err := lambdaemu.Build(context.Background(), dir, "./testdata/kinesisfn")
@@ -84,7 +92,12 @@ func TestTargetFunction(t *testing.T) {
 	if err := p.Put(context.Background(), recs); err != nil {
 		t.Fatal(err)
 	}
-	e.startPoller(t, "run", "-target-function", emu.ARN("kinesisfn"), "-lambda-endpoint", emu.Endpoint,
+	var extra []string
+	if fanOut {
+		proxy := standintest.FanOutProxy(t, e.kinesisEP)
+		extra = []string{"SHARDLINE_KINESIS_ENDPOINT=" + proxy.URL, "SHARDLINE_CONSUMER_NAME=" + e.app + "-efo"}
+	}
+	poller := e.startPollerEnv(t, extra, "run", "-target-function", emu.ARN("kinesisfn"), "-lambda-endpoint", emu.Endpoint,
 		"-initial-position", "TRIM_HORIZON", "-batch-size", "8")
 	handled := func() map[string]int {
 		n := map[string]int{}
@@ -121,6 +134,9 @@ func TestTargetFunction(t *testing.T) {
 				t.Errorf("after batchItemFailures at %s the next batch starts at %s, want the failed item", a.IDs[a.FailedFrom], next.IDs[0])
 			}
 		}
+	}
+	if logs := poller.errOut.String(); fanOut && !strings.Contains(logs, "subscribed to the shard (enhanced fan-out)") {
+		t.Errorf("the poller never subscribed (enhanced fan-out):\n%s", tail(logs, 3000))
 	}
 	t.Logf("%d invocations for %d records (one partial failure, one function error)", len(atts), len(want))
 }

@@ -568,15 +568,7 @@ func TestParallelizationWithKPL(t *testing.T) {
 	f := newFixture(t, 1)
 	want := f.put(40, 2000, 0, 100) // 20 aggregates of 100 user records, 40 keys
 	c := &collector{}
-	var inFlight, most atomic.Int64
-	h := func(ctx context.Context, ev events.KinesisEvent) (events.KinesisEventResponse, error) {
-		n := inFlight.Add(1)
-		defer inFlight.Add(-1)
-		for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
-		}
-		time.Sleep(5 * time.Millisecond) // a slow handler, so lanes overlap
-		return c.handle(ctx, ev)
-	}
+	h, most := slowCounted(c.handle)
 	r := f.start(h, func(cfg *coordinator.Config) { cfg.ParallelizationFactor = 5; cfg.BatchSize = 20 })
 	testwait.Until(t, time.Minute, "2,000 records", func() bool { return c.count() >= len(want) })
 	assertIDs(t, c.snapshot(), want)
@@ -594,6 +586,20 @@ func TestParallelizationWithKPL(t *testing.T) {
 		return f.leases()["shardId-000000000000"].Checkpoint == last
 	})
 	r.stop(t)
+}
+
+// slowCounted is h made slow (5 ms a call, so that lanes overlap), with
+// the most calls it had in flight at once.
+func slowCounted(h stream.Handler) (stream.Handler, *atomic.Int64) {
+	var inFlight, most atomic.Int64
+	return func(ctx context.Context, ev events.KinesisEvent) (events.KinesisEventResponse, error) {
+		n := inFlight.Add(1)
+		defer inFlight.Add(-1)
+		for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+		}
+		time.Sleep(5 * time.Millisecond) // a slow handler, so lanes overlap
+		return h(ctx, ev)
+	}, &most
 }
 
 // TestFilterCriteria: records the filter does not match, plain or inside
@@ -684,12 +690,7 @@ func TestTumblingWindows(t *testing.T) {
 			cpAtFirstCall = f.leases()["shardId-000000000000"].Checkpoint
 		}
 		calls = append(calls, ev)
-		n, _ := strconv.Atoi(ev.State["n"])
-		state := map[string]string{"n": strconv.Itoa(n + len(ev.Records))}
-		if ev.IsFinalInvokeForWindow {
-			state = map[string]string{}
-		}
-		return events.KinesisTimeWindowEventResponse{TimeWindowEventResponseProperties: events.TimeWindowEventResponseProperties{State: state}}, nil
+		return countInState(ev), nil
 	}
 	r := f.start(nil, func(cfg *coordinator.Config) {
 		cfg.TumblingWindow = time.Second
@@ -729,6 +730,18 @@ func TestTumblingWindows(t *testing.T) {
 		return !f.leases()["shardId-000000000000"].Checkpoint.IsSentinel()
 	})
 	r.stop(t)
+}
+
+// countInState answers a windowed call as a counting handler does: the
+// state's n plus the call's records, and an empty state at the final
+// invoke.
+func countInState(ev events.KinesisTimeWindowEvent) events.KinesisTimeWindowEventResponse {
+	n, _ := strconv.Atoi(ev.State["n"])
+	state := map[string]string{"n": strconv.Itoa(n + len(ev.Records))}
+	if ev.IsFinalInvokeForWindow {
+		state = map[string]string{}
+	}
+	return events.KinesisTimeWindowEventResponse{TimeWindowEventResponseProperties: events.TimeWindowEventResponseProperties{State: state}}
 }
 
 // TestDrainEndsTheBatchingWindow (issue 17): a batching window longer than
