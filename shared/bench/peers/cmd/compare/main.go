@@ -547,8 +547,8 @@ func (r *runner) peer(ctx context.Context, watchFake bool, args ...string) (repo
 	var fr *firstRead
 	if watchFake && r.fake != nil {
 		fr = &firstRead{}
-		r.fake.SetOnGetRecords(fr.hook)
-		defer r.fake.SetOnGetRecords(nil)
+		r.fake.SetOnRead(fr.hook)
+		defer r.fake.SetOnRead(nil)
 	}
 	mock0 := procCPU(r.mockPID)
 	t0 := time.Now()

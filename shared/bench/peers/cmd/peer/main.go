@@ -2,7 +2,7 @@
 // one JSON line on stdout, how long it took to count N user records and
 // what it cost:
 //
-//	peer -lib harlow|vmware|shardline -stream S -n N -kinesis URL -dynamodb URL [-app NAME]
+//	peer -lib harlow|vmware|vmware-efo|shardline|shardline-json|shardline-efo|shardline-efo-sdk -stream S -n N -kinesis URL -dynamodb URL [-app NAME]
 //
 // Each library reads from TRIM_HORIZON with its own defaults except where
 // the flags below say otherwise; the handler only counts user records
@@ -143,6 +143,9 @@ type config struct {
 	n                                           int64
 	timeout                                     time.Duration
 	shardSync                                   time.Duration // vmware only; 0: the library's default
+	// efo: enhanced fan-out (the -efo modes): efoOwn or efoSDK for
+	// Shardline, any non-empty for vmware; "": polling.
+	efo string
 }
 
 // runner starts a library's consumer; it returns when ctx is done or the
@@ -159,6 +162,24 @@ var runners = map[string]runner{
 		os.Setenv("AWS_CBOR_DISABLE", "true")
 		return runShardline(ctx, cfg, c)
 	},
+	// Enhanced fan-out: a consumer named after -app, SubscribeToShard per
+	// shard (over TLS with HTTP/2 where the endpoint is https://, as on
+	// AWS). shardline-efo reads the subscriptions with Shardline's own
+	// reader, shardline-efo-sdk with the SDK's (fetch.SDKSubscribe).
+	"shardline-efo":     withEFO(efoOwn, runShardline),
+	"shardline-efo-sdk": withEFO(efoSDK, runShardline),
+	"vmware-efo":        withEFO(efoOwn, runVMware),
+}
+
+// libs names the -lib values.
+const libs = "harlow, vmware, vmware-efo, shardline, shardline-json, shardline-efo or shardline-efo-sdk"
+
+// withEFO is r reading with enhanced fan-out.
+func withEFO(mode string, r runner) runner {
+	return func(ctx context.Context, cfg config, c *counter) error {
+		cfg.efo = mode
+		return r(ctx, cfg, c)
+	}
 }
 
 func main() {
@@ -173,7 +194,7 @@ func main() {
 func run(start time.Time, args []string) error {
 	fs := flag.NewFlagSet("peer", flag.ContinueOnError)
 	var cfg config
-	fs.StringVar(&cfg.lib, "lib", "", "harlow, vmware, shardline or shardline-json")
+	fs.StringVar(&cfg.lib, "lib", "", libs)
 	fs.StringVar(&cfg.stream, "stream", "", "stream name")
 	fs.StringVar(&cfg.app, "app", "", "application (lease/checkpoint) name; default peer-<lib>-<time>")
 	fs.StringVar(&cfg.kinesis, "kinesis", os.Getenv("AWS_ENDPOINT_URL_KINESIS"), "Kinesis endpoint")
@@ -203,7 +224,7 @@ func run(start time.Time, args []string) error {
 	}
 	r, ok := runners[cfg.lib]
 	if !ok {
-		return fmt.Errorf("-lib %q: want harlow, vmware, shardline or shardline-json", cfg.lib)
+		return fmt.Errorf("-lib %q: want %s", cfg.lib, libs)
 	}
 	if cfg.stream == "" || cfg.n <= 0 || cfg.kinesis == "" || cfg.dynamodb == "" {
 		return errors.New("-stream, -n > 0, -kinesis and -dynamodb are required")

@@ -16,13 +16,21 @@ import (
 // shard at a time over some 4 minutes). The KCL
 // de-aggregates KPL records itself; the processor only counts and does not
 // checkpoint (like the Shardline run, whose checkpoints are the
-// coordinator's own).
+// coordinator's own). With cfg.efo (vmware-efo) it reads with enhanced
+// fan-out instead of polling.
 func runVMware(ctx context.Context, cfg config, c *counter) error {
 	creds := credentials.NewStaticCredentialsProvider("local", "local", "")
 	kc := cfgpkg.NewKinesisClientLibConfigWithCredential(cfg.app, cfg.stream, cfg.region, "", creds).
 		WithKinesisEndpoint(cfg.kinesis).
 		WithDynamoDBEndpoint(cfg.dynamodb).
 		WithInitialPositionInStream(cfgpkg.TRIM_HORIZON)
+	if cfg.efo != "" {
+		// Its enhanced fan-out: a consumer named after the application
+		// (its default), registered by the worker if missing; one
+		// SubscribeToShard per shard through the SDK's client, which it
+		// builds with config.LoadDefaultConfig (so AWS_CA_BUNDLE is read).
+		kc = kc.WithEnhancedFanOutConsumer(true)
+	}
 	if cfg.shardSync > 0 {
 		kc = kc.WithShardSyncIntervalMillis(int(cfg.shardSync.Milliseconds()))
 	}

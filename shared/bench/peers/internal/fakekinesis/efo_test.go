@@ -700,3 +700,20 @@ func TestSubscribeWire(t *testing.T) {
 		t.Errorf("event %+v", ev)
 	}
 }
+
+// TestOnReadSubscribe: the read hook sees SubscribeToShard too, before the
+// stream opens, and not the consumer calls before it.
+func TestOnReadSubscribe(t *testing.T) {
+	e := startEFO(t, true, nil)
+	var n atomic.Int64
+	e.fk.SetOnRead(func() { n.Add(1) })
+	defer e.fk.SetOnRead(nil)
+	consumer := e.register(t, "app")
+	if got := n.Load(); got != 0 {
+		t.Fatalf("hook called %d times before SubscribeToShard", got)
+	}
+	e.mustSubscribe(t, consumer, shard0, types.StartingPosition{Type: types.ShardIteratorTypeLatest})
+	if got := n.Load(); got != 1 {
+		t.Errorf("hook called %d times, want 1 (the SubscribeToShard)", got)
+	}
+}

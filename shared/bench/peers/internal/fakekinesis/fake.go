@@ -239,22 +239,22 @@ type Server struct {
 
 	calls sync.Map // operation -> *atomic.Int64
 	now   func() time.Time
-	// onGetRecords: see SetOnGetRecords.
-	onGetRecords atomic.Pointer[func()]
+	// onRead: see SetOnRead.
+	onRead atomic.Pointer[func()]
 	subs         subscriptions
 }
 
-// SetOnGetRecords makes f be called when a GetRecords request arrives,
-// before its body is read or it is answered, in the request's goroutine
-// (so the answer waits for f); nil removes it. It may be set while the
-// server serves: cmd/compare sets one per consumer run to learn when the
-// consumer's first read came.
-func (s *Server) SetOnGetRecords(f func()) {
+// SetOnRead makes f be called when a read request (GetRecords or
+// SubscribeToShard) arrives, before its body is read or it is answered,
+// in the request's goroutine (so the answer waits for f); nil removes it.
+// It may be set while the server serves: cmd/compare sets one per
+// consumer run to learn when the consumer's first read came.
+func (s *Server) SetOnRead(f func()) {
 	if f == nil {
-		s.onGetRecords.Store(nil)
+		s.onRead.Store(nil)
 		return
 	}
-	s.onGetRecords.Store(&f)
+	s.onRead.Store(&f)
 }
 
 // New returns a server with no streams.
@@ -420,8 +420,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.count(op)
-	if op == "GetRecords" {
-		if f := s.onGetRecords.Load(); f != nil {
+	if op == "GetRecords" || op == "SubscribeToShard" {
+		if f := s.onRead.Load(); f != nil {
 			(*f)()
 		}
 	}
