@@ -241,7 +241,7 @@ type Server struct {
 	now   func() time.Time
 	// onRead: see SetOnRead.
 	onRead atomic.Pointer[func()]
-	subs         subscriptions
+	subs   subscriptions
 }
 
 // SetOnRead makes f be called when a read request (GetRecords or
