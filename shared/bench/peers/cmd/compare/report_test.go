@@ -14,7 +14,7 @@ import (
 func TestWriteBetweenMarkers(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "B.md")
 	os.WriteFile(path, []byte("# B\n\nbefore\n"+beginMarker+"\nold\n"+endMarker+"\nafter\n"), 0o644)
-	if err := writeBetweenMarkers(path, []byte("new\n")); err != nil {
+	if err := writeBetweenMarkers(path, beginMarker, endMarker, []byte("new\n")); err != nil {
 		t.Fatal(err)
 	}
 	b, _ := os.ReadFile(path)
@@ -22,7 +22,7 @@ func TestWriteBetweenMarkers(t *testing.T) {
 		t.Errorf("got %q, want %q", b, want)
 	}
 	os.WriteFile(path, []byte("only "+beginMarker), 0o644)
-	if err := writeBetweenMarkers(path, []byte("x")); err == nil {
+	if err := writeBetweenMarkers(path, beginMarker, endMarker, []byte("x")); err == nil {
 		t.Error("one marker: no error")
 	}
 }

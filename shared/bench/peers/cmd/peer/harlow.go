@@ -42,7 +42,7 @@ func runHarlow(ctx context.Context, cfg config, c *counter) error {
 		if err != nil {
 			return fmt.Errorf("deaggregate: %w", err)
 		}
-		c.observe(func(i int) []byte { return users[i].Data }, len(users))
+		c.observe(r.ShardID, func(i int) []byte { return users[i].Data }, len(users))
 		return nil
 	})
 }

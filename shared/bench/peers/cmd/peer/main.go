@@ -121,10 +121,10 @@ func (c *counter) add(k int) {
 }
 
 // observe takes the latency of each user record's data (with -latency),
-// then counts them.
-func (c *counter) observe(data func(i int) []byte, k int) {
+// k records of shard, then counts them.
+func (c *counter) observe(shard string, data func(i int) []byte, k int) {
 	if c.lat != nil {
-		c.lat.observe(data, k, c.n.Load())
+		c.lat.observe(shard, data, k, c.n.Load())
 	}
 	c.add(k)
 }
@@ -207,6 +207,7 @@ func run(start time.Time, args []string) error {
 	memprofile := fs.String("memprofile", "", "write a heap profile to this file at the N-th record")
 	lat := fs.Bool("latency", false, "take each user record's producer timestamps (bytes 0..8: made, 8..16: handed to PutRecords; big-endian UnixNano) and report latency percentiles from each; -n then counts latency samples")
 	warmup := fs.Int64("warmup", 1000, "with -latency: only records produced after this many user records were received count")
+	warmupShards := fs.Int("warmup-shards", 0, "with -latency: and only once records have come from this many shards (a library that takes its leases one by one would count the backlog of a shard taken late)")
 	ensureTable := fs.Bool("ensure-table", false, "shardline: create the lease table of -app (the library's own code) and exit, printing nothing")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -242,7 +243,7 @@ func run(start time.Time, args []string) error {
 	}
 	c := newCounter(start, cfg.n)
 	if *lat {
-		c.lat = newLatency(*warmup)
+		c.lat = newLatency(*warmup, *warmupShards)
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- r(ctx, cfg, c) }()

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
@@ -50,7 +51,11 @@ func shardline(cfg config, c *counter) (*coordinator.Worker, error) {
 		MaxRetryAttempts: -1, BatchSize: 1000,
 		Kinesis: kc, DynamoDB: dynamoClient(cfg),
 		Handler: func(ctx context.Context, ev events.KinesisEvent) (events.KinesisEventResponse, error) {
-			c.observe(func(i int) []byte { return ev.Records[i].Kinesis.Data }, len(ev.Records))
+			var shard string
+			if len(ev.Records) > 0 { // a batch is one shard's; EventID is shardId-…:sequence[:sub]
+				shard, _, _ = strings.Cut(ev.Records[0].EventID, ":")
+			}
+			c.observe(shard, func(i int) []byte { return ev.Records[i].Kinesis.Data }, len(ev.Records))
 			return events.KinesisEventResponse{}, nil
 		},
 	}

@@ -45,12 +45,17 @@ func runVMware(ctx context.Context, cfg config, c *counter) error {
 
 type factory struct{ c *counter }
 
-func (f factory) CreateProcessor() kcl.IRecordProcessor { return processor(f) }
+// CreateProcessor makes the processor of one shard (the KCL makes one per
+// shard consumer and initializes it with the shard's id).
+func (f factory) CreateProcessor() kcl.IRecordProcessor { return &processor{c: f.c} }
 
-type processor struct{ c *counter }
-
-func (processor) Initialize(*kcl.InitializationInput) {}
-func (p processor) ProcessRecords(in *kcl.ProcessRecordsInput) {
-	p.c.observe(func(i int) []byte { return in.Records[i].Data }, len(in.Records))
+type processor struct {
+	c     *counter
+	shard string
 }
-func (processor) Shutdown(*kcl.ShutdownInput) {}
+
+func (p *processor) Initialize(in *kcl.InitializationInput) { p.shard = in.ShardId }
+func (p *processor) ProcessRecords(in *kcl.ProcessRecordsInput) {
+	p.c.observe(p.shard, func(i int) []byte { return in.Records[i].Data }, len(in.Records))
+}
+func (*processor) Shutdown(*kcl.ShutdownInput) {}

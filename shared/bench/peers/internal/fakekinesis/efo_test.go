@@ -270,6 +270,9 @@ func TestSubscribe(t *testing.T) {
 			if p := e.rec.proto("SubscribeToShard"); p != tc.proto {
 				t.Errorf("SubscribeToShard answered in %s, want %s", p, tc.proto)
 			}
+			if n := e.fk.Protocols()["SubscribeToShard "+tc.proto]; n != 1 {
+				t.Errorf("Protocols() = %v, want one SubscribeToShard in %s", e.fk.Protocols(), tc.proto)
+			}
 			var want []string
 			for i := range 3 {
 				before := time.Now().Truncate(time.Millisecond)
