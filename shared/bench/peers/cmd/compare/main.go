@@ -18,13 +18,19 @@
 //     each user record carrying its producer timestamps (made, and handed
 //     to PutRecords); with the fake, a
 //     put-rate probe first measures what a fresh kinesis-mock takes;
+//   - enhanced fan-out (issue #18, efo.go): the fake also served over TLS
+//     with HTTP/2; Shardline and vmware-go-kcl-v2 reading with
+//     SubscribeToShard beside polling Shardline (backlog and latency), and
+//     Shardline's fan-out on 100 shards (backlog, steady flow);
 //   - with -profile DIR: CPU and heap profiles of Shardline on the fake.
 //
 // It prints Markdown on stdout (progress on stderr) and writes it into
 // -write (default the repository's BENCHMARKS.md, between
-// <!-- peers:begin --> and <!-- peers:end -->).
+// <!-- peers:begin --> and <!-- peers:end -->, the fan-out section between
+// <!-- efo:begin --> and <!-- efo:end -->). -efo runs the fan-out rows
+// alone.
 //
-//	cd shared/bench/peers && go run ./cmd/compare [-runs 2] [-quick] [-profile DIR] [-write PATH]
+//	cd shared/bench/peers && go run ./cmd/compare [-runs 2] [-quick] [-efo] [-profile DIR] [-write PATH]
 package main
 
 import (
@@ -512,18 +518,30 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 				}
 			}
 		}
+		type target struct {
+			libSource
+			d dataset
+		}
+		var targets []target
 		for _, d := range fakeSets {
 			for _, ls := range which {
-				name := fmt.Sprintf("%s on the %s %s stream", libName(ls.lib), sourceName(ls.source), d.key)
-				base := filepath.Join(opt.profileDir, fmt.Sprintf("%s-%s-%s", ls.lib, ls.source, d.key))
-				_, err := r.backlog(ctx, ls.source, d, ls.lib, "", []string{"-cpuprofile", base + ".cpu.pprof", "-memprofile", base + ".heap.pprof"})
-				if err != nil {
-					logf("profile %s: %v", name, err)
-					continue
-				}
-				profiles[name] = base
-				logf("profiles: %s.cpu.pprof, %s.heap.pprof", base, base)
+				targets = append(targets, target{ls, d})
 			}
+		}
+		if ds100 != nil && contains(opt.efoLibs, "shardline-efo") {
+			// Where fan-out's peak RSS goes with 100 shards.
+			targets = append(targets, target{libSource{"shardline-efo", srcFakeTLS}, *ds100})
+		}
+		for _, t := range targets {
+			name := fmt.Sprintf("%s on the %s %s stream", libName(t.lib), sourceName(t.source), t.d.key)
+			base := filepath.Join(opt.profileDir, fmt.Sprintf("%s-%s-%s", t.lib, t.source, t.d.key))
+			_, err := r.backlog(ctx, t.source, t.d, t.lib, "", []string{"-cpuprofile", base + ".cpu.pprof", "-memprofile", base + ".heap.pprof"})
+			if err != nil {
+				logf("profile %s: %v", name, err)
+				continue
+			}
+			profiles[name] = base
+			logf("profiles: %s.cpu.pprof, %s.heap.pprof", base, base)
 		}
 	}
 	if err := ctx.Err(); err != nil {
