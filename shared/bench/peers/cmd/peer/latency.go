@@ -24,9 +24,9 @@ const (
 // latency holds histograms of producer-to-handler latencies, from each
 // record's creation and from its put, safe for concurrent handlers.
 type latency struct {
-	warmup  int64        // user records to receive before samples count
-	shards  int          // shards to receive records from before samples count
-	mu      sync.Mutex   // guards from, during the warm-up
+	warmup  int64      // user records to receive before samples count
+	shards  int        // shards to receive records from before samples count
+	mu      sync.Mutex // guards from, during the warm-up
 	from    map[string]bool
 	after   atomic.Int64 // UnixNano: records produced before are not counted; MaxInt64 until the warm-up is over
 	bad     atomic.Int64 // records too short to hold a creation stamp
