@@ -22,7 +22,7 @@ func TestEFOReport(t *testing.T) {
 	plainLat := dataset{key: "plain", name: "plain", shards: 4}
 	rows := []*result{
 		{section: "efo-backlog", source: srcFake, ds: kpl, lib: "shardline", runs: []report{backlog(0.22, 0.01, 44)}},
-		{section: "efo-backlog", source: srcFakeTLS, ds: kpl, lib: "shardline", runs: []report{backlog(0.26, 0.01, 45)}},   // 0.625 per 1M
+		{section: "efo-backlog", source: srcFakeTLS, ds: kpl, lib: "shardline", runs: []report{backlog(0.26, 0.01, 45)}},     // 0.625 per 1M
 		{section: "efo-backlog", source: srcFakeTLS, ds: kpl, lib: "shardline-efo", runs: []report{backlog(0.23, 0.01, 56)}}, // 0.55: 0.88×
 		{section: "efo-backlog", source: srcFakeTLS, ds: kpl, lib: "vmware-efo", runs: []report{backlog(0.52, 0.02, 54)}},
 		{section: "efo-shards100", source: srcFakeTLS, ds: dataset{key: "shards100", name: "KPL (100 per aggregate), 100 shards", records: 100000, shards: 100, aggregate: 100}, lib: "shardline-efo",
