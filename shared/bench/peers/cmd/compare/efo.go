@@ -111,14 +111,14 @@ func writeEFOReport(w io.Writer, in reportInput) {
 	if len(s100) > 0 {
 		fmt.Fprintf(w, "\n### Shardline, fan-out, holding 100 shards\n\n")
 		fmt.Fprintf(w, "**Backlog**: a 100-shard KPL stream read from TRIM_HORIZON to the end. **Steady**: a new empty 100-shard stream, the consumer started first, then %d plain user records/s put for %v after a warm-up of %d records (each shard a subscription of its own, about %d records/s each).\n\n", in.opt.rate, in.opt.efoSteady, in.opt.warmup, max(in.opt.rate/100, 1))
-		fmt.Fprintf(w, "| run | stream | runs | user records/s | put rate /s | CPU s per 1M, first read→last | CPU s per 1M, whole process | peak RSS MB (mean / max) | p50 / p99 ms from put |\n|---|---|---:|---:|---:|---:|---:|---:|---:|\n")
+		fmt.Fprintf(w, "| run | stream | library | runs | user records/s | put rate /s | CPU s per 1M, first read→last | CPU s per 1M, whole process | peak RSS MB (mean / max) | p50 / p99 ms from put |\n|---|---|---|---:|---:|---:|---:|---:|---:|---:|\n")
 		for _, x := range s100 {
 			kind, label := "backlog", fmt.Sprintf("%s, %d", x.ds.name, x.ds.records)
 			if x.section == "efo-steady100" {
 				kind, label = "steady", x.ds.name
 			}
 			if len(x.runs) == 0 {
-				fmt.Fprintf(w, "| %s | %s | %s | | | | | | |\n", kind, label, failed(x))
+				fmt.Fprintf(w, "| %s | %s | %s | %s | | | | | | |\n", kind, label, libName(x.lib), failed(x))
 				continue
 			}
 			f := mean(x)
@@ -126,7 +126,7 @@ func writeEFOReport(w io.Writer, in reportInput) {
 			if x.section == "efo-steady100" {
 				rate, put, lat = "—", fmt.Sprintf("%.0f", f.minPutRate), f.fromPut(f.putP50)+" / "+f.fromPut(f.putP99)
 			}
-			fmt.Fprintf(w, "| %s | %s | %d | %s | %s | %s | %.2f | %.0f / %.0f | %s |\n", kind, label, len(x.runs), rate, put, f.firstRead(), f.cpuAll, f.rssMB, f.maxRSSMB, lat)
+			fmt.Fprintf(w, "| %s | %s | %s | %d | %s | %s | %s | %.2f | %.0f / %.0f | %s |\n", kind, label, libName(x.lib), len(x.runs), rate, put, f.firstRead(), f.cpuAll, f.rssMB, f.maxRSSMB, lat)
 		}
 	}
 
@@ -157,7 +157,7 @@ func writeEFOReport(w io.Writer, in reportInput) {
 		fmt.Fprintf(w, "| fan-out CPU per user record ≤ %.1f× polling's (CBOR GetRecords), both over TLS + HTTP/2 (%s, %d records; judged on %s) | %s | %s |\n", efoCPUFactor, s.ds.name, s.ds.records, judged.name, text, mark(judged.met))
 	}
 	for _, x := range s100 {
-		if len(x.runs) == 0 {
+		if len(x.runs) == 0 || x.lib != "shardline-efo" {
 			continue
 		}
 		f := mean(x)

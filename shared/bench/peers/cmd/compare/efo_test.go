@@ -42,7 +42,7 @@ func TestEFOReport(t *testing.T) {
 		"| fake, TLS + HTTP/2 | KPL (100 per aggregate), 4 shards, 400000 | Shardline, fan-out | 1 |",
 		"| KPL (100 per aggregate) | Shardline, fan-out | fake, TLS + HTTP/2 | 1.00 |",
 		"| plain | Shardline, fan-out | 2 | 40000 |",
-		"| steady | plain, 100 shards | 1 | — | 1000 | — |",
+		"| steady | plain, 100 shards | Shardline, fan-out | 1 | — | 1000 | — |",
 		"(plain, TLS + HTTP/2; put rate 1000/s) | p50 2 ms, p99 31 ms (worst run) | **not met** |",
 		"first read→last: Shardline, fan-out 0.55 vs shardline 0.62 CPU s per 1M, 0.88×",
 		"polling over plain HTTP 0.52, fan-out ÷ it 1.05× | **met** |",

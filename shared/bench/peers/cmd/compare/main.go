@@ -474,9 +474,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 					do(x, func() (report, error) { return r.backlog(ctx, rl.source, d, rl.lib, "", nil) })
 				}
 			}
-			if ds100 != nil && contains(opt.efoLibs, "shardline-efo") {
-				x := row("efo-shards100", srcFakeTLS, *ds100, "shardline-efo")
-				do(x, func() (report, error) { return r.backlog(ctx, srcFakeTLS, *ds100, "shardline-efo", "", nil) })
+			for _, lib := range opt.efoLibs {
+				if ds100 != nil && isShardline(lib) {
+					x := row("efo-shards100", srcFakeTLS, *ds100, lib)
+					do(x, func() (report, error) { return r.backlog(ctx, srcFakeTLS, *ds100, lib, "", nil) })
+				}
 			}
 			if opt.efoSteady > 0 && opt.latencySource == srcFake && contains(opt.efoLibs, "shardline-efo") {
 				v := dataset{key: "steady100", name: "plain, 100 shards", shards: 100}
