@@ -6,7 +6,6 @@ import (
 	"maps"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/shardline/shardline/shared/awsconf"
 )
@@ -52,25 +51,8 @@ func writeEFOReport(w io.Writer, in reportInput) {
 		}
 		return out
 	}
-	find := func(section, source, key, lib string) *result {
-		for _, x := range in.rows {
-			if x.section == section && x.source == source && x.ds.key == key && x.lib == lib && len(x.runs) > 0 {
-				return x
-			}
-		}
-		return nil
-	}
-	cmd := "make bench-peers"
-	if len(in.args) > 0 {
-		cmd = "cd shared/bench/peers && go run ./cmd/compare " + strings.Join(in.args, " ")
-	}
-	fmt.Fprintf(w, "## Enhanced fan-out (issue #18)\n\n")
-	if in.quick {
-		fmt.Fprintf(w, "**Smoke run (-quick): small streams, too short to rank anything.**\n\n")
-	}
-	fmt.Fprintf(w, "Written by `cmd/compare` (shared/bench/peers; its README says how each figure is taken); `go run ./cmd/compare -efo` runs these rows alone.\n\n")
-	fmt.Fprintf(w, "- Machine: %s.\n", machine())
-	fmt.Fprintf(w, "- Command: `%s`, %s, %d run(s) of everything, one child at a time, the libraries taking turns; took %s.\n", cmd, in.began.Format("2006-01-02 15:04 MST"), in.opt.runs, in.took.Round(time.Second))
+	find := func(section, source, key, lib string) *result { return findRow(in.rows, section, source, key, lib) }
+	writeHeader(w, in, "Enhanced fan-out (issue #18)", " `go run ./cmd/compare -efo` runs these rows alone.")
 	fmt.Fprintf(w, "- Source: the in-process fake (`internal/fakekinesis`), served by the driver twice: over plain HTTP/1.1 (**fake**) and over TLS with HTTP/2 by ALPN (**fake, TLS + HTTP/2**: a certificate it makes at start, trusted by the children through `AWS_CA_BUNDLE`), as Kinesis serves SubscribeToShard. It pushes each put record to the shard's subscribers at once and a backlog in events of at most 1 MB, paced by HTTP/2 flow control. DynamoDB Local holds the leases.\n")
 	fmt.Fprintf(w, "- Libraries: **Shardline, fan-out** = `shared/coordinator` with `ConsumerName` (registered by its `Check`) and its own subscription reader (`fetch.Client.Subscribe`: event-stream framing and JSON events decoded by hand), the subscriptions over a client built as `awsconf` builds `KinesisFanOut` (no overall timeout, %d KiB HTTP/2 receive buffer per stream); **vmware-go-kcl-v2 v1.0.0, fan-out** = its `EnableEnhancedFanOutConsumer` (the SDK's SubscribeToShard and event-stream reader; shard sync %v); **Shardline** = polling with CBOR GetRecords, BatchSize 1000 in every Shardline mode. Each run registers a consumer named after its application.\n\n", awsconf.FanOutStreamBuffer>>10, in.opt.shardSync)
 

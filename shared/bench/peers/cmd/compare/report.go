@@ -227,6 +227,34 @@ func connections(w io.Writer, rows []*result) {
 	}
 }
 
+// findRow is the row of rows with runs for that section, source, dataset
+// and library, or nil.
+func findRow(rows []*result, section, source, key, lib string) *result {
+	for _, x := range rows {
+		if x.section == section && x.source == source && x.ds.key == key && x.lib == lib && len(x.runs) > 0 {
+			return x
+		}
+	}
+	return nil
+}
+
+// writeHeader writes a section's title and its lines on how it was made
+// (more: a sentence after "Written by …").
+func writeHeader(w io.Writer, in reportInput, title, more string) {
+	cmd := "make bench-peers"
+	if len(in.args) > 0 {
+		cmd = "cd shared/bench/peers && go run ./cmd/compare " + strings.Join(in.args, " ")
+	}
+	fmt.Fprintf(w, "## %s\n\n", title)
+	if in.quick {
+		fmt.Fprintf(w, "**Smoke run (-quick): small streams, too short to rank anything.**\n\n")
+	}
+	fmt.Fprintf(w, "Written by `cmd/compare` (shared/bench/peers; its README says how each figure is taken).%s\n\n", more)
+	fmt.Fprintf(w, "- Machine: %s.\n", machine())
+	fmt.Fprintf(w, "- Command: `%s` (the module's `go run ./cmd/compare`), %s, %d run(s) of everything, each library one at a time; took %s.\n",
+		cmd, in.began.Format("2006-01-02 15:04 MST"), in.opt.runs, in.took.Round(time.Second))
+}
+
 func ratio(a, b float64) string {
 	if b == 0 {
 		return "–"
@@ -245,18 +273,7 @@ func writeReport(w io.Writer, in reportInput) {
 		}
 		return out
 	}
-	cmd := "make bench-peers"
-	if len(in.args) > 0 {
-		cmd = "cd shared/bench/peers && go run ./cmd/compare " + strings.Join(in.args, " ")
-	}
-	fmt.Fprintf(w, "## Side by side with the Go peers (issue #11)\n\n")
-	if in.quick {
-		fmt.Fprintf(w, "**Smoke run (-quick): small streams, too short to rank anything.**\n\n")
-	}
-	fmt.Fprintf(w, "Written by `cmd/compare` (shared/bench/peers; its README says how each figure is taken).\n\n")
-	fmt.Fprintf(w, "- Machine: %s.\n", machine())
-	fmt.Fprintf(w, "- Command: `%s` (the module's `go run ./cmd/compare`), %s, %d run(s) of everything, each library one at a time; took %s.\n",
-		cmd, in.began.Format("2006-01-02 15:04 MST"), in.opt.runs, in.took.Round(time.Second))
+	writeHeader(w, in, "Side by side with the Go peers (issue #11)", "")
 	fmt.Fprintf(w, "- Libraries: harlow/kinesis-consumer v0.5.0 (AWS SDK v2, JSON), vmware-go-kcl-v2 v1.0.0 (AWS SDK v2, JSON; shard sync %v), Shardline (`shared/coordinator`, BatchSize 1000; GetRecords in CBOR, and as \"Shardline, JSON\" in JSON with AWS_CBOR_DISABLE=true, as it reads an endpoint that refuses CBOR), each in a child process whose handler counts user records (harlow's de-aggregates KPL with awslabs' deaggregator; the other two de-aggregate themselves).\n", in.opt.shardSync)
 	fmt.Fprintf(w, "- Sources: **fake** = an in-process Kinesis (`internal/fakekinesis`) served by the driver, holding a copy of the streams read back from kinesis-mock (same shards, sequence numbers, data, timestamps) and taking the latency runs' puts: its CPU is the driver's, so the consumer's CPU and speed are measured without the stand-in in the way. **kinesis-mock** = the Node stand-in itself; it takes ~%s of a core while serving (measured below), on the same 2 cores as the consumer, so its rows are bounded by it. DynamoDB Local holds leases/checkpoints in both.\n\n", mockCores(rows))
 
@@ -432,14 +449,7 @@ func mark(ok bool) string {
 
 func writeTargets(w io.Writer, rows []*result, latencySource string) {
 	fmt.Fprintf(w, "\n### Targets of issue #11\n\n| target | figures | |\n|---|---|---|\n")
-	find := func(section, source, key, lib string) *result {
-		for _, x := range rows {
-			if x.section == section && x.source == source && x.ds.key == key && x.lib == lib && len(x.runs) > 0 {
-				return x
-			}
-		}
-		return nil
-	}
+	find := func(section, source, key, lib string) *result { return findRow(rows, section, source, key, lib) }
 	for _, src := range []string{srcFake, srcMock} {
 		for _, key := range []string{"kpl", "plain"} {
 			s := find("backlog", src, key, "shardline")
