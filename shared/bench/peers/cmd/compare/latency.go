@@ -62,22 +62,26 @@ func stampPut(recs []kpl.UserRecord, t time.Time) {
 type latencyTarget struct {
 	source   string // srcFake or srcMock
 	endpoint string
-	client   *kinesis.Client
-	create   func(ctx context.Context, name string, shards int) error // a new empty stream
-	remove   func(name string)                                        // nil: streams stay
+	// tlsEndpoint is the fake's TLS endpoint, where the enhanced fan-out
+	// libraries read ("": none).
+	tlsEndpoint string
+	client      *kinesis.Client
+	create      func(ctx context.Context, name string, shards int) error // a new empty stream
+	remove      func(name string)                                        // nil: streams stay
 }
 
 // latency runs one consumer on a new stream of lt and puts rate user
 // records a second into it once the consumer has been started, until
-// the consumer has taken rate × latencyDuration latency samples (records
-// produced after its warm-up) and exited. Records are made every plainTk
+// the consumer has taken rate × dur latency samples (records produced
+// after its warm-up) and exited. Enhanced fan-out libraries read the
+// fake's TLS endpoint. Records are made every plainTk
 // (10 ms) and stamped when made; plain ones are put at once, KPL ones
 // collected and put as aggregates every kplFlush (50 ms), so their latency
 // from creation includes up to that wait, as with the KPL's
 // RecordMaxBufferedTime. Each record is stamped a second time just before
 // its put (the flush, for KPL), so its latency from the put is the
 // consumer's alone.
-func (r *runner) latency(ctx context.Context, lt latencyTarget, v dataset, lib string, round int) (report, error) {
+func (r *runner) latency(ctx context.Context, lt latencyTarget, v dataset, lib string, round int, dur time.Duration) (report, error) {
 	stream := fmt.Sprintf("lat-%s-%s-%d-%d", v.key, lib, round, time.Now().UnixNano()%1e9)
 	if err := lt.create(ctx, stream, v.shards); err != nil {
 		return report{}, err
@@ -85,12 +89,18 @@ func (r *runner) latency(ctx context.Context, lt latencyTarget, v dataset, lib s
 	if lt.remove != nil {
 		defer lt.remove(stream)
 	}
-	endpoint := lt.endpoint
+	endpoint, source := lt.endpoint, lt.source
+	if isEFO(lib) {
+		if lt.tlsEndpoint == "" {
+			return report{}, fmt.Errorf("%s: enhanced fan-out needs the fake's TLS endpoint", lib)
+		}
+		endpoint, source = lt.tlsEndpoint, srcFakeTLS
+	}
 	p, err := produce.New(ctx, lt.client, stream, v.aggregate)
 	if err != nil {
 		return report{}, err
 	}
-	samples := int(float64(r.opt.rate) * r.opt.latencyDuration.Seconds())
+	samples := int(float64(r.opt.rate) * dur.Seconds())
 	type result struct {
 		rep report
 		err error
@@ -106,10 +116,10 @@ func (r *runner) latency(ctx context.Context, lt latencyTarget, v dataset, lib s
 	go func() {
 		defer stopPuts()
 		rep, err := r.peer(peerCtx, false, "-lib", lib, "-stream", stream, "-n", fmt.Sprint(samples), "-kinesis", endpoint,
-			"-latency", "-warmup", fmt.Sprint(r.opt.warmup))
+			"-latency", "-warmup", fmt.Sprint(r.opt.warmup), "-warmup-shards", fmt.Sprint(v.shards))
 		done <- result{rep, err}
 	}()
-	giveUp := time.Now().Add(r.opt.latencyDuration + time.Duration(r.opt.warmup/max(r.opt.rate, 1))*time.Second + r.opt.timeout)
+	giveUp := time.Now().Add(dur + time.Duration(r.opt.warmup/max(r.opt.rate, 1))*time.Second + r.opt.timeout)
 	tick := time.NewTicker(r.opt.plainTk)
 	defer tick.Stop()
 	start := time.Now()
@@ -127,7 +137,7 @@ func (r *runner) latency(ctx context.Context, lt latencyTarget, v dataset, lib s
 				x.rep.WallSeconds = time.Since(start).Seconds()
 				x.rep.PutRate = float64(p.UserRecords) / time.Since(start).Seconds()
 				l := x.rep.Latency
-				r.logf("%s latency on %s (%s): %d samples, p50 %.0f ms, p99 %.0f ms, max %.0f ms; from the put (%d samples): p50 %.0f ms, p99 %.0f ms, max %.0f ms; %d of %d records put in %.1fs (%.0f/s)", lib, stream, lt.source, l.Samples, l.P50MS, l.P99MS, l.MaxMS, l.PutSamples, l.PutP50MS, l.PutP99MS, l.PutMaxMS, p.UserRecords, made, time.Since(start).Seconds(), x.rep.PutRate)
+				r.logf("%s latency on %s (%s): %d samples, p50 %.0f ms, p99 %.0f ms, max %.0f ms; from the put (%d samples): p50 %.0f ms, p99 %.0f ms, max %.0f ms; %d of %d records put in %.1fs (%.0f/s)", lib, stream, source, l.Samples, l.P50MS, l.P99MS, l.MaxMS, l.PutSamples, l.PutP50MS, l.PutP99MS, l.PutMaxMS, p.UserRecords, made, time.Since(start).Seconds(), x.rep.PutRate)
 			}
 			return x.rep, x.err
 		case <-ctx.Done():

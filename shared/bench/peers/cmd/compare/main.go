@@ -18,13 +18,19 @@
 //     each user record carrying its producer timestamps (made, and handed
 //     to PutRecords); with the fake, a
 //     put-rate probe first measures what a fresh kinesis-mock takes;
+//   - enhanced fan-out (issue #18, efo.go): the fake also served over TLS
+//     with HTTP/2; Shardline and vmware-go-kcl-v2 reading with
+//     SubscribeToShard beside polling Shardline (backlog and latency), and
+//     Shardline's fan-out on 100 shards (backlog, steady flow);
 //   - with -profile DIR: CPU and heap profiles of Shardline on the fake.
 //
 // It prints Markdown on stdout (progress on stderr) and writes it into
 // -write (default the repository's BENCHMARKS.md, between
-// <!-- peers:begin --> and <!-- peers:end -->).
+// <!-- peers:begin --> and <!-- peers:end -->, the fan-out section between
+// <!-- efo:begin --> and <!-- efo:end -->). -efo runs the fan-out rows
+// alone.
 //
-//	cd shared/bench/peers && go run ./cmd/compare [-runs 2] [-quick] [-profile DIR] [-write PATH]
+//	cd shared/bench/peers && go run ./cmd/compare [-runs 2] [-quick] [-efo] [-profile DIR] [-write PATH]
 package main
 
 import (
@@ -144,11 +150,14 @@ type options struct {
 	kplFlush, plainTk time.Duration
 	profileDir        string
 	latencySource     string
+	efoLibs           []string      // enhanced fan-out libraries of the EFO rows; none: no EFO rows
+	efoSteady         time.Duration // the 100-shard steady-flow run of the EFO rows (0: skipped)
 }
 
 const (
-	srcFake = "fake"
-	srcMock = "kinesis-mock"
+	srcFake    = "fake"
+	srcFakeTLS = "fake-tls" // the fake's TLS endpoint (HTTP/2), where enhanced fan-out reads
+	srcMock    = "kinesis-mock"
 )
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -175,13 +184,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	write := fs.String("write", "", "write the Markdown into this file between <!-- peers:begin --> and <!-- peers:end --> (default: the repository's BENCHMARKS.md; \"-\": nowhere; with -quick: nowhere unless given)")
 	preloadWorkers := fs.Int("preload-workers", 1, "producers putting each backlog stream into kinesis-mock at once, each one PutRecords call at a time (more did not help: kinesis-mock is busy on one core)")
 	quick := fs.Bool("quick", false, "smoke run: small streams, one run, 5 s latency runs, writes nothing unless -write is given")
+	efoOnly := fs.Bool("efo", false, "only the enhanced fan-out rows (issue #18): no kinesis-mock, the streams put straight into the fake; writes between <!-- efo:begin --> and <!-- efo:end --> only")
+	efoLibs := fs.String("efo-libs", "shardline-efo,vmware-efo", "enhanced fan-out libraries of the EFO rows, comma-separated (shardline-efo-sdk: Shardline with the SDK's subscription reader; \"\": no EFO rows)")
+	efoSteady := fs.Duration("efo-steady", 30*time.Second, "EFO rows: the measured part of the run of shardline-efo on a new 100-shard stream at -rate user records/s, for its peak RSS (0: skipped)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	if *quick {
-		for name, v := range map[string]string{"kpl": "20000", "plain": "5000", "fake-plain": "20000", "shards100": "10000", "runs": "1", "latency-duration": "5s", "warmup": "500", "mock-put-probe": "3s"} {
+		for name, v := range map[string]string{"kpl": "20000", "plain": "5000", "fake-plain": "20000", "shards100": "10000", "runs": "1", "latency-duration": "5s", "warmup": "500", "mock-put-probe": "3s", "efo-steady": "5s"} {
 			if !set[name] {
 				fs.Set(name, v)
 			}
@@ -205,7 +217,20 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		runs: *runs, libs: strings.Split(*libs, ","), timeout: *timeout, shardSync: *shardSync,
 		latencyDuration: *latDur, rate: *rate, warmup: *warmup,
 		kplFlush: 50 * time.Millisecond, plainTk: 10 * time.Millisecond, profileDir: *profileDir,
-		latencySource: *latSrc,
+		latencySource: *latSrc, efoSteady: *efoSteady,
+	}
+	if *efoLibs != "" {
+		opt.efoLibs = strings.Split(*efoLibs, ",")
+	}
+	if *efoOnly {
+		if len(opt.efoLibs) == 0 {
+			return errors.New("-efo with -efo-libs \"\": nothing to run")
+		}
+		if *latSrc != srcFake {
+			return errors.New("-efo: the latency runs read the fake")
+		}
+		// Polling Shardline beside the fan-out libraries.
+		opt.libs = []string{"shardline"}
 	}
 	logf := func(format string, a ...any) {
 		fmt.Fprintf(stderr, "%s "+format+"\n", append([]any{time.Now().Format("15:04:05")}, a...)...)
@@ -248,17 +273,25 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		spec = append(spec, fmt.Sprintf("%s:%d", d.stream, d.shards))
 	}
 	logf("starting stand-ins")
-	ks, err := standin.StartKinesis(ctx, standin.KinesisOptions{InitializeStreams: strings.Join(spec, ",")})
-	if err != nil {
-		return fmt.Errorf("kinesis-mock: %w", err)
+	var ks *standin.Server // kinesis-mock; nil with -efo
+	mock := struct {
+		endpoint string
+		pid      int
+	}{}
+	if !*efoOnly {
+		if ks, err = standin.StartKinesis(ctx, standin.KinesisOptions{InitializeStreams: strings.Join(spec, ",")}); err != nil {
+			return fmt.Errorf("kinesis-mock: %w", err)
+		}
+		defer ks.Stop()
+		mock.endpoint, mock.pid = ks.Endpoint, ks.PID
+		logf("kinesis-mock %s (pid %d)", ks.Endpoint, ks.PID)
 	}
-	defer ks.Stop()
 	dsrv, err := standin.StartDynamoDB(ctx, standin.DynamoDBOptions{})
 	if err != nil {
 		return fmt.Errorf("dynamodb local: %w", err)
 	}
 	defer dsrv.Stop()
-	logf("kinesis-mock %s (pid %d), dynamodb %s (pid %d)", ks.Endpoint, ks.PID, dsrv.Endpoint, dsrv.PID)
+	logf("dynamodb %s (pid %d)", dsrv.Endpoint, dsrv.PID)
 	// With -latency-source kinesis-mock the latency runs put into a
 	// kinesis-mock of their own: the one holding the backlog streams is
 	// slow to take puts (a 50,000-record plain preload ran at ~400
@@ -272,7 +305,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		logf("kinesis-mock for the latency runs %s (pid %d)", lks.Endpoint, lks.PID)
 	}
 
-	kc := standin.KinesisClient(ks.Endpoint)
 	fake := fakekinesis.New()
 	var unknown atomic.Int64
 	fake.Logf = func(format string, a ...any) {
@@ -282,19 +314,22 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		logf(format, a...)
 	}
 	preload := map[string]float64{}
-	for _, d := range append(sets, deref(ds100)...) {
-		t0 := time.Now()
-		if err := preloadStream(ctx, kc, d, *preloadWorkers); err != nil {
-			return err
+	if ks != nil {
+		kc := standin.KinesisClient(ks.Endpoint)
+		for _, d := range append(sets, deref(ds100)...) {
+			t0 := time.Now()
+			if err := preloadStream(ctx, kc, d, *preloadWorkers); err != nil {
+				return err
+			}
+			putSecs := time.Since(t0).Seconds()
+			st, err := fakekinesis.Load(ctx, kc, d.stream)
+			if err != nil {
+				return fmt.Errorf("copy %s into the fake: %w", d.stream, err)
+			}
+			fake.Add(st)
+			preload[d.stream] = time.Since(t0).Seconds()
+			logf("preloaded %s: %d user records in %d Kinesis records over %d shards, %.1fs (puts %.1fs, %.0f Kinesis records/s; then copied into the fake)", d.stream, d.records, st.Records(), len(st.Shards), time.Since(t0).Seconds(), putSecs, float64(st.Records())/putSecs)
 		}
-		putSecs := time.Since(t0).Seconds()
-		st, err := fakekinesis.Load(ctx, kc, d.stream)
-		if err != nil {
-			return fmt.Errorf("copy %s into the fake: %w", d.stream, err)
-		}
-		fake.Add(st)
-		preload[d.stream] = time.Since(t0).Seconds()
-		logf("preloaded %s: %d user records in %d Kinesis records over %d shards, %.1fs (puts %.1fs, %.0f Kinesis records/s; then copied into the fake)", d.stream, d.records, st.Records(), len(st.Shards), time.Since(t0).Seconds(), putSecs, float64(st.Records())/putSecs)
 	}
 	fakeEP, err := fake.Start(fakekinesis.ServeOptions{})
 	if err != nil {
@@ -303,26 +338,40 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	defer fakeEP.Close()
 	fakeURL := fakeEP.URL
 	logf("fake Kinesis %s", fakeURL)
+	// The fake's TLS endpoint (HTTP/2 by ALPN, as Kinesis serves
+	// SubscribeToShard), for the enhanced fan-out rows; the children
+	// trust its certificate through AWS_CA_BUNDLE.
+	var fakeTLS *fakekinesis.Endpoint
+	if len(opt.efoLibs) > 0 {
+		if fakeTLS, err = fake.Start(fakekinesis.ServeOptions{TLS: true}); err != nil {
+			return err
+		}
+		defer fakeTLS.Close()
+		logf("fake Kinesis over TLS %s (CA %s)", fakeTLS.URL, fakeTLS.CAFile)
+	}
 	// The fake rows' plain stream: larger than kinesis-mock can take in
 	// time (it puts ~800 records/s here), put straight into the fake, so
-	// that CPU per record is measured over more than a few ms.
+	// that CPU per record is measured over more than a few ms. With -efo
+	// every stream is put straight into the fake.
 	fakeSets := slices.Clone(sets)
 	for i, d := range fakeSets {
 		n := map[string]int{"plain": *nFakePlain, "kpl": *nFakeKPL}[d.key]
+		if n <= 0 && ks == nil {
+			n = d.records
+		}
 		if n <= 0 {
 			continue
 		}
 		d.stream, d.records = "peers-"+d.key+"-fake", n
-		t0 := time.Now()
-		if err := fake.AddEmptyStream(d.stream, d.shards); err != nil {
+		if err := preloadFake(ctx, fake, fakeURL, d, preload, logf); err != nil {
 			return err
 		}
-		if err := preloadStream(ctx, standin.KinesisClient(fakeURL), d, 4); err != nil {
-			return fmt.Errorf("preload the fake's %s: %w", d.stream, err)
-		}
-		preload[d.stream] = time.Since(t0).Seconds()
-		logf("preloaded %s in the fake: %d records over %d shards, %.1fs", d.stream, d.records, d.shards, time.Since(t0).Seconds())
 		fakeSets[i] = d
+	}
+	if ds100 != nil && ks == nil {
+		if err := preloadFake(ctx, fake, fakeURL, *ds100, preload, logf); err != nil {
+			return err
+		}
 	}
 
 	// Where the latency runs put and read.
@@ -334,7 +383,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			lt = latencyTarget{source: srcFake, endpoint: fakeURL, client: standin.KinesisClient(fakeURL),
 				create: func(_ context.Context, name string, shards int) error { return fake.AddEmptyStream(name, shards) },
 				remove: fake.Remove}
-			if *probeDur > 0 {
+			if fakeTLS != nil {
+				lt.tlsEndpoint = fakeTLS.URL
+			}
+			if *probeDur > 0 && !*efoOnly {
 				pr, err := probeMockPuts(ctx, *probeDur, *shards, opt, logf)
 				if err != nil {
 					return fmt.Errorf("kinesis-mock put probe: %w", err)
@@ -349,10 +401,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 	}
 
-	env := append(os.Environ(), standin.Env(ks.Endpoint, dsrv.Endpoint)...)
+	env := append(os.Environ(), standin.Env(mock.endpoint, dsrv.Endpoint)...)
 	env = append(env, "AWS_EC2_METADATA_DISABLED=true")
-	r := &runner{bin: *peer, env: env, ddb: dsrv.Endpoint, opt: opt, mockPID: ks.PID, logf: logf, fake: fake,
-		endpoints: map[string]string{srcFake: fakeURL, srcMock: ks.Endpoint}}
+	endpoints := map[string]string{srcFake: fakeURL, srcMock: mock.endpoint}
+	if fakeTLS != nil {
+		// The last AWS_CA_BUNDLE wins (os/exec keeps the last of a key):
+		// the fake's certificate, not the host's bundle.
+		env = append(env, "AWS_CA_BUNDLE="+fakeTLS.CAFile)
+		endpoints[srcFakeTLS] = fakeTLS.URL
+	}
+	r := &runner{bin: *peer, env: env, ddb: dsrv.Endpoint, opt: opt, mockPID: mock.pid, logf: logf, fake: fake,
+		endpoints: endpoints}
 
 	// One row per (section, source, dataset, lib); runs appended round by
 	// round, so run 2 of everything comes after run 1 of everything.
@@ -382,6 +441,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	for round := 1; round <= opt.runs; round++ {
 		logf("round %d of %d", round, opt.runs)
 		for _, src := range []string{srcFake, srcMock} {
+			if *efoOnly {
+				break
+			}
 			srcSets := sets
 			if src == srcFake {
 				srcSets = fakeSets
@@ -402,28 +464,85 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 				do(x, func() (report, error) { return r.firstRecord(ctx, src, d, round) })
 			}
 		}
+		if len(opt.efoLibs) > 0 {
+			// Enhanced fan-out (issue #18): the fake's streams read over
+			// TLS with HTTP/2, beside polling Shardline over both
+			// endpoints; Shardline on 100 shards.
+			for _, d := range fakeSets {
+				for _, rl := range efoBacklogRows(opt.efoLibs) {
+					x := row("efo-backlog", rl.source, d, rl.lib)
+					do(x, func() (report, error) { return r.backlog(ctx, rl.source, d, rl.lib, "", nil) })
+				}
+			}
+			for _, lib := range opt.efoLibs {
+				if ds100 != nil && isShardline(lib) {
+					x := row("efo-shards100", srcFakeTLS, *ds100, lib)
+					do(x, func() (report, error) { return r.backlog(ctx, srcFakeTLS, *ds100, lib, "", nil) })
+				}
+			}
+			if opt.efoSteady > 0 && opt.latencySource == srcFake && contains(opt.efoLibs, "shardline-efo") {
+				v := dataset{key: "steady100", name: "plain, 100 shards", shards: 100}
+				x := row("efo-steady100", srcFakeTLS, v, "shardline-efo")
+				do(x, func() (report, error) { return r.latency(ctx, lt, v, "shardline-efo", round, opt.efoSteady) })
+			}
+		}
 		if opt.latencyDuration > 0 {
+			libs := opt.libs
+			if opt.latencySource == srcFake {
+				libs = append(slices.Clone(libs), opt.efoLibs...)
+			}
 			for _, v := range []dataset{
 				{key: "plain", name: "plain", shards: *shards},
 				{key: "kpl", name: fmt.Sprintf("KPL (≤%d per aggregate, flushed every %v)", *agg, opt.kplFlush), shards: *shards, aggregate: *agg},
 			} {
-				for _, lib := range opt.libs {
-					x := row("latency", lt.source, v, lib)
-					do(x, func() (report, error) { return r.latency(ctx, lt, v, lib, round) })
+				for _, lib := range libs {
+					src := lt.source
+					if isEFO(lib) {
+						src = srcFakeTLS
+					}
+					x := row("latency", src, v, lib)
+					do(x, func() (report, error) { return r.latency(ctx, lt, v, lib, round, opt.latencyDuration) })
 				}
 			}
 		}
 	}
 	profiles := map[string]string{}
-	if opt.profileDir != "" && contains(opt.libs, "shardline") {
+	if opt.profileDir != "" {
+		var which []libSource
+		if !*efoOnly && contains(opt.libs, "shardline") {
+			which = append(which, libSource{"shardline", srcFake})
+		}
+		if len(opt.efoLibs) > 0 {
+			which = append(which, libSource{"shardline", srcFakeTLS})
+			for _, lib := range opt.efoLibs {
+				if isShardline(lib) {
+					which = append(which, libSource{lib, srcFakeTLS})
+				}
+			}
+		}
+		type target struct {
+			libSource
+			d dataset
+		}
+		var targets []target
 		for _, d := range fakeSets {
-			base := filepath.Join(opt.profileDir, "shardline-fake-"+d.key)
-			_, err := r.backlog(ctx, srcFake, d, "shardline", "", []string{"-cpuprofile", base + ".cpu.pprof", "-memprofile", base + ".heap.pprof"})
+			for _, ls := range which {
+				targets = append(targets, target{ls, d})
+			}
+		}
+		if ds100 != nil && contains(opt.efoLibs, "shardline-efo") {
+			// Where fan-out's peak RSS goes with 100 shards.
+			targets = append(targets, target{libSource{"shardline-efo", srcFakeTLS}, *ds100})
+		}
+		for _, t := range targets {
+			name := fmt.Sprintf("%s on the %s %s stream", libName(t.lib), sourceName(t.source), t.d.key)
+			base := filepath.Join(opt.profileDir, fmt.Sprintf("%s-%s-%s", t.lib, t.source, t.d.key))
+			_, err := r.backlog(ctx, t.source, t.d, t.lib, "", []string{"-cpuprofile", base + ".cpu.pprof", "-memprofile", base + ".heap.pprof"})
 			if err != nil {
-				logf("profile %s: %v", d.stream, err)
+				logf("profile %s: %v", name, err)
 				continue
 			}
-			profiles[d.key] = base
+			profiles[name] = base
 			logf("profiles: %s.cpu.pprof, %s.heap.pprof", base, base)
 		}
 	}
@@ -433,17 +552,33 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	calls := fake.Calls()
 	logf("fake Kinesis calls: %v", calls)
 
-	var md bytes.Buffer
-	writeReport(&md, reportInput{
+	in := reportInput{
 		rows: rows, opt: opt, args: args, began: began, took: time.Since(began), preload: preload,
-		fakeCalls: calls, unknown: unknown.Load(), profiles: profiles, quick: *quick, probe: probe,
-	})
-	stdout.Write(md.Bytes())
-	if dest != "" {
-		if err := writeBetweenMarkers(dest, md.Bytes()); err != nil {
-			return err
+		fakeCalls: calls, protocols: fake.Protocols(), unknown: unknown.Load(), profiles: profiles, quick: *quick, probe: probe,
+	}
+	type part struct {
+		md         bytes.Buffer
+		begin, end string
+	}
+	var parts []*part
+	if !*efoOnly {
+		p := &part{begin: beginMarker, end: endMarker}
+		writeReport(&p.md, in)
+		parts = append(parts, p)
+	}
+	if len(opt.efoLibs) > 0 {
+		p := &part{begin: efoBeginMarker, end: efoEndMarker}
+		writeEFOReport(&p.md, in)
+		parts = append(parts, p)
+	}
+	for _, p := range parts {
+		stdout.Write(p.md.Bytes())
+		if dest != "" {
+			if err := writeBetweenMarkers(dest, p.begin, p.end, p.md.Bytes()); err != nil {
+				return err
+			}
+			logf("wrote %s (%s)", dest, p.begin)
 		}
-		logf("wrote %s", dest)
 	}
 	return nil
 }
@@ -547,8 +682,8 @@ func (r *runner) peer(ctx context.Context, watchFake bool, args ...string) (repo
 	var fr *firstRead
 	if watchFake && r.fake != nil {
 		fr = &firstRead{}
-		r.fake.SetOnGetRecords(fr.hook)
-		defer r.fake.SetOnGetRecords(nil)
+		r.fake.SetOnRead(fr.hook)
+		defer r.fake.SetOnRead(nil)
 	}
 	mock0 := procCPU(r.mockPID)
 	t0 := time.Now()
@@ -587,7 +722,7 @@ func (r *runner) backlog(ctx context.Context, src string, d dataset, lib, app st
 	if app != "" {
 		args = append(args, "-app", app)
 	}
-	rep, err := r.peer(ctx, src == srcFake, append(args, extra...)...)
+	rep, err := r.peer(ctx, src != srcMock, append(args, extra...)...)
 	if err != nil {
 		return rep, err
 	}
@@ -669,6 +804,21 @@ func machine() string {
 		kernel = ", Linux " + strings.TrimSpace(string(b))
 	}
 	return fmt.Sprintf("%d cores (%s, shared)%s%s, %s", runtime.NumCPU(), cpu, mem, kernel, runtime.Version())
+}
+
+// preloadFake makes d.stream in the fake and puts d.records user records
+// into it over HTTP (fakeURL), noting how long it took in preload.
+func preloadFake(ctx context.Context, fake *fakekinesis.Server, fakeURL string, d dataset, preload map[string]float64, logf func(string, ...any)) error {
+	t0 := time.Now()
+	if err := fake.AddEmptyStream(d.stream, d.shards); err != nil {
+		return err
+	}
+	if err := preloadStream(ctx, standin.KinesisClient(fakeURL), d, 4); err != nil {
+		return fmt.Errorf("preload the fake's %s: %w", d.stream, err)
+	}
+	preload[d.stream] = time.Since(t0).Seconds()
+	logf("preloaded %s in the fake: %d user records over %d shards, %.1fs", d.stream, d.records, d.shards, time.Since(t0).Seconds())
+	return nil
 }
 
 // preloadStream puts d.records user records into d.stream with workers

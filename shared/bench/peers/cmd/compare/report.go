@@ -24,6 +24,7 @@ type reportInput struct {
 	took      time.Duration
 	preload   map[string]float64
 	fakeCalls map[string]int64
+	protocols map[string]int64 // the fake's requests by operation and HTTP version
 	unknown   int64
 	profiles  map[string]string
 	quick     bool
@@ -141,13 +142,32 @@ func libName(lib string) string {
 		return "Shardline"
 	case "shardline-json":
 		return "Shardline, JSON"
+	case "shardline-efo":
+		return "Shardline, fan-out"
+	case "shardline-efo-sdk":
+		return "Shardline, fan-out (the SDK's reader)"
+	case "vmware-efo":
+		return "vmware-go-kcl-v2 v1.0.0, fan-out"
 	}
 	return lib
 }
 
-// isShardline reports whether lib is Shardline in either protocol (not a
-// peer in the ratio tables).
-func isShardline(lib string) bool { return lib == "shardline" || lib == "shardline-json" }
+// isEFO reports whether lib reads with enhanced fan-out.
+func isEFO(lib string) bool {
+	return strings.HasSuffix(lib, "-efo") || strings.HasSuffix(lib, "-efo-sdk")
+}
+
+// sourceName is how the tables name a source.
+func sourceName(src string) string {
+	if src == srcFakeTLS {
+		return "fake, TLS + HTTP/2"
+	}
+	return src
+}
+
+// isShardline reports whether lib is Shardline in any mode (not a peer in
+// the ratio tables).
+func isShardline(lib string) bool { return strings.HasPrefix(lib, "shardline") }
 
 // backlogRatios writes the backlog rows of lib (Shardline in one
 // protocol) over each peer's.
@@ -207,6 +227,34 @@ func connections(w io.Writer, rows []*result) {
 	}
 }
 
+// findRow is the row of rows with runs for that section, source, dataset
+// and library, or nil.
+func findRow(rows []*result, section, source, key, lib string) *result {
+	for _, x := range rows {
+		if x.section == section && x.source == source && x.ds.key == key && x.lib == lib && len(x.runs) > 0 {
+			return x
+		}
+	}
+	return nil
+}
+
+// writeHeader writes a section's title and its lines on how it was made
+// (more: a sentence after "Written by …").
+func writeHeader(w io.Writer, in reportInput, title, more string) {
+	cmd := "make bench-peers"
+	if len(in.args) > 0 {
+		cmd = "cd shared/bench/peers && go run ./cmd/compare " + strings.Join(in.args, " ")
+	}
+	fmt.Fprintf(w, "## %s\n\n", title)
+	if in.quick {
+		fmt.Fprintf(w, "**Smoke run (-quick): small streams, too short to rank anything.**\n\n")
+	}
+	fmt.Fprintf(w, "Written by `cmd/compare` (shared/bench/peers; its README says how each figure is taken).%s\n\n", more)
+	fmt.Fprintf(w, "- Machine: %s.\n", machine())
+	fmt.Fprintf(w, "- Command: `%s` (the module's `go run ./cmd/compare`), %s, %d run(s) of everything, each library one at a time; took %s.\n",
+		cmd, in.began.Format("2006-01-02 15:04 MST"), in.opt.runs, in.took.Round(time.Second))
+}
+
 func ratio(a, b float64) string {
 	if b == 0 {
 		return "–"
@@ -225,35 +273,14 @@ func writeReport(w io.Writer, in reportInput) {
 		}
 		return out
 	}
-	cmd := "make bench-peers"
-	if len(in.args) > 0 {
-		cmd = "cd shared/bench/peers && go run ./cmd/compare " + strings.Join(in.args, " ")
-	}
-	fmt.Fprintf(w, "## Side by side with the Go peers (issue #11)\n\n")
-	if in.quick {
-		fmt.Fprintf(w, "**Smoke run (-quick): small streams, too short to rank anything.**\n\n")
-	}
-	fmt.Fprintf(w, "Written by `cmd/compare` (shared/bench/peers; its README says how each figure is taken).\n\n")
-	fmt.Fprintf(w, "- Machine: %s.\n", machine())
-	fmt.Fprintf(w, "- Command: `%s` (the module's `go run ./cmd/compare`), %s, %d run(s) of everything, each library one at a time; took %s.\n",
-		cmd, in.began.Format("2006-01-02 15:04 MST"), in.opt.runs, in.took.Round(time.Second))
+	writeHeader(w, in, "Side by side with the Go peers (issue #11)", "")
 	fmt.Fprintf(w, "- Libraries: harlow/kinesis-consumer v0.5.0 (AWS SDK v2, JSON), vmware-go-kcl-v2 v1.0.0 (AWS SDK v2, JSON; shard sync %v), Shardline (`shared/coordinator`, BatchSize 1000; GetRecords in CBOR, and as \"Shardline, JSON\" in JSON with AWS_CBOR_DISABLE=true, as it reads an endpoint that refuses CBOR), each in a child process whose handler counts user records (harlow's de-aggregates KPL with awslabs' deaggregator; the other two de-aggregate themselves).\n", in.opt.shardSync)
 	fmt.Fprintf(w, "- Sources: **fake** = an in-process Kinesis (`internal/fakekinesis`) served by the driver, holding a copy of the streams read back from kinesis-mock (same shards, sequence numbers, data, timestamps) and taking the latency runs' puts: its CPU is the driver's, so the consumer's CPU and speed are measured without the stand-in in the way. **kinesis-mock** = the Node stand-in itself; it takes ~%s of a core while serving (measured below), on the same 2 cores as the consumer, so its rows are bounded by it. DynamoDB Local holds leases/checkpoints in both.\n\n", mockCores(rows))
 
 	// Backlog.
 	fmt.Fprintf(w, "### Backlog: TRIM_HORIZON to the end\n\n")
 	fmt.Fprintf(w, "CPU first read→last counts from the consumer's first GetRecords (fake only: the fake tells the driver when it arrives); first→last from its first record, so it leaves out what a library spends before that, such as decoding a first answer of up to 10,000 records (harlow asks for that many).\n\n")
-	fmt.Fprintf(w, "| source | stream | library | runs | user records/s | CPU s per 1M user records, first→last | CPU s per 1M, first read→last | CPU s per 1M, whole process | peak RSS MB | first record s | all records s |\n")
-	fmt.Fprintf(w, "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
-	for _, x := range pick("backlog") {
-		label := fmt.Sprintf("%s, %d shards, %d", x.ds.name, x.ds.shards, x.ds.records)
-		if len(x.runs) == 0 {
-			fmt.Fprintf(w, "| %s | %s | %s | %s | | | | | | | |\n", x.source, label, libName(x.lib), failed(x))
-			continue
-		}
-		f := mean(x)
-		fmt.Fprintf(w, "| %s | %s | %s | %d | %.0f | %.2f | %s | %.2f | %.0f | %.2f | %.2f |\n", x.source, label, libName(x.lib), len(x.runs), f.rate, f.cpuFL, f.firstRead(), f.cpuAll, f.rssMB, f.first, f.last)
-	}
+	backlogTable(w, pick("backlog"))
 	for _, lib := range []string{"shardline", "shardline-json"} {
 		if slices.ContainsFunc(pick("backlog"), func(x *result) bool { return x.lib == lib && len(x.runs) > 0 }) {
 			backlogRatios(w, pick("backlog"), lib)
@@ -290,7 +317,7 @@ func writeReport(w io.Writer, in reportInput) {
 	}
 
 	// Latency.
-	if xs := pick("latency"); len(xs) > 0 {
+	if xs := slices.DeleteFunc(pick("latency"), func(x *result) bool { return isEFO(x.lib) }); len(xs) > 0 {
 		src := xs[0].source
 		fmt.Fprintf(w, "\n### Latency at a steady %d user records/s (%s, real puts)\n\n", in.opt.rate, src)
 		fmt.Fprintf(w, "A new empty %d-shard stream per run; the consumer is started first (TRIM_HORIZON), then the driver makes %d records every %v, each stamped with its wall-clock time when made (bytes 0–8, big-endian UnixNano; 100 bytes in all), and puts them with PutRecords (`shared/produce`): plain ones at once, KPL ones aggregated and put every %v. Just before a put (for KPL, at the flush, before aggregating) every record in it gets a second stamp, the put time (bytes 8–16). Latency is producer timestamp to handler, in 1 ms buckets (upper bounds), over records produced after the consumer had received %d user records; a run ends after %d such samples (%v).\n\n",
@@ -312,15 +339,7 @@ func writeReport(w io.Writer, in reportInput) {
 			fmt.Fprintf(w, "Source: a second kinesis-mock holding only these streams (`-latency-source kinesis-mock`; the one with the backlog streams took puts at a few hundred records/s). Below the target rate kinesis-mock, not the consumer, limits the run.\n\n")
 		}
 		fmt.Fprintf(w, "Put rate: user records the source accepted ÷ run time (slowest run). Polling: Shardline reads a caught-up shard every 200 ms (from the start of the last read), harlow every 250 ms; vmware-go-kcl-v2 with its defaults.\n\n")
-		fmt.Fprintf(w, "| stream | library | runs | samples | p50 ms from creation | p90 ms | p99 ms | max ms | p50 ms from put | p99 ms from put | put rate /s | CPU s per 1M, whole process | peak RSS MB |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
-		for _, x := range xs {
-			if len(x.runs) == 0 {
-				fmt.Fprintf(w, "| %s | %s | %s | | | | | | | | | | |\n", x.ds.name, libName(x.lib), failed(x))
-				continue
-			}
-			f := mean(x)
-			fmt.Fprintf(w, "| %s | %s | %d | %d | %.0f | %.0f | %.0f | %.0f | %s | %s | %.0f | %.1f | %.0f |\n", x.ds.name, libName(x.lib), len(x.runs), f.samples, f.p50, f.p90, f.p99, f.max, f.fromPut(f.putP50), f.fromPut(f.putP99), f.minPutRate, f.cpuAll, f.rssMB)
-		}
+		latencyTable(w, xs)
 		fmt.Fprintf(w, "\nShardline ÷ peer (below 1: Shardline sooner):\n\n| stream | peer | p50 from creation | p99 from creation | p50 from put | p99 from put |\n|---|---|---:|---:|---:|---:|\n")
 		for _, s := range xs {
 			if s.lib != "shardline" || len(s.runs) == 0 {
@@ -362,11 +381,41 @@ func writeReport(w io.Writer, in reportInput) {
 		}
 		fmt.Fprintf(w, "- Preloading kinesis-mock (PutRecords through `shared/produce`) and copying into the fake: %s.\n", strings.Join(parts, ", "))
 	}
-	if len(in.profiles) > 0 {
-		keys := slices.Sorted(maps.Keys(in.profiles))
-		for _, k := range keys {
-			fmt.Fprintf(w, "- Profiles of Shardline on the fake %s stream (a separate run, not in the tables): `go tool pprof -top %s.cpu.pprof`, `go tool pprof -top -sample_index=alloc_space %s.heap.pprof`.\n", k, in.profiles[k], in.profiles[k])
+	writeProfiles(w, in.profiles)
+}
+
+// backlogTable writes the backlog rows xs.
+func backlogTable(w io.Writer, xs []*result) {
+	fmt.Fprintf(w, "| source | stream | library | runs | user records/s | CPU s per 1M user records, first→last | CPU s per 1M, first read→last | CPU s per 1M, whole process | peak RSS MB | first record s | all records s |\n")
+	fmt.Fprintf(w, "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	for _, x := range xs {
+		label := fmt.Sprintf("%s, %d shards, %d", x.ds.name, x.ds.shards, x.ds.records)
+		if len(x.runs) == 0 {
+			fmt.Fprintf(w, "| %s | %s | %s | %s | | | | | | | |\n", sourceName(x.source), label, libName(x.lib), failed(x))
+			continue
 		}
+		f := mean(x)
+		fmt.Fprintf(w, "| %s | %s | %s | %d | %.0f | %.2f | %s | %.2f | %.0f | %.2f | %.2f |\n", sourceName(x.source), label, libName(x.lib), len(x.runs), f.rate, f.cpuFL, f.firstRead(), f.cpuAll, f.rssMB, f.first, f.last)
+	}
+}
+
+// latencyTable writes the latency rows xs.
+func latencyTable(w io.Writer, xs []*result) {
+	fmt.Fprintf(w, "| stream | library | runs | samples | p50 ms from creation | p90 ms | p99 ms | max ms | p50 ms from put | p99 ms from put | put rate /s | CPU s per 1M, whole process | peak RSS MB |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	for _, x := range xs {
+		if len(x.runs) == 0 {
+			fmt.Fprintf(w, "| %s | %s | %s | | | | | | | | | | |\n", x.ds.name, libName(x.lib), failed(x))
+			continue
+		}
+		f := mean(x)
+		fmt.Fprintf(w, "| %s | %s | %d | %d | %.0f | %.0f | %.0f | %.0f | %s | %s | %.0f | %.1f | %.0f |\n", x.ds.name, libName(x.lib), len(x.runs), f.samples, f.p50, f.p90, f.p99, f.max, f.fromPut(f.putP50), f.fromPut(f.putP99), f.minPutRate, f.cpuAll, f.rssMB)
+	}
+}
+
+// writeProfiles lists the profiles taken (-profile), by what they are of.
+func writeProfiles(w io.Writer, profiles map[string]string) {
+	for _, k := range slices.Sorted(maps.Keys(profiles)) {
+		fmt.Fprintf(w, "- Profiles of %s (a separate run, not in the tables): `go tool pprof -top %s.cpu.pprof`, `go tool pprof -top -sample_index=alloc_space %s.heap.pprof`.\n", k, profiles[k], profiles[k])
 	}
 }
 
@@ -400,14 +449,7 @@ func mark(ok bool) string {
 
 func writeTargets(w io.Writer, rows []*result, latencySource string) {
 	fmt.Fprintf(w, "\n### Targets of issue #11\n\n| target | figures | |\n|---|---|---|\n")
-	find := func(section, source, key, lib string) *result {
-		for _, x := range rows {
-			if x.section == section && x.source == source && x.ds.key == key && x.lib == lib && len(x.runs) > 0 {
-				return x
-			}
-		}
-		return nil
-	}
+	find := func(section, source, key, lib string) *result { return findRow(rows, section, source, key, lib) }
 	for _, src := range []string{srcFake, srcMock} {
 		for _, key := range []string{"kpl", "plain"} {
 			s := find("backlog", src, key, "shardline")
@@ -535,9 +577,10 @@ func cpuTargetOf(s *result, peers []*result, name string, get func(figures) (flo
 	return v
 }
 
-// writeBetweenMarkers replaces what lies between the markers in path
-// (keeping the markers), or appends both markers and md if absent.
-func writeBetweenMarkers(path string, md []byte) error {
+// writeBetweenMarkers replaces what lies between the markers
+// beginMarker and endMarker in path (keeping the markers), or appends
+// both markers and md if absent.
+func writeBetweenMarkers(path, beginMarker, endMarker string, md []byte) error {
 	old, err := os.ReadFile(path)
 	if err != nil && !os.IsNotExist(err) {
 		return err

@@ -14,7 +14,7 @@ import (
 func TestWriteBetweenMarkers(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "B.md")
 	os.WriteFile(path, []byte("# B\n\nbefore\n"+beginMarker+"\nold\n"+endMarker+"\nafter\n"), 0o644)
-	if err := writeBetweenMarkers(path, []byte("new\n")); err != nil {
+	if err := writeBetweenMarkers(path, beginMarker, endMarker, []byte("new\n")); err != nil {
 		t.Fatal(err)
 	}
 	b, _ := os.ReadFile(path)
@@ -22,7 +22,7 @@ func TestWriteBetweenMarkers(t *testing.T) {
 		t.Errorf("got %q, want %q", b, want)
 	}
 	os.WriteFile(path, []byte("only "+beginMarker), 0o644)
-	if err := writeBetweenMarkers(path, []byte("x")); err == nil {
+	if err := writeBetweenMarkers(path, beginMarker, endMarker, []byte("x")); err == nil {
 		t.Error("one marker: no error")
 	}
 }
@@ -49,11 +49,7 @@ func TestLatencyReportNamesSource(t *testing.T) {
 	writeReport(&b, reportInput{rows: rows, opt: options{runs: 1, rate: 1000, latencyDuration: 20 * time.Second, plainTk: 10 * time.Millisecond, kplFlush: 50 * time.Millisecond, latencySource: srcFake},
 		probe: &putProbe{rate: 1000, put: 22000, seconds: 30, longest: 6700 * time.Millisecond, stuck: 2 * time.Second, windows: []int64{4980, 4835, 3495}}})
 	out := b.String()
-	for _, want := range []string{"(fake, real puts)", "accepted **733 records/s**", "996, 967, 699 /s", "had waited 2s", "| plain | Shardline | 1 | 20000 | 100 | 180 | 199 | 210 | 100 | 199 | 998 |", "(plain, fake; put rate 998/s; judged from put) | from put: p50 100 ms, p99 199 ms; from creation: p50 100 ms, p99 199 ms (worst run) | **met** |"} {
-		if !strings.Contains(out, want) {
-			t.Errorf("report lacks %q:\n%s", want, out)
-		}
-	}
+	mustContain(t, out, []string{"(fake, real puts)", "accepted **733 records/s**", "996, 967, 699 /s", "had waited 2s", "| plain | Shardline | 1 | 20000 | 100 | 180 | 199 | 210 | 100 | 199 | 998 |", "(plain, fake; put rate 998/s; judged from put) | from put: p50 100 ms, p99 199 ms; from creation: p50 100 ms, p99 199 ms (worst run) | **met** |"}...)
 }
 
 // TestLatencyFromPut: KPL latency is judged from the put; a run of an
@@ -76,7 +72,7 @@ func TestLatencyFromPut(t *testing.T) {
 	var b strings.Builder
 	writeReport(&b, reportInput{rows: rows, opt: options{runs: 2, rate: 1000, latencyDuration: 20 * time.Second, plainTk: 10 * time.Millisecond, kplFlush: 50 * time.Millisecond, latencySource: srcFake}})
 	out := b.String()
-	for _, want := range []string{
+	mustContain(t, out, []string{
 		"| p50 ms from creation | p90 ms | p99 ms | max ms | p50 ms from put | p99 ms from put |",
 		"| KPL (≤100 per aggregate, flushed every 50ms) | Shardline | 2 | 40000 | 125 | 240 | 250 | 265 | 100 | 218 | 1000 |",
 		"| plain | Shardline | 1 | 20000 | 90 | 290 | 300 | 305 | — | — | 1000 |",
@@ -85,11 +81,7 @@ func TestLatencyFromPut(t *testing.T) {
 		"(plain, fake; put rate 1000/s; judged from creation) | from creation: p50 90 ms, p99 300 ms; from put: — (worst run) | **not met** |",
 		"**From put** (put stamp to handler) is the consumer's own latency",
 		"up to 50ms (mean about 25ms)",
-	} {
-		if !strings.Contains(out, want) {
-			t.Errorf("report lacks %q:\n%s", want, out)
-		}
-	}
+	}...)
 }
 
 // TestStampPut: both stamps round-trip through the bytes cmd/peer reads;
@@ -143,7 +135,7 @@ func TestBacklogCPUColumns(t *testing.T) {
 	var b strings.Builder
 	writeReport(&b, reportInput{rows: rows, opt: options{runs: 1}})
 	out := b.String()
-	for _, want := range []string{
+	mustContain(t, out, []string{
 		"| CPU s per 1M user records, first→last | CPU s per 1M, first read→last | CPU s per 1M, whole process |",
 		"| fake | KPL (100 per aggregate), 4 shards, 1000000 | harlow v0.5.0 | 1 | 100000 | 1.80 | 3.00 | 3.00 | 40 |",
 		"| kinesis-mock | KPL (100 per aggregate), 4 shards, 1000000 | harlow v0.5.0 | 1 | 100000 | 1.80 | — | 3.00 | 40 |",
@@ -152,11 +144,7 @@ func TestBacklogCPUColumns(t *testing.T) {
 		"| CPU per user record ≤ ½ the best peer's (KPL (100 per aggregate), fake; judged on first read→last) | first read→last: Shardline 1.10 vs harlow 3.00 CPU s per 1M, 0.37×; first→last: Shardline 1.00 vs harlow 1.80 CPU s per 1M, 0.56× | **met** |",
 		"| CPU per user record ≤ ½ the best peer's (KPL (100 per aggregate), kinesis-mock) | first→last: Shardline 1.00 vs harlow 1.80 CPU s per 1M, 0.56×; first read→last: — | shown, not judged: the stand-in is the bottleneck (see the fake rows) |",
 		"CPU first read→last (fake rows only",
-	} {
-		if !strings.Contains(out, want) {
-			t.Errorf("report lacks %q:\n%s", want, out)
-		}
-	}
+	}...)
 }
 
 func TestCPUFirstRead(t *testing.T) {
@@ -197,5 +185,15 @@ func TestFirstReadHook(t *testing.T) {
 	g.hook() // later GetRecords change nothing
 	if again, _ := g.result(); again != cpu {
 		t.Errorf("second GetRecords moved the figure from %v to %v", cpu, again)
+	}
+}
+
+// mustContain fails the test for each of wants that out lacks.
+func mustContain(t *testing.T, out string, wants ...string) {
+	t.Helper()
+	for _, want := range wants {
+		if !strings.Contains(out, want) {
+			t.Errorf("report lacks %q:\n%s", want, out)
+		}
 	}
 }

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -17,6 +19,8 @@ import (
 	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/smithy-go/logging"
+
+	"github.com/shardline/shardline/shared/awsconf"
 )
 
 // awsConfig is a static-credential config for the stand-ins; the endpoint
@@ -37,9 +41,39 @@ var (
 	discardWarnings atomic.Int64
 )
 
-func kinesisClient(cfg config) *kinesis.Client {
+// kinesisClient is the Kinesis client of harlow's and Shardline's runs:
+// the SDK's buildable HTTP client, counting its connections, trusting
+// AWS_CA_BUNDLE's certificates for an https:// endpoint (the fake's own,
+// for its TLS endpoint) as config.LoadDefaultConfig would, and offering
+// HTTP/2 there (the SDK's default transport does).
+func kinesisClient(cfg config) (*kinesis.Client, error) {
+	return newKinesisClient(cfg, awshttp.NewBuildableClient())
+}
+
+// kinesisFanOutClient is the client of Shardline's subscriptions, built
+// as awsconf.Load builds KinesisFanOut: no overall timeout (a
+// subscription streams for 5 minutes) and each HTTP/2 stream's receive
+// buffer bounded by awsconf.FanOutStreamBuffer.
+func kinesisFanOutClient(cfg config) (*kinesis.Client, error) {
+	return newKinesisClient(cfg, awshttp.NewBuildableClient().WithTimeout(0).WithTransportOptions(func(t *http.Transport) {
+		t.HTTP2 = &http.HTTP2Config{MaxReceiveBufferPerStream: awsconf.FanOutStreamBuffer}
+	}))
+}
+
+func newKinesisClient(cfg config, hc *awshttp.BuildableClient) (*kinesis.Client, error) {
+	var roots *x509.CertPool
+	if path := os.Getenv("AWS_CA_BUNDLE"); path != "" && strings.HasPrefix(cfg.kinesis, "https://") {
+		pem, err := os.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("AWS_CA_BUNDLE: %w", err)
+		}
+		roots = x509.NewCertPool()
+		if !roots.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("AWS_CA_BUNDLE %s: no certificate", path)
+		}
+	}
 	c := awsConfig(cfg)
-	c.HTTPClient = awshttp.NewBuildableClient().WithTransportOptions(func(t *http.Transport) {
+	c.HTTPClient = hc.WithTransportOptions(func(t *http.Transport) {
 		dial := t.DialContext
 		if dial == nil {
 			dial = (&net.Dialer{}).DialContext
@@ -48,6 +82,12 @@ func kinesisClient(cfg config) *kinesis.Client {
 			kinesisConns.Add(1)
 			return dial(ctx, network, addr)
 		}
+		if roots != nil {
+			if t.TLSClientConfig == nil {
+				t.TLSClientConfig = &tls.Config{}
+			}
+			t.TLSClientConfig.RootCAs = roots
+		}
 	})
 	c.Logger = logging.LoggerFunc(func(_ logging.Classification, format string, v ...any) {
 		if strings.Contains(format, "failed to discard") {
@@ -55,7 +95,7 @@ func kinesisClient(cfg config) *kinesis.Client {
 		}
 		fmt.Fprintf(os.Stderr, "peer: aws sdk: "+format+"\n", v...)
 	})
-	return kinesis.NewFromConfig(c, func(o *kinesis.Options) { o.BaseEndpoint = aws.String(cfg.kinesis) })
+	return kinesis.NewFromConfig(c, func(o *kinesis.Options) { o.BaseEndpoint = aws.String(cfg.kinesis) }), nil
 }
 
 func dynamoClient(cfg config) *dynamodb.Client {

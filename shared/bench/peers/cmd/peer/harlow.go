@@ -25,8 +25,12 @@ func runHarlow(ctx context.Context, cfg config, c *counter) error {
 	if err != nil {
 		return fmt.Errorf("ddb store: %w", err)
 	}
+	kc, err := kinesisClient(cfg)
+	if err != nil {
+		return err
+	}
 	cons, err := consumer.New(cfg.stream,
-		consumer.WithClient(kinesisClient(cfg)),
+		consumer.WithClient(kc),
 		consumer.WithStore(store),
 		consumer.WithShardIteratorType(string(types.ShardIteratorTypeTrimHorizon)),
 	)
@@ -38,7 +42,7 @@ func runHarlow(ctx context.Context, cfg config, c *counter) error {
 		if err != nil {
 			return fmt.Errorf("deaggregate: %w", err)
 		}
-		c.observe(func(i int) []byte { return users[i].Data }, len(users))
+		c.observe(r.ShardID, func(i int) []byte { return users[i].Data }, len(users))
 		return nil
 	})
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/binary"
 	"math"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -23,7 +24,10 @@ const (
 // latency holds histograms of producer-to-handler latencies, from each
 // record's creation and from its put, safe for concurrent handlers.
 type latency struct {
-	warmup  int64        // user records to receive before samples count
+	warmup  int64      // user records to receive before samples count
+	shards  int        // shards to receive records from before samples count
+	mu      sync.Mutex // guards from, during the warm-up
+	from    map[string]bool
 	after   atomic.Int64 // UnixNano: records produced before are not counted; MaxInt64 until the warm-up is over
 	bad     atomic.Int64 // records too short to hold a creation stamp
 	putBad  atomic.Int64 // counted records without a usable put stamp
@@ -55,25 +59,41 @@ type LatencyReport struct {
 	PutMaxMS   float64 `json:"put_max_ms"`
 }
 
-func newLatency(warmup int64) *latency {
-	l := &latency{warmup: warmup}
+// newLatency makes the histograms of a run whose samples count once
+// warmup user records have come, from at least shards shards.
+func newLatency(warmup int64, shards int) *latency {
+	l := &latency{warmup: warmup, shards: shards, from: map[string]bool{}}
 	l.after.Store(math.MaxInt64)
-	if warmup <= 0 {
+	if warmup <= 0 && shards <= 0 {
 		l.after.Store(0)
 	}
 	return l
 }
 
+// warm notes k records from shard (seen received before them) and ends
+// the warm-up when it is over: a library that takes its shards one by
+// one (vmware-go-kcl-v2 takes one lease per shard sync) would otherwise
+// count the backlog of a shard it took late as latency.
+func (l *latency) warm(shard string, k int, seen int64, now int64) {
+	if l.after.Load() != math.MaxInt64 {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.from[shard] = true
+	if seen+int64(k) >= l.warmup && len(l.from) >= l.shards {
+		l.after.CompareAndSwap(math.MaxInt64, now)
+	}
+}
+
 // samples is how many records have counted (from creation).
 func (l *latency) samples() int64 { return l.created.samples.Load() }
 
-// observe takes k user records whose data are data(0..k-1); seen is how
-// many user records had been received before these.
-func (l *latency) observe(data func(i int) []byte, k int, seen int64) {
+// observe takes k user records of shard whose data are data(0..k-1);
+// seen is how many user records had been received before these.
+func (l *latency) observe(shard string, data func(i int) []byte, k int, seen int64) {
 	now := time.Now().UnixNano()
-	if seen+int64(k) >= l.warmup && l.after.Load() == math.MaxInt64 {
-		l.after.CompareAndSwap(math.MaxInt64, now)
-	}
+	l.warm(shard, k, seen, now)
 	after := l.after.Load()
 	for i := range k {
 		d := data(i)

@@ -2,7 +2,7 @@
 // one JSON line on stdout, how long it took to count N user records and
 // what it cost:
 //
-//	peer -lib harlow|vmware|shardline -stream S -n N -kinesis URL -dynamodb URL [-app NAME]
+//	peer -lib harlow|vmware|vmware-efo|shardline|shardline-json|shardline-efo|shardline-efo-sdk -stream S -n N -kinesis URL -dynamodb URL [-app NAME]
 //
 // Each library reads from TRIM_HORIZON with its own defaults except where
 // the flags below say otherwise; the handler only counts user records
@@ -121,10 +121,10 @@ func (c *counter) add(k int) {
 }
 
 // observe takes the latency of each user record's data (with -latency),
-// then counts them.
-func (c *counter) observe(data func(i int) []byte, k int) {
+// k records of shard, then counts them.
+func (c *counter) observe(shard string, data func(i int) []byte, k int) {
 	if c.lat != nil {
-		c.lat.observe(data, k, c.n.Load())
+		c.lat.observe(shard, data, k, c.n.Load())
 	}
 	c.add(k)
 }
@@ -143,6 +143,9 @@ type config struct {
 	n                                           int64
 	timeout                                     time.Duration
 	shardSync                                   time.Duration // vmware only; 0: the library's default
+	// efo: enhanced fan-out (the -efo modes): efoOwn or efoSDK for
+	// Shardline, any non-empty for vmware; "": polling.
+	efo string
 }
 
 // runner starts a library's consumer; it returns when ctx is done or the
@@ -159,6 +162,24 @@ var runners = map[string]runner{
 		os.Setenv("AWS_CBOR_DISABLE", "true")
 		return runShardline(ctx, cfg, c)
 	},
+	// Enhanced fan-out: a consumer named after -app, SubscribeToShard per
+	// shard (over TLS with HTTP/2 where the endpoint is https://, as on
+	// AWS). shardline-efo reads the subscriptions with Shardline's own
+	// reader, shardline-efo-sdk with the SDK's (fetch.SDKSubscribe).
+	"shardline-efo":     withEFO(efoOwn, runShardline),
+	"shardline-efo-sdk": withEFO(efoSDK, runShardline),
+	"vmware-efo":        withEFO(efoOwn, runVMware),
+}
+
+// libs names the -lib values.
+const libs = "harlow, vmware, vmware-efo, shardline, shardline-json, shardline-efo or shardline-efo-sdk"
+
+// withEFO is r reading with enhanced fan-out.
+func withEFO(mode string, r runner) runner {
+	return func(ctx context.Context, cfg config, c *counter) error {
+		cfg.efo = mode
+		return r(ctx, cfg, c)
+	}
 }
 
 func main() {
@@ -173,7 +194,7 @@ func main() {
 func run(start time.Time, args []string) error {
 	fs := flag.NewFlagSet("peer", flag.ContinueOnError)
 	var cfg config
-	fs.StringVar(&cfg.lib, "lib", "", "harlow, vmware, shardline or shardline-json")
+	fs.StringVar(&cfg.lib, "lib", "", libs)
 	fs.StringVar(&cfg.stream, "stream", "", "stream name")
 	fs.StringVar(&cfg.app, "app", "", "application (lease/checkpoint) name; default peer-<lib>-<time>")
 	fs.StringVar(&cfg.kinesis, "kinesis", os.Getenv("AWS_ENDPOINT_URL_KINESIS"), "Kinesis endpoint")
@@ -186,6 +207,7 @@ func run(start time.Time, args []string) error {
 	memprofile := fs.String("memprofile", "", "write a heap profile to this file at the N-th record")
 	lat := fs.Bool("latency", false, "take each user record's producer timestamps (bytes 0..8: made, 8..16: handed to PutRecords; big-endian UnixNano) and report latency percentiles from each; -n then counts latency samples")
 	warmup := fs.Int64("warmup", 1000, "with -latency: only records produced after this many user records were received count")
+	warmupShards := fs.Int("warmup-shards", 0, "with -latency: and only once records have come from this many shards (a library that takes its leases one by one would count the backlog of a shard taken late)")
 	ensureTable := fs.Bool("ensure-table", false, "shardline: create the lease table of -app (the library's own code) and exit, printing nothing")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -203,7 +225,7 @@ func run(start time.Time, args []string) error {
 	}
 	r, ok := runners[cfg.lib]
 	if !ok {
-		return fmt.Errorf("-lib %q: want harlow, vmware, shardline or shardline-json", cfg.lib)
+		return fmt.Errorf("-lib %q: want %s", cfg.lib, libs)
 	}
 	if cfg.stream == "" || cfg.n <= 0 || cfg.kinesis == "" || cfg.dynamodb == "" {
 		return errors.New("-stream, -n > 0, -kinesis and -dynamodb are required")
@@ -221,7 +243,7 @@ func run(start time.Time, args []string) error {
 	}
 	c := newCounter(start, cfg.n)
 	if *lat {
-		c.lat = newLatency(*warmup)
+		c.lat = newLatency(*warmup, *warmupShards)
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- r(ctx, cfg, c) }()

@@ -47,7 +47,7 @@ func TestRunFlags(t *testing.T) {
 
 func TestLatency(t *testing.T) {
 	c := newCounter(time.Now(), 3)
-	c.lat = newLatency(2)
+	c.lat = newLatency(2, 0)
 	stamp := func(ago time.Duration) []byte {
 		b := make([]byte, 100)
 		binary.BigEndian.PutUint64(b, uint64(time.Now().Add(-ago).UnixNano()))
@@ -55,19 +55,19 @@ func TestLatency(t *testing.T) {
 	}
 	// Warm-up: the first two records, and any produced before it ended, do not count.
 	old := stamp(time.Hour)
-	c.observe(func(int) []byte { return old }, 1)
-	c.observe(func(int) []byte { return stamp(time.Minute) }, 1)
+	c.observe("s", func(int) []byte { return old }, 1)
+	c.observe("s", func(int) []byte { return stamp(time.Minute) }, 1)
 	if n := c.lat.samples(); n != 0 {
 		t.Fatalf("%d samples during the warm-up", n)
 	}
 	recs := [][]byte{stamp(-5 * time.Millisecond), stamp(-5 * time.Millisecond), old, {1, 2}}
-	c.observe(func(i int) []byte { return recs[i] }, len(recs))
+	c.observe("s", func(i int) []byte { return recs[i] }, len(recs))
 	select {
 	case <-c.done:
 		t.Fatal("done after 2 of 3 samples")
 	default:
 	}
-	c.observe(func(int) []byte { return stamp(-20 * time.Millisecond) }, 1)
+	c.observe("s", func(int) []byte { return stamp(-20 * time.Millisecond) }, 1)
 	<-c.done
 	r := c.lat.report()
 	if r.Samples != 3 || r.Bad != 1 {
@@ -82,7 +82,7 @@ func TestLatency(t *testing.T) {
 // histogram; records without one, too short or holding text there, count
 // from creation only.
 func TestLatencyFromPut(t *testing.T) {
-	l := newLatency(0)
+	l := newLatency(0, 0)
 	now := time.Now()
 	rec := func(created, put time.Time, size int) []byte {
 		b := make([]byte, max(size, 16))
@@ -101,7 +101,7 @@ func TestLatencyFromPut(t *testing.T) {
 		text,
 		{1, 2, 3},
 	}
-	l.observe(func(i int) []byte { return recs[i] }, len(recs), 0)
+	l.observe("s", func(i int) []byte { return recs[i] }, len(recs), 0)
 	r := l.report()
 	if r.Samples != 6 || r.Bad != 1 || r.PutSamples != 3 || r.PutBad != 3 {
 		t.Fatalf("report %+v, want 6 samples, 1 bad, 3 from put, 3 without a put stamp", r)
@@ -111,5 +111,33 @@ func TestLatencyFromPut(t *testing.T) {
 	}
 	if r.PutP50MS < 10 || r.PutP50MS > 50 || r.PutP99MS > 50 || r.PutMaxMS != r.PutP99MS {
 		t.Errorf("from put: p50 %v, p99 %v, max %v ms; want ~11", r.PutP50MS, r.PutP99MS, r.PutMaxMS)
+	}
+}
+
+// TestLatencyWarmupShards: with -warmup-shards the warm-up lasts until
+// records have come from that many shards, however many came before.
+func TestLatencyWarmupShards(t *testing.T) {
+	l := newLatency(2, 3)
+	stamp := func() []byte {
+		b := make([]byte, 16)
+		binary.BigEndian.PutUint64(b, uint64(time.Now().UnixNano()))
+		binary.BigEndian.PutUint64(b[8:], uint64(time.Now().UnixNano()))
+		return b
+	}
+	one := func(shard string, seen int64) {
+		d := stamp() // made before it is received
+		time.Sleep(time.Millisecond)
+		l.observe(shard, func(int) []byte { return d }, 1, seen)
+	}
+	one("a", 0)
+	one("a", 1)
+	one("b", 2) // 3 records, 2 shards: still warming up
+	if n := l.samples(); n != 0 {
+		t.Fatalf("%d samples before the third shard", n)
+	}
+	one("c", 3) // the warm-up ends here: records made after now count
+	one("a", 4)
+	if n := l.samples(); n != 1 {
+		t.Errorf("%d samples after the warm-up, want 1", n)
 	}
 }

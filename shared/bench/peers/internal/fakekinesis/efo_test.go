@@ -270,6 +270,9 @@ func TestSubscribe(t *testing.T) {
 			if p := e.rec.proto("SubscribeToShard"); p != tc.proto {
 				t.Errorf("SubscribeToShard answered in %s, want %s", p, tc.proto)
 			}
+			if n := e.fk.Protocols()["SubscribeToShard "+tc.proto]; n != 1 {
+				t.Errorf("Protocols() = %v, want one SubscribeToShard in %s", e.fk.Protocols(), tc.proto)
+			}
 			var want []string
 			for i := range 3 {
 				before := time.Now().Truncate(time.Millisecond)
@@ -698,5 +701,22 @@ func TestSubscribeWire(t *testing.T) {
 	}
 	if len(ev.Records) != 1 || !bytes.Equal(ev.Records[0].Data, []byte{1, 2, 3}) || ev.Records[0].SequenceNumber != seq || ev.ContinuationSequenceNumber != seq {
 		t.Errorf("event %+v", ev)
+	}
+}
+
+// TestOnReadSubscribe: the read hook sees SubscribeToShard too, before the
+// stream opens, and not the consumer calls before it.
+func TestOnReadSubscribe(t *testing.T) {
+	e := startEFO(t, true, nil)
+	var n atomic.Int64
+	e.fk.SetOnRead(func() { n.Add(1) })
+	defer e.fk.SetOnRead(nil)
+	consumer := e.register(t, "app")
+	if got := n.Load(); got != 0 {
+		t.Fatalf("hook called %d times before SubscribeToShard", got)
+	}
+	e.mustSubscribe(t, consumer, shard0, types.StartingPosition{Type: types.ShardIteratorTypeLatest})
+	if got := n.Load(); got != 1 {
+		t.Errorf("hook called %d times, want 1 (the SubscribeToShard)", got)
 	}
 }

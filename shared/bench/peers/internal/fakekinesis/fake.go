@@ -237,24 +237,25 @@ type Server struct {
 	// before it gets an empty one (0: 5 seconds, as Kinesis).
 	Heartbeat time.Duration
 
-	calls sync.Map // operation -> *atomic.Int64
-	now   func() time.Time
-	// onGetRecords: see SetOnGetRecords.
-	onGetRecords atomic.Pointer[func()]
-	subs         subscriptions
+	calls  sync.Map // operation -> *atomic.Int64
+	protos sync.Map // "OPERATION PROTO" -> *atomic.Int64
+	now    func() time.Time
+	// onRead: see SetOnRead.
+	onRead atomic.Pointer[func()]
+	subs   subscriptions
 }
 
-// SetOnGetRecords makes f be called when a GetRecords request arrives,
-// before its body is read or it is answered, in the request's goroutine
-// (so the answer waits for f); nil removes it. It may be set while the
-// server serves: cmd/compare sets one per consumer run to learn when the
-// consumer's first read came.
-func (s *Server) SetOnGetRecords(f func()) {
+// SetOnRead makes f be called when a read request (GetRecords or
+// SubscribeToShard) arrives, before its body is read or it is answered,
+// in the request's goroutine (so the answer waits for f); nil removes it.
+// It may be set while the server serves: cmd/compare sets one per
+// consumer run to learn when the consumer's first read came.
+func (s *Server) SetOnRead(f func()) {
 	if f == nil {
-		s.onGetRecords.Store(nil)
+		s.onRead.Store(nil)
 		return
 	}
-	s.onGetRecords.Store(&f)
+	s.onRead.Store(&f)
 }
 
 // New returns a server with no streams.
@@ -323,19 +324,30 @@ func (s *Server) dropLocked(st *Stream) {
 }
 
 // Calls returns how many requests each operation got.
-func (s *Server) Calls() map[string]int64 {
+func (s *Server) Calls() map[string]int64 { return counts(&s.calls) }
+
+// Protocols returns how many requests each operation got in each HTTP
+// version, keyed "GetRecords HTTP/2.0", "SubscribeToShard HTTP/1.1", …
+func (s *Server) Protocols() map[string]int64 { return counts(&s.protos) }
+
+func counts(m *sync.Map) map[string]int64 {
 	out := map[string]int64{}
-	s.calls.Range(func(k, v any) bool {
+	m.Range(func(k, v any) bool {
 		out[k.(string)] = v.(*atomic.Int64).Load()
 		return true
 	})
 	return out
 }
 
-func (s *Server) count(op string) {
-	v, ok := s.calls.Load(op)
+func (s *Server) count(op, proto string) {
+	add(&s.calls, op)
+	add(&s.protos, op+" "+proto)
+}
+
+func add(m *sync.Map, key string) {
+	v, ok := m.Load(key)
 	if !ok {
-		v, _ = s.calls.LoadOrStore(op, new(atomic.Int64))
+		v, _ = m.LoadOrStore(key, new(atomic.Int64))
 	}
 	v.(*atomic.Int64).Add(1)
 }
@@ -419,9 +431,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, isCBOR, errorf("UnknownOperationException", "X-Amz-Target %q", r.Header.Get("X-Amz-Target")))
 		return
 	}
-	s.count(op)
-	if op == "GetRecords" {
-		if f := s.onGetRecords.Load(); f != nil {
+	s.count(op, r.Proto)
+	if op == "GetRecords" || op == "SubscribeToShard" {
+		if f := s.onRead.Load(); f != nil {
 			(*f)()
 		}
 	}

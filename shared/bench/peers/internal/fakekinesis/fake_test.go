@@ -349,9 +349,10 @@ func TestLoad(t *testing.T) {
 	}
 }
 
-// TestOnGetRecords: the hook sees each GetRecords (and nothing else)
-// before it is answered, and can be replaced and removed while serving.
-func TestOnGetRecords(t *testing.T) {
+// TestOnRead: the hook sees each GetRecords (and no other call but
+// SubscribeToShard: TestOnReadSubscribe) before it is answered, and can be
+// replaced and removed while serving.
+func TestOnRead(t *testing.T) {
 	fk, _, c := serve(t)
 	ctx := context.Background()
 	var mu sync.Mutex
@@ -359,7 +360,7 @@ func TestOnGetRecords(t *testing.T) {
 	hook := func(name string) func() {
 		return func() { mu.Lock(); seen = append(seen, name); mu.Unlock() }
 	}
-	fk.SetOnGetRecords(hook("a"))
+	fk.SetOnRead(hook("a"))
 	it, err := c.GetShardIterator(ctx, &kinesis.GetShardIteratorInput{StreamName: aws.String("s"), ShardId: aws.String("shardId-000000000000"), ShardIteratorType: types.ShardIteratorTypeTrimHorizon})
 	if err != nil {
 		t.Fatal(err)
@@ -379,9 +380,9 @@ func TestOnGetRecords(t *testing.T) {
 	}
 	get()
 	get()
-	fk.SetOnGetRecords(hook("b"))
+	fk.SetOnRead(hook("b"))
 	get()
-	fk.SetOnGetRecords(nil)
+	fk.SetOnRead(nil)
 	get()
 	mu.Lock()
 	defer mu.Unlock()
