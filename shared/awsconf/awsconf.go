@@ -92,9 +92,11 @@ type Clients struct {
 }
 
 // FanOutStreamBuffer is how much of one subscription's stream the client
-// takes ahead of its reader: at 50 ms from Kinesis, 256 KiB a round trip
-// is 5 MB/s, more than a shard's 2 MB/s of enhanced fan-out.
-const FanOutStreamBuffer = 256 << 10
+// takes ahead of its reader (HTTP/2 flow control holds the rest at
+// Kinesis): at 20 ms from Kinesis, 64 KiB a round trip is 3.2 MB/s, more
+// than a shard's 2 MB/s of enhanced fan-out (in a region, a round trip is
+// a few ms); and a worker holding 100 shards holds at most 6.4 MB so.
+const FanOutStreamBuffer = 64 << 10
 
 // Load builds the clients. The Kinesis client retries only broken
 // connections by itself: the reader applies retry-wait-time and

@@ -95,7 +95,10 @@ type Config struct {
 	MaxParkRetryWait time.Duration
 
 	// ReadBudget bounds the bytes of Kinesis answers the worker's shards
-	// hold at once: each read of a shard asks for about ReadBudget over
+	// hold at once (with enhanced fan-out: the subscription events read
+	// and not yet de-aggregated, fetch.Budget; what waits stays in each
+	// stream's HTTP/2 window, awsconf.FanOutStreamBuffer, and at Kinesis).
+	// Polling: each read of a shard asks for about ReadBudget over
 	// the shards held, between 32 KiB and 1 MiB (default 2 MiB: 512 KiB a
 	// read up to 4 shards, enough for Kinesis's 2 MB/s per shard at 5
 	// reads/s; 32 KiB from 64 shards on). With a parallelization factor

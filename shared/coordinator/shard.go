@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -475,6 +476,20 @@ func (c *shardConsumer) readFailed(err error, start stream.Position) consumeResu
 	return c.park(readProblem(err, c.l.Key, start))
 }
 
+// trimRecs lets go of the records delivered: nothing of a delivered batch
+// stays reachable, and a shard keeps its slice for the next read only if
+// it is small (at most 4 batches, and within the shard's share of the read
+// budget), so that an idle shard does not keep its largest read alive, nor
+// a worker holding many shards a large slice for each (an enhanced fan-out
+// event can hold thousands of user records).
+func (c *shardConsumer) trimRecs() {
+	clear(c.recs)
+	keep := min(4*c.w.cfg.BatchSize, max(64, c.w.laneAhead()/int(unsafe.Sizeof(stream.Record{}))))
+	if cap(c.recs) > keep {
+		c.recs = nil
+	}
+}
+
 // deliver hands a read's records (tail its last user record) to the
 // lanes or the dispatcher, or closes a caught-up shard's window; stopNow
 // when the shard stops (c.result).
@@ -485,11 +500,7 @@ func (c *shardConsumer) deliver(b fetch.Batch, tail stream.Position) flow {
 		// read-ahead bound: then it waits for room.
 		c.lanes.SetAhead(w.laneAhead())
 		err := c.lanes.Add(c.recs, tail)
-		// As below: an idle shard does not keep a large read.
-		clear(c.recs)
-		if cap(c.recs) > 4*w.cfg.BatchSize {
-			c.recs = nil
-		}
+		c.trimRecs() // as below
 		if err != nil {
 			if cerr := c.stopLanes(); cerr != nil {
 				err = cerr
@@ -507,12 +518,7 @@ func (c *shardConsumer) deliver(b fetch.Batch, tail stream.Position) flow {
 			stop, c.pend.cut = nil, false
 		}
 		err := c.disp.Deliver(h.ctx, stop, c.recs, c.onDone)
-		// Nothing of a delivered batch stays reachable: an idle shard
-		// does not keep its largest read alive.
-		clear(c.recs)
-		if cap(c.recs) > 4*w.cfg.BatchSize {
-			c.recs = nil
-		}
+		c.trimRecs()
 		return c.afterCalls(err)
 	} else if c.win != nil {
 		// A caught-up shard closes its window once the clock is past it.

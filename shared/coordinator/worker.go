@@ -121,7 +121,8 @@ func New(cfg Config) (*Worker, error) {
 	var reads fetch.KinesisAPI = cfg.Kinesis
 	subscribe := cfg.SubscribeFunc
 	if c, ok := cfg.Kinesis.(*kinesis.Client); ok {
-		cc := fetch.NewClient(c, fetch.ClientConfig{JSON: fetch.CBORDisabled(), Logger: log, SubscribeHTTP: subscribeHTTP(c, cfg.KinesisFanOut)})
+		cc := fetch.NewClient(c, fetch.ClientConfig{JSON: fetch.CBORDisabled(), Logger: log, SubscribeHTTP: subscribeHTTP(c, cfg.KinesisFanOut),
+			Budget: fetch.NewBudget(int64(cfg.ReadBudget))})
 		reads = cc
 		if subscribe == nil {
 			subscribe = cc.Subscribe

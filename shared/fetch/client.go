@@ -87,6 +87,7 @@ type Client struct {
 	// Subscriptions (Subscribe): their HTTP client, and the endpoint
 	// rules' parameters and resolver for each consumer's data endpoint.
 	subscribeHTTP  aws.HTTPClient
+	budget         *Budget
 	endpointParams kinesis.EndpointParameters
 	resolver       kinesis.EndpointResolverV2
 	mu             sync.Mutex
@@ -100,6 +101,9 @@ type ClientConfig struct {
 	JSON bool
 	// Logger gets the line saying that the endpoint refuses CBOR.
 	Logger *slog.Logger
+	// Budget, when set, bounds the bytes of subscription events the
+	// client's subscriptions hold at once (the worker's read budget).
+	Budget *Budget
 	// SubscribeHTTP makes Subscribe's requests: a client with no overall
 	// timeout (a subscription streams for 5 minutes), such as
 	// awsconf.Clients.KinesisFanOut's. Default: the wrapped client's.
@@ -117,7 +121,8 @@ func NewClient(c *kinesis.Client, cfg ClientConfig) *Client {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	cc := &Client{Client: c, http: hc, creds: o.Credentials, region: o.Region, signer: v4.NewSigner(), log: log, subscribeHTTP: cfg.SubscribeHTTP}
+	cc := &Client{Client: c, http: hc, creds: o.Credentials, region: o.Region, signer: v4.NewSigner(), log: log,
+		subscribeHTTP: cfg.SubscribeHTTP, budget: cfg.Budget}
 	if cc.subscribeHTTP == nil {
 		cc.subscribeHTTP = hc
 	}

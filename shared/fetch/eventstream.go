@@ -44,11 +44,20 @@ type message struct {
 	payload       []byte
 }
 
-// messageReader reads messages from r, one buffer for all.
+// messageReader reads messages from r, one buffer for all (up to
+// keepBuffer: a larger one is let go after its message).
 type messageReader struct {
 	r   io.Reader
 	buf []byte
+	// reserve, when set, is called with a message's length before the
+	// rest of it is read (the worker's Budget).
+	reserve func(total int) error
 }
+
+// keepBuffer is the largest message buffer a subscription keeps from one
+// message to the next: a shard's events are often small, and a worker
+// holding many shards should not hold a large buffer for each.
+const keepBuffer = 64 << 10
 
 // next reads the next message. At the end of the stream between messages
 // it returns io.EOF; inside one, io.ErrUnexpectedEOF.
@@ -65,6 +74,11 @@ func (m *messageReader) next() (message, error) {
 	if total > maxMessage || total < preludeLen+4 || uint64(headers) > uint64(total)-preludeLen-4 {
 		return message{}, fmt.Errorf("event stream: a message of %d bytes with %d of headers (allowed: %d–%d bytes, headers within)",
 			total, headers, preludeLen+4, maxMessage)
+	}
+	if m.reserve != nil {
+		if err := m.reserve(int(total)); err != nil {
+			return message{}, err
+		}
 	}
 	rest := int(total) - preludeLen
 	if cap(m.buf) < rest {

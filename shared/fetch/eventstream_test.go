@@ -2,12 +2,14 @@ package fetch
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/protocol/eventstream"
@@ -177,5 +179,44 @@ func BenchmarkEventStream(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// TestBudgetBoundsEvents (issue 18): subscriptions sharing a Budget read
+// an event only when its bytes are free: the second waits until the first
+// asks for its next event (its last one handed on), or is closed.
+func TestBudgetBoundsEvents(t *testing.T) {
+	ev := frame(t, eventHeaders("SubscribeToShardEvent"), eventPayload(50, "150"))
+	budget := NewBudget(int64(len(ev)) + 10) // one event at a time
+	open := func() *ownSubscription {
+		in := bytes.NewReader(ev)
+		s := &ownSubscription{body: io.NopCloser(in), cancel: func() {}, r: messageReader{r: in}, ctx: context.Background(), budget: budget}
+		s.r.reserve = s.reserve
+		return s
+	}
+	a, b := open(), open()
+	if _, err := a.Next(); err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan error, 1)
+	go func() {
+		_, err := b.Next()
+		got <- err
+	}()
+	select {
+	case err := <-got:
+		t.Fatalf("the second subscription read an event (%v) while the first held the budget", err)
+	case <-time.After(100 * time.Millisecond): // a bound on what must not happen, not synchronisation
+	}
+	if _, err := a.Next(); !errors.Is(err, io.EOF) { // a's event handed on: its bytes go back
+		t.Fatalf("a's second Next: %v, want io.EOF", err)
+	}
+	if err := <-got; err != nil {
+		t.Fatalf("the second subscription once the first handed its event on: %v", err)
+	}
+	_ = a.Close()
+	_ = b.Close()
+	if budget.free != budget.max {
+		t.Errorf("budget %d of %d free after both closed: want all given back", budget.free, budget.max)
 	}
 }

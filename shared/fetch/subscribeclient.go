@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -165,7 +166,8 @@ func (c *Client) subscribe(ctx context.Context, in *kinesis.SubscribeToShardInpu
 		resp.Body.Close()
 		return nil, &protocolError{fmt.Errorf("SubscribeToShard answered with %q, not an event stream", ct)}
 	}
-	s := &ownSubscription{body: resp.Body, cancel: cancel, r: messageReader{r: resp.Body}}
+	s := &ownSubscription{body: resp.Body, cancel: cancel, r: messageReader{r: resp.Body}, ctx: ctx, budget: c.budget}
+	s.r.reserve = s.reserve
 	// The initial-response event comes first (an empty one: the call's
 	// output has no fields). kinesis-mock sends none: its first event is
 	// then the first of the records, kept for Next.
@@ -221,9 +223,17 @@ type ownSubscription struct {
 	r      messageReader
 	once   sync.Once
 	first  *types.SubscribeToShardEvent // read before the first Next
+	ctx    context.Context              // the subscription's
+	budget *Budget                      // nil: no bound
+	mu     sync.Mutex                   // guards held and closed against Close
+	held   int64                        // bytes taken for the events not yet handed on
+	closed bool
 }
 
 func (s *ownSubscription) Next() (*types.SubscribeToShardEvent, error) {
+	// The last event was handed on: its bytes go back to the budget.
+	s.budget.give(s.held)
+	s.held = 0
 	if ev := s.first; ev != nil {
 		s.first = nil
 		return ev, nil
@@ -257,6 +267,9 @@ func (s *ownSubscription) decode(m message) (*types.SubscribeToShardEvent, error
 		s.r.buf = nil
 	} else {
 		ev, err = decodeEventJSON(m.payload)
+		if cap(s.r.buf) > keepBuffer {
+			s.r.buf = nil
+		}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("decode a SubscribeToShardEvent (%d bytes of %s): %w", len(m.payload), m.contentType, err)
@@ -292,8 +305,25 @@ func (s *ownSubscription) Close() error {
 	s.once.Do(func() {
 		s.cancel()
 		_ = s.body.Close()
+		s.mu.Lock()
+		s.budget.give(s.held)
+		s.held, s.closed = 0, true
+		s.mu.Unlock()
 	})
 	return nil
+}
+
+// reserve takes a message's bytes from the budget before it is read.
+func (s *ownSubscription) reserve(total int) error {
+	n, err := s.budget.take(s.ctx, int64(total))
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed { // closed while waiting: nothing may stay taken
+		s.budget.give(n)
+		return errors.New("subscription closed")
+	}
+	s.held += n
+	return err
 }
 
 // encodeSubscribeCBOR is SubscribeToShard's request in CBOR (a timestamp
