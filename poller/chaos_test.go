@@ -54,11 +54,14 @@ import (
 // directory, removed afterwards).
 func TestChaos(t *testing.T) { runChaos(t, chaosPolling, 90*time.Second) }
 
-// TestChaosFanOut (issue 18) is TestChaos with enhanced fan-out: the
-// pollers read through one consumer (-consumer-name) over SubscribeToShard
-// while one is killed with SIGKILL, one paused with SIGSTOP, and the
-// shards move; without the split and merge (kinesis-mock never sends a
-// subscription's ChildShards). Default 45s.
+// TestChaosFanOut (issue 18) is TestChaos with enhanced fan-out on
+// kinesis-mock: the pollers read through one consumer (-consumer-name)
+// over SubscribeToShard while one is killed with SIGKILL and the shards
+// move; without the pause (kinesis-mock keeps a stopped reader's
+// subscription, where AWS lets another take it over after 5 s) and
+// without the split and merge (kinesis-mock never sends a subscription's
+// ChildShards): TestChaosFanOutReshard runs those on the fake. Default
+// 45s.
 func TestChaosFanOut(t *testing.T) { runChaos(t, chaosFanOutMock, 45*time.Second) }
 
 // TestChaosFanOutReshard (issue 18) is TestChaos with enhanced fan-out on
@@ -117,8 +120,16 @@ func runChaos(t *testing.T, kind chaosKinesis, dur time.Duration) {
 	c.pace(time.Now().Add(5 * time.Second)) // "a bit later"
 	c.startReplacement("p4")
 
-	at(0.35)
-	c.pause()
+	if kind != chaosFanOutMock {
+		// kinesis-mock keeps a stopped poller's subscription (its
+		// connection stays open) and refuses a new one for as long,
+		// where AWS lets a call 5 s after the last take it over; the
+		// proxy's take-over frees it only now and then. The pause with
+		// fan-out runs on the fake (TestChaosFanOutReshard), which keeps
+		// AWS's rule.
+		at(0.35)
+		c.pause()
+	}
 
 	if kind != chaosFanOutMock {
 		at(0.60)
@@ -1085,8 +1096,11 @@ func (c *chaos) audit() {
 		}
 	}
 
-	// The paused poller after SIGCONT.
+	// The paused poller after SIGCONT (none in a run without a pause).
 	pr := c.paused
+	if pr == nil {
+		pr = &pauseRecord{id: "none"}
+	}
 	staleRecords, staleRuns := staleAfterCont(lines, pr.shards, pr.offStop, pr.offCont)
 	var retaken []string
 	for _, k := range pr.shards {
