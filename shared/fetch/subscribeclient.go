@@ -231,9 +231,12 @@ type ownSubscription struct {
 }
 
 func (s *ownSubscription) Next() (*types.SubscribeToShardEvent, error) {
-	// The last event was handed on: its bytes go back to the budget.
+	// The last event was handed on: its bytes go back to the budget
+	// (under mu: Close may run at once from another goroutine).
+	s.mu.Lock()
 	s.budget.give(s.held)
 	s.held = 0
+	s.mu.Unlock()
 	if ev := s.first; ev != nil {
 		s.first = nil
 		return ev, nil
