@@ -29,6 +29,23 @@ func (e *enc) bytes(p []byte) *enc {
 	e.b = append(e.b, p...)
 	return e
 }
+
+// benchRecords writes the Records key and the benchmarks' 1,000 records
+// of 100 bytes.
+func (e *enc) benchRecords() *enc {
+	e.text("Records").head(majArray, 1000)
+	data := bytes.Repeat([]byte("d"), 100)
+	for range 1000 {
+		e.head(majMap, 5)
+		e.text("SequenceNumber").text("49590338271490256608559692538361571095921575989136588801")
+		e.text("ApproximateArrivalTimestamp").tag(1).uint(1796051652086)
+		e.text("Data").bytes(data)
+		e.text("PartitionKey").text("partition-key-0001")
+		e.text("EncryptionType").text("NONE")
+	}
+	return e
+}
+
 func (e *enc) raw(p ...byte) *enc { e.b = append(e.b, p...); return e }
 func (e *enc) tag(n uint64) *enc  { return e.head(majTag, n) }
 func (e *enc) uint(n uint64) *enc { return e.head(majUint, n) }
@@ -350,16 +367,7 @@ func TestCBORDisabled(t *testing.T) {
 func BenchmarkDecodeGetRecords(b *testing.B) {
 	e := &enc{}
 	e.head(majMap, 3).text("MillisBehindLatest").uint(0).text("NextShardIterator").text(strings.Repeat("I", 200))
-	e.text("Records").head(majArray, 1000)
-	data := bytes.Repeat([]byte("d"), 100)
-	for range 1000 {
-		e.head(majMap, 5)
-		e.text("SequenceNumber").text("49590338271490256608559692538361571095921575989136588801")
-		e.text("ApproximateArrivalTimestamp").tag(1).uint(1796051652086)
-		e.text("Data").bytes(data)
-		e.text("PartitionKey").text("partition-key-0001")
-		e.text("EncryptionType").text("NONE")
-	}
+	e.benchRecords()
 	b.SetBytes(int64(len(e.b)))
 	b.ReportAllocs()
 	for b.Loop() {

@@ -148,16 +148,7 @@ func BenchmarkEventStream(b *testing.B) {
 	p.WriteString(`],"ContinuationSequenceNumber":"49590338271490256608559692538361571095921575989136588801","MillisBehindLatest":0}`)
 	e := &enc{}
 	e.head(majMap, 3).text("MillisBehindLatest").uint(0).text("ContinuationSequenceNumber").text("49590338271490256608559692538361571095921575989136588801")
-	e.text("Records").head(majArray, 1000)
-	raw := bytes.Repeat([]byte("d"), 100)
-	for range 1000 {
-		e.head(majMap, 5)
-		e.text("SequenceNumber").text("49590338271490256608559692538361571095921575989136588801")
-		e.text("ApproximateArrivalTimestamp").tag(1).uint(1796051652086)
-		e.text("Data").bytes(raw)
-		e.text("PartitionKey").text("partition-key-0001")
-		e.text("EncryptionType").text("NONE")
-	}
+	e.benchRecords()
 	cborHeaders := eventHeaders("SubscribeToShardEvent")
 	cborHeaders.Set(":content-type", eventstream.StringValue(CBOR))
 	for _, tc := range []struct {
