@@ -80,9 +80,12 @@ type Config struct {
 	// lease mid-handoff (checkpointOwner set) is not taken until this
 	// plus FailoverTime has passed since it was last seen changing
 	// (default 30s, KCL's default; set it to the KCL application's).
-	HandoffTimeout    time.Duration
-	MaxLeases         int           // most shards this worker holds; 0 = no limit
-	ShardSyncInterval time.Duration // how often ListShards is compared with the leases; default 10s
+	HandoffTimeout time.Duration
+	MaxLeases      int // most shards this worker holds; 0 = no limit
+	// ShardSyncInterval is how often the leader compares ListShards with
+	// the leases (a consistent Scan, then the listing); default 60s, and
+	// at once when it sees a shard end.
+	ShardSyncInterval time.Duration
 	// DrainTimeout bounds each shard's final checkpoint and release when
 	// the worker stops (default 15s); the scheduled function sets it from
 	// its deadline margin.
@@ -239,7 +242,7 @@ func (c *Config) fill() error {
 	def(&c.CheckpointInterval, time.Second)
 	def(&c.FailoverTime, 10*time.Second)
 	def(&c.HandoffTimeout, 30*time.Second)
-	def(&c.ShardSyncInterval, 10*time.Second)
+	def(&c.ShardSyncInterval, time.Minute)
 	def(&c.DrainTimeout, 15*time.Second)
 	def(&c.HandlerTimeout, 15*time.Minute)
 	def(&c.ParkRetryWait, 5*time.Second)

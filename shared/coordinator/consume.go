@@ -211,6 +211,10 @@ func (w *Worker) writeRetrying(h *held, log *slog.Logger, fn func(context.Contex
 // time and the next owner starts from the last checkpoint written.
 func (w *Worker) flushAndRelease(h *held, final *stream.Position, log *slog.Logger) {
 	if w.releaseWith(h, log, "release", func(ctx context.Context) error { return h.release(ctx, w.table, final) }) {
+		if l := h.snapshot(); l.MidHandoff() {
+			log.Info("lease handed off", "to", l.Owner, "checkpoint", releasedAt(h, final))
+			return
+		}
 		log.Info("lease released", "checkpoint", releasedAt(h, final))
 	}
 }

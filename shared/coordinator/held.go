@@ -21,6 +21,16 @@ type held struct {
 	mu        sync.Mutex    // guards lease and lastRenew
 	lease     lease.Lease
 	lastRenew time.Time
+	taken     time.Time
+
+	// handoff, when set, reads the lease after a write found it lost and
+	// reports whether the leader asked for it by a graceful handoff
+	// (checkpointOwner this worker, leaseOwner the next, the counter as
+	// last written): the lease as it is then. onHandoff is called once
+	// then: the shard drains, and its release passes the lease on.
+	handoff    func(context.Context, lease.Lease) (lease.Lease, bool)
+	onHandoff  func()
+	handingOff sync.Once
 
 	ctx         context.Context // cancelled (with the cause) when the lease is lost
 	cancel      context.CancelCauseFunc
@@ -82,7 +92,7 @@ func (h *held) giveBackDropped(n int64) {
 
 func newHeld(work context.Context, l lease.Lease) *held {
 	h := &held{
-		writing: make(chan struct{}, 1), lease: l, lastRenew: time.Now(), rate: throughput{kbps: -1},
+		writing: make(chan struct{}, 1), lease: l, lastRenew: time.Now(), taken: time.Now(), rate: throughput{kbps: -1},
 		stop: make(chan struct{}), behind: func() int64 { return -1 }, handled: func() (int64, int64) { return 0, 0 },
 	}
 	h.ctx, h.cancel = context.WithCancelCause(work)
@@ -99,12 +109,19 @@ func (h *held) snapshot() lease.Lease {
 
 // stopFetching asks the consumer to drain: finish the batch in flight,
 // checkpoint, release.
-func (h *held) stopFetching() {
+func (h *held) stopFetching() { h.stopWith(errStopping) }
+
+// stopWith is stopFetching with the cause given.
+func (h *held) stopWith(cause error) {
 	h.stopOnce.Do(func() {
 		close(h.stop)
-		h.fetchCancel(errStopping)
+		h.fetchCancel(cause)
 	})
 }
+
+// errHandingOff is the cause of a shard's fetch context when the leader
+// asked for its lease: it drains, and its release passes the lease on.
+var errHandingOff = errors.New("lease handed off")
 
 // lost reports why the lease is no longer ours, or nil.
 func (h *held) lost() error {
@@ -128,6 +145,19 @@ func (h *held) write(ctx context.Context, fn func(context.Context, lease.Lease) 
 		return err
 	}
 	l, err := fn(ctx, h.snapshot())
+	if errors.Is(err, lease.ErrLeaseLost) && h.handoff != nil {
+		if hl, ok := h.handoff(ctx, h.snapshot()); ok {
+			// Asked for by a graceful handoff: the write goes on, on the
+			// handoff's terms, and the shard drains.
+			h.mu.Lock()
+			h.lease = hl
+			h.mu.Unlock()
+			if h.onHandoff != nil {
+				h.handingOff.Do(h.onHandoff)
+			}
+			l, err = fn(ctx, hl)
+		}
+	}
 	if errors.Is(err, lease.ErrLeaseLost) {
 		h.cancel(lease.ErrLeaseLost)
 		return err

@@ -3,12 +3,13 @@ package coordinator_test
 import (
 	"context"
 	"fmt"
-	"github.com/shardline/shardline/shared/testwait"
 	"math/big"
 	"slices"
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/shardline/shardline/shared/testwait"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"

@@ -2,10 +2,11 @@ package coordinator_test
 
 import (
 	"errors"
-	"github.com/shardline/shardline/shared/testwait"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/shardline/shardline/shared/testwait"
 
 	"github.com/aws/aws-lambda-go/events"
 

@@ -3,11 +3,12 @@ package coordinator_test
 import (
 	"context"
 	"fmt"
-	"github.com/shardline/shardline/shared/testwait"
 	"math/big"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/shardline/shardline/shared/testwait"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"

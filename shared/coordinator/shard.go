@@ -450,6 +450,7 @@ func (c *shardConsumer) loop(start stream.Position) consumeResult {
 			if !c.flushLanes() {
 				return c.result
 			}
+			c.w.createChildren(h.ctx, b.Children)
 			return c.end(children)
 		}
 	}

@@ -86,6 +86,15 @@ type Worker struct {
 	noted     map[string]string // multi-stream lease keys and handoffs (key -> owners) logged, once each
 	dupWarned bool
 
+	// lead is this worker's part in the leadership; pending the leases
+	// found under its name and not yet taken (handed off to it, or given
+	// it), read until they may be taken; foreign the counters of those
+	// under its name with another process's nonce (Run's goroutine).
+	lead        leaderState
+	pending     map[string]bool
+	foreign     map[string]int64
+	noIndexSaid bool
+
 	mu    sync.Mutex
 	held  map[string]*held
 	ended map[string]bool // shards read to their end, never read again
@@ -140,6 +149,8 @@ func New(cfg Config) (*Worker, error) {
 		nonce:     nonce,
 		badSeen:   map[string]string{},
 		noted:     map[string]string{},
+		pending:   map[string]bool{},
+		foreign:   map[string]int64{},
 		parked:    map[string]lease.Park{},
 		held:      map[string]*held{},
 		ended:     map[string]bool{},
@@ -252,11 +263,23 @@ func (w *Worker) Run(ctx context.Context) error {
 	stopSummary := w.startSummary(work)
 
 	var runErr error
-	w.syncShards(ctx)
-	w.round(ctx, work)
+	w.register(ctx)
+	w.leaderCheck(ctx)
+	if w.leading() {
+		w.leaderRound(ctx, work)
+	}
+	if w.discover(ctx, work) {
+		w.ready.Store(true)
+	}
 	defer w.stopped.Store(true)
-	syncTick := time.NewTicker(w.cfg.ShardSyncInterval)
-	takeTick := time.NewTicker(w.cfg.FailoverTime / 3)
+	// Every failover time: the leader's round, or a look at whether the
+	// leader is alive. Every failover/2: the leases under this worker's
+	// name. Every failover/10, while there are any: the leases handed off
+	// to it, until their holders pass them on.
+	leadTick := time.NewTicker(w.cfg.FailoverTime)
+	findTick := time.NewTicker(w.cfg.FailoverTime / 2)
+	pendTick := time.NewTicker(max(w.cfg.FailoverTime/10, 50*time.Millisecond))
+	beatTick := time.NewTicker(heartbeatEvery * w.cfg.FailoverTime)
 loop:
 	for {
 		select {
@@ -265,17 +288,34 @@ loop:
 		case err := <-w.fatal:
 			runErr = err
 			break loop
-		case <-syncTick.C:
-			w.syncShards(ctx)
+		case <-leadTick.C:
+			w.leaderCheck(ctx)
+			if w.leading() {
+				w.leaderRound(ctx, work)
+			}
 		case <-w.syncNow:
-			w.syncShards(ctx)
-			w.round(ctx, work)
-		case <-takeTick.C:
-			w.round(ctx, work)
+			if w.leading() {
+				w.lead.syncDue = true
+				w.leaderRound(ctx, work)
+			}
+		case <-findTick.C:
+			if w.discover(ctx, work) {
+				w.ready.Store(true)
+			}
+		case <-pendTick.C:
+			if len(w.pending) > 0 {
+				w.pollPending(ctx, work)
+			}
+		case <-beatTick.C:
+			w.register(ctx)
 		}
 	}
-	syncTick.Stop()
-	takeTick.Stop()
+	leadTick.Stop()
+	findTick.Stop()
+	pendTick.Stop()
+	beatTick.Stop()
+	// Another worker leads at once, while this one drains.
+	w.resign(w.briefly(work))
 
 	w.mu.Lock()
 	for k, h := range w.held {
@@ -295,9 +335,21 @@ loop:
 	default:
 	}
 	stopSummary() // no summary after the last line
+	if err := w.table.DeregisterWorker(w.briefly(work), w.cfg.WorkerID); err != nil {
+		w.log.Warn("deleting the worker item failed; the leader deletes it once it is stale", "error", Explain(err))
+	}
 	t := w.Totals()
 	w.log.Info("worker stopped", "handled", t.Handled, "records", t.Records, "batches", t.Batches, "failures", t.Failures, "givenUp", t.GivenUp)
 	return runErr
+}
+
+// briefly bounds a write made on the way out (the leader lock, the worker
+// item): a quarter of the drain timeout, at least 500ms. Its cancel runs
+// when ctx ends (Run's own).
+func (w *Worker) briefly(ctx context.Context) context.Context {
+	c, cancel := context.WithTimeout(ctx, max(w.cfg.DrainTimeout/4, 500*time.Millisecond))
+	context.AfterFunc(c, cancel)
+	return c
 }
 
 // waitDrained waits for every consumer to finish, at most DrainTimeout
@@ -347,26 +399,21 @@ func (w *Worker) waitDrained() error {
 	return &DrainError{Shards: keys, Timeout: w.cfg.DrainTimeout}
 }
 
-// syncShards creates the leases the shard listing calls for. The table is
-// read before the shards are listed, so the listing is never older than
-// the table it is compared with; and a shard that a lease names as its
-// parent is never created again (a listing made before a split, whose
-// parent was read to its end and cleaned up since, must not bring it back).
-func (w *Worker) syncShards(ctx context.Context) {
-	sc, err := w.table.Scan(ctx)
+// syncShards creates the leases the shard listing calls for, given sc, a
+// consistent Scan of the table made just before: the listing is never
+// older than the table it is compared with, and a shard that a lease names
+// as its parent is never created again (a listing made before a split,
+// whose parent was read to its end and cleaned up since, must not bring
+// it back). It returns the leases it created, and whether it could list
+// the shards and create every lease.
+func (w *Worker) syncShards(ctx context.Context, sc lease.Scanned) ([]lease.Lease, bool) {
 	leases, bad := sc.Leases, sc.Bad
-	if err != nil {
-		if ctx.Err() == nil {
-			w.log.Warn("shard sync failed; will retry", "error", Explain(err))
-		}
-		return
-	}
 	list, err := shards.List(ctx, w.cfg.Kinesis, w.cfg.StreamName)
 	if err != nil {
 		if ctx.Err() == nil {
 			w.log.Warn("shard sync failed; will retry", "error", Explain(err))
 		}
-		return
+		return nil, false
 	}
 	listed := make(map[string]bool, len(list))
 	for _, sh := range list {
@@ -390,6 +437,7 @@ func (w *Worker) syncShards(ctx context.Context) {
 		tracked[k] = true
 	}
 	w.mu.Unlock()
+	var created []lease.Lease
 	for _, n := range shards.Missing(list, tracked, w.cfg.InitialPosition) {
 		l := lease.Lease{
 			Key:             n.Shard.ID,
@@ -412,132 +460,13 @@ func (w *Worker) syncShards(ctx context.Context) {
 		case errors.Is(err, lease.ErrLeaseExists):
 		case err != nil:
 			w.log.Warn("create lease failed; will retry", "shard", l.Key, "error", Explain(err))
-			return // parents before children: stop at the first failure
+			return created, false // parents before children: stop at the first failure
 		default:
+			created = append(created, l)
 			w.log.Info("lease created", "shard", l.Key, "start", describeStart(l.Checkpoint, l.Timestamp), "parents", n.Shard.Parents)
 		}
 	}
-}
-
-// round is a takeRound; the worker is ready (/readyz) once a round has
-// read the lease table.
-func (w *Worker) round(ctx, work context.Context) {
-	if w.takeRound(ctx, work) {
-		w.ready.Store(true)
-	}
-}
-
-// takeRound reads the lease table, decides and takes. It reports whether
-// it could read the table.
-func (w *Worker) takeRound(ctx, work context.Context) bool {
-	sc, err := w.table.Scan(ctx)
-	if err != nil {
-		if ctx.Err() == nil {
-			w.log.Warn("list leases failed; will retry", "error", Explain(err))
-		}
-		return false
-	}
-	leases := sc.Leases
-	w.badItems(ctx, sc.Bad)
-	w.multiStream(sc.MultiStream)
-	now := time.Now()
-	byKey := make(map[string]lease.Lease, len(leases))
-	parked := map[string]lease.Park{}
-	for _, l := range leases {
-		byKey[l.Key] = l
-		// Any change of owners restarts the clock, as the counter's does.
-		w.observer.Observe(l.Key, l.Owner+"\x00"+l.CheckpointOwner, l.Counter, now)
-		if l.Park != nil {
-			parked[l.Key] = *l.Park
-		}
-	}
-	for _, k := range w.observer.Keys() {
-		if _, ok := byKey[k]; !ok {
-			w.observer.Forget(k)
-		}
-	}
-	w.cleanUp(ctx, byKey)
-
-	w.mu.Lock()
-	w.parked = parked
-	heldNow := make(map[string]bool, len(w.held))
-	for k := range w.held {
-		heldNow[k] = true
-	}
-	w.mu.Unlock()
-	in := balance.Input{Me: w.cfg.WorkerID, Held: heldNow, MaxLeases: w.cfg.MaxLeases}
-	for _, l := range leases {
-		if l.Ended() || l.Parked(now) || !shards.Ready(l.ParentShardIDs, endedIn(byKey)) {
-			continue
-		}
-		holder := l.Holder()
-		expired := holder != "" && w.observer.Expired(l.Key, now, w.cfg.FailoverTime)
-		// A lease mid-handoff (KCL 3.x) is its holder's until the
-		// handoff's time is up, as KCL's leader gives it: taking it
-		// sooner would cut the holder's last checkpoint short.
-		handoff := l.MidHandoff() && !w.observer.Expired(l.Key, now, w.cfg.HandoffTimeout+w.cfg.FailoverTime)
-		if handoff {
-			w.noteHandoff(l)
-		}
-		if holder == w.cfg.WorkerID && !heldNow[l.Key] && l.Nonce != w.nonce && !expired {
-			// Held under this worker's id by another process: a live
-			// one if its counter moves, else one that died (its lease
-			// expires after the failover time like any other).
-			if w.observer.Moved(l.Key) {
-				if err := w.duplicate(l); err != nil {
-					select {
-					case w.fatal <- err:
-					default:
-					}
-					return true
-				}
-			}
-			continue
-		}
-		in.Leases = append(in.Leases, balance.Lease{Key: l.Key, Owner: holder, Expired: expired && !handoff, Handoff: handoff, OwnerMax: int(l.OwnerMaxLeases)})
-	}
-	plan := balance.Decide(in)
-	keys := plan.Take
-	if plan.Steal != "" {
-		keys = append(keys, plan.Steal)
-	}
-	unowned := int64(0)
-	for _, l := range in.Leases {
-		if !heldNow[l.Key] && (l.Owner == "" || l.Expired) && !slices.Contains(plan.Take, l.Key) {
-			unowned++
-		}
-	}
-	w.counters.unowned.Store(unowned)
-	if plan.Unassignable > 0 {
-		w.log.Warn("shards with no owner: every worker is at its -max-leases; start a worker, or raise -max-leases",
-			"unowned", plan.Unassignable, "maxLeases", w.cfg.MaxLeases)
-	}
-	for _, k := range keys {
-		if ctx.Err() != nil {
-			return true
-		}
-		l := byKey[k]
-		taken, err := w.table.Take(ctx, l, w.cfg.WorkerID)
-		if err != nil {
-			if !errors.Is(err, lease.ErrLeaseLost) {
-				w.log.Warn("take lease failed", "shard", k, "error", Explain(err))
-			}
-			continue
-		}
-		w.counters.takenLeases.Add(1)
-		how := "claimed"
-		switch {
-		case k == plan.Steal:
-			how = "stolen"
-		case l.MidHandoff():
-			how = "taken over mid-handoff"
-		case l.Owner != "":
-			how = "taken over"
-		}
-		w.log.Info("lease "+how, "shard", k, "from", l.Holder(), "checkpoint", taken.Checkpoint.String())
-		w.start(work, taken)
-	}
-	return true
+	return created, true
 }
 
 func endedIn(byKey map[string]lease.Lease) func(string) (bool, bool) {
@@ -599,6 +528,7 @@ func (w *Worker) renewLoop(ctx context.Context) {
 		w.mu.Lock()
 		hs := slices.Collect(maps.Values(w.held))
 		w.mu.Unlock()
+		w.renewLeader(ctx)
 		// Concurrently: one slow lease must not hold the others' renewals
 		// past their failover time.
 		var began time.Time
@@ -612,7 +542,10 @@ func (w *Worker) renewLoop(ctx context.Context) {
 			// again: a busy shard checkpointing every second pays for its
 			// checkpoints only. An idle one is renewed at an age between
 			// failover/6 and failover/2.
-			if h.fresh(w.cfg.FailoverTime / 6) {
+			if l := h.snapshot(); h.fresh(w.cfg.FailoverTime/6) || l.MidHandoff() {
+				// Mid-handoff the lease is not renewed: its holder drains
+				// and passes it on, or the leader takes it after the
+				// handoff timeout.
 				continue
 			}
 			wg.Go(func() { h.renew(ctx, w.table, w.cfg.FailoverTime) })
@@ -627,6 +560,11 @@ func (w *Worker) renewLoop(ctx context.Context) {
 // start launches the consumer of a lease just taken.
 func (w *Worker) start(work context.Context, l lease.Lease) {
 	h := newHeld(work, l)
+	h.handoff = w.handoffAsked
+	h.onHandoff = func() {
+		w.log.Info("lease handoff asked by the leader: finishing the batch in flight, then passing the lease on at its checkpoint", "shard", l.Key, "to", h.snapshot().Owner)
+		h.stopWith(errHandingOff)
+	}
 	w.mu.Lock()
 	st := w.stats[l.Key]
 	if st == nil {

@@ -65,6 +65,8 @@ type DynamoDBAPI interface {
 	PutItem(context.Context, *dynamodb.PutItemInput, ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error)
 	UpdateItem(context.Context, *dynamodb.UpdateItemInput, ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error)
 	DeleteItem(context.Context, *dynamodb.DeleteItemInput, ...func(*dynamodb.Options)) (*dynamodb.DeleteItemOutput, error)
+	Query(context.Context, *dynamodb.QueryInput, ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error)
+	UpdateTable(context.Context, *dynamodb.UpdateTableInput, ...func(*dynamodb.Options)) (*dynamodb.UpdateTableOutput, error)
 }
 
 var _ DynamoDBAPI = (*dynamodb.Client)(nil)
@@ -111,8 +113,9 @@ func (t *Table) WithReader(mode string) *Table {
 // Name is the table's name.
 func (t *Table) Name() string { return t.name }
 
-// Ensure creates the table (PAY_PER_REQUEST, hash key leaseKey) if it does
-// not exist and waits until it is ACTIVE.
+// Ensure creates the table (PAY_PER_REQUEST, hash key leaseKey, with KCL
+// 3.x's LeaseOwnerToLeaseKeyIndex) if it does not exist and waits until it
+// is ACTIVE; a table without the index gets it (it is not waited for).
 func (t *Table) Ensure(ctx context.Context) error {
 	// Few retries here, so that an endpoint that does not answer is
 	// reported at start-up instead of after the full back-off.
@@ -122,18 +125,24 @@ func (t *Table) Ensure(ctx context.Context) error {
 			o.Retryer = retry.AddWithMaxBackoffDelay(o.Retryer, 200*time.Millisecond)
 		})
 	if err == nil && out.Table != nil && out.Table.TableStatus == types.TableStatusActive {
-		return nil
+		return t.ensureIndex(ctx, out.Table)
 	}
 	var nf *types.ResourceNotFoundException
 	if err != nil && !errors.As(err, &nf) {
 		return fmt.Errorf("describe lease table %s: %w", t.name, err)
 	}
+	existed := err == nil && out.Table != nil
 	if err != nil {
 		_, err = t.db.CreateTable(ctx, &dynamodb.CreateTableInput{
 			TableName:            &t.name,
 			BillingMode:          types.BillingModePayPerRequest,
-			AttributeDefinitions: []types.AttributeDefinition{{AttributeName: aws.String(attrKey), AttributeType: types.ScalarAttributeTypeS}},
+			AttributeDefinitions: keyAttributes(),
 			KeySchema:            []types.KeySchemaElement{{AttributeName: aws.String(attrKey), KeyType: types.KeyTypeHash}},
+			GlobalSecondaryIndexes: []types.GlobalSecondaryIndex{{
+				IndexName:  aws.String(OwnerIndex),
+				KeySchema:  ownerIndexKeys(),
+				Projection: &types.Projection{ProjectionType: types.ProjectionTypeKeysOnly},
+			}},
 		})
 		var inUse *types.ResourceInUseException
 		if err != nil && !errors.As(err, &inUse) {
@@ -146,6 +155,9 @@ func (t *Table) Ensure(ctx context.Context) error {
 	})
 	if err := w.Wait(ctx, &dynamodb.DescribeTableInput{TableName: &t.name}, 2*time.Minute); err != nil {
 		return fmt.Errorf("wait for lease table %s: %w", t.name, err)
+	}
+	if existed { // not yet ACTIVE when described
+		return t.ensureIndex(ctx, out.Table)
 	}
 	return nil
 }
@@ -171,6 +183,10 @@ type Scanned struct {
 	// (account:stream:epoch:shardId, with streamName): not this
 	// single-stream application's shards, left alone.
 	MultiStream []string
+	// Workers are the Shardline workers' items; Leader the leader lock
+	// (nil: none).
+	Workers []WorkerItem
+	Leader  *LeaderLock
 }
 
 // List reads every lease with a consistent scan, leaving out items that
@@ -181,10 +197,17 @@ func (t *Table) List(ctx context.Context) ([]Lease, error) {
 }
 
 // Scan reads the table with a consistent scan: the leases, the lease items
-// that do not decode, and the keys of multi-stream leases.
-func (t *Table) Scan(ctx context.Context) (Scanned, error) {
+// that do not decode, the keys of multi-stream leases, the workers and
+// the leader lock.
+func (t *Table) Scan(ctx context.Context) (Scanned, error) { return t.scan(ctx, true) }
+
+// ScanEventually is Scan with an eventually consistent read (half the
+// read units): a write of the last second may be missing.
+func (t *Table) ScanEventually(ctx context.Context) (Scanned, error) { return t.scan(ctx, false) }
+
+func (t *Table) scan(ctx context.Context, consistent bool) (Scanned, error) {
 	var s Scanned
-	in := &dynamodb.ScanInput{TableName: &t.name, ConsistentRead: aws.Bool(true)}
+	in := &dynamodb.ScanInput{TableName: &t.name, ConsistentRead: aws.Bool(consistent)}
 	for {
 		out, err := t.db.Scan(ctx, in)
 		if err != nil {
@@ -193,6 +216,7 @@ func (t *Table) Scan(ctx context.Context) (Scanned, error) {
 		for _, item := range out.Items {
 			switch kindOf(item) {
 			case kindNotLease:
+				decodeOther(item, &s)
 				continue
 			case kindMultiStream:
 				key, _ := getS(item, attrKey, false)
@@ -374,12 +398,21 @@ func (t *Table) CheckpointAt(ctx context.Context, l Lease, ts time.Time) (Lease,
 }
 
 // Release gives l up so another worker can take it at once, writing the
-// final checkpoint pos first when it is not nil.
+// final checkpoint pos first when it is not nil. Mid-handoff (l's
+// checkpointOwner is the caller) it passes the lease to its next owner
+// instead: checkpointOwner is removed and leaseOwner kept, as KCL 3.x
+// ends a graceful handoff.
 func (t *Table) Release(ctx context.Context, l Lease, pos *stream.Position) error {
-	u := update{remove: []string{attrOwner}}
+	give := []string{attrOwner}
+	if l.MidHandoff() {
+		// The nonce goes too: the next owner finds the lease under its
+		// name without one, as given to it.
+		give = []string{attrCheckpointOwner, attrNonce}
+	}
+	u := update{remove: give}
 	if pos != nil {
 		u = checkpointUpdate(*pos, nil)
-		u.remove = append(u.remove, attrOwner)
+		u.remove = append(u.remove, give...)
 	}
 	if _, err := t.write(ctx, l, u, false); err != nil {
 		return fmt.Errorf("release lease %s: %w", l.Key, err)
@@ -390,10 +423,10 @@ func (t *Table) Release(ctx context.Context, l Lease, pos *stream.Position) erro
 // Park gives l up as parked: it writes the final checkpoint pos (when not
 // nil), the reason and the time before which no worker takes it.
 func (t *Table) Park(ctx context.Context, l Lease, pos *stream.Position, p Park) error {
-	u := update{set: map[string]types.AttributeValue{}, remove: []string{attrOwner}}
+	u := update{set: map[string]types.AttributeValue{}, remove: []string{attrOwner, attrCheckpointOwner}}
 	if pos != nil {
 		u = checkpointUpdate(*pos, nil)
-		u.remove = []string{attrOwner, attrTimestamp}
+		u.remove = []string{attrOwner, attrCheckpointOwner, attrTimestamp}
 	}
 	u.set[attrParked] = str(p.Reason)
 	u.set[attrParkedSince] = str(p.Since.UTC().Format(time.RFC3339Nano))
