@@ -136,8 +136,8 @@ func lambdaRecord(start, end string, n int) []byte {
 	var b bytes.Buffer
 	_ = json.Compact(&b, []byte(`{"requestContext":{"requestId":"c9b8fa9f-5a7f-4e1b-9a37-0b4b4b7b0b61","functionArn":"arn:aws:lambda:eu-west-1:123456789012:function:fn","condition":"RetryAttemptsExhausted","approximateInvokeCount":3},
 "responseContext":{"statusCode":200,"executedVersion":"$LATEST","functionError":"Unhandled"},"version":"1.0","timestamp":"2026-03-04T05:07:00.009Z",
-"KinesisBatchInfo":{"shardId":"` + testShard + `","startSequenceNumber":"` + start + `","endSequenceNumber":"` + end + `",
-"approximateArrivalOfFirstRecord":"2026-03-04T05:06:07.125Z","approximateArrivalOfLastRecord":"2026-03-04T05:06:08.125Z","batchSize":` + fmt.Sprint(n) + `,"streamArn":"` + testStream + `"}}`))
+"KinesisBatchInfo":{"shardId":"`+testShard+`","startSequenceNumber":"`+start+`","endSequenceNumber":"`+end+`",
+"approximateArrivalOfFirstRecord":"2026-03-04T05:06:07.125Z","approximateArrivalOfLastRecord":"2026-03-04T05:06:08.125Z","batchSize":`+fmt.Sprint(n)+`,"streamArn":"`+testStream+`"}}`))
 	return b.Bytes()
 }
 
