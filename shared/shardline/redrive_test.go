@@ -109,7 +109,9 @@ func poisonRun(t *testing.T, ctx context.Context, kinesisEndpoint, ddbEndpoint, 
 	t.Helper()
 	streamName := standintest.NewStream(t, kinesisEndpoint, 2)
 	all := putRecords(t, ctx, kinesisEndpoint, streamName, n)
-	rec := newRecorder(func(d string) bool { return strings.HasSuffix(d, "3") || strings.HasSuffix(d, "7") && !strings.HasSuffix(d, "07") })
+	rec := newRecorder(func(d string) bool {
+		return strings.HasSuffix(d, "3") || strings.HasSuffix(d, "7") && !strings.HasSuffix(d, "07")
+	})
 	vars := map[string]string{
 		"SHARDLINE_KINESIS_ENDPOINT": kinesisEndpoint, "SHARDLINE_DYNAMODB_ENDPOINT": ddbEndpoint,
 		"SHARDLINE_APP_NAME": standintest.UniqueName(t), "SHARDLINE_STREAM_NAME": streamName, "SHARDLINE_LOG_FORMAT": "text",
