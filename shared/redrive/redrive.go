@@ -222,7 +222,10 @@ func (r *Redriver) gatherRound(ctx context.Context, seen map[string]bool) (*gath
 		if ctx.Err() != nil {
 			return g, false, nil
 		}
-		msgs, err := r.cfg.Source.Next(ctx, 10)
+		msgs, err := r.cfg.Source.Next(ctx, 40)
+		for _, m := range msgs {
+			r.take(ctx, g, m, seen)
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				return g, false, nil
@@ -231,9 +234,6 @@ func (r *Redriver) gatherRound(ctx context.Context, seen map[string]bool) (*gath
 		}
 		if len(msgs) == 0 {
 			return g, false, nil
-		}
-		for _, m := range msgs {
-			r.take(ctx, g, m, seen)
 		}
 	}
 	return g, true, nil

@@ -101,23 +101,48 @@ func isNoQueue(err error) bool {
 	return errors.As(err, &ae) && (strings.Contains(ae.ErrorCode(), "NonExistentQueue") || strings.Contains(ae.ErrorCode(), "QueueDoesNotExist"))
 }
 
-// Next receives up to n (at most 10) messages, waiting up to Wait.
+// receivers is how many ReceiveMessage calls Next makes at once: SQS
+// answers each with at most 10 messages.
+const receivers = 4
+
+// Next receives up to n messages (up to 10 per ReceiveMessage, up to
+// receivers calls at once), waiting up to Wait.
 func (s *SQSSource) Next(ctx context.Context, n int) ([]*Message, error) {
 	s.start()
-	out, err := s.Client.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{
-		QueueUrl: aws.String(s.Queue.URL), MaxNumberOfMessages: int32(min(max(n, 1), 10)),
-		VisibilityTimeout: int32(s.Visibility / time.Second), WaitTimeSeconds: int32(s.Wait / time.Second),
-	}, s.region)
-	if err != nil {
-		return nil, awserr.Explain(err)
+	calls := min(max((n+9)/10, 1), receivers)
+	type answer struct {
+		out *sqs.ReceiveMessageOutput
+		err error
 	}
-	msgs := make([]*Message, 0, len(out.Messages))
+	answers := make([]answer, calls)
+	var wg sync.WaitGroup
+	for i := range calls {
+		wg.Go(func() {
+			answers[i].out, answers[i].err = s.Client.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{
+				QueueUrl: aws.String(s.Queue.URL), MaxNumberOfMessages: int32(min(max(n-10*i, 1), 10)),
+				VisibilityTimeout: int32(s.Visibility / time.Second), WaitTimeSeconds: int32(s.Wait / time.Second),
+			}, s.region)
+		})
+	}
+	wg.Wait()
+	var msgs []*Message
+	var errs []error
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, m := range out.Messages {
-		rh, id := aws.ToString(m.ReceiptHandle), aws.ToString(m.MessageId)
-		s.held[rh] = id
-		msgs = append(msgs, &Message{ID: "message " + id, Body: []byte(aws.ToString(m.Body)), ref: rh})
+	for _, a := range answers {
+		if a.err != nil {
+			errs = append(errs, awserr.Explain(a.err))
+			continue
+		}
+		for _, m := range a.out.Messages {
+			rh, id := aws.ToString(m.ReceiptHandle), aws.ToString(m.MessageId)
+			s.held[rh] = id
+			msgs = append(msgs, &Message{ID: "message " + id, Body: []byte(aws.ToString(m.Body)), ref: rh})
+		}
+	}
+	if len(errs) > 0 {
+		// Messages received are held: they are given back with the rest.
+		return msgs, errors.Join(errs...)
 	}
 	return msgs, nil
 }
