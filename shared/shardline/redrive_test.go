@@ -3,6 +3,7 @@ package shardline
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -351,5 +352,40 @@ func TestRedriveBadInput(t *testing.T) {
 		if tt.code == 2 && len(lines) != 1 {
 			t.Errorf("redrive %q: %d lines on stderr, want 1:\n%s", tt.args, len(lines), stderr.String())
 		}
+	}
+}
+
+// TestRedriveJSONLogs: with -log-format json every line on stderr is a
+// JSON object, the summary among them, and the summary table goes to
+// stdout.
+func TestRedriveJSONLogs(t *testing.T) {
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	t.Setenv("AWS_ACCESS_KEY_ID", "local")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "local")
+	t.Setenv("AWS_REGION", "us-east-1")
+	path := filepath.Join(t.TempDir(), "failed.jsonl")
+	body := lambdaOnFailure("shardId-000000000000", "1", "2", 2, "arn:aws:kinesis:us-east-1:123456789012:stream/s")
+	body = strings.Replace(body, `"KinesisBatchInfo"`, `"records":[{"sequenceNumber":"1","subSequenceNumber":0,"partitionKey":"k","approximateArrivalTimestamp":"2026-03-04T05:06:07.125Z","data":"aGk="}],"KinesisBatchInfo"`, 1)
+	if err := os.WriteFile(path, []byte(body+"\nnot json\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	code := New(WithName("poller")).Main([]string{"redrive", "-from", "file://" + path, "-handler", "wordcount", "-log-format", "json"},
+		func(string) string { return "" }, &stdout, &stderr)
+	if code != 1 {
+		t.Errorf("exit %d, want 1 (a line that is not an on-failure record stays)", code)
+	}
+	lines := strings.Split(strings.TrimSpace(stderr.String()), "\n")
+	for _, l := range lines {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(l), &m); err != nil {
+			t.Errorf("stderr line is not JSON: %q", l)
+		}
+	}
+	if !strings.Contains(stderr.String(), `"msg":"redrive summary"`) || !strings.Contains(stdout.String(), "redrive: 1 records handled") {
+		t.Errorf("stdout:\n%s\nstderr:\n%s", stdout.String(), stderr.String())
+	}
+	if b, _ := os.ReadFile(path); string(b) != "not json\n" {
+		t.Errorf("the file holds %q, want the line that is not a record alone", b)
 	}
 }
