@@ -26,7 +26,7 @@ func (a *App) Main(args []string, getenv func(string) string, stdout, stderr io.
 	// With JSON logs (-log-format json, or auto off a terminal), run's own
 	// lines — the signal's and the error it ends with — are JSON too.
 	var jsonLog *slog.Logger
-	if isRun(args) && config.ResolveFormat(logFormat(args, getenv), terminal.Is(stderr), false) == config.FormatJSON {
+	if (isRun(args) || isCommand(args, "redrive")) && config.ResolveFormat(logFormat(args, getenv), terminal.Is(stderr), false) == config.FormatJSON {
 		jsonLog = config.NewLogger(stderr, config.FormatJSON, slog.LevelInfo)
 	}
 	sigs := make(chan os.Signal, 2)
@@ -40,6 +40,8 @@ func (a *App) Main(args []string, getenv func(string) string, stdout, stderr io.
 		what := "stopping"
 		if isRun(args) {
 			what = "draining (finishing batches in flight, checkpointing, releasing leases)"
+		} else if isCommand(args, "redrive") {
+			what = "stopping (finishing batches in flight, cleaning up what is done; the rest stays in the source)"
 		}
 		if jsonLog != nil {
 			jsonLog.Info(fmt.Sprintf("%s: %v: %s; signal again to exit at once", a.name, s, what), "signal", s.String())
@@ -96,6 +98,10 @@ func logFormat(args []string, getenv func(string) string) string {
 	return getenv(config.EnvName("log-format"))
 }
 
+func isCommand(args []string, name string) bool {
+	return len(args) > 0 && args[0] == name
+}
+
 func isRun(args []string) bool {
 	return len(args) == 0 || args[0] == "run" || len(args[0]) > 0 && args[0][0] == '-'
 }
@@ -108,6 +114,7 @@ var commands = []struct{ name, line string }{
 	{"status", "one row per shard: state, parents, owner, checkpoint, lag, last renewal; -watch follows it with records/s"},
 	{"reset", "move an application's checkpoints to a position, with its pollers stopped"},
 	{"resume", "clear a parked shard so it is retried at once"},
+	{"redrive", "deliver records given up to an on-failure destination again (-from a queue, an S3 prefix or a file), then clean them up"},
 	{"version", "print the version, the VCS commit and the Go version"},
 }
 
@@ -208,6 +215,8 @@ func (a *App) Run(ctx context.Context, args []string, getenv func(string) string
 		return a.runReset(ctx, args, getenv, stdout, stderr)
 	case "resume":
 		return a.runResume(ctx, args, getenv, stdout, stderr)
+	case "redrive":
+		return a.runRedrive(ctx, args, getenv, stdout, stderr)
 	}
 	return config.Usagef("unknown command %q: allowed %s (%s -h describes them)", cmd, commandNames(), a.name)
 }

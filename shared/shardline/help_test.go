@@ -15,7 +15,7 @@ func TestTopHelp(t *testing.T) {
 		if res.code != 0 || res.stderr != "" {
 			t.Fatalf("poller %q: exit %d, stderr %q", args, res.code, res.stderr)
 		}
-		for _, cmd := range []string{"run", "produce", "status", "reset", "resume", "version"} {
+		for _, cmd := range []string{"run", "produce", "status", "reset", "resume", "redrive", "version"} {
 			if !strings.Contains(res.stdout, "\n  "+cmd+" ") {
 				t.Errorf("poller %q does not list %s:\n%s", args, cmd, res.stdout)
 			}
@@ -41,6 +41,8 @@ func TestCommandHelp(t *testing.T) {
 			[]string{"-app-name", "-lambda-endpoint", "-dynamodb-endpoint", "-dynamodb-role-arn", "-cloudwatch-role-arn", "-log-level", "-handler"}},
 		{"status", []string{"-json", "-watch", "-app-name", "-dynamodb-endpoint"}, []string{"-lambda-endpoint", "-cloudwatch-role-arn", "-log-level"}},
 		{"reset", []string{"-to", "-timestamp", "-shard", "-force", "-dynamodb-endpoint"}, []string{"-lambda-endpoint", "-cloudwatch-role-arn", "-log-level"}},
+		{"redrive", []string{"-from", "-dry-run", "-delete", "-visibility-timeout", "-max-gather-mb", "-on-failure", "-handler", "-target-function", "-lambda-endpoint",
+			"-log-format", "-metrics-addr", "-quiet", "\nhandler or function:\n"}, []string{"-app-name", "-dynamodb-endpoint", "-initial-position", "-worker-id", "-max-record-age"}},
 	}
 	for _, tt := range tests {
 		res := runMain(t, 10*time.Second, []string{tt.cmd, "-h"}, nil)

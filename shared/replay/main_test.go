@@ -1,0 +1,9 @@
+package replay_test
+
+import (
+	"testing"
+
+	"github.com/shardline/shardline/shared/standin/standintest"
+)
+
+func TestMain(m *testing.M) { standintest.Main(m) }
