@@ -10,7 +10,8 @@ import (
 )
 
 // TestReadmeSettingsTable: the README's settings table lists every flag of
-// `poller run` with its variable, and no flag that does not exist.
+// `poller run` and `poller replay` with its variable, and no flag that
+// neither takes.
 func TestReadmeSettingsTable(t *testing.T) {
 	b, err := os.ReadFile("../../README.md")
 	if err != nil {
@@ -19,6 +20,14 @@ func TestReadmeSettingsTable(t *testing.T) {
 	var s Run
 	fs := NewFlagSet("run", io.Discard)
 	s.Register(fs)
+	var rp Replay
+	rfs := NewFlagSet("replay", io.Discard)
+	rp.Register(rfs)
+	rfs.VisitAll(func(f *flag.Flag) {
+		if fs.Lookup(f.Name) == nil {
+			fs.Var(f.Value, f.Name, f.Usage)
+		}
+	})
 	row := regexp.MustCompile("(?m)^\\| (`-[a-z-]+`(?:, `-[a-z-]+`)*) \\| ([^|]*) \\|")
 	inTable := map[string]bool{}
 	for _, m := range row.FindAllStringSubmatch(string(b), -1) {
@@ -26,7 +35,7 @@ func TestReadmeSettingsTable(t *testing.T) {
 			name := strings.Trim(f, "`-")
 			inTable[name] = true
 			if fs.Lookup(name) == nil {
-				t.Errorf("README lists -%s, which poller run does not take", name)
+				t.Errorf("README lists -%s, which neither poller run nor replay takes", name)
 				continue
 			}
 			if !strings.Contains(m[2], EnvName(name)) {
@@ -36,7 +45,7 @@ func TestReadmeSettingsTable(t *testing.T) {
 	}
 	fs.VisitAll(func(f *flag.Flag) {
 		if !inTable[f.Name] {
-			t.Errorf("poller run -%s is missing from the README's settings table", f.Name)
+			t.Errorf("poller run/replay -%s is missing from the README's settings table", f.Name)
 		}
 	})
 }
