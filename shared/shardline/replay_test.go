@@ -7,6 +7,7 @@ import (
 	"math/big"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -15,6 +16,8 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	dtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	ktypes "github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 
@@ -280,5 +283,88 @@ func TestReplayBadSettings(t *testing.T) {
 		if len(c.data()) != 0 {
 			t.Errorf("%s: %d records handled", tt.name, len(c.data()))
 		}
+	}
+}
+
+// TestReplayLeavesTheApplicationAlone: a replay while the application's
+// pollers run delivers its range, and the pollers lose nothing of what is
+// put meanwhile; a replay given the application's name and DynamoDB
+// endpoint changes nothing in its lease table, item for item.
+func TestReplayLeavesTheApplicationAlone(t *testing.T) {
+	awsEnv(t)
+	ks, ds := standintest.Both(t)
+	name := standintest.NewStream(t, ks.Endpoint, 2)
+	kc := standintest.KinesisClient(ks.Endpoint)
+	app := standintest.UniqueName(t)
+	a := putRound(t, kc, name, "a", 6, 120)
+	until := apart()
+
+	var poller collector
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ran := make(chan error, 1)
+	go func() {
+		var out bytes.Buffer
+		ran <- New(WithName("poller"), Handle(poller.handle)).Run(ctx, []string{"run", "-app-name", app, "-stream-name", name,
+			"-kinesis-endpoint", ks.Endpoint, "-dynamodb-endpoint", ds.Endpoint, "-initial-position", "TRIM_HORIZON",
+			"-checkpoint-interval", "200ms", "-failover-time", "3s", "-quiet"}, env(nil), &out, &out)
+	}()
+	var replayed collector
+	replayDone := make(chan mainResult, 1)
+	go func() {
+		replayDone <- replayMain(t, &replayed, []string{"replay", "-stream-name", name, "-kinesis-endpoint", ks.Endpoint,
+			"-from", "TRIM_HORIZON", "-until", until.UTC().Format(time.RFC3339Nano), "-batch-size", "25"}, nil)
+	}()
+	b := putRound(t, kc, name, "b", 6, 120)
+	res := <-replayDone
+	if res.code != 0 {
+		t.Fatalf("replay beside the pollers: exit %d\n%s", res.code, res.stderr)
+	}
+	if got := slices.Sorted(slices.Values(replayed.data())); !slices.Equal(got, slices.Sorted(slices.Values(a))) {
+		t.Errorf("replay beside the pollers delivered %d records, want exactly the %d before -until", len(got), len(a))
+	}
+	all := append(slices.Clone(a), b...)
+	testwait.Until(t, 30*time.Second, "the pollers handle every record", func() bool { return len(poller.data()) >= len(all) })
+	cancel()
+	if err := <-ran; err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	seen := map[string]bool{}
+	for _, id := range poller.data() {
+		seen[id] = true
+	}
+	for _, id := range all {
+		if !seen[id] {
+			t.Errorf("the pollers lost %s", id)
+		}
+	}
+
+	dc := standintest.DynamoDBClient(ds.Endpoint)
+	scan := func() []map[string]dtypes.AttributeValue {
+		out, err := dc.Scan(context.Background(), &dynamodb.ScanInput{TableName: aws.String(app), ConsistentRead: aws.Bool(true)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		key := func(m map[string]dtypes.AttributeValue) string {
+			if s, ok := m["leaseKey"].(*dtypes.AttributeValueMemberS); ok {
+				return s.Value
+			}
+			return ""
+		}
+		slices.SortFunc(out.Items, func(x, y map[string]dtypes.AttributeValue) int { return strings.Compare(key(x), key(y)) })
+		return out.Items
+	}
+	before := scan()
+	if len(before) != 2 {
+		t.Fatalf("lease table holds %d items, want 2", len(before))
+	}
+	var again collector
+	res = replayMain(t, &again, []string{"replay", "-stream-name", name, "-kinesis-endpoint", ks.Endpoint, "-from", "TRIM_HORIZON", "-read-share", "0"},
+		map[string]string{"SHARDLINE_APP_NAME": app, "SHARDLINE_DYNAMODB_ENDPOINT": ds.Endpoint})
+	if res.code != 0 || len(again.data()) != len(all) {
+		t.Fatalf("replay of everything: exit %d, %d records (want %d)\n%s", res.code, len(again.data()), len(all), res.stderr)
+	}
+	if after := scan(); !reflect.DeepEqual(before, after) {
+		t.Errorf("the lease table changed under a replay:\nbefore %v\nafter  %v", before, after)
 	}
 }
