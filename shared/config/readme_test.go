@@ -65,12 +65,21 @@ func checkTable(t *testing.T, cmd, text string, fs *flag.FlagSet) {
 }
 
 // TestReadmeSettingsTable: the README's settings table lists every flag of
-// `poller run` with its variable, and no flag that does not exist.
+// `poller run` and `poller replay` with its variable, and no flag that
+// neither takes.
 func TestReadmeSettingsTable(t *testing.T) {
 	var s Run
 	fs := NewFlagSet("run", io.Discard)
 	s.Register(fs)
-	checkTable(t, "run", readmeSection(t, "## Settings"), fs)
+	var rp Replay
+	rfs := NewFlagSet("replay", io.Discard)
+	rp.Register(rfs)
+	rfs.VisitAll(func(f *flag.Flag) {
+		if fs.Lookup(f.Name) == nil {
+			fs.Var(f.Value, f.Name, f.Usage)
+		}
+	})
+	checkTable(t, "run or replay", readmeSection(t, "## Settings"), fs)
 }
 
 // TestReadmeRedriveTable: the README's table of `poller redrive`'s

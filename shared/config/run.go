@@ -113,21 +113,38 @@ func (s *Run) Register(fs *flag.FlagSet) {
 	fs.StringVar(&s.ConsumerName, "consumer-name", "", "enhanced fan-out: read through the stream consumer of this `name`, registered if it is missing (empty: polling with GetRecords)")
 	fs.StringVar(&s.ConsumerARN, "consumer-arn", "", "enhanced fan-out: read through the existing stream consumer of this `ARN` (of -stream-name); never registers one")
 	fs.DurationVar(&s.CheckpointInterval, "checkpoint-interval", time.Second, "least time between checkpoint writes per shard")
+	s.registerHandler(fs)
+	fs.StringVar(&s.WorkerID, "worker-id", "", "lease owner name (default host-pid-random)")
+	fs.DurationVar(&s.FailoverTime, "failover-time", 10*time.Second, "a lease whose counter has not moved for this long may be taken")
+	fs.IntVar(&s.MaxLeases, "max-leases", 0, "most shards this worker holds (0: no limit)")
+	s.registerDelivery(fs)
+	fs.DurationVar(&s.TumblingWindow, "tumbling-window", 0, "0s–900s: windowed events with state, as Lambda's TumblingWindowInSeconds")
+	fs.DurationVar(&s.IdleTimeBetweenReads, "idle-time-between-reads", fetch.DefaultIdleInterval, "time between reads of a shard that has caught up (a shard behind is read again as soon as 5 reads/s allow); Kinesis allows 5 reads/s per shard for all consumers together")
+	fs.StringVar(&s.MetricsLevel, "metrics-level", "DETAILED", "NONE, SUMMARY or DETAILED (KCL's metricsLevel); NONE measures nothing")
+	fs.StringVar(&s.MetricsDimensions, "metrics-dimensions", "Operation,ShardId,WorkerIdentifier", "enabled dimensions, of Operation, ShardId, WorkerIdentifier, StreamName (KCL's metricsEnabledDimensions)")
+	fs.BoolVar(&s.MetricsCloudWatch, "metrics-cloudwatch", false, "also send metrics with CloudWatch PutMetricData (namespace: the app name), batched")
+}
+
+// registerHandler adds -handler and -target-function.
+func (s *Run) registerHandler(fs *flag.FlagSet) {
 	hu := "in-process handler: " + strings.Join(s.Handlers.Names(), ", ")
 	if s.Handlers.HasDefault() {
 		hu += " (default: this program's own)"
 	}
 	fs.StringVar(&s.Handler, "handler", "", hu)
 	fs.StringVar(&s.TargetFunction, "target-function", "", "Lambda function name or ARN to invoke with each batch, instead of -handler")
-	fs.StringVar(&s.WorkerID, "worker-id", "", "lease owner name (default host-pid-random)")
-	fs.DurationVar(&s.FailoverTime, "failover-time", 10*time.Second, "a lease whose counter has not moved for this long may be taken")
-	fs.IntVar(&s.MaxLeases, "max-leases", 0, "most shards this worker holds (0: no limit)")
+}
+
+// registerDelivery adds the settings of how records reach the handler,
+// which `run` and `replay` share: batching, retries, bisect, partial
+// failures, the on-failure destination, the filter, deadlines, Kinesis
+// read retries, the metrics endpoint and the live view.
+func (s *Run) registerDelivery(fs *flag.FlagSet) {
 	fs.IntVar(&s.BatchSize, "batch-size", 100, "most records per handler call (1–10000)")
 	fs.DurationVar(&s.MaxBatchingWindow, "max-batching-window", 0, "wait up to this long to fill a batch")
 	fs.IntVar(&s.ParallelizationFactor, "parallelization-factor", 1, "concurrent batches per shard (1–10), grouped by the user record's partition key: one key stays in order")
 	fs.BoolVar(&s.BisectOnError, "bisect-on-error", false, "split a batch that fails with a function error in two and retry each half")
 	fs.BoolVar(&s.ReportItemFailures, "report-batch-item-failures", true, "honour the handler's batchItemFailures (ReportBatchItemFailures); false: ignore them, as Lambda does without it")
-	fs.DurationVar(&s.TumblingWindow, "tumbling-window", 0, "0s–900s: windowed events with state, as Lambda's TumblingWindowInSeconds")
 	fs.Var(&s.Filters, "filter", "a Lambda filter `pattern` on data and partitionKey (JSON); give it up to 5 times (the variable: one pattern or a JSON array)")
 	fs.IntVar(&s.MaxRetryAttempts, "max-retry-attempts", -1, "retries of a failing batch; -1 = until the record expires")
 	fs.DurationVar(&s.MaxRecordAge, "max-record-age", -time.Second, "give up on records older than this; -1s = never")
@@ -137,11 +154,7 @@ func (s *Run) Register(fs *flag.FlagSet) {
 	fs.DurationVar(&s.FunctionTimeout, "function-timeout", 15*time.Minute, "how long one Invoke of -target-function may run; the SDK never re-sends an Invoke by itself")
 	fs.DurationVar(&s.RetryWaitTime, "retry-wait-time", 100*time.Millisecond, "wait between Kinesis read retries")
 	fs.IntVar(&s.RetryMaxAttempts, "retry-max-attempts", 3, "Kinesis read retries before backing off")
-	fs.DurationVar(&s.IdleTimeBetweenReads, "idle-time-between-reads", fetch.DefaultIdleInterval, "time between reads of a shard that has caught up (a shard behind is read again as soon as 5 reads/s allow); Kinesis allows 5 reads/s per shard for all consumers together")
-	fs.StringVar(&s.MetricsLevel, "metrics-level", "DETAILED", "NONE, SUMMARY or DETAILED (KCL's metricsLevel); NONE measures nothing")
-	fs.StringVar(&s.MetricsDimensions, "metrics-dimensions", "Operation,ShardId,WorkerIdentifier", "enabled dimensions, of Operation, ShardId, WorkerIdentifier, StreamName (KCL's metricsEnabledDimensions)")
 	fs.StringVar(&s.MetricsAddr, "metrics-addr", "", "host:port for Prometheus /metrics, /healthz and /readyz (off when empty)")
-	fs.BoolVar(&s.MetricsCloudWatch, "metrics-cloudwatch", false, "also send metrics with CloudWatch PutMetricData (namespace: the app name), batched")
 	fs.BoolVar(&s.Quiet, "quiet", false, "no live status line on a terminal (it is off anyway when stdout or stderr is not a terminal, and with -log-format json)")
 }
 

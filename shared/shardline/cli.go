@@ -112,6 +112,7 @@ var commands = []struct{ name, line string }{
 	{"run", "read the stream, call the handler, checkpoint (the default command)"},
 	{"produce", "put lines of random numbers on a stream (the word producer); prints the totals Kinesis accepted"},
 	{"status", "one row per shard: state, parents, owner, checkpoint, lag, last renewal; -watch follows it with records/s"},
+	{"replay", "read a range of the stream (times or sequence numbers) into the handler again, with no lease table"},
 	{"reset", "move an application's checkpoints to a position, with its pollers stopped"},
 	{"resume", "clear a parked shard so it is retried at once"},
 	{"redrive", "deliver records given up to an on-failure destination again (-from a queue, an S3 prefix or a file), then clean them up"},
@@ -211,6 +212,8 @@ func (a *App) Run(ctx context.Context, args []string, getenv func(string) string
 		return a.runProduce(ctx, args, getenv, stdout, stderr)
 	case "status":
 		return a.runStatus(ctx, args, getenv, stdout, stderr)
+	case "replay":
+		return a.runReplay(ctx, args, getenv, stdout, stderr)
 	case "reset":
 		return a.runReset(ctx, args, getenv, stdout, stderr)
 	case "resume":

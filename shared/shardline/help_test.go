@@ -15,7 +15,7 @@ func TestTopHelp(t *testing.T) {
 		if res.code != 0 || res.stderr != "" {
 			t.Fatalf("poller %q: exit %d, stderr %q", args, res.code, res.stderr)
 		}
-		for _, cmd := range []string{"run", "produce", "status", "reset", "resume", "redrive", "version"} {
+		for _, cmd := range []string{"run", "produce", "status", "replay", "reset", "resume", "redrive", "version"} {
 			if !strings.Contains(res.stdout, "\n  "+cmd+" ") {
 				t.Errorf("poller %q does not list %s:\n%s", args, cmd, res.stdout)
 			}
@@ -40,6 +40,10 @@ func TestCommandHelp(t *testing.T) {
 		{"produce", []string{"-rate", "-count", "-stream-name", "-kinesis-endpoint", "-region"},
 			[]string{"-app-name", "-lambda-endpoint", "-dynamodb-endpoint", "-dynamodb-role-arn", "-cloudwatch-role-arn", "-log-level", "-handler"}},
 		{"status", []string{"-json", "-watch", "-app-name", "-dynamodb-endpoint"}, []string{"-lambda-endpoint", "-cloudwatch-role-arn", "-log-level"}},
+		{"replay", []string{"-from", "-until", "-shard", "-rate", "-read-share", "-filter", "-handler", "-target-function", "-batch-size", "-max-batching-window",
+			"-parallelization-factor", "-bisect-on-error", "-max-retry-attempts", "-max-record-age", "-on-failure", "-report-batch-item-failures",
+			"-handler-timeout", "-log-format", "-metrics-addr", "-quiet", "-lambda-endpoint"},
+			[]string{"-app-name", "-dynamodb-endpoint", "-initial-position", "-checkpoint-interval", "-worker-id", "-tumbling-window"}},
 		{"reset", []string{"-to", "-timestamp", "-shard", "-force", "-dynamodb-endpoint"}, []string{"-lambda-endpoint", "-cloudwatch-role-arn", "-log-level"}},
 		{"redrive", []string{"-from", "-dry-run", "-delete", "-visibility-timeout", "-max-gather-mb", "-on-failure", "-handler", "-target-function", "-lambda-endpoint",
 			"-log-format", "-metrics-addr", "-quiet", "\nhandler or function:\n"}, []string{"-app-name", "-dynamodb-endpoint", "-initial-position", "-worker-id", "-max-record-age"}},

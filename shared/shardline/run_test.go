@@ -34,7 +34,7 @@ func TestMainBadSetting(t *testing.T) {
 		{"bad env value", validArgs, map[string]string{"SHARDLINE_BATCH_SIZE": "many"}, `SHARDLINE_BATCH_SIZE="many": allowed an integer such as 100`},
 		{"settings from env only", nil, map[string]string{"SHARDLINE_APP_NAME": "words-app", "SHARDLINE_STREAM_NAME": "words", "SHARDLINE_HANDLER": "nope"}, `-handler "nope"`},
 		{"missing app-name", []string{"run"}, nil, "-app-name"},
-		{"unknown command", []string{"replay"}, nil, `"replay"`},
+		{"unknown command", []string{"bogus"}, nil, `"bogus"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
