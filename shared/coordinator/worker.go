@@ -200,7 +200,10 @@ func (w *Worker) Check(ctx context.Context) error {
 	if err := w.resolveConsumer(ctx); err != nil {
 		return err
 	}
-	if err := w.table.Ensure(ctx); err != nil {
+	if err := w.table.Ensure(ctx); errors.Is(err, lease.ErrNoIndex) {
+		w.log.Warn("the lease table has no "+lease.OwnerIndex+" and it could not be added: each worker reads the whole table to find its leases, a Scan every failover/2; add the index (see the README), or allow dynamodb:UpdateTable once",
+			"error", Explain(err))
+	} else if err != nil {
 		return fmt.Errorf("lease table: %w", Explain(err))
 	}
 	return nil

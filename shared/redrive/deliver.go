@@ -18,13 +18,15 @@ import (
 func (r *Redriver) deliver(ctx context.Context, g *gather, seen map[string]bool) error {
 	dctx := context.WithoutCancel(ctx)
 	stop := make(chan struct{})
+	var stopOnce sync.Once
+	closeStop := func() { stopOnce.Do(func() { close(stop) }) }
 	go func() {
 		select {
 		case <-ctx.Done():
 		case <-stop:
 			return
 		}
-		close(stop)
+		closeStop()
 	}()
 	c := newCleaner(dctx, r)
 	// A message whose every record was done in an earlier round (or
@@ -66,11 +68,7 @@ func (r *Redriver) deliver(ctx context.Context, g *gather, seen map[string]bool)
 		})
 	}
 	wg.Wait()
-	select {
-	case <-stop:
-	default:
-		close(stop)
-	}
+	closeStop()
 	c.close()
 	r.mu.Lock()
 	r.sum.Duplicates += g.dups
