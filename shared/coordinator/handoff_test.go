@@ -65,3 +65,55 @@ func TestPlannedRebalanceNoDuplicates(t *testing.T) {
 	checkKeyOrder(t, recs)
 	t.Logf("%d records, %d deliveries, %d duplicates", len(want), len(recs), dups)
 }
+
+// TestLeaderDies (issue 19): the leader is cut off from DynamoDB (as if
+// killed: it renews neither its leases nor the leader lock): the other
+// worker takes the leader lock once it has not moved for the failover
+// time, and the dead leader's shards once their counters stand still,
+// within 3 × the failover time (failover + 20 s at the default 10 s),
+// never before the failover time. No record is lost.
+func TestLeaderDies(t *testing.T) {
+	kinesisEP, dynamoEP := needStandins(t)
+	f := newFixture(t, 4)
+	proxy := newFaultProxy(t, hostPort(t, dynamoEP))
+	kc, dc := clientsVia(t, kinesisEP, proxy.URL())
+	const failover = 3 * time.Second
+	c := &collector{}
+	p := f.keyedProducer(40, 10)
+	var logs testwait.Buffer
+	a := f.start(c.handle, func(cfg *coordinator.Config) {
+		cfg.WorkerID, cfg.FailoverTime, cfg.Kinesis, cfg.DynamoDB = "a", failover, kc, dc
+	})
+	testwait.Until(t, 30*time.Second, "a holds 4", func() bool { return len(a.w.Held()) == 4 })
+	b := f.start(c.handle, func(cfg *coordinator.Config) {
+		cfg.WorkerID, cfg.FailoverTime = "b", failover
+		logTo(&logs)(cfg)
+	})
+	testwait.Until(t, 30*time.Second, "a and b hold 2 each", func() bool { return slices.Equal(counts(a, b), []int{2, 2}) })
+
+	proxy.Cut()
+	cut := time.Now()
+	testwait.Until(t, 10*failover, "b holds all 4", func() bool { return len(b.w.Held()) == 4 })
+	took := time.Since(cut)
+	if took < failover || took > 3*failover {
+		t.Errorf("the dead leader's shards taken %s after it was cut off, want between the failover time %s and 3 × it", took.Round(10*time.Millisecond), failover)
+	}
+	if lines(&logs, "leader: this worker assigns the leases", "lock expired") != 1 {
+		t.Errorf("b did not take the expired leader lock once:\n%s", logs.String())
+	}
+	t.Logf("leader cut off: its shards taken by the other worker after %s (failover %s)", took.Round(10*time.Millisecond), failover)
+	want := p.finish(t)
+	testwait.Until(t, time.Minute, "every record", func() bool {
+		seen := map[string]bool{}
+		for _, g := range c.snapshot() {
+			seen[g.id] = true
+		}
+		for _, id := range want {
+			if !seen[id] {
+				return false
+			}
+		}
+		return true
+	})
+	proxy.Restore()
+}

@@ -50,6 +50,9 @@ type leaderState struct {
 	lastSync time.Time
 	syncDue  bool
 	ended    map[string]bool // ended leases seen
+	// followUp: a round is due failover/5 after the first, to take the
+	// last leader's leases once seen standing still.
+	followUp bool
 }
 
 // leading reports whether this worker holds the leader lock.
@@ -84,7 +87,7 @@ func (w *Worker) leaderCheck(ctx context.Context) {
 		if wait <= 0 {
 			wait = w.cfg.FailoverTime
 		}
-		if now.Sub(s.seenAt) < wait {
+		if now.Sub(s.seenAt) < wait-wait/10 { // a tenth: the checks' jitter
 			return
 		}
 		prev = &lock
@@ -112,6 +115,7 @@ func (w *Worker) leaderCheck(ctx context.Context) {
 	if prev != nil && prev.Owner != w.cfg.WorkerID {
 		w.lead.dead = prev.Owner
 	}
+	w.lead.followUp = prev != nil
 	w.log.Info("leader: this worker assigns the leases", "previous", prevOwner(prev))
 }
 
@@ -250,9 +254,21 @@ func (w *Worker) leaderRound(ctx, work context.Context) {
 			s.workers.Forget(k)
 		}
 	}
+	// A lease is expired when its counter has stood still for the failover
+	// time, as this leader saw it (rounds come every failover time: a
+	// tenth of it is the rounds' jitter). The last leader's, whose lock
+	// expired, once it stood still from one round to the next (the
+	// follow-up round after failover/5): it has not renewed its lock for
+	// the failover time, and a worker renews its leases with its lock.
 	expired := func(l lease.Lease) bool {
 		h := l.Holder()
-		return h != "" && (h == s.dead || w.observer.Expired(l.Key, now, w.cfg.FailoverTime-w.cfg.FailoverTime/10))
+		if h == "" {
+			return false
+		}
+		if h == s.dead {
+			return w.observer.Expired(l.Key, now, w.cfg.FailoverTime/5-w.cfg.FailoverTime/50)
+		}
+		return w.observer.Expired(l.Key, now, w.cfg.FailoverTime-w.cfg.FailoverTime/10)
 	}
 	gone := map[string]bool{}
 	owns := map[string]int{}

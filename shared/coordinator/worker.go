@@ -267,10 +267,19 @@ func (w *Worker) Run(ctx context.Context) error {
 
 	var runErr error
 	w.register(ctx)
-	w.leaderCheck(ctx)
-	if w.leading() {
+	var followUp <-chan time.Time // the new leader's second round
+	lead := func() {
+		w.leaderCheck(ctx)
+		if !w.leading() {
+			return
+		}
 		w.leaderRound(ctx, work)
+		if w.lead.followUp {
+			w.lead.followUp = false
+			followUp = time.After(w.cfg.FailoverTime / 5)
+		}
 	}
+	lead()
 	if w.discover(ctx, work) {
 		w.ready.Store(true)
 	}
@@ -292,7 +301,8 @@ loop:
 			runErr = err
 			break loop
 		case <-leadTick.C:
-			w.leaderCheck(ctx)
+			lead()
+		case <-followUp:
 			if w.leading() {
 				w.leaderRound(ctx, work)
 			}
