@@ -383,7 +383,7 @@ func (s *Run) WorkerConfig(clients *awsconf.Clients, h stream.Handler, log *slog
 		InitialPosition: s.InitialPosition, InitialTimestamp: s.Timestamp,
 		CheckpointInterval: s.CheckpointInterval, FailoverTime: s.FailoverTime, MaxLeases: s.MaxLeases,
 		HandoffTimeout: max(s.HandoffTimeout, time.Nanosecond),
-		BatchSize: s.BatchSize, MaxBatchingWindow: s.MaxBatchingWindow,
+		BatchSize:      s.BatchSize, MaxBatchingWindow: s.MaxBatchingWindow,
 		Handler: h, MaxRetryAttempts: s.MaxRetryAttempts, MaxRecordAge: max(s.MaxRecordAge, 0),
 		IgnoreItemFailures: !s.ReportItemFailures, ParallelizationFactor: s.ParallelizationFactor,
 		BisectOnError: s.BisectOnError, OnFailure: dest, HandlerTimeout: s.HandlerTimeout, DeliverOutOfRange: s.OutOfRange == "deliver",
