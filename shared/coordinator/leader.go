@@ -167,8 +167,9 @@ func (w *Worker) resign(ctx context.Context) {
 	}
 }
 
-// register writes the worker item (start, and every heartbeatEvery
-// failover times).
+// register writes the worker item: at start, and every heartbeatEvery
+// failover times while the worker holds no lease (with leases, their
+// renewals show it alive).
 func (w *Worker) register(ctx context.Context) {
 	err := w.table.RegisterWorker(ctx, lease.WorkerItem{ID: w.cfg.WorkerID, MaxLeases: int64(w.cfg.MaxLeases), Nonce: w.nonce})
 	if err != nil && ctx.Err() == nil {
@@ -281,13 +282,16 @@ func (w *Worker) leaderRound(ctx, work context.Context) {
 			gone[l.Holder()] = true
 		}
 	}
+	// A worker with leases proves itself alive by renewing them; one
+	// without by its item's heartbeat (written only while it holds none).
 	live := map[string]int{w.cfg.WorkerID: w.cfg.MaxLeases}
 	for id, it := range items {
-		if gone[id] || id == s.dead || s.workers.Expired(id, now, hbWindow) {
-			if owns[id] == 0 && s.workers.Expired(id, now, hbWindow) {
-				if err := w.table.DeleteWorker(ctx, it); err == nil {
-					w.log.Info("worker item of a gone worker deleted", "gone", id)
-				}
+		if gone[id] || id == s.dead {
+			continue
+		}
+		if owns[id] == 0 && s.workers.Expired(id, now, hbWindow) {
+			if err := w.table.DeleteWorker(ctx, it); err == nil {
+				w.log.Info("worker item of a gone worker deleted", "gone", id)
 			}
 			continue
 		}

@@ -320,7 +320,9 @@ loop:
 				w.pollPending(ctx, work)
 			}
 		case <-beatTick.C:
-			w.register(ctx)
+			if w.heldCount.Load() == 0 {
+				w.register(ctx)
+			}
 		}
 	}
 	leadTick.Stop()
