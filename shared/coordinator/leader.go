@@ -49,7 +49,8 @@ type leaderState struct {
 	dead     string               // the last leader, whose lock expired: its leases are expired at once
 	lastSync time.Time
 	syncDue  bool
-	ended    map[string]bool // ended leases seen
+	ended    map[string]bool      // ended leases seen
+	former   map[string]time.Time // leases of streams not in the list -> first seen
 	// followUp: a round is due failover/5 after the first, to take the
 	// last leader's leases once seen standing still.
 	followUp bool
@@ -205,6 +206,7 @@ func (w *Worker) leaderRound(ctx, work context.Context) {
 	w.badItems(ctx, sc.Bad)
 	w.multiStream(sc.MultiStream)
 	now := time.Now()
+	sc.Leases = w.formerStreams(ctx, sc.Leases, now)
 	byKey := make(map[string]lease.Lease, len(sc.Leases))
 	for _, l := range sc.Leases {
 		byKey[l.Key] = l
@@ -289,7 +291,7 @@ func (w *Worker) leaderRound(ctx, work context.Context) {
 		if gone[id] || id == s.dead {
 			continue
 		}
-		if owns[id] == 0 && s.workers.Expired(id, now, hbWindow) {
+		if id != w.cfg.WorkerID && owns[id] == 0 && s.workers.Expired(id, now, hbWindow) {
 			if err := w.table.DeleteWorker(ctx, it); err == nil {
 				w.log.Info("worker item of a gone worker deleted", "gone", id)
 			}
@@ -300,7 +302,7 @@ func (w *Worker) leaderRound(ctx, work context.Context) {
 
 	var slots []balance.Slot
 	for _, l := range sc.Leases {
-		if l.Ended() || l.Parked(now) || !shards.Ready(l.ParentShardIDs, endedIn(byKey)) {
+		if l.Ended() || l.Parked(now) || !shards.Ready(l.ParentShardIDs, endedIn(byKey, l)) {
 			continue
 		}
 		holder := l.Holder()
@@ -479,13 +481,17 @@ func (w *Worker) discover(ctx, work context.Context) bool {
 // to its end (from GetRecords' or the subscription's ChildShards), as KCL
 // does at a shard's end, so that the leader gives them out at its next
 // round without waiting for a shard sync. They start at TRIM_HORIZON.
-func (w *Worker) createChildren(ctx context.Context, children []types.ChildShard) {
+func (w *Worker) createChildren(ctx context.Context, s *streamInfo, children []types.ChildShard) {
 	for _, ch := range children {
-		l := lease.Lease{Key: aws.ToString(ch.ShardId), Checkpoint: stream.Position{Seq: stream.TrimHorizon}, ParentShardIDs: ch.ParentShards}
+		id := aws.ToString(ch.ShardId)
+		l := lease.Lease{Key: s.keyOf(id), Checkpoint: stream.Position{Seq: stream.TrimHorizon}, ParentShardIDs: ch.ParentShards}
+		if s.id != "" {
+			l.StreamID, l.ShardID = s.id, id
+		}
 		if r := ch.HashKeyRange; r != nil {
 			l.StartingHashKey, l.EndingHashKey = aws.ToString(r.StartingHashKey), aws.ToString(r.EndingHashKey)
 		}
-		if l.Key == "" {
+		if id == "" {
 			continue
 		}
 		err := w.table.Create(ctx, l)

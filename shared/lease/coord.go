@@ -378,3 +378,23 @@ func newVersion() string {
 	h := hex.EncodeToString(b)
 	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
 }
+
+// Remove deletes a lease, on condition that its counter is still l's (a
+// lease of a stream the application no longer reads, once its waiting
+// period is over).
+func (t *Table) Remove(ctx context.Context, l Lease) error {
+	_, err := t.db.DeleteItem(ctx, &dynamodb.DeleteItemInput{
+		TableName:                 &t.name,
+		Key:                       keyOf(l.Key),
+		ConditionExpression:       aws.String("#c = :c"),
+		ExpressionAttributeNames:  map[string]string{"#c": attrCounter},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":c": num(l.Counter)},
+	})
+	if isConditionFailed(err) {
+		return fmt.Errorf("remove lease %s: %w", l.Key, ErrLeaseLost)
+	}
+	if err != nil {
+		return fmt.Errorf("remove lease %s: %w", l.Key, err)
+	}
+	return nil
+}
