@@ -46,11 +46,16 @@ type leaderState struct {
 	// The rounds' state, on Run's goroutine only.
 	workers  *balance.Observer    // worker items' heartbeats
 	handoffs map[string]time.Time // lease -> when its handoff (owner and checkpoint owner) was first seen
-	dead     string               // the last leader, whose lock expired: its leases are expired at once
-	lastSync time.Time
-	syncDue  bool
-	ended    map[string]bool      // ended leases seen
-	former   map[string]time.Time // leases of streams not in the list -> first seen
+	// dead is the last leader, whose lock expired: until deadUntil (the
+	// follow-up round) its leases are expired once seen standing still
+	// from one round to the next, and it gets none. A process that was
+	// only paused comes back as any worker after that.
+	dead      string
+	deadUntil time.Time
+	lastSync  time.Time
+	syncDue   bool
+	ended     map[string]bool      // ended leases seen
+	former    map[string]time.Time // leases of streams not in the list -> first seen
 	// followUp: a round is due failover/5 after the first, to take the
 	// last leader's leases once seen standing still.
 	followUp bool
@@ -114,7 +119,7 @@ func (w *Worker) leaderCheck(ctx context.Context) {
 	w.observer = balance.NewObserver()
 	w.lead.dead = ""
 	if prev != nil && prev.Owner != w.cfg.WorkerID {
-		w.lead.dead = prev.Owner
+		w.lead.dead, w.lead.deadUntil = prev.Owner, now.Add(w.cfg.FailoverTime)
 	}
 	w.lead.followUp = prev != nil
 	w.log.Info("leader: this worker assigns the leases", "previous", prevOwner(prev))
@@ -182,6 +187,9 @@ func (w *Worker) register(ctx context.Context) {
 // with a shard sync, when one is due), then assign and balance.
 func (w *Worker) leaderRound(ctx, work context.Context) {
 	s := &w.lead
+	if s.dead != "" && time.Now().After(s.deadUntil) {
+		s.dead = ""
+	}
 	sync := s.syncDue || time.Since(s.lastSync) >= w.cfg.ShardSyncInterval
 	var sc lease.Scanned
 	var err error
