@@ -130,8 +130,14 @@ func printRedrive(w io.Writer, sum redrive.Summary, from, onFailure string) {
 	if sum.PastRetention > 0 {
 		fmt.Fprintf(&b, "; %d of Lambda's records past the stream's retention (kept)", sum.PastRetention)
 	}
-	if sum.Rounds > 1 && !sum.DryRun {
+	if sum.Bounded > 0 && !sum.DryRun {
 		fmt.Fprintf(&b, "; delivered in %d rounds (memory bound): in order within each round", sum.Rounds)
+	}
+	if sum.Unlisted > 0 {
+		fmt.Fprintf(&b, "; about %d more messages not listed: a FIFO queue holds a group's next messages back until the earlier ones are deleted", sum.Unlisted)
+	}
+	if sum.AtReceiveLimit > 0 {
+		fmt.Fprintf(&b, "; %d messages now received maxReceiveCount (%d) times: their next receive moves them to the dead-letter queue", sum.AtReceiveLimit, sum.ReceiveLimit)
 	}
 	fmt.Fprintln(w, b.String())
 	_ = records
