@@ -2,7 +2,10 @@ package shardline
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -15,8 +18,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
+	"github.com/shardline/shardline/shared/destination/filedest"
 	"github.com/shardline/shardline/shared/destination/sqsdest"
 	"github.com/shardline/shardline/shared/dispatch"
+	"github.com/shardline/shardline/shared/redrive"
 	"github.com/shardline/shardline/shared/standin/standintest"
 	"github.com/shardline/shardline/shared/stream"
 )
@@ -272,5 +277,69 @@ func TestRedriveDryRunReceiveLimit(t *testing.T) {
 	}
 	if n := attrs.Attributes["ApproximateNumberOfMessages"]; n != "3" {
 		t.Errorf("the dead-letter queue holds %s messages, want the 3", n)
+	}
+}
+
+// noAWS leaves the test with no AWS region and no credentials anywhere
+// the SDK looks (variables, config and credentials files), and no
+// instance metadata.
+func noAWS(t *testing.T) {
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	dir := t.TempDir()
+	t.Setenv("AWS_CONFIG_FILE", filepath.Join(dir, "config"))
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(dir, "credentials"))
+	for _, k := range []string{"AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE",
+		"AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_SQS", "AWS_ENDPOINT_URL_S3", "AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_WEB_IDENTITY_TOKEN_FILE"} {
+		t.Setenv(k, "")
+		os.Unsetenv(k) // restored by Setenv's cleanup
+	}
+}
+
+// writeFailures appends fs to the file at path as -on-failure
+// file:///path does.
+func writeFailures(t *testing.T, path string, fs ...dispatch.Failure) {
+	t.Helper()
+	d := filedest.New(path)
+	for _, f := range fs {
+		if err := d.Send(context.Background(), f); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestRedriveFileNoAWS: a file -from, an in-process handler and a file
+// -on-failure use nothing of AWS: the redrive needs no region and no
+// credentials (there are none) and delivers every record; a Lambda
+// metadata-only record in the file, which would need the stream, stays
+// in the file with a line that says what to give.
+func TestRedriveFileNoAWS(t *testing.T) {
+	noAWS(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "failed.jsonl")
+	sent := []dispatch.Failure{givenUp("shardId-000000000000", 0, 3), givenUp("shardId-000000000001", 0, 2), givenUp("shardId-000000000000", 3, 3)}
+	writeFailures(t, path, sent...)
+	c := newInOrder()
+	out, logs, err := redriveCLI(t, ctx, c.handle, "-from", "file://"+path, "-on-failure", "file://"+filepath.Join(dir, "again.jsonl"))
+	if err != nil {
+		t.Fatalf("redrive with no AWS region or credentials: %v\n%s\n%s", err, out, logs)
+	}
+	c.check(t, sent)
+	if b, err := os.ReadFile(path); err != nil || len(b) != 0 {
+		t.Errorf("the file holds %q (%v), want nothing", b, err)
+	}
+	// Lambda's metadata-only record: its records are in the stream.
+	lambda := lambdaOnFailure("shardId-000000000000", "1", "2", 2, opsStreamARN)
+	if err := os.WriteFile(path, []byte(lambda+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, logs, err = redriveCLI(t, ctx, c.handle, "-from", "file://"+path)
+	var left *redrive.LeftError
+	if !errors.As(err, &left) || !strings.Contains(err.Error(), "no AWS region: give -region") {
+		t.Errorf("redrive of a Lambda metadata record with no region: %v; want it left in the file, saying a region is needed\n%s\n%s", err, out, logs)
+	}
+	if b, _ := os.ReadFile(path); string(b) != lambda+"\n" {
+		t.Errorf("the file holds %q, want the Lambda record kept", b)
 	}
 }
