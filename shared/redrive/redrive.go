@@ -134,6 +134,7 @@ type Redriver struct {
 	mu     sync.Mutex
 	shards map[string]*ShardSummary
 	disp   map[string]dispatch.Stats // per shard, over every round
+	live   map[string]*liveCount     // per shard whose delivery runs: its counts so far
 	sum    Summary
 	reason []string // why messages stay, the first few
 }
@@ -157,7 +158,7 @@ func New(cfg Config) (*Redriver, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	cfg.Dispatch.Logger = log
-	return &Redriver{cfg: cfg, log: log, shards: map[string]*ShardSummary{}, disp: map[string]dispatch.Stats{}, sum: Summary{DryRun: cfg.DryRun}}, nil
+	return &Redriver{cfg: cfg, log: log, shards: map[string]*ShardSummary{}, disp: map[string]dispatch.Stats{}, live: map[string]*liveCount{}, sum: Summary{DryRun: cfg.DryRun}}, nil
 }
 
 // Run redrives until the source has no more messages, or ctx ends (then
@@ -441,14 +442,23 @@ func (r *Redriver) Summary() Summary {
 	return s
 }
 
-// Dispatch is each shard's delivery counts so far (updated after each
-// round's delivery of the shard).
+// Dispatch is each shard's delivery counts so far: the dispatcher's own
+// after each round's delivery of the shard, and while it runs, Handled,
+// HandledBytes and GivenUp moved on as records are done (for the metrics
+// endpoint and the progress line).
 func (r *Redriver) Dispatch() map[string]dispatch.Stats {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	out := make(map[string]dispatch.Stats, len(r.disp))
+	out := make(map[string]dispatch.Stats, len(r.disp)+len(r.live))
 	for k, v := range r.disp {
 		out[k] = v
+	}
+	for k, l := range r.live {
+		st := out[k]
+		st.Handled += max(l.done-l.givenUp, 0)
+		st.HandledBytes += max(l.doneBytes-l.givenUpBytes, 0)
+		st.GivenUp += l.givenUp
+		out[k] = st
 	}
 	return out
 }

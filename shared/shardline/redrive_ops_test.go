@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -24,6 +26,8 @@ import (
 	"github.com/shardline/shardline/shared/redrive"
 	"github.com/shardline/shardline/shared/standin/standintest"
 	"github.com/shardline/shardline/shared/stream"
+	"github.com/shardline/shardline/shared/terminal/ptytest"
+	"github.com/shardline/shardline/shared/testwait"
 )
 
 // opsStreamARN is the stream the on-failure records of these tests name.
@@ -342,4 +346,109 @@ func TestRedriveFileNoAWS(t *testing.T) {
 	if b, _ := os.ReadFile(path); string(b) != lambda+"\n" {
 		t.Errorf("the file holds %q, want the Lambda record kept", b)
 	}
+}
+
+// gatedRedrive is a redrive of 12 records of one shard (4 messages of 3,
+// in a file) to an in-process handler called with 3 at a time, whose
+// third call waits until release is called: a redrive held with 6
+// records handled.
+type gatedRedrive struct {
+	c       *inOrder
+	sent    []dispatch.Failure
+	release func()
+	done    chan error
+}
+
+func startGatedRedrive(t *testing.T, stdout, stderr io.Writer, args ...string) *gatedRedrive {
+	t.Helper()
+	noAWS(t)
+	path := filepath.Join(t.TempDir(), "failed.jsonl")
+	g := &gatedRedrive{c: newInOrder(), done: make(chan error, 1)}
+	for i := range 4 {
+		g.sent = append(g.sent, givenUp("shardId-000000000000", 3*i, 3))
+	}
+	writeFailures(t, path, g.sent...)
+	gate := make(chan struct{})
+	g.release = sync.OnceFunc(func() { close(gate) })
+	t.Cleanup(g.release)
+	g.c.gate = func(handled int) {
+		if handled >= 6 {
+			<-gate
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	t.Cleanup(cancel)
+	go func() {
+		g.done <- New(WithName("poller"), Handle(g.c.handle)).Run(ctx, append([]string{"redrive", "-from", "file://" + path, "-batch-size", "3"}, args...),
+			func(string) string { return "" }, stdout, stderr)
+	}()
+	return g
+}
+
+// wait releases the handler and waits for the redrive's end: every
+// record handled once, in order.
+func (g *gatedRedrive) wait(t *testing.T) {
+	t.Helper()
+	g.release()
+	select {
+	case err := <-g.done:
+		if err != nil {
+			t.Fatalf("redrive: %v", err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("the redrive did not end")
+	}
+	g.c.check(t, g.sent)
+}
+
+var (
+	redriveServing   = regexp.MustCompile(`msg="serving /metrics, /healthz and /readyz" addr=(127\.0\.0\.1:\d+)`)
+	redriveProcessed = regexp.MustCompile(`(?m)^shardline_records_processed_total\{[^}]*shard_id="shardId-000000000000"[^}]*\} (\d+)$`)
+)
+
+// TestRedriveMetricsAddr: with -metrics-addr the endpoint answers while
+// the redrive runs, and counts the records redriven as they are handled
+// (6 while the handler holds the third batch), not only when a shard's
+// delivery ends.
+func TestRedriveMetricsAddr(t *testing.T) {
+	var stdout, stderr testwait.Buffer
+	g := startGatedRedrive(t, &stdout, &stderr, "-log-format", "text", "-quiet", "-metrics-addr", "127.0.0.1:0")
+	var base string
+	testwait.Until(t, 30*time.Second, "the redrive to say where /metrics listens", func() bool {
+		if m := redriveServing.FindStringSubmatch(stderr.String()); m != nil {
+			base = "http://" + m[1]
+		}
+		return base != ""
+	})
+	var page string
+	testwait.Until(t, 30*time.Second, "6 records processed on /metrics", func() bool {
+		_, page = get(t, base+"/metrics")
+		m := redriveProcessed.FindStringSubmatch(page)
+		return m != nil && m[1] == "6"
+	})
+	if code, _ := get(t, base+"/healthz"); code != http.StatusOK {
+		t.Errorf("/healthz answered %d, want 200", code)
+	}
+	if !strings.Contains(page, `shardline_polled_event_count_total{`) {
+		t.Errorf("/metrics lacks the records gathered (polled_event_count):\n%s", grepLines(page, "shardline_"))
+	}
+	g.wait(t)
+	if !strings.Contains(stdout.String(), "redrive: 12 records handled, 0 given up again, 0 left in the source") {
+		t.Errorf("summary:\n%s\n%s", stdout.String(), stderr.String())
+	}
+}
+
+// TestRedriveProgressLine: on a terminal (a pseudo-terminal) the redrive
+// keeps a progress line that counts the records handled while it runs,
+// then erases it and prints the summary.
+func TestRedriveProgressLine(t *testing.T) {
+	tty, screen := ptytest.Open(t)
+	g := startGatedRedrive(t, tty, tty, "-log-format", "text")
+	testwait.Until(t, 30*time.Second, "the progress line to show 6 records handled", func() bool {
+		return strings.Contains(screen.String(), "redrive: 4 messages, 12 records gathered, 6 handled")
+	})
+	g.wait(t)
+	testwait.Until(t, 10*time.Second, "the summary on the terminal", func() bool {
+		return strings.Contains(screen.String(), "redrive: 12 records handled, 0 given up again, 0 left in the source")
+	})
 }
