@@ -1,11 +1,20 @@
 package coordinator_test
 
 import (
+	"context"
+	"fmt"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	dtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/aws/smithy-go"
+
 	"github.com/shardline/shardline/shared/coordinator"
+	"github.com/shardline/shardline/shared/lease"
 	"github.com/shardline/shardline/shared/testwait"
 )
 
@@ -116,4 +125,57 @@ func TestLeaderDies(t *testing.T) {
 		return true
 	})
 	proxy.Restore()
+}
+
+// noIndex is DynamoDB whose Queries of the index fail as DynamoDB
+// answers for an index that is missing or still being built.
+type noIndex struct {
+	coordinator.DynamoDBAPI
+	queries atomic.Int64
+}
+
+func (n *noIndex) Query(ctx context.Context, in *dynamodb.QueryInput, opts ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error) {
+	n.queries.Add(1)
+	return nil, &smithy.GenericAPIError{Code: "ValidationException", Message: "The table does not have the specified index: LeaseOwnerToLeaseKeyIndex"}
+}
+
+// TestOwnerIndex (issue 19): a lease table without
+// LeaseOwnerToLeaseKeyIndex (as KCL 2.x creates it) gets the index at
+// start, KEYS_ONLY on leaseOwner and leaseKey; while the index cannot be
+// read, workers find their leases with a Scan (one INFO line says so) and
+// lose nothing.
+func TestOwnerIndex(t *testing.T) {
+	f := newFixture(t, 2)
+	kclCreateLeaseTable(t, f.dynamo, f.app)
+	want := f.put(4, 40, 0, 0)
+	c := &collector{}
+	var logs testwait.Buffer
+	db := &noIndex{DynamoDBAPI: f.dynamo}
+	a := f.start(c.handle, func(cfg *coordinator.Config) {
+		cfg.WorkerID, cfg.FailoverTime = "a", 1500*time.Millisecond
+	})
+	b := f.start(c.handle, func(cfg *coordinator.Config) {
+		cfg.WorkerID, cfg.FailoverTime, cfg.DynamoDB = "b", 1500*time.Millisecond, db
+		logTo(&logs)(cfg)
+	})
+	testwait.Until(t, 30*time.Second, "a and b hold 1 each", func() bool { return slices.Equal(counts(a, b), []int{1, 1}) })
+	testwait.Until(t, time.Minute, fmt.Sprintf("%d records", len(want)), func() bool { return c.count() >= len(want) })
+	assertIDs(t, c.snapshot(), want)
+	if db.queries.Load() == 0 || lines(&logs, "not ready", "reading the table instead") != 1 {
+		t.Errorf("b made %d Queries and logged the fallback %d times, want Queries and one INFO line:\n%s", db.queries.Load(), lines(&logs, "reading the table instead"), logs.String())
+	}
+	out, err := f.dynamo.DescribeTable(context.Background(), &dynamodb.DescribeTableInput{TableName: aws.String(f.app)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var found bool
+	for _, g := range out.Table.GlobalSecondaryIndexes {
+		if aws.ToString(g.IndexName) == lease.OwnerIndex {
+			found = g.Projection != nil && g.Projection.ProjectionType == dtypes.ProjectionTypeKeysOnly &&
+				len(g.KeySchema) == 2 && aws.ToString(g.KeySchema[0].AttributeName) == "leaseOwner" && aws.ToString(g.KeySchema[1].AttributeName) == "leaseKey"
+		}
+	}
+	if !found {
+		t.Fatalf("table %s indexes %+v: want %s, KEYS_ONLY, hash leaseOwner, range leaseKey", f.app, out.Table.GlobalSecondaryIndexes, lease.OwnerIndex)
+	}
 }

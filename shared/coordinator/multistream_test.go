@@ -10,10 +10,12 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/aws"
+	dtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 
 	"github.com/shardline/shardline/shared/coordinator"
 	"github.com/shardline/shardline/shared/lease"
+	"github.com/shardline/shardline/shared/lease/leasetest"
 	"github.com/shardline/shardline/shared/testwait"
 )
 
@@ -189,4 +191,82 @@ func TestStreamNames(t *testing.T) {
 	if names, err := coordinator.StreamNames("orders,"); err != nil || len(names) != 1 || !coordinator.MultiStream("orders,") || coordinator.MultiStream("orders") {
 		t.Errorf(`"orders," = %v, %v: want one stream in multi-stream mode`, names, err)
 	}
+}
+
+// TestContinuesKCLMultiStreamTable (issue 19): a table written by a KCL
+// multi-stream application (leases keyed account:stream:creationEpoch:
+// shardId, with streamName and shardId, checkpointed mid-shard, owned by a
+// dead KCL worker) is continued by Shardline given the same streams: each
+// shard resumes after its checkpoint, nothing before it is delivered
+// again, nothing after it is lost; and Shardline's leases keep KCL's keys
+// and attributes, so KCL could continue them in turn.
+func TestContinuesKCLMultiStreamTable(t *testing.T) {
+	f1, f2 := newFixture(t, 1), newFixture(t, 1)
+	kclCreateLeaseTable(t, f1.dynamo, f1.app)
+	var want []string
+	var items []map[string]dtypes.AttributeValue
+	ids := map[string]string{}
+	for _, f := range []*fixture{f1, f2} {
+		ids[f.stream] = mustStreamID(t, f)
+		put := f.put(5, 40, 0, 0)
+		sh := kclListShards(t, f)[0]
+		recs, _ := kclReadShard(t, f, sh)
+		if len(recs) != 40 {
+			t.Fatalf("stream %s: read %d records, want 40", f.stream, len(recs))
+		}
+		// KCL checkpointed the 15th record; the 25 after it are to come.
+		for _, r := range recs[15:] {
+			want = append(want, f.stream+" "+string(r.Data))
+		}
+		_ = put
+		items = append(items, leasetest.KCLLease{
+			Key: ids[f.stream] + ":" + sh.ID, StreamName: ids[f.stream], ShardID: sh.ID,
+			Owner: kclDeadWorker, Counter: 42, Checkpoint: recs[14].SequenceNumber,
+			StartingHashKey: sh.StartingHashKey, EndingHashKey: sh.EndingHashKey,
+		}.Item())
+	}
+	kclPutItems(t, f1, items)
+	c := &arnCollector{}
+	f1.start(c.handle, func(cfg *coordinator.Config) {
+		cfg.StreamName, cfg.FailoverTime = f1.stream+","+f2.stream, 1500*time.Millisecond
+	})
+	testwait.Until(t, time.Minute, fmt.Sprintf("%d records", len(want)), func() bool { return c.count() >= len(want) })
+	c.mu.Lock()
+	got := map[string]int{}
+	for k, n := range c.seen {
+		arn, data, _ := strings.Cut(k, " ")
+		name := arn[strings.LastIndex(arn, "/")+1:]
+		got[name+" "+data] += n
+	}
+	c.mu.Unlock()
+	for _, k := range want {
+		if got[k] != 1 {
+			t.Errorf("%s delivered %d times, want once", k, got[k])
+		}
+		delete(got, k)
+	}
+	for k := range got {
+		t.Errorf("%s delivered, at or before KCL's checkpoint", k)
+	}
+	ls, err := lease.NewTable(f1.dynamo, f1.app).WithMultiStream().List(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ls) != 2 {
+		t.Fatalf("%d leases, want KCL's 2 continued (no new keys)", len(ls))
+	}
+	for _, l := range ls {
+		if l.Key != ids[strings.Split(l.StreamID, ":")[1]]+":"+l.ShardID || l.Owner == kclDeadWorker {
+			t.Errorf("lease %+v: want KCL's key kept and taken over", l)
+		}
+	}
+}
+
+func mustStreamID(t *testing.T, f *fixture) string {
+	t.Helper()
+	id, err := coordinator.StreamID(context.Background(), f.kinesis, f.stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
 }
