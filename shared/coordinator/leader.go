@@ -352,7 +352,7 @@ func (w *Worker) leaderRound(ctx, work context.Context) {
 		}
 		l := byKey[m.Key]
 		if m.To == w.cfg.WorkerID {
-			w.takeLease(ctx, work, l, "claimed")
+			w.takeLease(ctx, work, l, "")
 			continue
 		}
 		if _, err := w.table.Assign(ctx, l, m.To); err != nil {

@@ -25,8 +25,8 @@ type Lease struct {
 	// for a single-stream lease (see Shard).
 	StreamID string
 	ShardID  string
-	Owner   string // leaseOwner: a worker id; "" when no one holds it
-	Counter int64  // incremented by every write
+	Owner    string // leaseOwner: a worker id; "" when no one holds it
+	Counter  int64  // incremented by every write
 	// CheckpointOwner is KCL 3.x's checkpointOwner, set while a graceful
 	// handoff is under way: KCL's leader has named the next owner in
 	// Owner, and the worker named here still holds the lease until it has

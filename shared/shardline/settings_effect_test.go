@@ -392,8 +392,24 @@ var effectRows = []effectRow{
 	}},
 	{"failover-time", []string{"-failover-time", "1s"}, "print", func(t *testing.T, r *effectRun) {
 		// With the default 10s, the ghost's lease could not be taken for 10s.
-		if r.takenAt.IsZero() || r.takenAt.Sub(r.started) >= 10*time.Second || !strings.Contains(r.logs(), `msg="lease taken over"`) {
+		if r.takenAt.IsZero() || r.takenAt.Sub(r.started) >= 10*time.Second || !strings.Contains(r.logs(), `msg="lease taken over`) {
 			t.Errorf("the lease of the dead worker taken over %s after the start, want within 10s", r.takenAt.Sub(r.started))
+		}
+	}},
+	{"graceful-handoff-timeout", []string{"-graceful-handoff-timeout", "1s"}, "print", func(t *testing.T, r *effectRun) {
+		// The ghost died mid-handoff: with the default 30s, its lease could
+		// not be taken for 30s + the failover time.
+		if r.takenAt.IsZero() || r.takenAt.Sub(r.started) >= 10*time.Second || !strings.Contains(r.logs(), `msg="lease taken over mid-handoff"`) {
+			t.Errorf("the lease of the worker that died mid-handoff taken over %s after the start, want within 10s", r.takenAt.Sub(r.started))
+		}
+	}},
+	{"former-stream-lease-retention", []string{"-former-stream-lease-retention", "1s"}, "streams", func(t *testing.T, r *effectRun) {
+		// With the default 1h, the former stream's lease would stay.
+		if !r.formerGone {
+			t.Errorf("the former stream's lease is still there, want it deleted after 1s")
+		}
+		if got := r.delivered("m"); len(got) != 4 {
+			t.Errorf("delivered %v, want m-0..m-3 of both streams", got)
 		}
 	}},
 	{"quiet", nil, "print", func(t *testing.T, r *effectRun) {
@@ -512,6 +528,7 @@ var effectGroups = []struct {
 	{"kpl", runKPL},
 	{"fanout", runFanout},
 	{"consumer-arn", runConsumerARN},
+	{"streams", runStreams},
 }
 
 // runFlags are the flags `run` registers for an App with its own handler.
@@ -669,6 +686,7 @@ type effectRun struct {
 	cloudWatchSum     float64
 	idleReads         []signedCall
 	takenAt           time.Time
+	formerGone        bool // streams: the former stream's lease was deleted
 	metricsPage       string
 	healthz           int
 	runErr            error // what a run that ended by itself returned
@@ -1315,7 +1333,9 @@ func runPrint(r *effectRun) {
 	if err := table.Ensure(ctx); err != nil {
 		r.t.Fatal(err)
 	}
-	ghost := lease.Lease{Key: aws.ToString(sh.ShardId), Owner: "ghost", Counter: 3, Checkpoint: stream.Position{Seq: stream.TrimHorizon},
+	// It died mid-handoff (KCL 3's graceful handoff): ghost holds the
+	// lease, ghost-next was to get it.
+	ghost := lease.Lease{Key: aws.ToString(sh.ShardId), Owner: "ghost-next", CheckpointOwner: "ghost", Counter: 3, Checkpoint: stream.Position{Seq: stream.TrimHorizon},
 		StartingHashKey: aws.ToString(sh.HashKeyRange.StartingHashKey), EndingHashKey: aws.ToString(sh.HashKeyRange.EndingHashKey)}
 	if err := table.Create(ctx, ghost); err != nil {
 		r.t.Fatal(err)
@@ -1326,6 +1346,36 @@ func runPrint(r *effectRun) {
 			r.takenAt = time.Now()
 		}
 		return strings.Count(r.logs(), `{"shardId"`) >= 5 && !r.takenAt.IsZero() && strings.Contains(r.logs(), terminal.Erase+"1 shards | ")
+	})
+	r.stop()
+}
+
+// runStreams reads two streams (m-0, m-1 in each) in one application,
+// whose table holds the lease of a third stream, no longer in the list.
+func runStreams(r *effectRun) {
+	r.newStream(1)
+	first := r.stream
+	r.put(keyed("m", 2)...)
+	r.newStream(1)
+	r.put([2]string{"m", "m-2"}, [2]string{"m", "m-3"})
+	ctx := context.Background()
+	table := lease.NewTable(r.ddb(), r.app).WithMultiStream()
+	if err := table.Ensure(ctx); err != nil {
+		r.t.Fatal(err)
+	}
+	former := lease.Lease{Key: "000000000000:gone:1767366245:shardId-000000000000", StreamID: "000000000000:gone:1767366245", ShardID: "shardId-000000000000",
+		Checkpoint: stream.Position{Seq: stream.TrimHorizon}}
+	if err := table.Create(ctx, former); err != nil {
+		r.t.Fatal(err)
+	}
+	r.stream = first + "," + r.stream
+	r.start()
+	r.until(time.Minute, "m-0..m-3 handled and the former stream's lease deleted", func() bool {
+		_, ok, err := table.Get(ctx, former.Key)
+		if err == nil && !ok {
+			r.formerGone = true
+		}
+		return len(r.delivered("m")) == 4 && r.formerGone
 	})
 	r.stop()
 }
