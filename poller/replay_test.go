@@ -1,14 +1,19 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/shardline/shardline/shared/kpl"
+	"github.com/shardline/shardline/shared/lambdaemu"
+	"github.com/shardline/shardline/shared/produce"
 	"github.com/shardline/shardline/shared/testwait"
 )
 
@@ -105,5 +110,84 @@ func TestReplayInterrupted(t *testing.T) {
 			}
 			t.Logf("%d records before %v, %d shards to resume: %s", len(first), tc.sig, len(frags), last)
 		})
+	}
+}
+
+// TestReplayTargetFunction: `poller replay -target-function` invokes a
+// function hosted on the Lambda Runtime API with each batch of the range,
+// as run does: a batchItemFailures answer resumes at the failed item, a
+// function error retries the batch, every record is handled once, and the
+// replay ends with exit 0 and its summary.
+func TestReplayTargetFunction(t *testing.T) {
+	e := newEnv(t, 1)
+	dir := t.TempDir()
+	bin, err := lambdaemu.Build(context.Background(), dir, "./testdata/kinesisfn")
+	if err != nil {
+		t.Fatal(err)
+	}
+	recordFile := filepath.Join(dir, "attempts.jsonl")
+	emu, err := lambdaemu.Start(context.Background(), lambdaemu.Function{Name: "kinesisfn", Path: bin, Timeout: 10 * time.Second, Env: []string{"RECORD_FILE=" + recordFile}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = emu.Close() })
+	var want []string
+	var recs []kpl.UserRecord
+	for i := range 30 {
+		id := fmt.Sprint("r", i)
+		switch i {
+		case 10:
+			id = "fail-item:10"
+		case 20:
+			id = "fail-batch:20"
+		}
+		want = append(want, id)
+		recs = append(recs, kpl.UserRecord{PartitionKey: "k", Data: []byte(id)})
+	}
+	p, err := produce.New(context.Background(), e.clients.Kinesis, e.stream, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Put(context.Background(), recs); err != nil {
+		t.Fatal(err)
+	}
+	r := e.startPoller(t, "replay", "-target-function", emu.ARN("kinesisfn"), "-lambda-endpoint", emu.Endpoint,
+		"-from", "TRIM_HORIZON", "-read-share", "0", "-batch-size", "8", "-log-format", "text")
+	if code := r.wait(t, time.Minute); code != 0 {
+		t.Fatalf("replay -target-function: exit %d\n%s", code, tail(r.errOut.String(), 3000))
+	}
+	handled := map[string]int{}
+	atts := readAttempts(t, recordFile)
+	var failedItem, failedBatch bool
+	for i, a := range atts {
+		ids := a.IDs
+		switch {
+		case a.Error:
+			failedBatch = true
+			if i+1 >= len(atts) || atts[i+1].IDs[0] != a.IDs[0] {
+				t.Errorf("after the function error on %v the next call does not retry the batch", a.IDs)
+			}
+			continue
+		case a.FailedFrom >= 0:
+			failedItem = true
+			if i+1 >= len(atts) || atts[i+1].IDs[0] != a.IDs[a.FailedFrom] {
+				t.Errorf("after batchItemFailures at %s the next call does not start at it", a.IDs[a.FailedFrom])
+			}
+			ids = ids[:a.FailedFrom]
+		}
+		for _, id := range ids {
+			handled[id]++
+		}
+	}
+	if !failedItem || !failedBatch {
+		t.Errorf("the function reported no partial failure (%v) or no function error (%v)", failedItem, failedBatch)
+	}
+	for _, id := range want {
+		if handled[id] != 1 {
+			t.Errorf("record %s handled %d times, want once", id, handled[id])
+		}
+	}
+	if logs := r.errOut.String(); !strings.Contains(logs, `msg="replay done"`) || !strings.Contains(logs, "handled=30") {
+		t.Errorf("no summary with handled=30:\n%s", tail(logs, 3000))
 	}
 }

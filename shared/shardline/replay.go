@@ -120,13 +120,15 @@ func (a *App) runReplay(ctx context.Context, args []string, getenv func(string) 
 		}
 		defer srv.Close()
 	}
+	stopLive := func() {}
 	if live != nil {
-		stop := rp.startLive(live)
-		defer stop()
+		stopLive = rp.startLive(live)
+		defer stopLive()
 	}
 	log.Info("replay started", "stream", s.StreamName, "shards", len(picked), "from", s.From, "until", rp.untilText())
 	err = replay.Each(ctx, picked, 0, rp.shard)
 	err = rp.outcome(ctx, err)
+	stopLive() // erased before the summary, not drawn again below it
 	rp.summary(err)
 	return err
 }
