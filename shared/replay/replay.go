@@ -451,3 +451,18 @@ func ReadShard(ctx context.Context, client KinesisAPI, cfg Config, fn func(Chunk
 		}
 	}
 }
+
+// errFound ends HasRecords's read at the first record in range.
+var errFound = errors.New("replay: a record in range")
+
+// HasRecords tells whether cfg's range of the shard holds a user record:
+// it reads from cfg.From until the first one, the stop, the shard's end or
+// the tip.
+func HasRecords(ctx context.Context, client KinesisAPI, cfg Config) (bool, error) {
+	cfg.ChunkSize = 1
+	_, err := ReadShard(ctx, client, cfg, func(Chunk) error { return errFound })
+	if errors.Is(err, errFound) {
+		return true, nil
+	}
+	return false, err
+}

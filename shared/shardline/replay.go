@@ -126,6 +126,7 @@ func (a *App) runReplay(ctx context.Context, args []string, getenv func(string) 
 		defer stopLive()
 	}
 	log.Info("replay started", "stream", s.StreamName, "shards", len(picked), "from", s.From, "until", rp.untilText())
+	rp.sayParentsLeftOut(ctx, list, picked)
 	err = replay.Each(ctx, picked, 0, rp.shard)
 	err = rp.outcome(ctx, err)
 	stopLive() // erased before the summary, not drawn again below it
@@ -155,6 +156,54 @@ func (rp *replayer) outcome(ctx context.Context, err error) error {
 		return &ReplayInterruptedError{Cause: context.Cause(ctx), Handled: t.handled, GivenUp: t.givenUp, Resume: rest}
 	}
 	return err
+}
+
+// sayParentsLeftOut says, in one INFO line each, which shards picked with
+// -shard have a parent the stream still lists, not picked, that holds
+// records of the range: the shard is read as asked, but the records of a
+// key in the parent are not read before that key's records in the child,
+// so per-key order across the split or merge is not kept (Lambda and the
+// KCL never read a child before its parents). A parent with no record in
+// the range (all of it before -from) is not worth a line: one read of it
+// tells, from -from, at most until its first record in range.
+func (rp *replayer) sayParentsLeftOut(ctx context.Context, list, picked []shards.Shard) {
+	if len(rp.s.Shards) == 0 {
+		return // every shard is read, in lineage order
+	}
+	listed := map[string]shards.Shard{}
+	for _, sh := range list {
+		listed[sh.ID] = sh
+	}
+	in := map[string]bool{}
+	for _, sh := range picked {
+		in[sh.ID] = true
+	}
+	from, until := rp.rangeOf()
+	if from.Kind == replay.StartPosition {
+		return // a sequence number of the child: every record of its parents is before it
+	}
+	if until.Kind != replay.StopBeforeTime {
+		until = replay.UntilShardEnd() // a position of the child: the parents end before it
+	}
+	for _, sh := range picked {
+		for _, parent := range listed[sh.ID].Parents {
+			if in[parent] {
+				continue
+			}
+			if _, ok := listed[parent]; !ok {
+				continue // past the stream's retention
+			}
+			has, err := replay.HasRecords(ctx, rp.reads, replay.Config{StreamName: rp.s.StreamName, ShardID: parent, From: from, Until: until, ReadInterval: -1})
+			if err != nil && ctx.Err() == nil {
+				rp.log.Debug("cannot tell whether a parent left out holds records of the range", "shard", sh.ID, "parent", parent, "error", err.Error())
+				has = true
+			}
+			if has {
+				rp.log.Info("a parent of this shard holds records of the range and is not in the replay: this shard is read as asked, but per-key order across the split or merge is not kept (a key's records in the parent are not read before its records here); add -shard "+parent+" to keep it",
+					"shard", sh.ID, "parent", parent)
+			}
+		}
+	}
 }
 
 func shardIDs(list []shards.Shard) string {
