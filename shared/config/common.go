@@ -13,6 +13,7 @@ import (
 	"unicode"
 
 	"github.com/shardline/shardline/shared/awsconf"
+	"github.com/shardline/shardline/shared/coordinator"
 	"github.com/shardline/shardline/shared/terminal"
 )
 
@@ -85,6 +86,15 @@ func (c *Common) register(fs *flag.FlagSet, u uses) {
 	}
 }
 
+// OneStream refuses a list of streams to a command that reads one
+// (produce, replay, reset).
+func (c *Common) OneStream(cmd string) error {
+	if strings.Contains(c.StreamName, ",") {
+		return Usagef("-stream-name %q: %s works on one stream; allowed one stream name (a list is for run and status)", c.StreamName, cmd)
+	}
+	return nil
+}
+
 func (c *Common) Validate(withApp bool) error {
 	if withApp && c.AppName == "" {
 		return Usagef("-app-name (%s) is required: the application name, used as the lease table name", EnvName("app-name"))
@@ -96,6 +106,9 @@ func (c *Common) Validate(withApp bool) error {
 	}
 	if c.StreamName == "" {
 		return Usagef("-stream-name (%s) is required: the Kinesis stream", EnvName("stream-name"))
+	}
+	if _, err := coordinator.StreamNames(c.StreamName); err != nil {
+		return Usagef("-%v", err)
 	}
 	for _, e := range []struct{ name, v string }{{"kinesis-endpoint", c.KinesisEndpoint}, {"dynamodb-endpoint", c.DynamoDBEndpoint}, {"lambda-endpoint", c.LambdaEndpoint}} {
 		if err := CheckEndpoint("-"+e.name, e.v); err != nil {

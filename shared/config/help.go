@@ -20,7 +20,7 @@ var Groups = []struct {
 	{"batching and failures", []string{"batch-size", "max-batching-window", "parallelization-factor", "bisect-on-error",
 		"max-retry-attempts", "max-record-age", "on-failure", "tumbling-window", "filter", "report-batch-item-failures",
 		"out-of-range", "retry-wait-time", "retry-max-attempts", "idle-time-between-reads"}},
-	{"leases", []string{"worker-id", "failover-time", "max-leases", "checkpoint-interval"}},
+	{"leases", []string{"worker-id", "failover-time", "graceful-handoff-timeout", "former-stream-lease-retention", "max-leases", "checkpoint-interval"}},
 	{"AWS access", []string{"region", "kinesis-endpoint", "dynamodb-endpoint", "lambda-endpoint",
 		"kinesis-role-arn", "dynamodb-role-arn", "cloudwatch-role-arn"}},
 	{"logging and metrics", []string{"log-level", "log-format", "quiet", "metrics-level", "metrics-dimensions", "metrics-addr", "metrics-cloudwatch"}},

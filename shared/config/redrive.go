@@ -148,6 +148,16 @@ func (s *Redrive) Validate() error {
 	return nil
 }
 
+// UsesAWS reports whether the redrive calls AWS whatever it reads: an SQS
+// or S3 -from, a -target-function, or an -on-failure other than a file
+// (or discard). A file -from with an in-process handler needs no region
+// and no credentials; only Lambda's metadata-only records in it (read
+// back from the stream) do, when one is met.
+func (s *Redrive) UsesAWS() bool {
+	return !strings.HasPrefix(s.From, "file:") || s.TargetFunction != "" ||
+		(s.OnFailure != "" && s.OnFailure != "discard" && !strings.HasPrefix(s.OnFailure, "file:"))
+}
+
 // Clients builds the AWS clients (SQS, S3, Kinesis, Lambda) the redrive
 // uses.
 func (s *Redrive) Clients(ctx context.Context, log *slog.Logger) (*awsconf.Clients, error) {

@@ -35,6 +35,8 @@ type Run struct {
 	TargetFunction        string
 	WorkerID              string
 	FailoverTime          time.Duration
+	HandoffTimeout        time.Duration
+	FormerStreamRetention time.Duration
 	MaxLeases             int
 	BatchSize             int
 	MaxBatchingWindow     time.Duration
@@ -116,6 +118,8 @@ func (s *Run) Register(fs *flag.FlagSet) {
 	s.registerHandler(fs)
 	fs.StringVar(&s.WorkerID, "worker-id", "", "lease owner name (default host-pid-random)")
 	fs.DurationVar(&s.FailoverTime, "failover-time", 10*time.Second, "a lease whose counter has not moved for this long may be taken")
+	fs.DurationVar(&s.HandoffTimeout, "graceful-handoff-timeout", 30*time.Second, "how long the leader waits for a lease it moves to be passed on (the holder finishes its batch and checkpoints) before it takes it, plus -failover-time (KCL 3's gracefulLeaseHandoffTimeoutMillis)")
+	fs.DurationVar(&s.FormerStreamRetention, "former-stream-lease-retention", time.Hour, "with several streams: how long the leases of a stream taken out of -stream-name (or deleted) are left before the leader deletes them (KCL's deferred deletion)")
 	fs.IntVar(&s.MaxLeases, "max-leases", 0, "most shards this worker holds (0: no limit)")
 	s.registerDelivery(fs)
 	fs.DurationVar(&s.TumblingWindow, "tumbling-window", 0, "0s–900s: windowed events with state, as Lambda's TumblingWindowInSeconds")
@@ -196,6 +200,10 @@ func (s *Run) validate(now time.Time) (err error) {
 		return Usagef("-handler %q and -target-function %q: allowed one of them, not both", s.Handler, s.TargetFunction)
 	case s.FailoverTime < 300*time.Millisecond:
 		return Usagef("-failover-time %s: allowed 300ms or more", s.FailoverTime)
+	case s.FormerStreamRetention <= 0:
+		return Usagef("-former-stream-lease-retention %s: allowed a positive duration such as 1h", s.FormerStreamRetention)
+	case s.HandoffTimeout < 0:
+		return Usagef("-graceful-handoff-timeout %s: allowed 0s or more", s.HandoffTimeout)
 	case s.MaxLeases < 0:
 		return Usagef("-max-leases %d: allowed 0 (no limit) or more", s.MaxLeases)
 	case s.BatchSize < 1 || s.BatchSize > 10000:
@@ -279,6 +287,8 @@ func (s *Run) validateConsumer() error {
 		if err := fetch.ValidConsumerName(s.ConsumerName); err != nil {
 			return Usagef("-consumer-name %v", err)
 		}
+	case s.ConsumerARN != "" && strings.Contains(s.StreamName, ","):
+		return Usagef("-consumer-arn %q with several streams (-stream-name %s): a consumer ARN is of one stream; allowed -consumer-name, registered on each stream", s.ConsumerARN, s.StreamName)
 	case s.ConsumerARN != "":
 		streamARN, err := fetch.ConsumerARNStream(s.ConsumerARN)
 		if err != nil {
@@ -378,6 +388,7 @@ func (s *Run) WorkerConfig(clients *awsconf.Clients, h stream.Handler, log *slog
 		ConsumerName: s.ConsumerName, ConsumerARN: s.ConsumerARN,
 		InitialPosition: s.InitialPosition, InitialTimestamp: s.Timestamp,
 		CheckpointInterval: s.CheckpointInterval, FailoverTime: s.FailoverTime, MaxLeases: s.MaxLeases,
+		HandoffTimeout: max(s.HandoffTimeout, time.Nanosecond), FormerStreamRetention: s.FormerStreamRetention,
 		BatchSize: s.BatchSize, MaxBatchingWindow: s.MaxBatchingWindow,
 		Handler: h, MaxRetryAttempts: s.MaxRetryAttempts, MaxRecordAge: max(s.MaxRecordAge, 0),
 		IgnoreItemFailures: !s.ReportItemFailures, ParallelizationFactor: s.ParallelizationFactor,

@@ -42,9 +42,17 @@ var (
 // Config sets a worker up. Zero values take the defaults named; New
 // validates the rest with errors that name the setting.
 type Config struct {
-	AppName    string // lease table name (required)
-	StreamName string // required
-	WorkerID   string // lease owner name; default host-pid-random
+	AppName string // lease table name (required)
+	// StreamName is the stream read, or a comma-separated list of up to
+	// MaxStreams streams (KCL's multi-stream mode: leases keyed
+	// account:stream:creationEpoch:shardId, with streamName and shardId;
+	// balancing spreads the shards of all streams). Required.
+	StreamName string
+	// FormerStreamRetention is how long the leader leaves the leases of a
+	// stream no longer in the list (or deleted) before it deletes them
+	// (KCL's deferred deletion of former streams' leases); default 1h.
+	FormerStreamRetention time.Duration
+	WorkerID              string // lease owner name; default host-pid-random
 
 	// ConsumerName turns enhanced fan-out on: the stream's records are to
 	// come pushed over SubscribeToShard to the consumer of this name,
@@ -205,6 +213,10 @@ func (c *Config) fill() error {
 	}
 	if c.StreamName == "" {
 		errs = append(errs, errors.New("stream-name is required"))
+	} else if names, err := StreamNames(c.StreamName); err != nil {
+		errs = append(errs, err)
+	} else if (len(names) > 1 || MultiStream(c.StreamName)) && c.ConsumerARN != "" {
+		errs = append(errs, fmt.Errorf("consumer-arn %q with %d streams: a consumer ARN is of one stream; give -consumer-name, registered on each stream", c.ConsumerARN, len(names)))
 	}
 	switch {
 	case c.TumblingWindow > 0 && c.WindowHandler == nil:
@@ -242,6 +254,7 @@ func (c *Config) fill() error {
 	def(&c.CheckpointInterval, time.Second)
 	def(&c.FailoverTime, 10*time.Second)
 	def(&c.HandoffTimeout, 30*time.Second)
+	def(&c.FormerStreamRetention, time.Hour)
 	def(&c.ShardSyncInterval, time.Minute)
 	def(&c.DrainTimeout, 15*time.Second)
 	def(&c.HandlerTimeout, 15*time.Minute)

@@ -95,16 +95,16 @@ func isNotFound(err error) bool {
 // never was) and its children, as the listing names them, are returned.
 // A listed shard is not gone (kinesis-mock answers ResourceNotFound for a
 // sequence number the shard does not hold).
-func (w *Worker) shardGone(ctx context.Context, shardID string) (bool, []string, error) {
+func (w *Worker) shardGone(ctx context.Context, s *streamInfo, shardID string) (bool, []string, error) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	if _, err := w.cfg.Kinesis.DescribeStreamSummary(ctx, &kinesis.DescribeStreamSummaryInput{StreamName: aws.String(w.cfg.StreamName)}); err != nil {
+	if _, err := w.cfg.Kinesis.DescribeStreamSummary(ctx, &kinesis.DescribeStreamSummaryInput{StreamName: aws.String(s.name)}); err != nil {
 		if isNotFound(err) {
 			return false, nil, nil // the stream is gone: park
 		}
 		return false, nil, err
 	}
-	list, err := shards.List(ctx, w.cfg.Kinesis, w.cfg.StreamName)
+	list, err := shards.List(ctx, w.cfg.Kinesis, s.name)
 	if err != nil {
 		return false, nil, err
 	}

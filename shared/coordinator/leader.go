@@ -46,10 +46,19 @@ type leaderState struct {
 	// The rounds' state, on Run's goroutine only.
 	workers  *balance.Observer    // worker items' heartbeats
 	handoffs map[string]time.Time // lease -> when its handoff (owner and checkpoint owner) was first seen
-	dead     string               // the last leader, whose lock expired: its leases are expired at once
-	lastSync time.Time
-	syncDue  bool
-	ended    map[string]bool // ended leases seen
+	// dead is the last leader, whose lock expired: until deadUntil (the
+	// follow-up round) its leases are expired once seen standing still
+	// from one round to the next, and it gets none. A process that was
+	// only paused comes back as any worker after that.
+	dead      string
+	deadUntil time.Time
+	lastSync  time.Time
+	syncDue   bool
+	ended     map[string]bool      // ended leases seen
+	former    map[string]time.Time // leases of streams not in the list -> first seen
+	// followUp: a round is due failover/5 after the first, to take the
+	// last leader's leases once seen standing still.
+	followUp bool
 }
 
 // leading reports whether this worker holds the leader lock.
@@ -84,7 +93,7 @@ func (w *Worker) leaderCheck(ctx context.Context) {
 		if wait <= 0 {
 			wait = w.cfg.FailoverTime
 		}
-		if now.Sub(s.seenAt) < wait {
+		if now.Sub(s.seenAt) < wait-wait/10 { // a tenth: the checks' jitter
 			return
 		}
 		prev = &lock
@@ -110,8 +119,9 @@ func (w *Worker) leaderCheck(ctx context.Context) {
 	w.observer = balance.NewObserver()
 	w.lead.dead = ""
 	if prev != nil && prev.Owner != w.cfg.WorkerID {
-		w.lead.dead = prev.Owner
+		w.lead.dead, w.lead.deadUntil = prev.Owner, now.Add(w.cfg.FailoverTime)
 	}
+	w.lead.followUp = prev != nil
 	w.log.Info("leader: this worker assigns the leases", "previous", prevOwner(prev))
 }
 
@@ -163,8 +173,9 @@ func (w *Worker) resign(ctx context.Context) {
 	}
 }
 
-// register writes the worker item (start, and every heartbeatEvery
-// failover times).
+// register writes the worker item: at start, and every heartbeatEvery
+// failover times while the worker holds no lease (with leases, their
+// renewals show it alive).
 func (w *Worker) register(ctx context.Context) {
 	err := w.table.RegisterWorker(ctx, lease.WorkerItem{ID: w.cfg.WorkerID, MaxLeases: int64(w.cfg.MaxLeases), Nonce: w.nonce})
 	if err != nil && ctx.Err() == nil {
@@ -176,6 +187,9 @@ func (w *Worker) register(ctx context.Context) {
 // with a shard sync, when one is due), then assign and balance.
 func (w *Worker) leaderRound(ctx, work context.Context) {
 	s := &w.lead
+	if s.dead != "" && time.Now().After(s.deadUntil) {
+		s.dead = ""
+	}
 	sync := s.syncDue || time.Since(s.lastSync) >= w.cfg.ShardSyncInterval
 	var sc lease.Scanned
 	var err error
@@ -200,6 +214,7 @@ func (w *Worker) leaderRound(ctx, work context.Context) {
 	w.badItems(ctx, sc.Bad)
 	w.multiStream(sc.MultiStream)
 	now := time.Now()
+	sc.Leases = w.formerStreams(ctx, sc.Leases, now)
 	byKey := make(map[string]lease.Lease, len(sc.Leases))
 	for _, l := range sc.Leases {
 		byKey[l.Key] = l
@@ -250,9 +265,21 @@ func (w *Worker) leaderRound(ctx, work context.Context) {
 			s.workers.Forget(k)
 		}
 	}
+	// A lease is expired when its counter has stood still for the failover
+	// time, as this leader saw it (rounds come every failover time: a
+	// tenth of it is the rounds' jitter). The last leader's, whose lock
+	// expired, once it stood still from one round to the next (the
+	// follow-up round after failover/5): it has not renewed its lock for
+	// the failover time, and a worker renews its leases with its lock.
 	expired := func(l lease.Lease) bool {
 		h := l.Holder()
-		return h != "" && (h == s.dead || w.observer.Expired(l.Key, now, w.cfg.FailoverTime-w.cfg.FailoverTime/10))
+		if h == "" {
+			return false
+		}
+		if h == s.dead {
+			return w.observer.Expired(l.Key, now, w.cfg.FailoverTime/5-w.cfg.FailoverTime/50)
+		}
+		return w.observer.Expired(l.Key, now, w.cfg.FailoverTime-w.cfg.FailoverTime/10)
 	}
 	gone := map[string]bool{}
 	owns := map[string]int{}
@@ -265,13 +292,16 @@ func (w *Worker) leaderRound(ctx, work context.Context) {
 			gone[l.Holder()] = true
 		}
 	}
+	// A worker with leases proves itself alive by renewing them; one
+	// without by its item's heartbeat (written only while it holds none).
 	live := map[string]int{w.cfg.WorkerID: w.cfg.MaxLeases}
 	for id, it := range items {
-		if gone[id] || id == s.dead || s.workers.Expired(id, now, hbWindow) {
-			if owns[id] == 0 && s.workers.Expired(id, now, hbWindow) {
-				if err := w.table.DeleteWorker(ctx, it); err == nil {
-					w.log.Info("worker item of a gone worker deleted", "gone", id)
-				}
+		if gone[id] || id == s.dead {
+			continue
+		}
+		if id != w.cfg.WorkerID && owns[id] == 0 && s.workers.Expired(id, now, hbWindow) {
+			if err := w.table.DeleteWorker(ctx, it); err == nil {
+				w.log.Info("worker item of a gone worker deleted", "gone", id)
 			}
 			continue
 		}
@@ -280,7 +310,7 @@ func (w *Worker) leaderRound(ctx, work context.Context) {
 
 	var slots []balance.Slot
 	for _, l := range sc.Leases {
-		if l.Ended() || l.Parked(now) || !shards.Ready(l.ParentShardIDs, endedIn(byKey)) {
+		if l.Ended() || l.Parked(now) || !shards.Ready(l.ParentShardIDs, endedIn(byKey, l)) {
 			continue
 		}
 		holder := l.Holder()
@@ -459,13 +489,17 @@ func (w *Worker) discover(ctx, work context.Context) bool {
 // to its end (from GetRecords' or the subscription's ChildShards), as KCL
 // does at a shard's end, so that the leader gives them out at its next
 // round without waiting for a shard sync. They start at TRIM_HORIZON.
-func (w *Worker) createChildren(ctx context.Context, children []types.ChildShard) {
+func (w *Worker) createChildren(ctx context.Context, s *streamInfo, children []types.ChildShard) {
 	for _, ch := range children {
-		l := lease.Lease{Key: aws.ToString(ch.ShardId), Checkpoint: stream.Position{Seq: stream.TrimHorizon}, ParentShardIDs: ch.ParentShards}
+		id := aws.ToString(ch.ShardId)
+		l := lease.Lease{Key: s.keyOf(id), Checkpoint: stream.Position{Seq: stream.TrimHorizon}, ParentShardIDs: ch.ParentShards}
+		if s.id != "" {
+			l.StreamID, l.ShardID = s.id, id
+		}
 		if r := ch.HashKeyRange; r != nil {
 			l.StartingHashKey, l.EndingHashKey = aws.ToString(r.StartingHashKey), aws.ToString(r.EndingHashKey)
 		}
-		if l.Key == "" {
+		if id == "" {
 			continue
 		}
 		err := w.table.Create(ctx, l)

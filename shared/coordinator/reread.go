@@ -28,13 +28,13 @@ const (
 // a handler that changed its event's Data in place cannot change what the
 // retry, the halves or the on-failure destination get. The calls that do
 // not fail never come here: they get the bytes as read, with no copy.
-func (w *Worker) rereader(shardID string) func(context.Context, []stream.Record) (int, error) {
+func (w *Worker) rereader(s *streamInfo, shardID string) func(context.Context, []stream.Record) (int, error) {
 	return func(ctx context.Context, recs []stream.Record) (int, error) {
 		if len(recs) == 0 {
 			return 0, nil
 		}
 		it, err := w.reads.GetShardIterator(ctx, &kinesis.GetShardIteratorInput{
-			StreamName: aws.String(w.cfg.StreamName), ShardId: aws.String(shardID),
+			StreamName: aws.String(s.name), ShardId: aws.String(shardID),
 			ShardIteratorType: types.ShardIteratorTypeAtSequenceNumber, StartingSequenceNumber: aws.String(recs[0].SequenceNumber),
 		})
 		if err != nil {

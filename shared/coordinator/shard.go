@@ -25,6 +25,7 @@ import (
 // (Worker.consume): what the shard reads, delivers and checkpoints with.
 type shardConsumer struct {
 	w   *Worker
+	s   *streamInfo // the lease's stream
 	h   *held
 	st  *shardStats
 	log *slog.Logger
@@ -69,7 +70,7 @@ func newShardConsumer(w *Worker, h *held, st *shardStats) *shardConsumer {
 		log.Info("retrying parked shard", "reason", l.Park.Reason, "parked since", l.Park.Since, "times", l.Park.Count)
 	}
 	c := &shardConsumer{
-		w: w, h: h, st: st, log: log, l: l,
+		w: w, s: w.streamOf(l), h: h, st: st, log: log, l: l,
 		tracker:  checkpoint.New(w.cfg.CheckpointInterval, l.Checkpoint, time.Now()),
 		parallel: w.cfg.ParallelizationFactor > 1 && w.cfg.TumblingWindow <= 0,
 		drops:    dropReporter{log: log, every: w.cfg.CheckpointInterval},
@@ -203,7 +204,12 @@ func (c *shardConsumer) run() consumeResult {
 	}
 	c.filter = kpl.NewFilter(hr, w.keys)
 	defer c.filter.Release()
-	c.pub, err = w.publisher(l, start, ts, log)
+	if c.s == nil { // a former stream's: not read
+		log.Warn("lease of a stream not in -stream-name: released", "stream", l.StreamID)
+		c.release()
+		return consumeResult{}
+	}
+	c.pub, err = w.publisher(c.s, l, start, ts, log)
 	if err != nil {
 		return c.park(err)
 	}
@@ -218,13 +224,13 @@ func (c *shardConsumer) run() consumeResult {
 
 // publisher is where the records of the shard of l come from, from
 // start (ts with AT_TIMESTAMP): a GetRecords Reader.
-func (w *Worker) publisher(l lease.Lease, start stream.Position, ts time.Time, log *slog.Logger) (fetch.Publisher, error) {
+func (w *Worker) publisher(s *streamInfo, l lease.Lease, start stream.Position, ts time.Time, log *slog.Logger) (fetch.Publisher, error) {
 	cfg := fetch.Config{
-		StreamName: w.cfg.StreamName, ShardID: l.Key, Start: start, Timestamp: ts, NoTiming: w.cfg.MetricsLevel == metrics.None,
+		StreamName: s.name, ShardID: l.Shard(), Start: start, Timestamp: ts, NoTiming: w.cfg.MetricsLevel == metrics.None,
 		RetryWaitTime: w.cfg.RetryWaitTime, RetryMaxAttempts: w.cfg.RetryMaxAttempts, Logger: log,
-		IdleInterval: w.cfg.IdleTimeBetweenReads, ConsumerARN: w.consumerARN, QuietTimeout: w.cfg.SubscriptionQuietTimeout,
+		IdleInterval: w.cfg.IdleTimeBetweenReads, ConsumerARN: s.consumerARN, QuietTimeout: w.cfg.SubscriptionQuietTimeout,
 	}
-	if w.consumerARN != "" { // enhanced fan-out
+	if s.consumerARN != "" { // enhanced fan-out
 		s, err := fetch.NewSubscriber(w.subscribe, cfg)
 		if err != nil {
 			return nil, err
@@ -260,7 +266,7 @@ func (c *shardConsumer) handleWindow(ctx context.Context, ev events.KinesisTimeW
 func (c *shardConsumer) startDispatch() error {
 	w, h := c.w, c.h
 	dcfg := dispatch.Config{
-		Handler: c.handle, Source: w.source, FunctionARN: w.cfg.FunctionARN,
+		Handler: c.handle, Source: c.s.source, FunctionARN: w.cfg.FunctionARN,
 		BatchSize: w.cfg.BatchSize, MaxRetryAttempts: w.cfg.MaxRetryAttempts, MaxRecordAge: w.cfg.MaxRecordAge,
 		BisectOnError: w.cfg.BisectOnError, OnFailure: w.cfg.OnFailure, Logger: c.log,
 		HandlerTimeout: w.cfg.HandlerTimeout, Deadline: w.cfg.Deadline, MaxBatchBytes: w.cfg.MaxBatchBytes,
@@ -268,7 +274,7 @@ func (c *shardConsumer) startDispatch() error {
 		NoTiming: w.cfg.MetricsLevel == metrics.None,
 	}
 	if !w.cfg.RemoteHandler {
-		dcfg.Reread = w.rereader(c.l.Key)
+		dcfg.Reread = w.rereader(c.s, c.l.Shard())
 	}
 	var err error
 	switch {
@@ -450,7 +456,7 @@ func (c *shardConsumer) loop(start stream.Position) consumeResult {
 			if !c.flushLanes() {
 				return c.result
 			}
-			c.w.createChildren(h.ctx, b.Children)
+			c.w.createChildren(h.ctx, c.s, b.Children)
 			return c.end(children)
 		}
 	}
@@ -461,7 +467,7 @@ func (c *shardConsumer) loop(start stream.Position) consumeResult {
 // it when the shard is gone from the stream.
 func (c *shardConsumer) readFailed(err error, start stream.Position) consumeResult {
 	if isNotFound(err) {
-		gone, children, cerr := c.w.shardGone(c.h.ctx, c.l.Key)
+		gone, children, cerr := c.w.shardGone(c.h.ctx, c.s, c.l.Shard())
 		switch {
 		case cerr != nil:
 			return c.park(fmt.Errorf("read %s: %w; and checking the stream: %w", c.l.Key, Explain(err), Explain(cerr)))

@@ -19,7 +19,10 @@ import (
 
 // ShardStats is one shard's progress as this worker saw it.
 type ShardStats struct {
-	ShardID            string
+	ShardID string // the lease key: the shard id, or account:stream:creationEpoch:shardId with several streams
+	// StreamName is the shard's stream when the worker reads several
+	// ("" with one: Snapshot.StreamName).
+	StreamName         string
 	Checkpoint         stream.Position // last written
 	KinesisRecords     int64           // records read from Kinesis
 	UserRecords        int64           // after de-aggregation, before the hash-range filter

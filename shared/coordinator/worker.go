@@ -66,17 +66,16 @@ func (e *DrainError) Error() string {
 const memoKeys = 16384
 
 type Worker struct {
-	cfg      Config
-	log      *slog.Logger
-	table    *lease.Table
-	source   stream.Source
-	observer *balance.Observer
-	started  time.Time
-	nonce    string // this process's: start time in ms, then random
+	cfg       Config
+	log       *slog.Logger
+	table     *lease.Table
+	names     []string      // the streams read (Config.StreamName's list)
+	multiMode bool          // a multi-stream application (MultiStream)
+	streams   []*streamInfo // as Check described them, in names' order
+	observer  *balance.Observer
+	started   time.Time
+	nonce     string // this process's: start time in ms, then random
 
-	// consumerARN is the enhanced fan-out consumer's, set by Check
-	// (ConsumerName or ConsumerARN); empty: polling.
-	consumerARN string
 	// subscribe starts the fan-out subscriptions.
 	subscribe fetch.SubscribeFunc
 
@@ -102,6 +101,9 @@ type Worker struct {
 	// an ended lease without children is cleaned up once its shard is
 	// no longer listed (trimmed, or never there).
 	listed map[string]bool
+	// goneStreams are the streams of the list that ListShards says do not
+	// exist (deleted), by stream id: their leases are a former stream's.
+	goneStreams map[string]bool
 	// heldAtStop lists the shards held when the drain began.
 	heldAtStop []string
 	stats      map[string]*shardStats
@@ -137,27 +139,36 @@ func New(cfg Config) (*Worker, error) {
 			subscribe = cc.Subscribe
 		}
 	}
+	names, _ := StreamNames(cfg.StreamName) // checked by fill
+	table := lease.NewTable(cfg.DynamoDB, cfg.AppName).WithNonce(nonce).WithMaxLeases(cfg.MaxLeases).WithReader(readerMode(cfg))
+	multi := MultiStream(cfg.StreamName)
+	if multi {
+		table = table.WithMultiStream()
+	}
 	return &Worker{
-		cfg:       cfg,
-		reads:     reads,
-		subscribe: subscribe,
-		keys:      kpl.NewKeyBudget(memoKeys),
-		log:       log,
-		table:     lease.NewTable(cfg.DynamoDB, cfg.AppName).WithNonce(nonce).WithMaxLeases(cfg.MaxLeases).WithReader(readerMode(cfg)),
-		observer:  balance.NewObserver(),
-		started:   started,
-		nonce:     nonce,
-		badSeen:   map[string]string{},
-		noted:     map[string]string{},
-		pending:   map[string]bool{},
-		foreign:   map[string]int64{},
-		parked:    map[string]lease.Park{},
-		held:      map[string]*held{},
-		ended:     map[string]bool{},
-		stats:     map[string]*shardStats{},
-		draining:  make(chan struct{}),
-		syncNow:   make(chan struct{}, 1),
-		fatal:     make(chan error, 1),
+		cfg:         cfg,
+		names:       names,
+		multiMode:   multi,
+		reads:       reads,
+		subscribe:   subscribe,
+		keys:        kpl.NewKeyBudget(memoKeys),
+		log:         log,
+		table:       table,
+		observer:    balance.NewObserver(),
+		started:     started,
+		nonce:       nonce,
+		badSeen:     map[string]string{},
+		noted:       map[string]string{},
+		pending:     map[string]bool{},
+		foreign:     map[string]int64{},
+		parked:      map[string]lease.Park{},
+		held:        map[string]*held{},
+		ended:       map[string]bool{},
+		goneStreams: map[string]bool{},
+		stats:       map[string]*shardStats{},
+		draining:    make(chan struct{}),
+		syncNow:     make(chan struct{}, 1),
+		fatal:       make(chan error, 1),
 	}, nil
 }
 
@@ -192,33 +203,37 @@ func subscribeHTTP(c, fanOut *kinesis.Client) aws.HTTPClient {
 // the consumer is the stream's and ACTIVE. An error then names the
 // consumer.
 func (w *Worker) Check(ctx context.Context) error {
-	out, err := w.cfg.Kinesis.DescribeStreamSummary(ctx, &kinesis.DescribeStreamSummaryInput{StreamName: aws.String(w.cfg.StreamName)})
-	if err != nil {
-		return fmt.Errorf("stream %s: %w", w.cfg.StreamName, Explain(err))
-	}
-	w.source = stream.Source{StreamARN: aws.ToString(out.StreamDescriptionSummary.StreamARN), Region: w.cfg.Region}
-	if err := w.resolveConsumer(ctx); err != nil {
+	if err := w.describeStreams(ctx); err != nil {
 		return err
 	}
-	if err := w.table.Ensure(ctx); err != nil {
+	for _, s := range w.streams {
+		if err := w.resolveConsumer(ctx, s); err != nil {
+			return err
+		}
+	}
+	if err := w.table.Ensure(ctx); errors.Is(err, lease.ErrNoIndex) {
+		w.log.Warn("the lease table has no "+lease.OwnerIndex+" and it could not be added: each worker reads the whole table to find its leases, a Scan every failover/2; add the index (see the README), or allow dynamodb:UpdateTable once",
+			"error", Explain(err))
+	} else if err != nil {
 		return fmt.Errorf("lease table: %w", Explain(err))
 	}
-	return nil
+	return w.checkSingleStream(ctx)
 }
 
 // resolveConsumer finds, registers or checks the enhanced fan-out
-// consumer the settings name, once the stream's ARN is known, and logs it.
-func (w *Worker) resolveConsumer(ctx context.Context) error {
+// consumer the settings name for stream s, once its ARN is known, and
+// logs it.
+func (w *Worker) resolveConsumer(ctx context.Context, s *streamInfo) error {
 	name, arn := w.cfg.ConsumerName, w.cfg.ConsumerARN
 	switch {
 	case name != "":
-		a, err := fetch.EnsureConsumer(ctx, w.cfg.Kinesis, w.source.StreamARN, name, fetch.ConsumerWait{})
+		a, err := fetch.EnsureConsumer(ctx, w.cfg.Kinesis, s.source.StreamARN, name, fetch.ConsumerWait{})
 		if err != nil {
 			return err
 		}
 		arn = a
 	case arn != "":
-		if err := fetch.CheckConsumer(ctx, w.cfg.Kinesis, w.source.StreamARN, arn, fetch.ConsumerWait{}); err != nil {
+		if err := fetch.CheckConsumer(ctx, w.cfg.Kinesis, s.source.StreamARN, arn, fetch.ConsumerWait{}); err != nil {
 			return err
 		}
 		name = arn[strings.LastIndex(arn, "/")+1 : strings.LastIndex(arn, ":")] // …/consumer/NAME:EPOCH, as CheckConsumer parsed it
@@ -228,8 +243,8 @@ func (w *Worker) resolveConsumer(ctx context.Context) error {
 	if w.subscribe == nil {
 		return fmt.Errorf("consumer %s: enhanced fan-out needs an SDK Kinesis client (*kinesis.Client) or Config.SubscribeFunc", name)
 	}
-	w.consumerARN = arn
-	w.log.Info("enhanced fan-out consumer ready", "consumer", name, "consumerARN", arn)
+	s.consumerARN = arn
+	w.log.Info("enhanced fan-out consumer ready", "stream", s.name, "consumer", name, "consumerARN", arn)
 	return nil
 }
 
@@ -245,7 +260,7 @@ func (w *Worker) resolveConsumer(ctx context.Context) error {
 // DrainTimeout (*DrainError: the shards whose handler call had not
 // returned are released at their last position done).
 func (w *Worker) Run(ctx context.Context) error {
-	if w.source.StreamARN == "" {
+	if w.streams == nil {
 		if err := w.Check(ctx); err != nil {
 			return err
 		}
@@ -264,10 +279,19 @@ func (w *Worker) Run(ctx context.Context) error {
 
 	var runErr error
 	w.register(ctx)
-	w.leaderCheck(ctx)
-	if w.leading() {
+	var followUp <-chan time.Time // the new leader's second round
+	lead := func() {
+		w.leaderCheck(ctx)
+		if !w.leading() {
+			return
+		}
 		w.leaderRound(ctx, work)
+		if w.lead.followUp {
+			w.lead.followUp = false
+			followUp = time.After(w.cfg.FailoverTime / 5)
+		}
 	}
+	lead()
 	if w.discover(ctx, work) {
 		w.ready.Store(true)
 	}
@@ -289,7 +313,8 @@ loop:
 			runErr = err
 			break loop
 		case <-leadTick.C:
-			w.leaderCheck(ctx)
+			lead()
+		case <-followUp:
 			if w.leading() {
 				w.leaderRound(ctx, work)
 			}
@@ -307,7 +332,9 @@ loop:
 				w.pollPending(ctx, work)
 			}
 		case <-beatTick.C:
-			w.register(ctx)
+			if w.heldCount.Load() == 0 {
+				w.register(ctx)
+			}
 		}
 	}
 	leadTick.Stop()
@@ -407,44 +434,81 @@ func (w *Worker) waitDrained() error {
 // it back). It returns the leases it created, and whether it could list
 // the shards and create every lease.
 func (w *Worker) syncShards(ctx context.Context, sc lease.Scanned) ([]lease.Lease, bool) {
-	leases, bad := sc.Leases, sc.Bad
-	list, err := shards.List(ctx, w.cfg.Kinesis, w.cfg.StreamName)
+	listed := map[string]bool{}
+	var created []lease.Lease
+	ok := true
+	for _, st := range w.streams {
+		c, listedOK := w.syncStream(ctx, st, sc, listed)
+		created = append(created, c...)
+		ok = ok && listedOK
+	}
+	if ok {
+		w.mu.Lock()
+		w.listed = listed
+		w.mu.Unlock()
+	}
+	return created, ok
+}
+
+// syncStream is syncShards for the stream st; the keys of the shards it
+// lists go into listed.
+func (w *Worker) syncStream(ctx context.Context, st *streamInfo, sc lease.Scanned, listed map[string]bool) ([]lease.Lease, bool) {
+	list, err := shards.List(ctx, w.cfg.Kinesis, st.name)
 	if err != nil {
+		if isNotFound(err) && w.multi() {
+			w.mu.Lock()
+			w.goneStreams[st.id] = true
+			w.mu.Unlock()
+		}
 		if ctx.Err() == nil {
-			w.log.Warn("shard sync failed; will retry", "error", Explain(err))
+			w.log.Warn("shard sync failed; will retry", "stream", st.name, "error", Explain(err))
 		}
 		return nil, false
 	}
-	listed := make(map[string]bool, len(list))
-	for _, sh := range list {
-		listed[sh.ID] = true
-	}
 	w.mu.Lock()
-	w.listed = listed
+	delete(w.goneStreams, st.id)
 	w.mu.Unlock()
-	tracked := make(map[string]bool, len(leases)+len(bad))
-	for _, l := range leases {
-		tracked[l.Key] = true
+	for _, sh := range list {
+		listed[st.keyOf(sh.ID)] = true
+	}
+	// tracked: this stream's shards by id.
+	prefix := ""
+	if st.id != "" {
+		prefix = st.id + ":"
+	}
+	tracked := map[string]bool{}
+	for _, l := range sc.Leases {
+		if w.streamOf(l) != st {
+			continue
+		}
+		tracked[l.Shard()] = true
 		for _, p := range l.ParentShardIDs {
 			tracked[p] = true
 		}
 	}
-	for _, b := range bad {
-		tracked[b.Key] = true
+	for _, b := range sc.Bad {
+		if id, ok := strings.CutPrefix(b.Key, prefix); ok {
+			tracked[id] = true
+		}
 	}
 	w.mu.Lock()
 	for k := range w.ended {
-		tracked[k] = true
+		if id, ok := strings.CutPrefix(k, prefix); ok {
+			tracked[id] = true
+		}
 	}
 	w.mu.Unlock()
 	var created []lease.Lease
 	for _, n := range shards.Missing(list, tracked, w.cfg.InitialPosition) {
 		l := lease.Lease{
-			Key:             n.Shard.ID,
+			Key:             st.keyOf(n.Shard.ID),
 			Checkpoint:      stream.Position{Seq: n.Start},
 			ParentShardIDs:  n.Shard.Parents,
 			StartingHashKey: n.Shard.StartingHashKey,
 			EndingHashKey:   n.Shard.EndingHashKey,
+		}
+		if st.id != "" {
+			l.StreamID, l.ShardID = st.id, n.Shard.ID
 		}
 		switch n.Start {
 		case stream.Latest:
@@ -469,10 +533,15 @@ func (w *Worker) syncShards(ctx context.Context, sc lease.Scanned) ([]lease.Leas
 	return created, true
 }
 
-func endedIn(byKey map[string]lease.Lease) func(string) (bool, bool) {
+// endedIn answers shards.Ready for the parents of l (shard ids, looked up
+// as l's stream keys them).
+func endedIn(byKey map[string]lease.Lease, l lease.Lease) func(string) (bool, bool) {
 	return func(id string) (bool, bool) {
-		l, ok := byKey[id]
-		return ok && l.Ended(), ok
+		if l.StreamID != "" {
+			id = lease.MultiStreamKey(l.StreamID, id)
+		}
+		p, ok := byKey[id]
+		return ok && p.Ended(), ok
 	}
 }
 
@@ -500,6 +569,9 @@ func (w *Worker) cleanUp(ctx context.Context, byKey map[string]lease.Lease) {
 		}
 		started := true
 		for _, c := range l.ChildShardIDs {
+			if l.StreamID != "" {
+				c = lease.MultiStreamKey(l.StreamID, c)
+			}
 			cl, ok := byKey[c]
 			if !ok || cl.Checkpoint.IsSentinel() && !cl.Ended() {
 				started = false
@@ -569,6 +641,9 @@ func (w *Worker) start(work context.Context, l lease.Lease) {
 	st := w.stats[l.Key]
 	if st == nil {
 		st = &shardStats{s: ShardStats{ShardID: l.Key, MillisBehindLatest: -1}}
+		if s := w.streamOf(l); s != nil && w.multi() {
+			st.s.StreamName = s.name
+		}
 		w.stats[l.Key] = st
 	}
 	h.behind, h.handled = st.behind, st.handled

@@ -70,6 +70,10 @@ func encode(l Lease) map[string]types.AttributeValue {
 	if l.Owner != "" {
 		item[attrOwner] = str(l.Owner)
 	}
+	if l.StreamID != "" {
+		item[attrStreamName] = str(l.StreamID)
+		item[attrShardID] = str(l.ShardID)
+	}
 	if l.CheckpointOwner != "" {
 		item[attrCheckpointOwner] = str(l.CheckpointOwner)
 	}
@@ -129,6 +133,15 @@ func decode(item map[string]types.AttributeValue) (Lease, error) {
 	}
 	if l.CheckpointOwner, err = getS(item, attrCheckpointOwner, false); err != nil {
 		return Lease{}, wrap(err)
+	}
+	if l.StreamID, err = getS(item, attrStreamName, false); err != nil {
+		return Lease{}, wrap(err)
+	}
+	if l.ShardID, err = getS(item, attrShardID, false); err != nil {
+		return Lease{}, wrap(err)
+	}
+	if l.StreamID != "" && l.ShardID == "" {
+		return Lease{}, wrap(fmt.Errorf("attribute %s is missing (a multi-stream lease has %s and %s)", attrShardID, attrStreamName, attrShardID))
 	}
 	if _, ok := item[attrCounter]; !ok {
 		return Lease{}, wrap(fmt.Errorf("attribute %s is missing", attrCounter))

@@ -104,7 +104,8 @@ func decodeLock(item map[string]types.AttributeValue) *LeaderLock {
 // ensureIndex adds LeaseOwnerToLeaseKeyIndex to a table that lacks it (a
 // table written by KCL 2.x or an earlier Shardline), as KCL 3.x does at
 // start. It does not wait: until the index is ACTIVE, OwnedKeys answers
-// ErrNoIndex and workers scan.
+// ErrNoIndex and workers scan. A refusal (no dynamodb:UpdateTable) is an
+// error wrapping ErrNoIndex: the table can be used, with Scans.
 func (t *Table) ensureIndex(ctx context.Context, td *types.TableDescription) error {
 	if td == nil {
 		return nil
@@ -134,7 +135,7 @@ func (t *Table) ensureIndex(ctx context.Context, td *types.TableDescription) err
 	var inUse *types.ResourceInUseException
 	var limit *types.LimitExceededException
 	if err != nil && !errors.As(err, &inUse) && !errors.As(err, &limit) && !strings.Contains(err.Error(), "already exists") {
-		return fmt.Errorf("add index %s to lease table %s: %w", OwnerIndex, t.name, err)
+		return fmt.Errorf("%w: adding it to lease table %s: %w", ErrNoIndex, t.name, err)
 	}
 	return nil
 }
@@ -376,4 +377,24 @@ func newVersion() string {
 	_, _ = rand.Read(b)
 	h := hex.EncodeToString(b)
 	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
+}
+
+// Remove deletes a lease, on condition that its counter is still l's (a
+// lease of a stream the application no longer reads, once its waiting
+// period is over).
+func (t *Table) Remove(ctx context.Context, l Lease) error {
+	_, err := t.db.DeleteItem(ctx, &dynamodb.DeleteItemInput{
+		TableName:                 &t.name,
+		Key:                       keyOf(l.Key),
+		ConditionExpression:       aws.String("#c = :c"),
+		ExpressionAttributeNames:  map[string]string{"#c": attrCounter},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":c": num(l.Counter)},
+	})
+	if isConditionFailed(err) {
+		return fmt.Errorf("remove lease %s: %w", l.Key, ErrLeaseLost)
+	}
+	if err != nil {
+		return fmt.Errorf("remove lease %s: %w", l.Key, err)
+	}
+	return nil
 }

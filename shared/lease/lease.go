@@ -19,7 +19,12 @@ var ErrLeaseExists = errors.New("lease exists")
 
 // Lease is one row of the lease table: one shard.
 type Lease struct {
-	Key     string // shard id (leaseKey)
+	Key string // leaseKey: the shard id, or account:stream:creationEpoch:shardId (multi-stream)
+	// StreamID and ShardID are a multi-stream lease's streamName (KCL's
+	// stream identifier, account:stream:creationEpoch) and shardId; ""
+	// for a single-stream lease (see Shard).
+	StreamID string
+	ShardID  string
 	Owner   string // leaseOwner: a worker id; "" when no one holds it
 	Counter int64  // incremented by every write
 	// CheckpointOwner is KCL 3.x's checkpointOwner, set while a graceful
@@ -70,6 +75,18 @@ type Lease struct {
 	// 3.x's lease balancer weighs leases by (0 when not written).
 	ThroughputKBps float64
 }
+
+// Shard is the lease's shard id.
+func (l *Lease) Shard() string {
+	if l.ShardID != "" {
+		return l.ShardID
+	}
+	return l.Key
+}
+
+// MultiStreamKey is the lease key of a shard of the stream streamID
+// (account:stream:creationEpoch) in a multi-stream table.
+func MultiStreamKey(streamID, shardID string) string { return streamID + ":" + shardID }
 
 // Holder is the worker that holds the lease: the checkpoint owner while a
 // KCL 3.x graceful handoff is under way, else the owner; "" for none.

@@ -33,7 +33,8 @@ const (
 	attrCheckpointOwner = "checkpointOwner" // the holder while a graceful handoff is under way
 	attrThroughput      = "throughputKBps"
 	attrEntityType      = "entityType" // KCL 3.5: LEASE, or another entity sharing the table
-	attrStreamName      = "streamName" // a multi-stream lease's stream
+	attrStreamName      = "streamName" // a multi-stream lease's stream (account:stream:creationEpoch)
+	attrShardID         = "shardId"    // a multi-stream lease's shard
 	entityLease         = "LEASE"
 	// Shardline's own, ignored by the KCL.
 	attrTimestamp   = "shardlineTimestamp"
@@ -77,6 +78,7 @@ var _ DynamoDBAPI = (*dynamodb.Client)(nil)
 type Table struct {
 	db        DynamoDBAPI
 	name      string
+	multi     bool // a multi-stream application's table (WithMultiStream)
 	nonce     string
 	maxLeases int
 	reader    string
@@ -107,6 +109,16 @@ func (t *Table) WithMaxLeases(n int) *Table {
 func (t *Table) WithReader(mode string) *Table {
 	c := *t
 	c.reader = mode
+	return &c
+}
+
+// WithMultiStream returns a copy of t for a multi-stream application
+// (KCL's multi-stream mode): its leases are those keyed
+// account:stream:creationEpoch:shardId, and single-stream leases are not
+// its own (Scanned.SingleStream).
+func (t *Table) WithMultiStream() *Table {
+	c := *t
+	c.multi = true
 	return &c
 }
 
@@ -183,6 +195,9 @@ type Scanned struct {
 	// (account:stream:epoch:shardId, with streamName): not this
 	// single-stream application's shards, left alone.
 	MultiStream []string
+	// SingleStream lists, in a multi-stream application's table, the keys
+	// of single-stream leases (a shard id alone).
+	SingleStream []string
 	// Workers are the Shardline workers' items; Leader the leader lock
 	// (nil: none).
 	Workers []WorkerItem
@@ -214,13 +229,17 @@ func (t *Table) scan(ctx context.Context, consistent bool) (Scanned, error) {
 			return Scanned{}, fmt.Errorf("list leases in %s: %w", t.name, err)
 		}
 		for _, item := range out.Items {
-			switch kindOf(item) {
-			case kindNotLease:
+			switch k := kindOf(item); {
+			case k == kindNotLease:
 				decodeOther(item, &s)
 				continue
-			case kindMultiStream:
+			case k == kindMultiStream && !t.multi:
 				key, _ := getS(item, attrKey, false)
 				s.MultiStream = append(s.MultiStream, key)
+				continue
+			case k == kindLease && t.multi:
+				key, _ := getS(item, attrKey, false)
+				s.SingleStream = append(s.SingleStream, key)
 				continue
 			}
 			l, err := decode(item)
@@ -238,6 +257,14 @@ func (t *Table) scan(ctx context.Context, consistent bool) (Scanned, error) {
 		}
 		in.ExclusiveStartKey = out.LastEvaluatedKey
 	}
+}
+
+// leaseKind is the kind of item that is this table's lease.
+func (t *Table) leaseKind() itemKind {
+	if t.multi {
+		return kindMultiStream
+	}
+	return kindLease
 }
 
 func withCounter(item map[string]types.AttributeValue) map[string]types.AttributeValue {
@@ -278,7 +305,7 @@ func (t *Table) Get(ctx context.Context, key string) (l Lease, ok bool, err erro
 	if err != nil {
 		return Lease{}, false, fmt.Errorf("get lease %s: %w", key, err)
 	}
-	if len(out.Item) == 0 || kindOf(out.Item) != kindLease {
+	if len(out.Item) == 0 || kindOf(out.Item) != t.leaseKind() {
 		return Lease{}, false, nil
 	}
 	l, err = decode(out.Item)

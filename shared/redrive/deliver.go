@@ -18,13 +18,15 @@ import (
 func (r *Redriver) deliver(ctx context.Context, g *gather, seen map[string]bool) error {
 	dctx := context.WithoutCancel(ctx)
 	stop := make(chan struct{})
+	var stopOnce sync.Once
+	closeStop := func() { stopOnce.Do(func() { close(stop) }) }
 	go func() {
 		select {
 		case <-ctx.Done():
 		case <-stop:
 			return
 		}
-		close(stop)
+		closeStop()
 	}()
 	c := newCleaner(dctx, r)
 	// A message whose every record was done in an earlier round (or
@@ -66,11 +68,7 @@ func (r *Redriver) deliver(ctx context.Context, g *gather, seen map[string]bool)
 		})
 	}
 	wg.Wait()
-	select {
-	case <-stop:
-	default:
-		close(stop)
-	}
+	closeStop()
 	c.close()
 	r.mu.Lock()
 	r.sum.Duplicates += g.dups
@@ -118,10 +116,17 @@ func (r *Redriver) deliverShard(ctx context.Context, stop <-chan struct{}, id st
 	}
 	cfg.Source = stream.Source{StreamARN: arn, Region: region}
 	cfg.Logger = r.log.With("shard", id)
+	live := &liveCount{}
+	if cfg.OnFailure != nil && cfg.OnFailure != dispatch.Discard { // Discard stays itself: the dispatcher logs its drops as drops
+		cfg.OnFailure = &countingDestination{Destination: cfg.OnFailure, r: r, live: live}
+	}
 	d, err := dispatch.NewDeliverer(cfg, r.cfg.ParallelizationFactor)
 	if err != nil {
 		return err
 	}
+	r.mu.Lock()
+	r.live[id] = live
+	r.mu.Unlock()
 	recs := make([]stream.Record, len(its))
 	for i, it := range its {
 		recs[i] = it.rec
@@ -129,12 +134,17 @@ func (r *Redriver) deliverShard(ctx context.Context, stop <-chan struct{}, id st
 	next := 0
 	err = d.Deliver(ctx, stop, recs, func(pos stream.Position) {
 		for next < len(its) && !its[next].rec.Position().After(pos) {
+			r.mu.Lock()
+			live.done++
+			live.doneBytes += int64(len(its[next].rec.Data))
+			r.mu.Unlock()
 			done(its[next])
 			next++
 		}
 	})
 	st := d.Stats()
 	r.mu.Lock()
+	delete(r.live, id)
 	sh.Handled += st.Handled
 	sh.GivenUp += st.GivenUp
 	r.disp[id] = addStats(r.disp[id], st)
@@ -156,6 +166,36 @@ func (r *Redriver) deliverShard(ctx context.Context, stop <-chan struct{}, id st
 	r.leave(sh, its[next:], err)
 	r.note(err.Error())
 	return err
+}
+
+// liveCount is what a shard's delivery has done so far, for Dispatch
+// while it runs (the dispatcher's own counts are read when it ends).
+// Guarded by the Redriver's mu.
+type liveCount struct {
+	done, doneBytes       int64 // records done: handled or given up
+	givenUp, givenUpBytes int64 // records -on-failure accepted
+}
+
+// countingDestination counts the records -on-failure accepted.
+type countingDestination struct {
+	dispatch.Destination
+	r    *Redriver
+	live *liveCount
+}
+
+func (c *countingDestination) Send(ctx context.Context, f dispatch.Failure) error {
+	if err := c.Destination.Send(ctx, f); err != nil {
+		return err
+	}
+	var n int64
+	for i := range f.Records {
+		n += int64(len(f.Records[i].Data))
+	}
+	c.r.mu.Lock()
+	c.live.givenUp += int64(len(f.Records))
+	c.live.givenUpBytes += n
+	c.r.mu.Unlock()
+	return nil
 }
 
 func errText(err error) string {

@@ -13,13 +13,17 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/shardline/shardline/shared/destination/filedest"
 )
 
 // FileSource reads a JSON lines file -on-failure file:///path wrote: one
 // message per line. Lines done are cut from the file by rewriting it
 // (a new file renamed over the old one, mode kept) at most once a second
 // while the redrive runs and at Close. Lines appended meanwhile (a poller
-// still writing to it) are kept.
+// still writing to it) are kept: a rewrite holds the advisory lock that
+// the file destination takes to append (filedest.OpenLocked), from its
+// reading the file again until the new file replaced it.
 type FileSource struct {
 	Path string
 
@@ -143,13 +147,21 @@ func (s *FileSource) rewrite() error {
 		return nil
 	}
 	s.last = s.now()
-	cur, err := os.ReadFile(s.Path)
+	// The lock a poller's file destination takes to append: no line is
+	// appended from here until the new file has replaced this one (a
+	// writer waiting then appends to the new one).
+	lf, err := filedest.OpenLocked(s.Path, os.O_RDONLY, 0)
 	if err != nil {
-		return fmt.Errorf("file %s: read it again to cut the lines done: %w", s.Path, err)
+		return fmt.Errorf("file %s: lock it to cut the lines done: %w", s.Path, err)
 	}
-	fi, err := os.Stat(s.Path)
+	defer lf.Close()
+	fi, err := lf.Stat()
 	if err != nil {
 		return fmt.Errorf("file %s: %w", s.Path, err)
+	}
+	cur, err := io.ReadAll(lf)
+	if err != nil {
+		return fmt.Errorf("file %s: read it again to cut the lines done: %w", s.Path, err)
 	}
 	var out bytes.Buffer
 	sec := io.NewSectionReader(s.f, 0, s.size)

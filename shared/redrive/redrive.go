@@ -76,7 +76,24 @@ type Summary struct {
 	Unreadable    int            // messages that are not on-failure records
 	PastRetention int            // Lambda records whose records the stream no longer holds
 	Duplicates    int64          // records found again in another message
-	Rounds        int            // gatherings (more than 1: the memory bound was reached)
+	Rounds        int            // gatherings: more than 1 when the memory bound was reached, or a FIFO queue held messages back
+	// Bounded are the rounds that ended at the memory bound: the order
+	// per shard and partition key then holds within each round only. (A
+	// FIFO queue's rounds keep the order: it gives a group's next messages
+	// only once the earlier ones are deleted.)
+	Bounded int
+	// Unlisted, in a dry run of a FIFO queue, is about how many messages
+	// it did not show: SQS holds a message group's next messages back
+	// while earlier ones are received and not deleted, and a dry run
+	// deletes nothing (the queue's ApproximateNumberOfMessages less the
+	// messages listed).
+	Unlisted int
+	// ReceiveLimit, in a dry run of an SQS queue with a redrive policy,
+	// is its maxReceiveCount; AtReceiveLimit are the messages received
+	// that many times now: SQS moves them to the dead-letter queue at
+	// their next receive (the redrive's) instead of giving them.
+	ReceiveLimit   int
+	AtReceiveLimit int
 }
 
 // Totals adds up the shards.
@@ -117,6 +134,7 @@ type Redriver struct {
 	mu     sync.Mutex
 	shards map[string]*ShardSummary
 	disp   map[string]dispatch.Stats // per shard, over every round
+	live   map[string]*liveCount     // per shard whose delivery runs: its counts so far
 	sum    Summary
 	reason []string // why messages stay, the first few
 }
@@ -140,7 +158,7 @@ func New(cfg Config) (*Redriver, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	cfg.Dispatch.Logger = log
-	return &Redriver{cfg: cfg, log: log, shards: map[string]*ShardSummary{}, disp: map[string]dispatch.Stats{}, sum: Summary{DryRun: cfg.DryRun}}, nil
+	return &Redriver{cfg: cfg, log: log, shards: map[string]*ShardSummary{}, disp: map[string]dispatch.Stats{}, live: map[string]*liveCount{}, sum: Summary{DryRun: cfg.DryRun}}, nil
 }
 
 // Run redrives until the source has no more messages, or ctx ends (then
@@ -151,6 +169,9 @@ func (r *Redriver) Run(ctx context.Context) (Summary, error) {
 	src := r.cfg.Source
 	if err := src.Check(ctx); err != nil {
 		return r.Summary(), err
+	}
+	if r.cfg.DryRun {
+		r.warnReceiveLimit(src)
 	}
 	seen := map[string]bool{} // records done in earlier rounds
 	var kept []*held          // held to the end: released then
@@ -163,6 +184,11 @@ func (r *Redriver) Run(ctx context.Context) (Summary, error) {
 		g, more, gerr := r.gatherRound(ctx, seen)
 		if gerr != nil {
 			err = gerr
+		}
+		if more {
+			r.mu.Lock()
+			r.sum.Bounded++
+			r.mu.Unlock()
 		}
 		if more && round == 1 {
 			r.log.Warn("the records gathered reached the memory bound: delivering them before reading the rest; order per shard and partition key holds within each round only",
@@ -193,6 +219,9 @@ func (r *Redriver) Run(ctx context.Context) (Summary, error) {
 	var back []*Message
 	for _, h := range kept {
 		back = append(back, h.msg)
+	}
+	if r.cfg.DryRun {
+		r.dryRunEnd(src, back)
 	}
 	if len(back) > 0 {
 		if rerr := src.Release(cctx, back); rerr != nil {
@@ -413,16 +442,97 @@ func (r *Redriver) Summary() Summary {
 	return s
 }
 
-// Dispatch is each shard's delivery counts so far (updated after each
-// round's delivery of the shard).
+// Dispatch is each shard's delivery counts so far: the dispatcher's own
+// after each round's delivery of the shard, and while it runs, Handled,
+// HandledBytes and GivenUp moved on as records are done (for the metrics
+// endpoint and the progress line).
 func (r *Redriver) Dispatch() map[string]dispatch.Stats {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	out := make(map[string]dispatch.Stats, len(r.disp))
+	out := make(map[string]dispatch.Stats, len(r.disp)+len(r.live))
 	for k, v := range r.disp {
 		out[k] = v
 	}
+	for k, l := range r.live {
+		st := out[k]
+		st.Handled += max(l.done-l.givenUp, 0)
+		st.HandledBytes += max(l.doneBytes-l.givenUpBytes, 0)
+		st.GivenUp += l.givenUp
+		out[k] = st
+	}
 	return out
+}
+
+// DryRunReceiveWarn: a dry run of an SQS queue whose redrive policy's
+// maxReceiveCount is this or less warns before it receives anything.
+// Every receive counts toward maxReceiveCount (SQS has no peek): a dry
+// run receives each message once, the redrive once more, and each
+// redrive that leaves a message (a handler failing again) once more; a
+// message past the count goes to the dead-letter queue at its next
+// receive instead of being given. 5 is the least Lambda recommends for
+// an SQS event source's queue.
+const DryRunReceiveWarn = 5
+
+// receiveLimited is a source whose reads count toward a limit past which
+// the service moves a message elsewhere: an SQS queue's redrive policy.
+type receiveLimited interface {
+	// ReceiveLimit is the maxReceiveCount and the dead-letter queue's
+	// ARN; 0 when the queue has no redrive policy.
+	ReceiveLimit() (maxReceives int, deadLetter string)
+}
+
+// backlogged is a source that knows about how many messages it held
+// when Check ran.
+type backlogged interface {
+	Backlog() int
+}
+
+// warnReceiveLimit says, in one line, that a dry run could send messages
+// to a dead-letter queue.
+func (r *Redriver) warnReceiveLimit(src Source) {
+	rl, ok := src.(receiveLimited)
+	if !ok {
+		return
+	}
+	limit, dlq := rl.ReceiveLimit()
+	if limit <= 0 {
+		return
+	}
+	r.mu.Lock()
+	r.sum.ReceiveLimit = limit
+	r.mu.Unlock()
+	if limit > DryRunReceiveWarn {
+		return
+	}
+	r.log.Warn(fmt.Sprintf("%s has a redrive policy with maxReceiveCount %d (dead-letter queue %s) and every receive counts: "+
+		"this dry run receives each message once, so a message received %d times already goes to the dead-letter queue instead of being listed, "+
+		"and one it brings to %d goes there when the redrive receives it; raise maxReceiveCount above %d before a dry run, or redrive without one",
+		src, limit, dlq, limit, limit, DryRunReceiveWarn))
+}
+
+// dryRunEnd counts what a dry run could not list (a FIFO queue's held
+// back messages) and the messages it brought to the receive limit.
+func (r *Redriver) dryRunEnd(src Source, msgs []*Message) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if limit := r.sum.ReceiveLimit; limit > 0 {
+		for _, m := range msgs {
+			if m.Receives >= limit {
+				r.sum.AtReceiveLimit++
+			}
+		}
+		if r.sum.AtReceiveLimit > 0 {
+			r.log.Warn("messages have now been received maxReceiveCount times: SQS moves them to the dead-letter queue at their next receive, the redrive's, instead of giving them",
+				"messages", r.sum.AtReceiveLimit, "maxReceiveCount", limit)
+		}
+	}
+	if b, ok := src.(backlogged); ok && partial(src) {
+		if n := b.Backlog() - r.sum.Messages; n > 0 {
+			r.sum.Unlisted = n
+			r.log.Warn("a FIFO queue gives a message group's next messages only once the earlier ones are deleted, and a dry run deletes nothing: some messages were not listed (the redrive reads them all, in order)",
+				"listed", r.sum.Messages, "notListed", n)
+		}
+	}
 }
 
 // partial reports whether a source gives its messages only as earlier

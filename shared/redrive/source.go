@@ -15,7 +15,11 @@ type Message struct {
 	// the file's path and line.
 	ID   string
 	Body []byte
-	ref  any // the source's own handle (receipt handle, key, line)
+	// Receives is how many times the message was received, this time
+	// included (SQS's ApproximateReceiveCount); 0 where a source does
+	// not count.
+	Receives int
+	ref      any // the source's own handle (receipt handle, key, line)
 }
 
 // Source is where an -on-failure destination put records given up. Its

@@ -2,8 +2,10 @@ package redrive
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -44,6 +46,10 @@ type SQSSource struct {
 	Visibility time.Duration // default DefaultVisibility
 	Wait       time.Duration // receive wait; default 1s
 
+	backlog     int    // ApproximateNumberOfMessages at Check
+	maxReceives int    // the redrive policy's maxReceiveCount; 0: none
+	deadLetter  string // the redrive policy's deadLetterTargetArn
+
 	mu     sync.Mutex
 	held   map[string]string // receipt handle → message id
 	stop   chan struct{}
@@ -78,18 +84,50 @@ func (s *SQSSource) region(o *sqs.Options) {
 	}
 }
 
-// Check asks for the queue's attributes: a queue that does not exist is a
-// *NotFoundError.
+// Backlog is about how many messages the queue held (visible) at Check.
+func (s *SQSSource) Backlog() int { return s.backlog }
+
+// ReceiveLimit is the queue's redrive policy: the receives after which
+// SQS moves a message to the dead-letter queue, and that queue's ARN; 0
+// when the queue has none.
+func (s *SQSSource) ReceiveLimit() (int, string) { return s.maxReceives, s.deadLetter }
+
+// Check asks for the queue's attributes (its count of messages and its
+// redrive policy): a queue that does not exist is a *NotFoundError.
 func (s *SQSSource) Check(ctx context.Context) error {
-	_, err := s.Client.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{QueueUrl: aws.String(s.Queue.URL),
-		AttributeNames: []types.QueueAttributeName{types.QueueAttributeNameApproximateNumberOfMessages}}, s.region)
+	out, err := s.Client.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{QueueUrl: aws.String(s.Queue.URL),
+		AttributeNames: []types.QueueAttributeName{types.QueueAttributeNameApproximateNumberOfMessages, types.QueueAttributeNameRedrivePolicy}}, s.region)
 	if err == nil {
+		s.backlog, _ = strconv.Atoi(out.Attributes[string(types.QueueAttributeNameApproximateNumberOfMessages)])
+		s.maxReceives, s.deadLetter = parseRedrivePolicy(out.Attributes[string(types.QueueAttributeNameRedrivePolicy)])
 		return nil
 	}
 	if isNoQueue(err) {
 		return &NotFoundError{What: s.String()}
 	}
 	return fmt.Errorf("%s: %w", s, awserr.Explain(err))
+}
+
+// parseRedrivePolicy reads a queue's RedrivePolicy attribute:
+// {"deadLetterTargetArn":"arn:…","maxReceiveCount":5} (the count a
+// number or a string, as SQS gives either); 0 when there is none or it
+// cannot be read.
+func parseRedrivePolicy(raw string) (maxReceives int, deadLetter string) {
+	if raw == "" {
+		return 0, ""
+	}
+	var p struct {
+		DeadLetterTargetArn string          `json:"deadLetterTargetArn"`
+		MaxReceiveCount     json.RawMessage `json:"maxReceiveCount"`
+	}
+	if json.Unmarshal([]byte(raw), &p) != nil {
+		return 0, ""
+	}
+	n, err := strconv.Atoi(strings.Trim(string(p.MaxReceiveCount), `"`))
+	if err != nil || n < 1 {
+		return 0, ""
+	}
+	return n, p.DeadLetterTargetArn
 }
 
 func isNoQueue(err error) bool {
@@ -121,6 +159,7 @@ func (s *SQSSource) Next(ctx context.Context, n int) ([]*Message, error) {
 			answers[i].out, answers[i].err = s.Client.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{
 				QueueUrl: aws.String(s.Queue.URL), MaxNumberOfMessages: int32(min(max(n-10*i, 1), 10)),
 				VisibilityTimeout: int32(s.Visibility / time.Second), WaitTimeSeconds: int32(s.Wait / time.Second),
+				MessageSystemAttributeNames: []types.MessageSystemAttributeName{types.MessageSystemAttributeNameApproximateReceiveCount},
 			}, s.region)
 		})
 	}
@@ -137,7 +176,8 @@ func (s *SQSSource) Next(ctx context.Context, n int) ([]*Message, error) {
 		for _, m := range a.out.Messages {
 			rh, id := aws.ToString(m.ReceiptHandle), aws.ToString(m.MessageId)
 			s.held[rh] = id
-			msgs = append(msgs, &Message{ID: "message " + id, Body: []byte(aws.ToString(m.Body)), ref: rh})
+			receives, _ := strconv.Atoi(m.Attributes[string(types.MessageSystemAttributeNameApproximateReceiveCount)])
+			msgs = append(msgs, &Message{ID: "message " + id, Body: []byte(aws.ToString(m.Body)), Receives: receives, ref: rh})
 		}
 	}
 	if len(errs) > 0 {

@@ -373,7 +373,7 @@ func TestBadSettingsBeforeAnyCall(t *testing.T) {
 		{"reset to a time that is not RFC 3339", []string{"reset", "-to", "AT_TIMESTAMP", "-timestamp", "yesterday"}, nil, `-timestamp "yesterday": allowed an RFC 3339 time`},
 		{"reset -timestamp without AT_TIMESTAMP", []string{"reset", "-to", "LATEST", "-timestamp", "2026-01-02T15:04:05Z"}, nil, `-timestamp "2026-01-02T15:04:05Z" is only allowed with -to AT_TIMESTAMP`},
 		{"produce rate", []string{"produce", "-rate", "lots"}, nil, `-rate "lots": allowed an integer such as 1000`},
-		{"unknown command", []string{"replay"}, nil, `unknown command "replay": allowed run, produce, status, reset, resume, version`},
+		{"unknown command", []string{"bogus"}, nil, `unknown command "bogus": allowed run, produce, status, replay, reset, resume, redrive, version`},
 		{"resume without a shard", []string{"resume"}, nil, "-shard (SHARDLINE_SHARD) or -all is required"},
 		{"resume shard and all", []string{"resume", "-shard", "s", "-all"}, nil, `-shard "s" and -all: allowed one of them`},
 	}

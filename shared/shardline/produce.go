@@ -36,6 +36,9 @@ func (p *produceCmd) parse(a *App, args []string, getenv func(string) string, st
 	if err := a.parse(fs, args, getenv); err != nil {
 		return err
 	}
+	if err := p.c.OneStream("produce"); err != nil {
+		return err
+	}
 	if err := p.c.Validate(false); err != nil {
 		return err
 	}

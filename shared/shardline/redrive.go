@@ -11,10 +11,12 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/shardline/shardline/shared/awsconf"
 	"github.com/shardline/shardline/shared/config"
 	"github.com/shardline/shardline/shared/coordinator"
 	"github.com/shardline/shardline/shared/metrics"
 	"github.com/shardline/shardline/shared/redrive"
+	"github.com/shardline/shardline/shared/stream"
 	"github.com/shardline/shardline/shared/telemetry/prom"
 	"github.com/shardline/shardline/shared/terminal"
 )
@@ -39,14 +41,27 @@ func (a *App) runRedrive(ctx context.Context, args []string, getenv func(string)
 		stdout, stderr = live.Writer(stdout), live.Writer(stderr)
 	}
 	log := a.logTo(&s.Common, stderr, format)
-	clients, err := s.Clients(ctx, log)
-	if err != nil {
-		return err
+	// A file read into an in-process handler needs no AWS: the clients
+	// (and so a region) are loaded only when a record needs the stream.
+	clients := &awsconf.Clients{Region: s.Region}
+	ranges := &lazyRanges{load: func(ctx context.Context) (redrive.RangeReader, error) {
+		c, err := s.Clients(ctx, log)
+		if err != nil {
+			return nil, err
+		}
+		return newRangeReader(c, log), nil
+	}}
+	if s.UsesAWS() {
+		c, err := s.Clients(ctx, log)
+		if err != nil {
+			return err
+		}
+		clients, ranges.rr = c, newRangeReader(c, log)
 	}
 	cfg := redrive.Config{
 		ParallelizationFactor: s.ParallelizationFactor, StreamName: s.StreamName, Region: clients.Region,
 		MaxBytes: int64(s.MaxGatherMB) << 20, DryRun: s.DryRun, Logger: log,
-		Ranges: newRangeReader(clients, log),
+		Ranges: ranges,
 	}
 	if !s.DryRun {
 		h, err := s.NewHandler(clients, stdout, log)
@@ -55,6 +70,7 @@ func (a *App) runRedrive(ctx context.Context, args []string, getenv func(string)
 		}
 		cfg.Dispatch = s.DispatchConfig(clients, h)
 	}
+	var err error
 	cfg.Source, err = redrive.Open(s.From, s.Sources(clients), redrive.Options{Delete: s.Delete, Visibility: s.VisibilityTimeout})
 	if err != nil {
 		return config.Usagef("-from %v", err)
@@ -88,6 +104,32 @@ func (a *App) runRedrive(ctx context.Context, args []string, getenv func(string)
 	printRedrive(stdout, sum, s.From, s.OnFailure)
 	logRedrive(log, sum)
 	return err
+}
+
+// lazyRanges builds its range reader (and the AWS clients under it) on
+// the first Lambda metadata-only record, so that a redrive that meets
+// none needs no AWS configuration.
+type lazyRanges struct {
+	load func(context.Context) (redrive.RangeReader, error)
+
+	mu  sync.Mutex
+	rr  redrive.RangeReader
+	err error
+}
+
+var _ redrive.RangeReader = (*lazyRanges)(nil)
+
+func (l *lazyRanges) ReadRange(ctx context.Context, streamName, shardID, start, end string) ([]stream.Record, error) {
+	l.mu.Lock()
+	if l.rr == nil && l.err == nil {
+		l.rr, l.err = l.load(ctx)
+	}
+	rr, err := l.rr, l.err
+	l.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	return rr.ReadRange(ctx, streamName, shardID, start, end)
 }
 
 // printRedrive writes the summary: one row per shard, then totals.
@@ -130,8 +172,14 @@ func printRedrive(w io.Writer, sum redrive.Summary, from, onFailure string) {
 	if sum.PastRetention > 0 {
 		fmt.Fprintf(&b, "; %d of Lambda's records past the stream's retention (kept)", sum.PastRetention)
 	}
-	if sum.Rounds > 1 && !sum.DryRun {
+	if sum.Bounded > 0 && !sum.DryRun {
 		fmt.Fprintf(&b, "; delivered in %d rounds (memory bound): in order within each round", sum.Rounds)
+	}
+	if sum.Unlisted > 0 {
+		fmt.Fprintf(&b, "; about %d more messages not listed: a FIFO queue holds a group's next messages back until the earlier ones are deleted", sum.Unlisted)
+	}
+	if sum.AtReceiveLimit > 0 {
+		fmt.Fprintf(&b, "; %d messages now received maxReceiveCount (%d) times: their next receive moves them to the dead-letter queue", sum.AtReceiveLimit, sum.ReceiveLimit)
 	}
 	fmt.Fprintln(w, b.String())
 	_ = records

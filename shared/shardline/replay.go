@@ -51,6 +51,9 @@ func (a *App) runReplay(ctx context.Context, args []string, getenv func(string) 
 		return err
 	}
 	began := time.Now()
+	if err := s.OneStream("replay"); err != nil {
+		return err
+	}
 	if err := s.Validate(began); err != nil {
 		return err
 	}

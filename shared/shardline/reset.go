@@ -47,6 +47,9 @@ func (r *resetCmd) parse(a *App, args []string, getenv func(string) string, stdo
 	if err := a.parse(fs, args, getenv); err != nil {
 		return err
 	}
+	if err := r.c.OneStream("reset"); err != nil {
+		return err
+	}
 	if err := r.c.Validate(true); err != nil {
 		return err
 	}

@@ -5,12 +5,16 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 	"time"
 	"unicode/utf8"
 
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/shardline/shardline/shared/config"
+	"github.com/shardline/shardline/shared/coordinator"
 	"github.com/shardline/shardline/shared/fetch"
 	"github.com/shardline/shardline/shared/lease"
 	"github.com/shardline/shardline/shared/shards"
@@ -19,6 +23,10 @@ import (
 
 // ShardStatus is one row of `poller status`.
 type ShardStatus struct {
+	// Stream is the shard's stream when the application reads several
+	// (-stream-name a,b): rows are grouped by it. A former stream's
+	// leases (not in the list) show under their stream identifier.
+	Stream  string   `json:"stream,omitempty"`
 	ShardID string   `json:"shardId"`
 	State   string   `json:"state"` // open, closed, or gone (trimmed)
 	Parents []string `json:"parents,omitempty"`
@@ -89,6 +97,10 @@ func (a *App) runStatus(ctx context.Context, args []string, getenv func(string) 
 		return err
 	}
 	table := lease.NewTable(clients.DynamoDB, c.AppName)
+	names, err := coordinator.StreamNames(c.StreamName)
+	if err != nil {
+		return config.Usagef("-%s", err)
+	}
 	read := func() ([]ShardStatus, error) {
 		list, err := shards.List(ctx, clients.Kinesis, c.StreamName)
 		if err != nil {
@@ -100,6 +112,16 @@ func (a *App) runStatus(ctx context.Context, args []string, getenv func(string) 
 		}
 		return statusRows(list, sc.Leases, sc.Bad), nil
 	}
+	if coordinator.MultiStream(c.StreamName) {
+		table = table.WithMultiStream()
+		ids := make([]string, len(names))
+		for i, n := range names {
+			if ids[i], err = coordinator.StreamID(ctx, clients.Kinesis, n); err != nil {
+				return err
+			}
+		}
+		read = func() ([]ShardStatus, error) { return multiStreamRows(ctx, clients.Kinesis, table, names, ids) }
+	}
 	rows, err := read()
 	if err != nil {
 		return err
@@ -110,7 +132,7 @@ func (a *App) runStatus(ctx context.Context, args []string, getenv func(string) 
 		return enc.Encode(rows)
 	}
 	if !s.watch {
-		printStatus(stdout, rows, nil, time.Now())
+		printGrouped(stdout, rows, nil, time.Now())
 		return nil
 	}
 	return watchStatus(ctx, stdout, c, s.every, rows, read)
@@ -136,7 +158,7 @@ func watchStatus(ctx context.Context, stdout io.Writer, c config.Common, watchEv
 		}
 		fmt.Fprintln(stdout, cutEnd(fmt.Sprintf("%s  app %s, stream %s, every %s (Ctrl-C stops)", now.UTC().Format(time.RFC3339),
 			cutMiddle(c.AppName, 30), cutMiddle(c.StreamName, 30), watchEvery), statusWidth))
-		printStatus(stdout, rows, rates.rates, now)
+		printGrouped(stdout, rows, rates.rates, now)
 		for {
 			select {
 			case <-ctx.Done():
@@ -502,4 +524,63 @@ func dash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// multiStreamRows is status's rows for an application reading several
+// streams: each stream's shards with its leases, then the leases of
+// streams no longer in the list.
+func multiStreamRows(ctx context.Context, kc *kinesis.Client, table *lease.Table, names, ids []string) ([]ShardStatus, error) {
+	sc, err := table.Scan(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("lease table %s: %w", table.Name(), explain(err))
+	}
+	byStream := map[string][]lease.Lease{}
+	for _, l := range sc.Leases {
+		l.Key = l.Shard()
+		byStream[l.StreamID] = append(byStream[l.StreamID], l)
+	}
+	var rows []ShardStatus
+	for i, name := range names {
+		list, err := shards.List(ctx, kc, name)
+		if err != nil {
+			return nil, fmt.Errorf("stream %s: %w", name, explain(err))
+		}
+		for _, r := range statusRows(list, byStream[ids[i]], nil) {
+			r.Stream = name
+			rows = append(rows, r)
+		}
+		delete(byStream, ids[i])
+	}
+	for _, id := range slices.Sorted(maps.Keys(byStream)) {
+		for _, l := range byStream[id] {
+			r := ShardStatus{Stream: id + " (not in -stream-name)", ShardID: l.Key, State: "former stream", Parents: l.ParentShardIDs}
+			fill(&r, l)
+			rows = append(rows, r)
+		}
+	}
+	for _, b := range sc.Bad {
+		rows = append(rows, ShardStatus{Stream: "(unreadable)", ShardID: b.Key, State: "gone", HasLease: true, Unreadable: b.Problem})
+	}
+	return rows, nil
+}
+
+// printGrouped prints the status table, one per stream when the rows
+// carry streams.
+func printGrouped(w io.Writer, rows []ShardStatus, rates map[string]float64, now time.Time) {
+	if len(rows) == 0 || rows[0].Stream == "" {
+		printStatus(w, rows, rates, now)
+		return
+	}
+	for i := 0; i < len(rows); {
+		j := i
+		for j < len(rows) && rows[j].Stream == rows[i].Stream {
+			j++
+		}
+		if i > 0 {
+			fmt.Fprintln(w)
+		}
+		fmt.Fprintf(w, "stream %s\n", rows[i].Stream)
+		printStatus(w, rows[i:j], rates, now)
+		i = j
+	}
 }

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -11,7 +13,9 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	dtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
+	"github.com/shardline/shardline/shared/coordinator"
 	"github.com/shardline/shardline/shared/lease"
 	"github.com/shardline/shardline/shared/lease/leasetest"
 	"github.com/shardline/shardline/shared/standin/standintest"
@@ -253,5 +257,59 @@ func TestStatusKCL35Table(t *testing.T) {
 	}
 	if !strings.Contains(res.stdout, "HANDOFF to "+next) {
 		t.Errorf("status does not show the handoff:\n%s", res.stdout)
+	}
+}
+
+// TestStatusSeveralStreams (issue 19): with a list of streams, status
+// groups the shards by stream, with each stream's leases (keyed
+// account:stream:creationEpoch:shardId), and lists a former stream's
+// leases apart.
+func TestStatusSeveralStreams(t *testing.T) {
+	k, d := standintest.Both(t)
+	awsEnv(t)
+	ctx := context.Background()
+	app := standintest.UniqueName(t)
+	s1, s2 := standintest.NewStream(t, k.Endpoint, 2), standintest.NewStream(t, k.Endpoint, 1)
+	kc := standintest.KinesisClient(k.Endpoint)
+	db := standintest.DynamoDBClient(d.Endpoint)
+	table := lease.NewTable(db, app).WithMultiStream()
+	if err := table.Ensure(ctx); err != nil {
+		t.Fatal(err)
+	}
+	id1, err := coordinator.StreamID(ctx, kc, s1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	items := []map[string]dtypes.AttributeValue{
+		leasetest.KCLLease{Key: id1 + ":shardId-000000000001", StreamName: id1, ShardID: "shardId-000000000001", Owner: "w1", Counter: 3, Checkpoint: "TRIM_HORIZON"}.Item(),
+		leasetest.KCLLease{Key: "123456789012:gone:1767366245:shardId-000000000000", StreamName: "123456789012:gone:1767366245", ShardID: "shardId-000000000000", Counter: 3, Checkpoint: "TRIM_HORIZON"}.Item(),
+	}
+	for _, item := range items {
+		if _, err := db.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(app), Item: item}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	vars := map[string]string{"SHARDLINE_APP_NAME": app, "SHARDLINE_STREAM_NAME": s1 + "," + s2,
+		"SHARDLINE_KINESIS_ENDPOINT": k.Endpoint, "SHARDLINE_DYNAMODB_ENDPOINT": d.Endpoint}
+	res := runMain(t, time.Minute, []string{"status", "-json"}, vars)
+	if res.code != 0 {
+		t.Fatalf("status -json: exit %d\n%s", res.code, res.stderr)
+	}
+	var rows []ShardStatus
+	if err := json.Unmarshal([]byte(res.stdout), &rows); err != nil {
+		t.Fatalf("status -json: %v\n%s", err, res.stdout)
+	}
+	var got []string
+	for _, r := range rows {
+		got = append(got, fmt.Sprintf("%s/%s/%s/%v", r.Stream, r.ShardID, r.Owner, r.HasLease))
+	}
+	want := []string{s1 + "/shardId-000000000000//false", s1 + "/shardId-000000000001/w1/true", s2 + "/shardId-000000000000//false",
+		"123456789012:gone:1767366245 (not in -stream-name)/shardId-000000000000//true"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("rows\n %q\nwant\n %q", got, want)
+	}
+	res = runMain(t, time.Minute, []string{"status"}, vars)
+	if res.code != 0 || !strings.Contains(res.stdout, "stream "+s1+"\n") || !strings.Contains(res.stdout, "stream "+s2+"\n") {
+		t.Fatalf("status: exit %d, want a table per stream:\n%s%s", res.code, res.stdout, res.stderr)
 	}
 }

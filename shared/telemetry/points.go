@@ -1,6 +1,8 @@
 package telemetry
 
 import (
+	"strings"
+
 	"github.com/shardline/shardline/shared/coordinator"
 	"github.com/shardline/shardline/shared/fetch"
 	"github.com/shardline/shardline/shared/metrics"
@@ -55,10 +57,24 @@ func Points(s coordinator.Snapshot, dims metrics.Dimensions) []Point {
 		return nil
 	}
 	var out []Point
+	// With several streams, a shard's points carry its own stream (always:
+	// shard ids repeat across streams) and its shard id alone.
+	streamOf := map[string]string{}
+	for _, sh := range s.Shards {
+		if sh.StreamName != "" {
+			streamOf[sh.ShardID] = sh.StreamName
+		}
+	}
 	dim := func(op, shard string) map[string]string {
 		d := map[string]string{}
 		if dims.Has(metrics.Operation) && op != "" {
 			d[metrics.Operation] = op
+		}
+		streamName := s.StreamName
+		if sn, ok := streamOf[shard]; ok {
+			streamName = sn
+			shard = shard[strings.LastIndex(shard, ":")+1:]
+			d[metrics.StreamName] = sn
 		}
 		if dims.Has(metrics.ShardID) && shard != "" {
 			d[metrics.ShardID] = shard
@@ -67,7 +83,7 @@ func Points(s coordinator.Snapshot, dims metrics.Dimensions) []Point {
 			d[metrics.WorkerIdentifier] = s.WorkerID
 		}
 		if dims.Has(metrics.StreamName) {
-			d[metrics.StreamName] = s.StreamName
+			d[metrics.StreamName] = streamName
 		}
 		return d
 	}

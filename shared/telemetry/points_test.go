@@ -1,6 +1,7 @@
 package telemetry
 
 import (
+	"slices"
 	"testing"
 	"time"
 
@@ -58,6 +59,28 @@ func TestPointsLevels(t *testing.T) {
 		"DeaggregatedRecords", "MalformedAggregates", "DroppedOutOfRange"} {
 		if len(find(ps, name)) == 0 {
 			t.Errorf("no %s point", name)
+		}
+	}
+}
+
+// TestPointsSeveralStreams (issue 19): with several streams, each shard's
+// points carry its own stream as StreamName (even when the dimension is
+// not enabled: shard ids repeat across streams) and its shard id alone.
+func TestPointsSeveralStreams(t *testing.T) {
+	s := coordinator.Snapshot{WorkerID: "w1", StreamName: "orders,clicks", Level: metrics.Detailed, Shards: []coordinator.ShardStats{
+		{ShardID: "123456789012:orders:1767366245:shardId-000000000000", StreamName: "orders", Dispatch: dispatch.Stats{Handled: 5}},
+		{ShardID: "123456789012:clicks:1767366246:shardId-000000000000", StreamName: "clicks", Dispatch: dispatch.Stats{Handled: 7}},
+	}}
+	for _, dims := range []metrics.Dimensions{metrics.DefaultDimensions, append(slices.Clone(metrics.DefaultDimensions), metrics.StreamName)} {
+		got := map[string]float64{}
+		for _, p := range find(Points(s, dims), "RecordsProcessed") {
+			if p.Dims[metrics.ShardID] != "shardId-000000000000" {
+				t.Errorf("ShardId %q, want the shard id alone", p.Dims[metrics.ShardID])
+			}
+			got[p.Dims[metrics.StreamName]] = p.Value
+		}
+		if got["orders"] != 5 || got["clicks"] != 7 || len(got) != 2 {
+			t.Errorf("dims %v: RecordsProcessed by StreamName %v, want orders 5, clicks 7", dims, got)
 		}
 	}
 }

@@ -9,4 +9,9 @@
 // processes may share a file on a local file system. A line cut short by a
 // failed write (a full disk) is ended with a newline before the next one,
 // so a reader loses that line alone, which was reported as not sent.
+//
+// Each append holds an exclusive advisory lock (flock) on the file, which
+// `redrive` takes too while it rewrites the file without the lines it
+// handled (OpenLocked): an append waits for a rewrite, then goes to the
+// file that replaced the old one, and is never lost with it.
 package filedest

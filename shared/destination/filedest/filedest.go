@@ -58,7 +58,7 @@ func (d *Destination) Send(_ context.Context, f dispatch.Failure) error {
 }
 
 func (d *Destination) write(line []byte) error {
-	file, err := os.OpenFile(d.Path, os.O_RDWR|os.O_CREATE|os.O_APPEND, Mode)
+	file, err := OpenLocked(d.Path, os.O_RDWR|os.O_CREATE|os.O_APPEND, Mode)
 	if err != nil {
 		return err
 	}
