@@ -193,6 +193,7 @@ type Reader struct {
 	last   fetch.Batch
 	out    Chunk
 	done   bool
+	held   bool // recs is a chunk Next read and did not return (ctx ended in the Limiter's wait)
 }
 
 // New checks cfg and returns its reader; it makes no call.
@@ -267,7 +268,7 @@ func (r *Reader) Next(ctx context.Context) (Chunk, error) {
 		return Chunk{}, ErrDone
 	}
 	clear(r.recs)
-	r.recs = r.recs[:0]
+	r.recs, r.held = r.recs[:0], false
 	c := &r.out
 	c.Records, c.Bytes, c.Dropped, c.Malformed, c.Children = nil, 0, 0, 0, nil
 	for len(r.recs) < r.cfg.ChunkSize && !c.Done {
@@ -304,10 +305,30 @@ func (r *Reader) Next(ctx context.Context) (Chunk, error) {
 	r.done = c.Done
 	if r.cfg.Limiter != nil && len(c.Records) > 0 {
 		if err := r.cfg.Limiter.Wait(ctx, len(c.Records)); err != nil {
+			r.held = true
 			return Chunk{}, err
 		}
 	}
 	return *c, nil
+}
+
+// Pending is the position of the next user record the reader read and
+// has not returned, after Next returned an error (ctx ended while it
+// waited for the Limiter, or between reads with records left of the last
+// answer); ok is false when it holds none: the next record is then the
+// one after the last Chunk's Through.
+func (r *Reader) Pending() (p stream.Position, ok bool) {
+	if r.held && len(r.recs) > 0 {
+		return r.recs[0].Position(), true
+	}
+	if len(r.pend) > 0 {
+		p = stream.Position{Seq: aws.ToString(r.pend[0].SequenceNumber)}
+		if r.cfg.From.Kind == StartPosition && r.cfg.From.Pos.After(p) {
+			p = r.cfg.From.Pos // the start is in this aggregate
+		}
+		return p, true
+	}
+	return stream.Position{}, false
 }
 
 // ErrDone is returned by Next after the Chunk with Done.
@@ -429,4 +450,19 @@ func ReadShard(ctx context.Context, client KinesisAPI, cfg Config, fn func(Chunk
 			return res, nil
 		}
 	}
+}
+
+// errFound ends HasRecords's read at the first record in range.
+var errFound = errors.New("replay: a record in range")
+
+// HasRecords tells whether cfg's range of the shard holds a user record:
+// it reads from cfg.From until the first one, the stop, the shard's end or
+// the tip.
+func HasRecords(ctx context.Context, client KinesisAPI, cfg Config) (bool, error) {
+	cfg.ChunkSize = 1
+	_, err := ReadShard(ctx, client, cfg, func(Chunk) error { return errFound })
+	if errors.Is(err, errFound) {
+		return true, nil
+	}
+	return false, err
 }

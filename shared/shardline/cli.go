@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/shardline/shardline/shared/config"
@@ -19,29 +20,35 @@ import (
 
 // Main runs the command line with args (os.Args[1:]) and returns its exit
 // code: 0, 1 for a failure, 2 for a bad setting. The first SIGINT or
-// SIGTERM drains; a second exits at once.
+// SIGTERM drains; a second exits at once (130). A replay the first signal
+// stopped before its end exits with 128 + the signal's number: 130 for
+// SIGINT, 143 for SIGTERM (ExitInterrupted).
 func (a *App) Main(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	// With JSON logs (-log-format json, or auto off a terminal), run's own
 	// lines — the signal's and the error it ends with — are JSON too.
 	var jsonLog *slog.Logger
-	if (isRun(args) || isCommand(args, "redrive")) && config.ResolveFormat(logFormat(args, getenv), terminal.Is(stderr), false) == config.FormatJSON {
+	if (isRun(args) || isCommand(args, "redrive") || isCommand(args, "replay")) && config.ResolveFormat(logFormat(args, getenv), terminal.Is(stderr), false) == config.FormatJSON {
 		jsonLog = config.NewLogger(stderr, config.FormatJSON, slog.LevelInfo)
 	}
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
 	defer func() { signal.Stop(sigs); close(sigs) }()
+	var got atomic.Value // the first signal
 	go func() {
 		s, ok := <-sigs
 		if !ok {
 			return
 		}
+		got.Store(s)
 		what := "stopping"
 		if isRun(args) {
 			what = "draining (finishing batches in flight, checkpointing, releasing leases)"
 		} else if isCommand(args, "redrive") {
 			what = "stopping (finishing batches in flight, cleaning up what is done; the rest stays in the source)"
+		} else if isCommand(args, "replay") {
+			what = "stopping (no more reads; handler calls in flight finish, then where each shard resumes)"
 		}
 		if jsonLog != nil {
 			jsonLog.Info(fmt.Sprintf("%s: %v: %s; signal again to exit at once", a.name, s, what), "signal", s.String())
@@ -65,19 +72,38 @@ func (a *App) Main(args []string, getenv func(string) string, stdout, stderr io.
 	err := a.Run(ctx, args, getenv, stdout, stderr)
 	var ue *config.UsageError
 	var dup *coordinator.DuplicateWorkerError
+	var ri *ReplayInterruptedError
 	code := 1
 	switch {
 	case err == nil, errors.Is(err, flag.ErrHelp):
 		return 0
 	case errors.As(err, &ue), errors.As(err, &dup):
 		code = 2
+	case errors.As(err, &ri):
+		s, _ := got.Load().(os.Signal)
+		code = ExitInterrupted(s)
 	}
 	if jsonLog != nil {
-		jsonLog.Error(a.name+": "+err.Error(), "exitCode", code)
+		attrs := []any{"exitCode", code}
+		if ri != nil {
+			attrs = append(attrs, ri.LogAttrs()...)
+		}
+		jsonLog.Error(a.name+": "+err.Error(), attrs...)
 	} else {
 		fmt.Fprintf(stderr, "%s: %v\n", a.name, err)
 	}
 	return code
+}
+
+// ExitInterrupted is the exit code of a command a signal stopped before
+// its end (a replay with shards not finished): 128 + the signal's number,
+// as shells report it: 130 for SIGINT (Ctrl-C), 143 for SIGTERM; 130 when
+// no signal is known.
+func ExitInterrupted(s os.Signal) int {
+	if n, ok := s.(syscall.Signal); ok && n > 0 {
+		return 128 + int(n)
+	}
+	return 130
 }
 
 // logFormat is -log-format as args or SHARDLINE_LOG_FORMAT give it, before

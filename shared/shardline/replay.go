@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -122,14 +123,90 @@ func (a *App) runReplay(ctx context.Context, args []string, getenv func(string) 
 		}
 		defer srv.Close()
 	}
+	stopLive := func() {}
 	if live != nil {
-		stop := rp.startLive(live)
-		defer stop()
+		stopLive = rp.startLive(live)
+		defer stopLive()
 	}
 	log.Info("replay started", "stream", s.StreamName, "shards", len(picked), "from", s.From, "until", rp.untilText())
+	rp.sayParentsLeftOut(ctx, list, picked)
 	err = replay.Each(ctx, picked, 0, rp.shard)
+	err = rp.outcome(ctx, err)
+	stopLive() // erased before the summary, not drawn again below it
 	rp.summary(err)
 	return err
+}
+
+// outcome is the replay's error once every shard returned: nil when every
+// shard finished; a *ReplayInterruptedError when ctx ended (a signal) with
+// shards not finished; a *ReplayGiveUpError naming the other shards not
+// finished besides its own.
+func (rp *replayer) outcome(ctx context.Context, err error) error {
+	rest := rp.resumes()
+	var gu *ReplayGiveUpError
+	switch {
+	case errors.As(err, &gu):
+		for _, r := range rest {
+			if r.ShardID != gu.ShardID {
+				gu.Others = append(gu.Others, r)
+			}
+		}
+		return err
+	case ctx.Err() != nil && len(rest) == 0:
+		return nil // every shard finished before the signal
+	case ctx.Err() != nil && (err == nil || errors.Is(err, context.Canceled) || errors.Is(err, dispatch.ErrStopping) || errors.Is(err, context.Cause(ctx))):
+		t := rp.totals()
+		return &ReplayInterruptedError{Cause: context.Cause(ctx), Handled: t.handled, GivenUp: t.givenUp, Resume: rest}
+	}
+	return err
+}
+
+// sayParentsLeftOut says, in one INFO line each, which shards picked with
+// -shard have a parent the stream still lists, not picked, that holds
+// records of the range: the shard is read as asked, but the records of a
+// key in the parent are not read before that key's records in the child,
+// so per-key order across the split or merge is not kept (Lambda and the
+// KCL never read a child before its parents). A parent with no record in
+// the range (all of it before -from) is not worth a line: one read of it
+// tells, from -from, at most until its first record in range.
+func (rp *replayer) sayParentsLeftOut(ctx context.Context, list, picked []shards.Shard) {
+	if len(rp.s.Shards) == 0 {
+		return // every shard is read, in lineage order
+	}
+	listed := map[string]shards.Shard{}
+	for _, sh := range list {
+		listed[sh.ID] = sh
+	}
+	in := map[string]bool{}
+	for _, sh := range picked {
+		in[sh.ID] = true
+	}
+	from, until := rp.rangeOf()
+	if from.Kind == replay.StartPosition {
+		return // a sequence number of the child: every record of its parents is before it
+	}
+	if until.Kind != replay.StopBeforeTime {
+		until = replay.UntilShardEnd() // a position of the child: the parents end before it
+	}
+	for _, sh := range picked {
+		for _, parent := range listed[sh.ID].Parents {
+			if in[parent] {
+				continue
+			}
+			if _, ok := listed[parent]; !ok {
+				continue // past the stream's retention
+			}
+			has, err := replay.HasRecords(ctx, rp.reads, replay.Config{StreamName: rp.s.StreamName, ShardID: parent, From: from, Until: until, ReadInterval: -1})
+			if err != nil && ctx.Err() == nil {
+				rp.log.Debug("cannot tell whether a parent left out holds records of the range", "shard", sh.ID, "parent", parent, "error", err.Error())
+				has = true
+			}
+			if has {
+				rp.log.Info("a parent of this shard holds records of the range and is not in the replay: this shard is read as asked, but per-key order across the split or merge is not kept (a key's records in the parent are not read before its records here); add -shard "+parent+" to keep it",
+					"shard", sh.ID, "parent", parent)
+			}
+		}
+	}
 }
 
 func shardIDs(list []shards.Shard) string {
@@ -177,6 +254,59 @@ type replayShard struct {
 	millisBehindLatest int64
 	dispatch           dispatch.Stats
 	fetch              fetchStats
+	// handed are the positions of the records handed to the dispatcher
+	// and not yet reported done, in shard order, from handed[head]: the
+	// first of them is where a replay stopped midway resumes.
+	handed []stream.Position
+	head   int
+	// pending is the next record the reader read and did not return
+	// when it stopped (replay.Reader.Pending).
+	pending    stream.Position
+	hasPending bool
+}
+
+// hand notes the records handed to the dispatcher; rp.mu is held.
+func (st *replayShard) hand(recs []stream.Record) {
+	if st.head > 0 && st.head == len(st.handed) {
+		st.handed, st.head = st.handed[:0], 0
+	}
+	for i := range recs {
+		st.handed = append(st.handed, recs[i].Position())
+	}
+}
+
+// setDone notes that every record through p is done; rp.mu is held.
+func (st *replayShard) setDone(p stream.Position) {
+	st.done = p
+	for st.head < len(st.handed) && !st.handed[st.head].After(p) {
+		st.head++
+	}
+	if st.head > 1024 && st.head > len(st.handed)/2 {
+		n := copy(st.handed, st.handed[st.head:])
+		st.handed, st.head = st.handed[:n], 0
+	}
+}
+
+// resumeAt is where the shard resumes: the first record handed and not
+// done; else the first the reader read and did not return; else the
+// record after the last one read (all read were done or filtered out) as
+// seq:sub+1, the first record at or after it; ok is false when nothing
+// was read (the shard resumes at -from).
+func (st *replayShard) resumeAt() (p stream.Position, ok bool) {
+	if st.head < len(st.handed) {
+		return st.handed[st.head], true
+	}
+	if st.hasPending {
+		return st.pending, true
+	}
+	last := st.through
+	if st.done.Seq != "" && (last.Seq == "" || st.done.After(last)) {
+		last = st.done
+	}
+	if last.Seq == "" {
+		return stream.Position{}, false
+	}
+	return stream.Position{Seq: last.Seq, SubSeq: last.SubSeq + 1}, true
 }
 
 type fetchStats = struct{ GetRecords, Failed int64 }
@@ -250,9 +380,14 @@ func (rp *replayer) shard(ctx context.Context, sh shards.Shard) error {
 
 	done := func(p stream.Position) {
 		rp.mu.Lock()
-		st.done = p
+		st.setDone(p)
 		rp.mu.Unlock()
 	}
+	// ctx ending (a signal, or another shard's failure) stops the reads
+	// at once and the deliveries between handler calls: a call in flight
+	// finishes (within -handler-timeout), so that what is done is known
+	// and the replay can say where each shard resumes.
+	dctx, stop := context.WithoutCancel(ctx), ctx.Done()
 	dcfg := dispatch.Config{
 		Handler: rp.handler, Source: rp.source, FunctionARN: s.TargetFunction,
 		BatchSize: s.BatchSize, MaxRetryAttempts: s.MaxRetryAttempts, MaxRecordAge: max(s.MaxRecordAge, 0),
@@ -268,12 +403,9 @@ func (rp *replayer) shard(ctx context.Context, sh shards.Shard) error {
 		lanes *dispatch.Lanes
 	)
 	if s.ParallelizationFactor > 1 || s.MaxBatchingWindow > 0 {
-		lanes, err = dispatch.NewLanes(ctx, nil, dcfg, dispatch.LanesConfig{
+		lanes, err = dispatch.NewLanes(dctx, stop, dcfg, dispatch.LanesConfig{
 			Factor: s.ParallelizationFactor, Ahead: 8 << 20, MaxBatchingWindow: s.MaxBatchingWindow, Done: done,
 		})
-		if err == nil {
-			defer lanes.Close()
-		}
 	} else {
 		disp, err = dispatch.New(dcfg)
 	}
@@ -293,9 +425,17 @@ func (rp *replayer) shard(ctx context.Context, sh shards.Shard) error {
 		st.fetch = fetchStats{GetRecords: fs.GetRecords.Count, Failed: fs.GetRecordsFailed}
 		rp.mu.Unlock()
 	}
+	if lanes != nil {
+		// The lanes' calls in flight finish before the shard returns:
+		// its counts and position are final then.
+		defer func() { _ = lanes.Close(); setDispatch() }()
+	}
 	for {
 		c, err := r.Next(ctx)
 		if err != nil {
+			rp.mu.Lock()
+			st.pending, st.hasPending = r.Pending()
+			rp.mu.Unlock()
 			return rp.readFailed(sh.ID, err)
 		}
 		recs := c.Records
@@ -331,6 +471,7 @@ func (rp *replayer) shard(ctx context.Context, sh shards.Shard) error {
 			st.through = c.Through
 		}
 		st.millisBehindLatest = c.MillisBehindLatest
+		st.hand(recs)
 		rp.mu.Unlock()
 		if c.Malformed > 0 {
 			log.Warn("malformed KPL aggregates delivered as they are", "count", c.Malformed)
@@ -338,7 +479,7 @@ func (rp *replayer) shard(ctx context.Context, sh shards.Shard) error {
 		if lanes != nil {
 			err = lanes.Add(recs, stream.Position{})
 		} else if len(recs) > 0 {
-			err = disp.Deliver(ctx, nil, recs, done)
+			err = disp.Deliver(dctx, stop, recs, done)
 		}
 		setDispatch()
 		if err != nil {
@@ -385,10 +526,13 @@ func (rp *replayer) gaveUp(shardID string, err error) error {
 
 // ReplayGiveUpError ends a replay without -on-failure: records it could
 // not deliver, and the -from (with -shard) that resumes at the first.
+// Others are the other shards the replay stopped before their end (their
+// handler calls in flight finished), each with where it resumes.
 type ReplayGiveUpError struct {
 	ShardID string
 	Resume  string
 	Err     *dispatch.GiveUpError
+	Others  []ReplayResume
 }
 
 func (e *ReplayGiveUpError) Error() string {
@@ -397,7 +541,98 @@ func (e *ReplayGiveUpError) Error() string {
 	if e.Err.Err != nil {
 		msg += ": last error: " + e.Err.Err.Error()
 	}
+	if len(e.Others) > 0 {
+		msg += "; other shards stopped before their end, resume each with: " + resumeList(e.Others)
+	}
 	return msg
+}
+
+// ReplayResume is where one shard of a replay stopped before its end
+// resumes: the flags to add to the replay's other settings.
+type ReplayResume struct {
+	ShardID string
+	// From is the first record not handled (seq or seq:sub, inclusive:
+	// the first record at or after it), or the replay's own -from for a
+	// shard not begun.
+	From string
+	// Until is the replay's end: its -until, or for -until LATEST the
+	// time the replay began (records that came after are not in it).
+	Until string
+	// Begun tells whether the shard was read at all.
+	Begun bool
+}
+
+// Args are the flags that resume the shard.
+func (r ReplayResume) Args() string {
+	return "-shard " + r.ShardID + " -from " + r.From + " -until " + r.Until
+}
+
+func resumeList(rs []ReplayResume) string {
+	var parts []string
+	for _, r := range rs {
+		parts = append(parts, r.Args())
+	}
+	return strings.Join(parts, "; ")
+}
+
+// ReplayInterruptedError ends a replay stopped by its context (the first
+// SIGINT or SIGTERM in Main, which exits with 130 or 143): the reads
+// stopped at once, the handler calls in flight finished, and Resume lists
+// the shards not finished, in lineage order (a parent before its
+// children: resume them in that order to keep each key's order), each
+// with the first record it did not handle.
+type ReplayInterruptedError struct {
+	Cause            error // the context's cause
+	Handled, GivenUp int64
+	Resume           []ReplayResume
+}
+
+func (e *ReplayInterruptedError) Error() string {
+	return fmt.Sprintf("replay interrupted: %d records handled, %d given up; %d shards not finished, resume each (in this order) with the same settings and: %s",
+		e.Handled, e.GivenUp, len(e.Resume), resumeList(e.Resume))
+}
+
+func (e *ReplayInterruptedError) Unwrap() error { return e.Cause }
+
+// LogAttrs are the error's details for a JSON log line.
+func (e *ReplayInterruptedError) LogAttrs() []any {
+	var rs []any
+	for _, r := range e.Resume {
+		rs = append(rs, map[string]any{"shard": r.ShardID, "from": r.From, "until": r.Until, "args": r.Args()})
+	}
+	return []any{"handled", e.Handled, "givenUp", e.GivenUp, "resume", rs}
+}
+
+// resumes lists the shards not finished, in lineage order, each with
+// where it resumes.
+func (rp *replayer) resumes() []ReplayResume {
+	until := rp.s.Until
+	if rp.s.UntilBound.Sentinel == stream.Latest {
+		until = rp.began.UTC().Format(time.RFC3339Nano)
+	}
+	rp.mu.Lock()
+	defer rp.mu.Unlock()
+	var out []ReplayResume
+	for _, sh := range rp.order {
+		st := rp.stats[sh.ID]
+		if st.finished {
+			continue
+		}
+		r := ReplayResume{ShardID: sh.ID, From: rp.s.From, Until: until}
+		if p, ok := st.resumeAt(); ok {
+			r.From, r.Begun = positionArg(p), true
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+// positionArg is p as -from takes it: seq, or seq:sub.
+func positionArg(p stream.Position) string {
+	if p.SubSeq == 0 {
+		return p.Seq
+	}
+	return p.Seq + ":" + strconv.FormatInt(p.SubSeq, 10)
 }
 
 func (e *ReplayGiveUpError) Unwrap() error { return e.Err }
@@ -578,7 +813,8 @@ func (rp *replayer) summary(err error) {
 	defer rp.mu.Unlock()
 	for _, sh := range rp.order {
 		if st := rp.stats[sh.ID]; st.started && !st.finished {
-			rp.log.Info("shard stopped", "shard", st.id, "lastDone", st.done.String(), "lastRead", st.through.String())
+			resume, _ := st.resumeAt()
+			rp.log.Info("shard stopped", "shard", st.id, "lastDone", st.done.String(), "lastRead", st.through.String(), "resumeFrom", positionArg(resume))
 		}
 	}
 }
