@@ -72,6 +72,9 @@ func (w *Worker) multi() bool { return w.multiMode }
 // longer) in the list.
 func (w *Worker) streamOf(l lease.Lease) *streamInfo {
 	if !w.multi() {
+		if len(w.streams) == 0 { // a Worker not made by New
+			return &streamInfo{name: w.cfg.StreamName}
+		}
 		return w.streams[0]
 	}
 	for _, s := range w.streams {

@@ -71,7 +71,8 @@ type Worker struct {
 	table     *lease.Table
 	names     []string      // the streams read (Config.StreamName's list)
 	multiMode bool          // a multi-stream application (MultiStream)
-	streams   []*streamInfo // as Check described them, in names' order
+	streams   []*streamInfo // in names' order, as Check described them
+	checked   bool          // Check succeeded
 	observer  *balance.Observer
 	started   time.Time
 	nonce     string // this process's: start time in ms, then random
@@ -145,9 +146,14 @@ func New(cfg Config) (*Worker, error) {
 	if multi {
 		table = table.WithMultiStream()
 	}
+	streams := make([]*streamInfo, len(names)) // names only, until Check
+	for i, n := range names {
+		streams[i] = &streamInfo{name: n, source: stream.Source{Region: cfg.Region}}
+	}
 	return &Worker{
 		cfg:         cfg,
 		names:       names,
+		streams:     streams,
 		multiMode:   multi,
 		reads:       reads,
 		subscribe:   subscribe,
@@ -217,7 +223,11 @@ func (w *Worker) Check(ctx context.Context) error {
 	} else if err != nil {
 		return fmt.Errorf("lease table: %w", Explain(err))
 	}
-	return w.checkSingleStream(ctx)
+	if err := w.checkSingleStream(ctx); err != nil {
+		return err
+	}
+	w.checked = true
+	return nil
 }
 
 // resolveConsumer finds, registers or checks the enhanced fan-out
@@ -260,7 +270,7 @@ func (w *Worker) resolveConsumer(ctx context.Context, s *streamInfo) error {
 // DrainTimeout (*DrainError: the shards whose handler call had not
 // returned are released at their last position done).
 func (w *Worker) Run(ctx context.Context) error {
-	if w.streams == nil {
+	if !w.checked {
 		if err := w.Check(ctx); err != nil {
 			return err
 		}
