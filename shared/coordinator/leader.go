@@ -55,6 +55,7 @@ type leaderState struct {
 	lastSync  time.Time
 	syncDue   bool
 	ended     map[string]bool      // ended leases seen
+	goneAt    map[string]int64     // workers found gone -> their item's heartbeat then
 	former    map[string]time.Time // leases of streams not in the list -> first seen
 	// followUp: a round is due failover/5 after the first, to take the
 	// last leader's leases once seen standing still.
@@ -114,6 +115,7 @@ func (w *Worker) leaderCheck(ctx context.Context) {
 	w.lead.seen = nil
 	w.lead.workers = balance.NewObserver()
 	w.lead.handoffs = map[string]time.Time{}
+	w.lead.goneAt = nil
 	w.lead.ended = nil
 	w.lead.lastSync = time.Time{}
 	w.observer = balance.NewObserver()
@@ -282,21 +284,44 @@ func (w *Worker) leaderRound(ctx, work context.Context) {
 		return w.observer.Expired(l.Key, now, w.cfg.FailoverTime-w.cfg.FailoverTime/10)
 	}
 	gone := map[string]bool{}
+	renewing := map[string]bool{} // holds a lease not expired
 	owns := map[string]int{}
 	for _, l := range sc.Leases {
 		if l.Ended() {
 			continue
 		}
 		owns[l.Holder()]++
-		if !l.MidHandoff() && expired(l) {
+		switch {
+		case l.MidHandoff():
+		case expired(l):
 			gone[l.Holder()] = true
+		default:
+			renewing[l.Holder()] = true
 		}
 	}
 	// A worker with leases proves itself alive by renewing them; one
 	// without by its item's heartbeat (written only while it holds none).
+	// A worker found gone (an expired lease: killed, paused, cut off)
+	// stays out until its item's heartbeat moves again: once its leases
+	// are given out it holds none, and its item alone (unmoved) would
+	// pass it for alive until the heartbeat window ends.
+	if s.goneAt == nil {
+		s.goneAt = map[string]int64{}
+	}
+	for id := range gone {
+		s.goneAt[id] = items[id].Heartbeat
+	}
+	if s.dead != "" {
+		s.goneAt[s.dead] = items[s.dead].Heartbeat
+	}
+	for id, hb := range s.goneAt {
+		if it, ok := items[id]; !ok || it.Heartbeat != hb || renewing[id] && !gone[id] {
+			delete(s.goneAt, id) // deleted, or written or renewing since: alive again
+		}
+	}
 	live := map[string]int{w.cfg.WorkerID: w.cfg.MaxLeases}
 	for id, it := range items {
-		if gone[id] || id == s.dead {
+		if _, out := s.goneAt[id]; out && id != w.cfg.WorkerID || id == s.dead {
 			continue
 		}
 		if id != w.cfg.WorkerID && owns[id] == 0 && s.workers.Expired(id, now, hbWindow) {
