@@ -42,9 +42,13 @@ import (
 //     process's CPU time (getrusage) over the window per worker;
 //   - kill: every DynamoDB call of one worker that is not the leader fails
 //     from one instant on (an atomic switch in its client's middleware; it
-//     stops renewing): the time until the others hold its shards;
+//     stops renewing): the time until the others hold its shards; then
+//     until the leader has deleted its worker item;
 //   - kill the leader the same way: the time until the others hold its
-//     shards (a new leader first takes the lock).
+//     shards (a new leader first takes the lock);
+//   - kill another worker at once (in the new leader's first minute): the
+//     time until its shards are held, and how many shards of live
+//     workers went unheld meanwhile (leases moved to a dead worker).
 //
 // The stream and its listing are kinesis-mock's; the idle reads
 // (GetShardIterator, GetRecords: 5 a second per shard at the default
@@ -253,8 +257,22 @@ func runLeaseScale(b *testing.B, shards, nWorkers int, window time.Duration, rea
 		cpu: ruAfter - ruBefore, listShards: kWin.ops["kinesis.ListShards"].calls, fakeReads: fakeReads, realReads: realReads,
 	})
 
-	// Kill a worker that is not the leader, then the leader.
-	for _, which := range []string{"worker", "leader"} {
+	// Kill a worker that is not the leader and wait until the leader has
+	// deleted its worker item; then kill the leader; then, at once,
+	// another worker (within the new leader's first three heartbeat
+	// windows, 3 × 3 × failover).
+	heldBy := func() map[string]bool {
+		m := map[string]bool{}
+		for _, s := range all {
+			if !s.killed.Load() {
+				for _, k := range s.w.Held() {
+					m[k] = true
+				}
+			}
+		}
+		return m
+	}
+	for i, which := range []string{"worker", "leader", "worker"} {
 		var victim *scaleWorker
 		for _, s := range all {
 			if s.killed.Load() {
@@ -269,14 +287,33 @@ func runLeaseScale(b *testing.B, shards, nWorkers int, window time.Duration, rea
 			b.Fatalf("no %s to kill", which)
 		}
 		lost := victim.w.Held()
+		isLost := map[string]bool{}
+		for _, k := range lost {
+			isLost[k] = true
+		}
 		began = time.Now()
 		victim.killed.Store(true)
-		var first, lockTaken time.Duration
+		var first, lostTaken, lockTaken time.Duration
 		var lastLook time.Time
+		dark := map[string]bool{} // shards of live workers that went unheld meanwhile
 		testwait.Until(b, 3*time.Minute, "the killed "+which+"'s shards held by the others", func() bool {
-			_, total, twice := held()
-			if total > shards-len(lost) && first == 0 {
+			h := heldBy()
+			taken := 0
+			for _, k := range lost {
+				if h[k] {
+					taken++
+				}
+			}
+			if taken > 0 && first == 0 {
 				first = time.Since(began)
+			}
+			if taken == len(lost) && lostTaken == 0 {
+				lostTaken = time.Since(began)
+			}
+			for sh := range shards {
+				if k := fmt.Sprintf("shardId-%012d", sh); !h[k] && !isLost[k] {
+					dark[k] = true
+				}
 			}
 			// The leader lock, four times a second (not metered).
 			if which == "leader" && lockTaken == 0 && time.Since(lastLook) >= 250*time.Millisecond {
@@ -285,9 +322,28 @@ func runLeaseScale(b *testing.B, shards, nWorkers int, window time.Duration, rea
 					lockTaken = time.Since(began)
 				}
 			}
-			return total == shards && twice == 0
+			_, total, twice := held()
+			return lostTaken > 0 && total == shards && twice == 0
 		})
 		took := time.Since(began)
+		// Then three failover times more, watched ten times a second (a
+		// fixed window, not a synchronisation): a lease the leader moves
+		// to a dead worker leaves a live worker's shard unheld.
+		watch := time.NewTicker(100 * time.Millisecond)
+		for end := time.Now().Add(30 * time.Second); time.Now().Before(end); <-watch.C {
+			h := heldBy()
+			for sh := range shards {
+				if k := fmt.Sprintf("shardId-%012d", sh); !h[k] && !isLost[k] {
+					dark[k] = true
+				}
+			}
+		}
+		watch.Stop()
+		testwait.Until(b, 3*time.Minute, "every shard held again", func() bool {
+			_, total, twice := held()
+			return total == shards && twice == 0
+		})
+		again := time.Since(began)
 		counts, _, _ = held()
 		newLeader := leaderOf(b, plain, app)
 		lock := ""
@@ -295,10 +351,28 @@ func runLeaseScale(b *testing.B, shards, nWorkers int, window time.Duration, rea
 			lock = fmt.Sprintf(" (the lock taken by %s after %s, seen within 250ms)", newLeader, lockTaken.Round(time.Millisecond))
 			b.ReportMetric(lockTaken.Seconds(), "takeover-lock-s")
 		}
-		b.Logf("kill %s %s (%d shards): the first taken after %s, all after %s (failover + %s); the others hold %v; leader now %s%s",
-			which, victim.w.WorkerID(), len(lost), first.Round(time.Millisecond), took.Round(time.Millisecond),
-			(took - 10*time.Second).Round(time.Millisecond), counts, newLeader, lock)
-		b.ReportMetric(took.Seconds(), "takeover-"+which+"-s")
+		b.Logf("kill %d, %s %s (%d shards): the first taken after %s, all after %s (failover + %s); shards of live workers that went unheld then or in the next 30s: %d; every shard held after %s, and again after the 30s %s; the others hold %v; leader now %s%s",
+			i+1, which, victim.w.WorkerID(), len(lost), first.Round(time.Millisecond), lostTaken.Round(time.Millisecond),
+			(lostTaken - 10*time.Second).Round(time.Millisecond), len(dark), took.Round(time.Millisecond), again.Round(time.Millisecond), counts, newLeader, lock)
+		b.ReportMetric(lostTaken.Seconds(), fmt.Sprintf("takeover%d-%s-s", i+1, which))
+		b.ReportMetric(float64(len(dark)), fmt.Sprintf("takeover%d-collateral-shards", i+1))
+		b.ReportMetric(again.Seconds(), fmt.Sprintf("takeover%d-all-held-s", i+1))
+		if i == 0 {
+			// The leader deletes the item of a worker with no lease whose
+			// item has not moved for three heartbeat windows.
+			began = time.Now()
+			key := map[string]dtypes.AttributeValue{"leaseKey": &dtypes.AttributeValueMemberS{Value: "shardline-worker:" + victim.w.WorkerID()}}
+			var look time.Time
+			testwait.Until(b, 3*time.Minute, "the killed worker's item deleted", func() bool {
+				if time.Since(look) < 250*time.Millisecond { // four reads a second
+					return false
+				}
+				look = time.Now()
+				out, err := plain.GetItem(context.Background(), &dynamodb.GetItemInput{TableName: &app, Key: key, ConsistentRead: aws.Bool(true)})
+				return err == nil && len(out.Item) == 0
+			})
+			b.Logf("the killed worker's item deleted by the leader %s later", time.Since(began).Round(time.Millisecond))
+		}
 	}
 	if n := handled.Load(); n != 0 {
 		b.Errorf("%d records handled on an idle stream", n)
