@@ -295,7 +295,30 @@ func runLeaseScale(b *testing.B, shards, nWorkers int, window time.Duration, rea
 		victim.killed.Store(true)
 		var first, lostTaken, lockTaken time.Duration
 		var lastLook time.Time
-		dark := map[string]bool{} // shards of live workers that went unheld meanwhile
+		// Shards of live workers that went unheld meanwhile: since when
+		// (while unheld), the longest time one stayed unheld, and when
+		// the last was held again (since the kill).
+		dark := map[string]bool{}
+		darkSince := map[string]time.Time{}
+		var longestDark, lastDark time.Duration
+		lookDark := func(h map[string]bool) {
+			now := time.Now()
+			for sh := range shards {
+				k := fmt.Sprintf("shardId-%012d", sh)
+				switch {
+				case isLost[k]:
+				case !h[k]:
+					dark[k] = true
+					if _, ok := darkSince[k]; !ok {
+						darkSince[k] = now
+					}
+				case !darkSince[k].IsZero():
+					longestDark = max(longestDark, now.Sub(darkSince[k]))
+					lastDark = now.Sub(began)
+					delete(darkSince, k)
+				}
+			}
+		}
 		testwait.Until(b, 3*time.Minute, "the killed "+which+"'s shards held by the others", func() bool {
 			h := heldBy()
 			taken := 0
@@ -310,11 +333,7 @@ func runLeaseScale(b *testing.B, shards, nWorkers int, window time.Duration, rea
 			if taken == len(lost) && lostTaken == 0 {
 				lostTaken = time.Since(began)
 			}
-			for sh := range shards {
-				if k := fmt.Sprintf("shardId-%012d", sh); !h[k] && !isLost[k] {
-					dark[k] = true
-				}
-			}
+			lookDark(h)
 			// The leader lock, four times a second (not metered).
 			if which == "leader" && lockTaken == 0 && time.Since(lastLook) >= 250*time.Millisecond {
 				lastLook = time.Now()
@@ -331,19 +350,14 @@ func runLeaseScale(b *testing.B, shards, nWorkers int, window time.Duration, rea
 		// to a dead worker leaves a live worker's shard unheld.
 		watch := time.NewTicker(100 * time.Millisecond)
 		for end := time.Now().Add(30 * time.Second); time.Now().Before(end); <-watch.C {
-			h := heldBy()
-			for sh := range shards {
-				if k := fmt.Sprintf("shardId-%012d", sh); !h[k] && !isLost[k] {
-					dark[k] = true
-				}
-			}
+			lookDark(heldBy())
 		}
 		watch.Stop()
 		testwait.Until(b, 3*time.Minute, "every shard held again", func() bool {
+			lookDark(heldBy())
 			_, total, twice := held()
 			return total == shards && twice == 0
 		})
-		again := time.Since(began)
 		counts, _, _ = held()
 		newLeader := leaderOf(b, plain, app)
 		lock := ""
@@ -351,12 +365,13 @@ func runLeaseScale(b *testing.B, shards, nWorkers int, window time.Duration, rea
 			lock = fmt.Sprintf(" (the lock taken by %s after %s, seen within 250ms)", newLeader, lockTaken.Round(time.Millisecond))
 			b.ReportMetric(lockTaken.Seconds(), "takeover-lock-s")
 		}
-		b.Logf("kill %d, %s %s (%d shards): the first taken after %s, all after %s (failover + %s); shards of live workers that went unheld then or in the next 30s: %d; every shard held after %s, and again after the 30s %s; the others hold %v; leader now %s%s",
+		b.Logf("kill %d, %s %s (%d shards): the first taken after %s, all after %s (failover + %s); shards of live workers that went unheld then or in the next 30s: %d (the longest for %s, the last held again %s after the kill); every shard held after %s; the others hold %v; leader now %s%s",
 			i+1, which, victim.w.WorkerID(), len(lost), first.Round(time.Millisecond), lostTaken.Round(time.Millisecond),
-			(lostTaken - 10*time.Second).Round(time.Millisecond), len(dark), took.Round(time.Millisecond), again.Round(time.Millisecond), counts, newLeader, lock)
+			(lostTaken - 10*time.Second).Round(time.Millisecond), len(dark), longestDark.Round(100*time.Millisecond), lastDark.Round(100*time.Millisecond),
+			took.Round(time.Millisecond), counts, newLeader, lock)
 		b.ReportMetric(lostTaken.Seconds(), fmt.Sprintf("takeover%d-%s-s", i+1, which))
 		b.ReportMetric(float64(len(dark)), fmt.Sprintf("takeover%d-collateral-shards", i+1))
-		b.ReportMetric(again.Seconds(), fmt.Sprintf("takeover%d-all-held-s", i+1))
+		b.ReportMetric(longestDark.Seconds(), fmt.Sprintf("takeover%d-collateral-longest-s", i+1))
 		if i == 0 {
 			// The leader deletes the item of a worker with no lease whose
 			// item has not moved for three heartbeat windows.
