@@ -96,13 +96,13 @@ func runCostScenario(b *testing.B, sc costScenario, window time.Duration) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var workers []*coordinator.Worker
-	scans := make([]*atomic.Int64, sc.workers) // each worker's Scans answered
+	queries := make([]*atomic.Int64, sc.workers) // each worker's Queries of its own leases answered
 	done := make(chan error, sc.workers)
 	for i := range sc.workers {
-		scans[i] = new(atomic.Int64)
-		ddb := standintest.DynamoDBClient(d.Endpoint, meter.option, countScans(scans[i]))
+		queries[i] = new(atomic.Int64)
+		ddb := standintest.DynamoDBClient(d.Endpoint, meter.option, countQueries(queries[i]))
 		// The poller's defaults: LATEST, failover 10s, checkpoint 1s,
-		// shard sync 10s.
+		// shard sync 60s (on the leader), graceful handoff 30s.
 		w, err := coordinator.New(coordinator.Config{
 			AppName: app, StreamName: name, Handler: handler, MaxRetryAttempts: -1,
 			CheckpointInterval: sc.checkpoint, Kinesis: kin, DynamoDB: ddb, SummaryInterval: -1, Logger: logger,
@@ -141,15 +141,16 @@ func runCostScenario(b *testing.B, sc costScenario, window time.Duration) {
 		}
 		return n == costShards
 	})
-	// and the take rounds under way then finished (a take that lost a
-	// race for a lease fails after the lease shows as held by the
-	// winner): two more Scans answered for each worker.
+	// and the takes and handoffs under way then finished (only the
+	// leader scans; every worker Queries the index for its own leases
+	// every failover/2 and takes what it finds there): two more Queries
+	// answered for each worker.
 	var after []int64
-	for _, n := range scans {
+	for _, n := range queries {
 		after = append(after, n.Load()+2)
 	}
-	testwait.Until(b, time.Minute, "two more lease scans by each worker", func() bool {
-		for i, n := range scans {
+	testwait.Until(b, time.Minute, "two more Queries of its own leases by each worker", func() bool {
+		for i, n := range queries {
 			if n.Load() < after[i] {
 				return false
 			}
@@ -214,8 +215,9 @@ func runCostScenario(b *testing.B, sc costScenario, window time.Duration) {
 	b.ReportMetric(0, "ns/op") // the window is fixed: time per op says nothing
 }
 
-// scanCost logs what one Scan of the lease table costs, consistent (as
-// Shardline reads it) and eventually consistent (as the KCL does), and
+// scanCost logs what one Scan of the lease table costs, consistent (the
+// leader's shard sync) and eventually consistent (its assignment rounds,
+// and the KCL's), and
 // the size of its items by DynamoDB's rules (attribute names plus values).
 func scanCost(b *testing.B, c *dynamodb.Client, table string) {
 	b.Helper()
@@ -345,14 +347,14 @@ func (m *ddbMeter) option(o *dynamodb.Options) {
 	})
 }
 
-// countScans counts the Scans a client has had answered.
-func countScans(n *atomic.Int64) func(*dynamodb.Options) {
+// countQueries counts the Queries a client has had answered.
+func countQueries(n *atomic.Int64) func(*dynamodb.Options) {
 	return func(o *dynamodb.Options) {
 		o.APIOptions = append(o.APIOptions, func(s *middleware.Stack) error {
-			return s.Initialize.Add(middleware.InitializeMiddlewareFunc("ShardlineDDBCostScans",
+			return s.Initialize.Add(middleware.InitializeMiddlewareFunc("ShardlineDDBCostQueries",
 				func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
 					out, md, err := next.HandleInitialize(ctx, in)
-					if _, ok := in.Parameters.(*dynamodb.ScanInput); ok && err == nil {
+					if _, ok := in.Parameters.(*dynamodb.QueryInput); ok && err == nil {
 						n.Add(1)
 					}
 					return out, md, err
@@ -372,18 +374,61 @@ func (m *ddbMeter) handleDynamoDB(ctx context.Context, in middleware.InitializeI
 	out, md, err := next.HandleInitialize(ctx, in)
 	cc := consumed(out.Result)
 	op := awsmiddleware.GetOperationName(ctx)
-	if u, ok := in.Parameters.(*dynamodb.UpdateItemInput); ok {
-		op += " (" + updateKind(u) + ")"
+	if kind := callKind(in.Parameters); kind != "" {
+		op += " (" + kind + ")"
 	}
 	m.add(op, err, cc)
 	return out, md, err
 }
 
+// callKind tells a lease-table call by the item it names and what it
+// writes: "" for a Scan or Query (one kind each).
+func callKind(params any) string {
+	switch in := params.(type) {
+	case *dynamodb.UpdateItemInput:
+		return updateKind(in)
+	case *dynamodb.GetItemInput:
+		return itemKind(in.Key)
+	case *dynamodb.PutItemInput:
+		return itemKind(in.Item)
+	case *dynamodb.DeleteItemInput:
+		return itemKind(in.Key)
+	case *dynamodb.QueryInput:
+		if in.IndexName != nil {
+			return "index"
+		}
+	case *dynamodb.ScanInput:
+		if in.ConsistentRead != nil && *in.ConsistentRead {
+			return "consistent"
+		}
+		return "eventual"
+	}
+	return ""
+}
+
+// itemKind tells the lease table's items apart by key: the leader lock,
+// a worker item, or a lease.
+func itemKind(key map[string]dtypes.AttributeValue) string {
+	k, _ := key["leaseKey"].(*dtypes.AttributeValueMemberS)
+	switch {
+	case k == nil:
+		return "other"
+	case k.Value == "Leader":
+		return "leader"
+	case strings.HasPrefix(k.Value, "shardline-worker:"):
+		return "worker"
+	}
+	return "lease"
+}
+
 // updateKind tells a lease-table UpdateItem by what it writes (the
-// attribute names of package lease's expressions: #aN set, #rN removed).
+// attribute names of package lease's expressions: #aN set, #rN removed;
+// the leader lock, worker item and handoff request have names of their
+// own). The kinds have no spaces: they name benchmark metrics.
 func updateKind(u *dynamodb.UpdateItemInput) string {
-	set, removed := map[string]bool{}, map[string]bool{}
+	set, removed, named := map[string]bool{}, map[string]bool{}, map[string]bool{}
 	for k, v := range u.ExpressionAttributeNames {
+		named[v] = true
 		switch {
 		case strings.HasPrefix(k, "#a"):
 			set[v] = true
@@ -391,13 +436,27 @@ func updateKind(u *dynamodb.UpdateItemInput) string {
 			removed[v] = true
 		}
 	}
+	expr := ""
+	if u.UpdateExpression != nil {
+		expr = *u.UpdateExpression
+	}
 	switch {
+	case named["recordVersionNumber"]:
+		return "leader-renew" // the leader lock's heartbeat
+	case named["shardlineHeartbeat"] && named["shardlineWorkerId"]:
+		return "worker-item"
+	case named["checkpointOwner"] && strings.Contains(expr, "#co = :from"):
+		return "handoff" // the leader asks the holder to pass the lease on
 	case set["shardlineParked"]:
 		return "park"
 	case removed["leaseOwner"]:
 		return "release"
+	case set["leaseOwner"] && removed["shardlineNonce"]:
+		return "assign" // the leader gives a lease to another worker
 	case set["leaseOwner"]:
 		return "take"
+	case removed["checkpointOwner"]:
+		return "pass-on" // the holder ends a handoff (with its checkpoint)
 	case set["checkpoint"]: // a checkpoint carries the renewal's progress too
 		return "checkpoint"
 	case set["shardlineLastRenewal"]:
