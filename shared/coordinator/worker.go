@@ -338,8 +338,13 @@ loop:
 				w.ready.Store(true)
 			}
 		case <-pendTick.C:
-			if len(w.pending) > 0 {
+			switch {
+			case len(w.pending) > 0:
 				w.pollPending(ctx, work)
+			case w.heldCount.Load() == 0 && time.Since(w.started) < 2*w.cfg.FailoverTime:
+				// Joining: the leader gives this worker its share at its
+				// next round; look for it every failover/10 until then.
+				w.discover(ctx, work)
 			}
 		case <-beatTick.C:
 			if w.heldCount.Load() == 0 {
