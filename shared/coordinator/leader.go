@@ -324,13 +324,14 @@ func (w *Worker) leaderRound(ctx, work context.Context) {
 	}
 	live := map[string]int{w.cfg.WorkerID: w.cfg.MaxLeases}
 	for id, it := range items {
-		if _, out := s.goneAt[id]; out && id != w.cfg.WorkerID || id == s.dead {
-			continue
-		}
 		if id != w.cfg.WorkerID && owns[id] == 0 && s.workers.Expired(id, now, hbWindow) {
 			if err := w.table.DeleteWorker(ctx, it); err == nil {
 				w.log.Info("worker item of a gone worker deleted", "gone", id)
+				delete(s.goneAt, id)
 			}
+			continue
+		}
+		if _, out := s.goneAt[id]; out && id != w.cfg.WorkerID || id == s.dead {
 			continue
 		}
 		live[id] = int(it.MaxLeases)
