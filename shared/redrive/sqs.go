@@ -144,8 +144,39 @@ func isNoQueue(err error) bool {
 const receivers = 4
 
 // Next receives up to n messages (up to 10 per ReceiveMessage, up to
-// receivers calls at once), waiting up to Wait.
+// receivers calls at once), waiting up to Wait. An empty answer is not
+// taken for an empty queue while the queue says it holds visible
+// messages (a receive samples SQS's servers; concurrent receives can all
+// miss the last few): it is asked again, up to emptyChecks times.
 func (s *SQSSource) Next(ctx context.Context, n int) ([]*Message, error) {
+	for i := 0; ; i++ {
+		msgs, err := s.next(ctx, n)
+		// A FIFO queue holds a group's next messages back while this
+		// redrive holds earlier ones: visible, yet not received.
+		fifo := strings.HasSuffix(s.Queue.URL, ".fifo")
+		if len(msgs) > 0 || err != nil || fifo || i == emptyChecks || ctx.Err() != nil || s.visible(ctx) == 0 {
+			return msgs, err
+		}
+	}
+}
+
+// emptyChecks is how many times an empty receive is tried again while the
+// queue holds visible messages.
+const emptyChecks = 5
+
+// visible is the queue's ApproximateNumberOfMessages (0 when it cannot
+// be read).
+func (s *SQSSource) visible(ctx context.Context) int {
+	out, err := s.Client.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{QueueUrl: aws.String(s.Queue.URL),
+		AttributeNames: []types.QueueAttributeName{types.QueueAttributeNameApproximateNumberOfMessages}}, s.region)
+	if err != nil {
+		return 0
+	}
+	n, _ := strconv.Atoi(out.Attributes[string(types.QueueAttributeNameApproximateNumberOfMessages)])
+	return n
+}
+
+func (s *SQSSource) next(ctx context.Context, n int) ([]*Message, error) {
 	s.start()
 	calls := min(max((n+9)/10, 1), receivers)
 	type answer struct {
