@@ -129,3 +129,69 @@ func TestAssignWithoutWorkers(t *testing.T) {
 		t.Fatalf("%+v: want 1 unassignable", a)
 	}
 }
+
+// TestAssignConverges: rounds of the plan, their moves applied, from one
+// worker holding everything (and with caps): every lease ends owned, each
+// worker at the floor or ceiling of its share, and then rounds move
+// nothing.
+func TestAssignConverges(t *testing.T) {
+	tests := []struct {
+		leases  int
+		workers []Worker
+	}{
+		{4, []Worker{{ID: "w1"}, {ID: "w2"}}},
+		{4, []Worker{{ID: "w1"}, {ID: "w2"}, {ID: "w3"}}},
+		{10, []Worker{{ID: "w1"}, {ID: "w2"}, {ID: "w3"}}},
+		{7, []Worker{{ID: "w1"}, {ID: "w2"}, {ID: "w3"}, {ID: "w4"}}},
+		{2, []Worker{{ID: "w1"}, {ID: "w2"}, {ID: "w3"}}},
+		{4, []Worker{{ID: "w1", Max: 1}, {ID: "w2"}}},
+		{200, []Worker{{ID: "w1"}, {ID: "w2"}, {ID: "w3"}, {ID: "w4"}, {ID: "w5"}, {ID: "w6"}, {ID: "w7"}, {ID: "w8"}, {ID: "w9"}, {ID: "w10"}}},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprintf("%d/%d", tt.leases, len(tt.workers)), func(t *testing.T) {
+			owner := map[string]string{}
+			var all []string
+			for i := range tt.leases {
+				k := fmt.Sprintf("shard-%03d", i)
+				all = append(all, k)
+				owner[k] = tt.workers[len(tt.workers)-1].ID // the last worker starts with everything
+			}
+			rounds, quiet := 0, 0
+			for ; rounds < 20 && quiet < 2; rounds++ {
+				var ss []Slot
+				for _, k := range all {
+					ss = append(ss, Slot{Key: k, Owner: owner[k], Free: owner[k] == ""})
+				}
+				a := Assign(tt.workers, ss)
+				for _, m := range append(a.Assign, a.Handoff...) {
+					owner[m.Key] = m.To
+				}
+				if len(a.Assign)+len(a.Handoff) == 0 {
+					quiet++
+				} else {
+					quiet = 0
+				}
+			}
+			if quiet < 2 {
+				t.Fatalf("still moving leases after 20 rounds: %v", owner)
+			}
+			caps := map[string]int{}
+			for _, w := range tt.workers {
+				caps[w.ID] = w.Max
+			}
+			want := Targets(tt.leases, caps)
+			counts := map[string]int{}
+			for _, w := range owner {
+				counts[w]++
+			}
+			for _, w := range tt.workers {
+				if n := counts[w.ID]; n > want[w.ID] || n < want[w.ID]-1 {
+					t.Errorf("%s holds %d, want %d or one less (all: %v)", w.ID, n, want[w.ID], counts)
+				}
+			}
+			if rounds > 3 {
+				t.Errorf("converged after %d rounds, want one round of moves (and two quiet ones)", rounds)
+			}
+		})
+	}
+}

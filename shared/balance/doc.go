@@ -1,6 +1,7 @@
 // Package balance holds the pure lease decisions, with no I/O and time
 // passed in: when a lease has expired (its counter has not moved for the
-// failover time, as this worker saw it — no clocks compared across hosts),
-// which leases a worker takes or steals to reach its share, and which new
-// leases a shard listing calls for (children only after their parents).
+// failover time, as the leader saw it — no clocks compared across hosts),
+// and the leader's plan (Assign): which free leases go to which workers,
+// and which leases move by graceful handoff so that each worker holds its
+// share (Targets, with the workers' -max-leases).
 package balance

@@ -12,7 +12,6 @@ type sighting struct {
 	owner   string
 	counter int64
 	since   time.Time
-	moved   bool // the counter moved under the same owner since first seen
 }
 
 // NewObserver returns an empty observer.
@@ -22,15 +21,9 @@ func NewObserver() *Observer { return &Observer{seen: map[string]sighting{}} }
 func (o *Observer) Observe(key, owner string, counter int64, now time.Time) {
 	s, ok := o.seen[key]
 	if !ok || s.counter != counter || s.owner != owner {
-		moved := ok && s.owner == owner && (s.moved || s.counter != counter)
-		o.seen[key] = sighting{owner: owner, counter: counter, since: now, moved: moved}
+		o.seen[key] = sighting{owner: owner, counter: counter, since: now}
 	}
 }
-
-// Moved reports whether the lease's counter has moved under its present
-// owner since this observer first saw that owner hold it: someone is
-// renewing it.
-func (o *Observer) Moved(key string) bool { return o.seen[key].moved }
 
 // Forget drops a lease that no longer exists.
 func (o *Observer) Forget(key string) { delete(o.seen, key) }
