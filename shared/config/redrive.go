@@ -14,7 +14,6 @@ import (
 	"github.com/shardline/shardline/shared/destination"
 	"github.com/shardline/shardline/shared/dispatch"
 	"github.com/shardline/shardline/shared/handlers"
-	"github.com/shardline/shardline/shared/invoke"
 	"github.com/shardline/shardline/shared/redrive"
 	"github.com/shardline/shardline/shared/stream"
 )
@@ -166,20 +165,7 @@ func (s *Redrive) Clients(ctx context.Context, log *slog.Logger) (*awsconf.Clien
 
 // NewHandler builds the handler the settings name.
 func (s *Redrive) NewHandler(clients *awsconf.Clients, out io.Writer, log *slog.Logger) (stream.Handler, error) {
-	if s.TargetFunction != "" {
-		return invoke.Handler(clients.Lambda, s.TargetFunction), nil
-	}
-	if s.Handler == "" {
-		return s.Handlers.Default, nil
-	}
-	if h := s.Handlers.Named[s.Handler]; h != nil {
-		return h, nil
-	}
-	h, err := handlers.New(s.Handler, handlers.Options{Out: out, Logger: log, Interval: time.Second})
-	if err != nil {
-		return nil, Usagef("-handler %q: %v", s.Handler, err)
-	}
-	return h, nil
+	return s.Handlers.build(s.Handler, s.TargetFunction, clients, handlers.Options{Out: out, Logger: log, Interval: time.Second})
 }
 
 // DispatchConfig is how records are delivered: the dispatcher's settings

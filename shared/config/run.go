@@ -358,18 +358,25 @@ func (s *Run) NewHandler(clients *awsconf.Clients, out io.Writer, log *slog.Logg
 		s.windowHandler = wh
 		return nil, nil
 	}
-	if s.TargetFunction != "" {
-		return invoke.Handler(clients.Lambda, s.TargetFunction), nil
+	return s.Handlers.build(s.Handler, s.TargetFunction, clients, handlers.Options{Out: out, Logger: log, Interval: s.CheckpointInterval})
+}
+
+// build is the handler -handler name or -target-function target names
+// (run's, replay's, redrive's): the function through the Invoke API, the
+// default or a registered handler, or a built-in made with o.
+func (hs Handlers) build(name, target string, clients *awsconf.Clients, o handlers.Options) (stream.Handler, error) {
+	if target != "" {
+		return invoke.Handler(clients.Lambda, target), nil
 	}
-	if s.Handler == "" {
-		return s.Handlers.Default, nil
+	if name == "" {
+		return hs.Default, nil
 	}
-	if h := s.Handlers.Named[s.Handler]; h != nil {
+	if h := hs.Named[name]; h != nil {
 		return h, nil
 	}
-	h, err := handlers.New(s.Handler, handlers.Options{Out: out, Logger: log, Interval: s.CheckpointInterval})
+	h, err := handlers.New(name, o)
 	if err != nil {
-		return nil, Usagef("-handler %q: %v", s.Handler, err)
+		return nil, Usagef("-handler %q: %v", name, err)
 	}
 	return h, nil
 }

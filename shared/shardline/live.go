@@ -28,23 +28,33 @@ const (
 // startLive redraws line every liveEvery from the worker's snapshots until
 // stop is called, which erases it.
 func startLive(line *terminal.Live, snapshot func() coordinator.Snapshot) (stop func()) {
+	recent := []coordinator.Snapshot{snapshot()}
+	return redraw(line, func() string {
+		cur := snapshot()
+		text := liveText(cur.Since(recent[0]))
+		if recent = append(recent, cur); len(recent) > liveSpan {
+			recent = recent[1:]
+		}
+		return text
+	})
+}
+
+// redraw sets line to text() every liveEvery (text is called from one
+// goroutine only) until stop is called, which erases it: the live line of
+// run, replay and redrive.
+func redraw(line *terminal.Live, text func() string) (stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		t := time.NewTicker(liveEvery)
 		defer t.Stop()
-		recent := []coordinator.Snapshot{snapshot()}
 		for {
 			select {
 			case <-ctx.Done():
 				return
 			case <-t.C:
 			}
-			cur := snapshot()
-			line.Set(liveText(cur.Since(recent[0])))
-			if recent = append(recent, cur); len(recent) > liveSpan {
-				recent = recent[1:]
-			}
+			line.Set(text())
 		}
 	})
 	return func() {

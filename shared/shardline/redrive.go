@@ -238,31 +238,15 @@ func (s *redriveSnapshot) Snapshot() coordinator.Snapshot {
 // startRedriveLive keeps a progress line on the terminal: records handled,
 // given up and left so far.
 func startRedriveLive(line *terminal.Live, r *redrive.Redriver) (stop func()) {
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
 	began := time.Now()
-	wg.Go(func() {
-		t := time.NewTicker(liveEvery)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-			}
-			sum := r.Summary()
-			records, _, givenUp, left := sum.Totals()
-			var handled int64
-			for _, d := range r.Dispatch() {
-				handled += d.Handled
-			}
-			secs := max(time.Since(began).Seconds(), 1)
-			line.Set(fmt.Sprintf("redrive: %d messages, %d records gathered, %d handled (%.0f/s), %d given up, %d left", sum.Messages, records, handled, float64(handled)/secs, givenUp, left))
+	return redraw(line, func() string {
+		sum := r.Summary()
+		records, _, givenUp, left := sum.Totals()
+		var handled int64
+		for _, d := range r.Dispatch() {
+			handled += d.Handled
 		}
+		secs := max(time.Since(began).Seconds(), 1)
+		return fmt.Sprintf("redrive: %d messages, %d records gathered, %d handled (%.0f/s), %d given up, %d left", sum.Messages, records, handled, float64(handled)/secs, givenUp, left)
 	})
-	return func() {
-		cancel()
-		wg.Wait()
-		line.Close()
-	}
 }

@@ -746,25 +746,7 @@ func (rp *replayer) progress() (frac float64, behind time.Time) {
 // startLive keeps the progress line on a terminal: shards done, records,
 // bytes, where in time the slowest shard is, ETA.
 func (rp *replayer) startLive(line *terminal.Live) (stop func()) {
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		t := time.NewTicker(liveEvery)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-			}
-			line.Set(rp.liveText(time.Now()))
-		}
-	})
-	return func() {
-		cancel()
-		wg.Wait()
-		line.Close()
-	}
+	return redraw(line, func() string { return rp.liveText(time.Now()) })
 }
 
 func (rp *replayer) liveText(now time.Time) string {
